@@ -1,0 +1,151 @@
+"""The typed shape of a target profile.
+
+Each stage owns one sub-table and validates it here; unknown keys are errors
+(`extra="forbid"`), every model is frozen so no stage can change another's
+settings behind its back.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+def _parse_bytes(value: object) -> object:
+    """Accept 262144, "256KiB", "1 MiB" or "512kB" for sizes."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ValueError("a size such as 262144, \"256KiB\" or \"1MiB\"")
+        return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    return value
+
+
+ByteSize = Annotated[int, BeforeValidator(_parse_bytes), Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(Section):
+    batch: int = Field(1, ge=1, description="dynamic batch dimensions are fixed to this size")
+
+
+class QuantizationSection(Section):
+    scheme: Literal["float16", "int8", "int16x8", "dynamic", "none"] = "none"
+    method: Literal["ptq", "qat"] = "ptq"
+    io: Literal["float32", "int8", "uint8", "int16"] = "float32"
+    calibration_samples: int = Field(200, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _io_fits_scheme(self) -> "QuantizationSection":
+        allowed = {
+            "int8": {"float32", "int8", "uint8"},
+            "int16x8": {"float32", "int16"},
+        }.get(self.scheme, {"float32"})
+        if self.io not in allowed:
+            raise ValueError(
+                f"io = {self.io!r} does not fit scheme = {self.scheme!r}; choose one of {sorted(allowed)}"
+            )
+        return self
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.scheme in {"int8", "int16x8"}
+
+
+class DataSection(Section):
+    seed: int = 0
+    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    max_validation_samples: int = Field(500, ge=1)
+    image_range: Literal["0-255", "0-1", "-1-1"] = "0-255"
+
+
+class ValidationSection(Section):
+    enabled: bool = True
+    rules: Literal["mobile", "edgetpu", "mcu", "none"] = "none"
+    max_accuracy_drop: float = Field(2.0, ge=0.0, le=100.0, description="percentage points")
+    min_agreement: float = Field(0.0, ge=0.0, le=1.0, description="share of equal top-1 predictions")
+    tflm: bool = False
+
+
+class BudgetSection(Section):
+    flash: ByteSize | None = None
+    ram: ByteSize | None = None
+
+
+class BenchmarkSection(Section):
+    enabled: bool = True
+    threads: list[Annotated[int, Field(ge=1, le=64)]] = [1]
+    runs: int = Field(50, ge=1)
+    warmup: int = Field(5, ge=0)
+
+
+class McuSection(Section):
+    c_array: bool = False
+    symbol: str = "g_model"
+    xxd_names: bool = False
+    arena_margin: float = Field(0.1, ge=0.0, le=4.0, description="safety margin on the measured arena")
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_is_c_identifier(cls, symbol: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", symbol):
+            raise ValueError("not a C identifier (letters, digits, _; no leading digit)")
+        return symbol
+
+
+class EdgeTpuSection(Section):
+    compile: bool = False
+    compiler: str = "edgetpu_compiler"
+    min_runtime: int = Field(14, ge=10)
+    min_mapped_fraction: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class PruningSection(Section):
+    kind: Literal["none", "structured", "unstructured", "m_by_n"] = "none"
+    ratio: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class DistillationSection(Section):
+    enabled: bool = False
+    teacher: str = "original"
+    temperature: float = Field(4.0, gt=0.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class TrainingSection(Section):
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-4, gt=0.0)
+    early_stopping: int = Field(0, ge=0, description="patience in epochs; 0 turns it off")
+    mixed_precision: Literal["auto", "float16", "bfloat16", "off"] = "off"
+
+
+class Profile(Section):
+    """A fully resolved target profile: what one build of one target does."""
+
+    name: str
+    description: str = ""
+    model: ModelSection = ModelSection()
+    quantization: QuantizationSection = QuantizationSection()
+    data: DataSection = DataSection()
+    validation: ValidationSection = ValidationSection()
+    budget: BudgetSection = BudgetSection()
+    benchmark: BenchmarkSection = BenchmarkSection()
+    mcu: McuSection = McuSection()
+    edgetpu: EdgeTpuSection = EdgeTpuSection()
+    pruning: PruningSection = PruningSection()
+    distillation: DistillationSection = DistillationSection()
+    training: TrainingSection = TrainingSection()
+
+    @model_validator(mode="after")
+    def _name_is_safe(self) -> "Profile":
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+            raise ValueError(f"name {self.name!r} must be letters, digits, '_', '-' or '.' (it names a folder)")
+        return self
