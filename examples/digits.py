@@ -1,0 +1,67 @@
+"""Small digit classifiers trained on scikit-learn's bundled digits (no network needed).
+
+Shared by the demo (`make demo`) and the test fixtures so both build the same
+models. Digits are 8x8 in 0..16; we upsample them to 32x32x1 in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def load_digits_32(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """All 1,797 digits as float32 (N, 32, 32, 1) in [0, 1] and int64 labels, shuffled by seed."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images.astype(np.float32) / 16.0
+    x = np.kron(images, np.ones((4, 4), dtype=np.float32))[..., None]
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order], y[order]
+
+
+def build_cnn(keras: Any) -> Any:
+    """A Sequential 2-conv CNN: the typical microcontroller-sized model."""
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input(shape=(32, 32, 1)),
+        layers.Conv2D(8, 3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Conv2D(16, 3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Flatten(),
+        layers.Dense(10),
+        layers.Softmax(),
+    ])
+
+
+def build_residual(keras: Any) -> Any:
+    """A functional model with BatchNorm, depthwise convs and a residual Add (MobileNet-like)."""
+    layers = keras.layers
+    inputs = keras.Input(shape=(32, 32, 1))
+    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(6.0)(x)
+    shortcut = x
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(6.0)(x)
+    x = layers.Conv2D(16, 1, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Add()([shortcut, x])
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def train(model: Any, x: np.ndarray, y: np.ndarray, epochs: int = 4, seed: int = 0) -> Any:
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, shuffle=False)
+    return model
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float((probabilities.argmax(axis=-1) == labels).mean())

@@ -1,0 +1,51 @@
+"""The only door to TensorFlow, tf_keras and Keras 3.
+
+TFMOT needs Keras 2 (`tf_keras`), so `TF_USE_LEGACY_KERAS=1` must be set before
+TensorFlow is first imported; doing every import here guarantees that, and
+keeps the rest of the package importable (and the CLI fast) without TF.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from types import ModuleType
+
+
+def _prepare_environment() -> None:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", module="tensorflow")
+    warnings.filterwarnings("ignore", module="keras")
+    warnings.filterwarnings("ignore", module="tf_keras")
+
+
+def tf() -> ModuleType:
+    _prepare_environment()
+    import tensorflow
+
+    tensorflow.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    return tensorflow
+
+
+def tf_keras() -> ModuleType:
+    tf()
+    import tf_keras as keras2
+
+    return keras2
+
+
+def keras3() -> ModuleType:
+    tf()
+    import keras
+
+    return keras
+
+
+def versions() -> dict[str, str]:
+    """Versions of the conversion stack, for reports and cache keys."""
+    tensorflow = tf()
+    keras2 = tf_keras()
+    return {"tensorflow": tensorflow.__version__, "tf_keras": keras2.__version__, "converter": f"tflite {tensorflow.__version__}"}

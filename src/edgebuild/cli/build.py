@@ -1,0 +1,46 @@
+"""`edgebuild build MODEL --target T [--target T2] [--data D]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from edgebuild.errors import UsageError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build)
+
+
+def build(
+    model: Path = typer.Argument(..., help="SavedModel folder, .keras (Keras 2 or 3) or .h5 file."),
+    target: List[str] = typer.Option([], "--target", "-t", help="Built-in target name, a profile .toml, or 'all'. Repeats."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help=".npz (x, y), .npy or an image folder with class sub-folders."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output root (default build/<model name>)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a profile key, e.g. --set quantization.io=int8. Repeats."),
+    calibration: str = typer.Option("data", "--calibration", help="'data' (default) or 'random' (smoke tests only)."),
+    no_gates: bool = typer.Option(False, "--no-gates", help="Report failed validation gates without failing the build."),
+) -> int:
+    """Convert, validate and benchmark MODEL for each target; write OUT/<target>/."""
+    from edgebuild.cli.render import StageProgress, build_summary, out as console
+    from edgebuild.pipeline import BuildRequest, build as run_build
+
+    if not target:
+        raise UsageError("No target given. Pass --target mobile|edgetpu|mcu|all (see `edgebuild targets`).")
+    if calibration not in {"data", "random"}:
+        raise UsageError(f"--calibration {calibration!r} is not valid; use 'data' or 'random'.")
+    request = BuildRequest(
+        model=model, targets=tuple(target), data=data, out=out, overrides=tuple(set_),
+        random_calibration=calibration == "random", gates=not no_gates,
+    )
+    results = run_build(request, StageProgress())
+    console.print(build_summary(results))
+    for r in results:
+        for warning in r.report.get("warnings", []):
+            console.print(f"[yellow]warning[/yellow] ({r.target}): {warning}")
+    errors = [r.error for r in results if r.error is not None]
+    if errors:
+        raise max(errors, key=lambda e: e.exit_code != 8)  # real errors outrank gate failures
+    return 0

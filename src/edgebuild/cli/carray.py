@@ -1,0 +1,32 @@
+"""`edgebuild carray ARTIFACT.tflite --name g_model --out DIR`: C sources for any .tflite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("carray")(carray)
+
+
+def carray(
+    artifact_path: Path = typer.Argument(..., metavar="ARTIFACT", help="A .tflite file."),
+    name: str = typer.Option("g_model", "--name", help="C symbol for the model array."),
+    out_dir: Path = typer.Option(Path("."), "--out", "-o", help="Folder for the generated files."),
+    xxd_names: bool = typer.Option(False, "--xxd-names", help="`xxd -i` style: unsigned char NAME[] + NAME_len."),
+    arena: Optional[int] = typer.Option(None, "--arena", help="Arena bytes for model_settings.h (from a build report)."),
+) -> int:
+    """Write model_data.h/.cc and model_ops.h (and model_settings.h, main.cc with --arena)."""
+    from edgebuild.artifact import read_artifact
+    from edgebuild.codegen import CSourceOptions, write_c_sources
+
+    artifact = read_artifact(artifact_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = write_c_sources(artifact_path.read_bytes(), artifact, out_dir,
+                            CSourceOptions(symbol=name, xxd_names=xxd_names, arena_bytes=arena))
+    for path in paths:
+        typer.echo(str(path))
+    return 0

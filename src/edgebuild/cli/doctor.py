@@ -1,0 +1,36 @@
+"""`edgebuild doctor`: versions of the stack and the external compilers found."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import metadata
+
+import typer
+
+PACKAGES = ("tensorflow", "tensorflow-cpu", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert",
+            "tflite-runtime", "tflite-micro", "ethos-u-vela", "numpy")
+TOOLS = {
+    "edgetpu_compiler": "Coral Edge TPU compiler (Coral's apt repository, or the Dockerfile)",
+    "vela": "Arm Vela (pip install ethos-u-vela)",
+    "arm-none-eabi-gcc": "Cortex-M cross compiler (apt-get install gcc-arm-none-eabi)",
+    "g++": "host C++ compiler",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
+
+
+def doctor() -> None:
+    """Show what edgebuild can use on this machine (no TensorFlow import)."""
+    from edgebuild import __version__
+
+    typer.echo(f"edgebuild {__version__}")
+    for package in PACKAGES:
+        try:
+            typer.echo(f"  {package:<32} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            typer.echo(f"  {package:<32} not installed")
+    for tool, what in TOOLS.items():
+        found = shutil.which(tool)
+        typer.echo(f"  {tool:<32} {found or 'not found'}  ({what})")

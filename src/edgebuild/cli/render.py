@@ -1,0 +1,82 @@
+"""Terminal output: a progress line per stage (stderr) and result tables (stdout)."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class StageProgress:
+    """Prints `target  stage ... seconds  note` as each stage finishes."""
+
+    def stage_started(self, target: str, stage: str) -> None:
+        if sys.stderr.isatty():
+            err.print(f"  {target:<10} {stage:<10} ...", end="\r")
+
+    def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None:
+        err.print(f"  {target:<10} {stage:<10} {seconds:7.2f} s  {note}")
+
+    def message(self, text: str) -> None:
+        err.print(text)
+
+
+def kib(n: float | None) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f} KiB"
+
+
+def build_summary(results: list) -> Table:
+    table = Table(title="edgebuild results", title_justify="left")
+    for column in ("target", "size", "vs float32", "I/O", "accuracy", "agreement", "p50 latency", "arena", "status", "artifact"):
+        table.add_column(column)
+    for r in results:
+        if r.error is not None and not r.report:
+            table.add_row(r.target, "-", "-", "-", "-", "-", "-", "-", "[red]ERROR[/red]", str(r.error).split(".")[0])
+            continue
+        rep = r.report
+        art = rep["artifact"]
+        ratio = "-"
+        if rep.get("float_reference"):
+            ratio = f"{art['size_bytes'] / rep['float_reference']['size_bytes']:.2f}x"
+        io = f"{art['inputs'][0]['dtype']}/{art['outputs'][0]['dtype']}"
+        acc = rep.get("validation", {}).get("accuracy") or {}
+        accuracy = "-"
+        if acc.get("artifact_top1") is not None:
+            accuracy = f"{100 * acc['artifact_top1']:.1f}% ({100 * (acc['artifact_top1'] - acc['reference_top1']):+.1f})"
+        agreement = f"{100 * acc['agreement']:.1f}%" if acc.get("agreement") is not None else "-"
+        p50 = "-"
+        threads = (rep.get("benchmark") or {}).get("threads", {})
+        if threads:
+            p50 = f"{next(iter(threads.values()))['p50_ms']:.3f} ms"
+        arena = (rep.get("validation") or {}).get("arena", {}).get("measured_bytes")
+        status = "[green]ok[/green]" if r.passed else "[red]FAILED[/red]"
+        table.add_row(r.target, kib(art["size_bytes"]), ratio, io, accuracy, agreement, p50, kib(arena) if arena else "-",
+                      status, str(r.out_dir / art["path"]))
+    return table
+
+
+def validation_table(result: dict, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("check", "result", "details"):
+        table.add_column(column)
+    for check in result["checks"]:
+        table.add_row(check["name"], "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]", check["summary"])
+        for finding in check.get("findings", [])[:20]:
+            if finding.get("severity") == "error":
+                table.add_row("", "", f"  op #{finding.get('op_index')} {finding.get('op')}: {finding['message']} "
+                                      f"Fix: {finding['fix']}")
+    return table
+
+
+def benchmark_table(result: dict, title: str) -> Table:
+    table = Table(title=f"{title} ({result.get('runtime', 'LiteRT')})", title_justify="left")
+    for column in ("threads", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "runs", "load ms"):
+        table.add_column(column, justify="right")
+    for threads, r in result["threads"].items():
+        table.add_row(threads, f"{r['p50_ms']:.3f}", f"{r['p90_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['mean_ms']:.3f}",
+                      f"{r['std_ms']:.3f}", str(r["runs"]), f"{r['load_ms']:.1f}")
+    return table

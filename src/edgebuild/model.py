@@ -1,0 +1,249 @@
+"""Detect and load the user's model once, and trace it once per batch size.
+
+Every input format (SavedModel, Keras 2 `.keras`/`.h5`, Keras 3 `.keras`)
+ends up as the same thing: a TensorFlow function with a single input, whose
+outputs are an ordered list. Conversion, reference predictions and every
+target of a build reuse it, so the graph is traced once per batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from edgebuild.errors import ModelError, UnsupportedError
+
+ModelFormat = Literal["savedmodel", "keras2", "keras3", "h5", "tflite"]
+
+
+def detect_format(path: Path) -> ModelFormat:
+    """Decide the model format from the files alone (no TensorFlow import)."""
+    if not path.exists():
+        raise ModelError(f"Model {path} does not exist. Pass a SavedModel folder, a .keras or .h5 file.")
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return "savedmodel"
+        raise ModelError(
+            f"Model folder {path} has no saved_model.pb, so it is not a SavedModel. "
+            "Pass the folder that model.export() or tf.saved_model.save() wrote, or a .keras/.h5 file."
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".keras":
+        return _keras_zip_version(path)
+    if suffix in {".h5", ".hdf5"}:
+        return "h5"
+    if suffix == ".tflite":
+        return "tflite"
+    raise ModelError(
+        f"Model {path} has an unknown format ('{suffix or 'no extension'}'). "
+        "edgebuild reads a SavedModel folder, a .keras file (Keras 2 or 3) or an .h5 file."
+    )
+
+
+def _keras_zip_version(path: Path) -> ModelFormat:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError):
+        raise ModelError(
+            f"Model {path} is not a valid .keras archive (no readable metadata.json). "
+            "Save it again with model.save('model.keras')."
+        ) from None
+    major = str(metadata.get("keras_version", "3")).split(".")[0]
+    return "keras3" if not major.isdigit() or int(major) >= 3 else "keras2"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to trace: one input, an ordered list of outputs."""
+
+    source: Path
+    format: ModelFormat
+    input_name: str
+    input_shape: tuple[int | None, ...]  # batch first, as the model declares it
+    input_dtype: str
+    output_names: list[str]
+    call: Callable[[Any], list[Any]]  # tensor -> list of tensors, inference mode
+    keep_alive: Any  # the object that owns the variables (needed by the converter)
+    keras_model: Any = None  # the tf_keras model when there is one (training passes use it)
+    _traced: dict[int | None, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.source.stem if self.source.is_file() else self.source.name
+
+    def fixed_input_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, *self.input_shape[1:])  # type: ignore[return-value]
+
+    def concrete_function(self, batch: int | None) -> Any:
+        """The model traced with a fixed batch (or None for any batch), cached per batch."""
+        if batch not in self._traced:
+            from edgebuild._tf import tf
+
+            tensorflow = tf()
+            spec = tensorflow.TensorSpec((batch, *self.input_shape[1:]), self.input_dtype, name=self.input_name)
+            fn = tensorflow.function(lambda x: self.call(x), input_signature=[spec], autograph=False)
+            self._traced[batch] = fn.get_concrete_function()
+        return self._traced[batch]
+
+    def predict(self, x: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
+        """Float reference outputs, run in TensorFlow in batches."""
+        fn = self.concrete_function(None)
+        chunks: list[list[np.ndarray]] = []
+        for start in range(0, len(x), batch_size):
+            outputs = fn(x[start : start + batch_size].astype(self.input_dtype))
+            chunks.append([np.asarray(o) for o in outputs])
+        return [np.concatenate([c[i] for c in chunks]) for i in range(len(self.output_names))]
+
+
+def load_model(path: Path) -> LoadedModel:
+    """Load any supported format; clear errors for everything we cannot take."""
+    fmt = detect_format(path)
+    if fmt == "tflite":
+        raise ModelError(
+            f"{path} is already a .tflite artifact. `edgebuild build` needs the trained model it came from; "
+            "use `edgebuild validate` or `edgebuild bench` for .tflite files."
+        )
+    if fmt == "keras3":
+        return _load_keras3(path)
+    if fmt == "savedmodel":
+        return _load_savedmodel(path, fmt)
+    return _load_keras2(path, fmt)
+
+
+def _load_keras2(path: Path, fmt: ModelFormat) -> LoadedModel:
+    from edgebuild._tf import tf_keras
+
+    keras2 = tf_keras()
+    try:
+        model = keras2.models.load_model(path, compile=False)
+    except Exception as exc:  # tf_keras raises many types for unreadable files
+        if fmt == "h5":
+            return _load_keras3(path)
+        raise ModelError(f"Cannot load {path} with tf_keras: {_first_line(exc)}. Save it again with model.save().") from None
+    return _from_keras2_model(model, path, fmt)
+
+
+def _from_keras2_model(model: Any, path: Path, fmt: ModelFormat) -> LoadedModel:
+    if len(model.inputs) != 1:
+        raise UnsupportedError(
+            f"{path} has {len(model.inputs)} inputs ({', '.join(t.name for t in model.inputs)}); "
+            "edgebuild builds single-input models. Wrap the model so it takes one input tensor."
+        )
+    outputs = model.outputs
+    return LoadedModel(
+        source=path,
+        format=fmt,
+        input_name=_clean_name(model.inputs[0].name),
+        input_shape=tuple(model.inputs[0].shape),
+        input_dtype=model.inputs[0].dtype.name,
+        output_names=[_clean_name(o.name) for o in outputs],
+        call=lambda x: _as_list(model(x, training=False)),
+        keep_alive=model,
+        keras_model=model,
+    )
+
+
+def _load_keras3(path: Path) -> LoadedModel:
+    """Keras 3 models go through their own SavedModel export (tf_keras cannot read them)."""
+    from edgebuild._tf import keras3
+
+    keras = keras3()
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:
+        raise ModelError(f"Cannot load {path} with Keras 3: {_first_line(exc)}. Save it again with model.save().") from None
+    export_dir = Path(tempfile.mkdtemp(prefix="edgebuild-export-"))
+    try:
+        model.export(str(export_dir), verbose=False)
+    except Exception as exc:
+        raise ModelError(f"Keras 3 could not export {path} as a SavedModel: {_first_line(exc)}.") from None
+    loaded = _load_savedmodel(export_dir, "keras3")
+    loaded.source = path
+    return loaded
+
+
+def _load_savedmodel(path: Path, fmt: ModelFormat) -> LoadedModel:
+    from edgebuild._tf import tf
+
+    tensorflow = tf()
+    try:
+        obj = tensorflow.saved_model.load(str(path))
+    except Exception as exc:
+        raise ModelError(f"Cannot load SavedModel {path}: {_first_line(exc)}.") from None
+    signature = getattr(obj, "signatures", {}).get("serving_default")
+    if signature is None:
+        raise ModelError(
+            f"SavedModel {path} has no 'serving_default' signature. Export it with model.export() or "
+            "tf.saved_model.save(model, path, signatures=...)."
+        )
+    inputs = signature.structured_input_signature[1]
+    if len(inputs) != 1:
+        raise UnsupportedError(
+            f"SavedModel {path} has {len(inputs)} inputs ({', '.join(sorted(inputs))}); "
+            "edgebuild builds single-input models. Export a signature that takes one input tensor."
+        )
+    (input_key, spec), = inputs.items()
+    output_keys = sorted(signature.structured_outputs)
+    return LoadedModel(
+        source=path,
+        format=fmt,
+        input_name=_clean_name(input_key),
+        input_shape=tuple(spec.shape),
+        input_dtype=spec.dtype.name,
+        output_names=output_keys,
+        call=lambda x: [signature(**{input_key: x})[k] for k in output_keys],
+        keep_alive=obj,
+    )
+
+
+def check_static_shape(model: LoadedModel) -> None:
+    dynamic = [i for i, d in enumerate(model.input_shape) if d is None and i > 0]
+    if dynamic:
+        raise UnsupportedError(
+            f"Model {model.source} has a dynamic input dimension at axis {dynamic[0]} (shape "
+            f"{_shape_text(model.input_shape)}). Edge targets need static shapes: re-export the model "
+            "with a fixed input size, e.g. keras.Input(shape=(32, 32, 1))."
+        )
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def _as_list(outputs: Any) -> list[Any]:
+    if isinstance(outputs, dict):
+        return [outputs[k] for k in sorted(outputs)]
+    if isinstance(outputs, (list, tuple)):
+        return list(outputs)
+    return [outputs]
+
+
+def _clean_name(name: str) -> str:
+    return name.split(":")[0]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def model_sha256(path: Path) -> str:
+    """Hash of the model file, or of every file in a model folder (relative paths and contents, sorted)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

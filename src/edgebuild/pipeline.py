@@ -1,0 +1,337 @@
+"""The one driver: resolve profiles, load the model once, then run each target's stages in order.
+
+Each target is built in a hidden temporary folder beside its destination and
+moved into place only when complete, so a failed or interrupted build leaves
+the previous result untouched and never a partial artifact.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+from edgebuild import __version__
+from edgebuild.artifact import TfliteArtifact, parse_artifact
+from edgebuild.data import Dataset, Splits, check_fits, check_labels, load_dataset, random_calibration, split
+from edgebuild.errors import EdgebuildError, GateFailed
+from edgebuild.plan import TargetPlan, make_plan
+from edgebuild.profiles import Profile, resolve, to_toml
+from edgebuild.report import build_report, render_markdown, write_json
+
+
+class Progress(Protocol):
+    def stage_started(self, target: str, stage: str) -> None: ...
+    def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class SilentProgress:
+    def stage_started(self, target: str, stage: str) -> None:
+        pass
+
+    def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    model: Path
+    targets: tuple[str, ...]
+    data: Path | None = None
+    out: Path | None = None
+    overrides: tuple[str, ...] = ()
+    random_calibration: bool = False
+    gates: bool = True
+
+
+@dataclass
+class TargetResult:
+    target: str
+    out_dir: Path
+    report: dict
+    error: EdgebuildError | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.report.get("validation", {}).get("passed", True)
+
+
+@dataclass
+class SharedInputs:
+    """Everything every target of one build reuses: the loaded model, data, splits, reference outputs."""
+
+    model: object
+    model_sha256: str
+    dataset: Dataset | None
+    float_reference_size: int | None = None
+    reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+def resolve_targets(names: tuple[str, ...], overrides: tuple[str, ...]) -> list[Profile]:
+    from edgebuild.profiles import builtin_names
+
+    expanded: list[str] = []
+    for name in names:
+        expanded.extend(builtin_names() if name == "all" else [name])
+    seen: set[str] = set()
+    profiles = []
+    for name in expanded:
+        profile = resolve(name, overrides)
+        if profile.name not in seen:
+            seen.add(profile.name)
+            profiles.append(profile)
+    return profiles
+
+
+def plan_build(request: BuildRequest) -> list[TargetPlan]:
+    """Everything that can be checked without TensorFlow, checked first."""
+    from edgebuild.model import detect_format
+
+    detect_format(request.model)
+    if request.data is not None and not request.data.exists():
+        from edgebuild.errors import DataError
+
+        raise DataError(f"Data {request.data} does not exist. Pass an .npz with 'x' (and 'y'), an .npy, or an image folder.")
+    profiles = resolve_targets(request.targets, request.overrides)
+    return [make_plan(p, request.data is not None, request.random_calibration) for p in profiles]
+
+
+def default_out_dir(model_path: Path) -> Path:
+    name = model_path.stem if model_path.is_file() else model_path.resolve().name
+    return Path("build") / name
+
+
+def build(request: BuildRequest, progress: Progress | None = None) -> list[TargetResult]:
+    """Build every requested target; raise the first error after all targets ran."""
+    progress = progress or SilentProgress()
+    plans = plan_build(request)
+    out_root = request.out or default_out_dir(request.model)
+    shared = _load_shared(request, plans, progress)
+    results = []
+    for plan in plans:
+        try:
+            results.append(_build_target(plan, request, shared, out_root, progress))
+        except EdgebuildError as exc:
+            results.append(TargetResult(plan.target, out_root / plan.target, {}, error=exc))
+    return results
+
+
+def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progress) -> SharedInputs:
+    from edgebuild.model import check_static_shape, load_model, model_sha256
+
+    started = time.perf_counter()
+    progress.stage_started("*", "load")
+    model = load_model(request.model)
+    check_static_shape(model)
+    dataset = None
+    if request.data is not None:
+        image_range = plans[0].profile.data.image_range
+        dataset = check_fits(load_dataset(request.data, model.input_shape, image_range), model.input_shape, str(request.model))
+        check_labels(dataset, _num_classes(model))
+    shared = SharedInputs(model=model, model_sha256=model_sha256(request.model), dataset=dataset)
+    progress.stage_finished("*", "load", time.perf_counter() - started, f"{model.format}, input {model.input_shape}")
+    return shared
+
+
+def _num_classes(model: object) -> int | None:
+    shape = None
+    try:
+        fn = model.concrete_function(None)  # type: ignore[attr-defined]
+        shape = fn.outputs[0].shape
+    except (AttributeError, IndexError):
+        return None
+    return int(shape[-1]) if shape is not None and len(shape) >= 2 and shape[-1] is not None else None
+
+
+@contextmanager
+def _stage(timings: dict[str, float], target: str, name: str, progress: Progress, note: list[str]) -> Iterator[None]:
+    progress.stage_started(target, name)
+    started = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - started, 4)
+    progress.stage_finished(target, name, timings[name], note[0] if note else "")
+
+
+def _samples(shared: SharedInputs, profile: Profile, request: BuildRequest) -> tuple[Splits | None, np.ndarray | None]:
+    """(splits, calibration array) for one profile; calibration is None when not needed."""
+    quant = profile.quantization
+    splits = None
+    if shared.dataset is not None:
+        splits = split(len(shared.dataset.x), profile.data, quant.calibration_samples)
+    if not quant.needs_calibration:
+        return splits, None
+    if splits is not None and len(splits.calibration) > 0:
+        return splits, shared.dataset.x[splits.calibration]  # type: ignore[union-attr]
+    shape = shared.model.fixed_input_shape(1)  # type: ignore[attr-defined]
+    return splits, random_calibration(shape, quant.calibration_samples, profile.data.seed)
+
+
+def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs, out_root: Path,
+                  progress: Progress) -> TargetResult:
+    from edgebuild.converters.ptq import convert
+
+    profile = plan.profile
+    final_dir = out_root / profile.name
+    out_root.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(out_root / f".{profile.name}.partial")
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir()
+    timings: dict[str, float] = {}
+    target = profile.name
+    try:
+        splits, calibration = _samples(shared, profile, request)
+        note: list[str] = []
+        with _stage(timings, target, "convert", progress, note):
+            model = shared.model
+            blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
+                           profile.quantization, calibration)
+            artifact_path = work_dir / "model.tflite"
+            artifact_path.write_bytes(blob)
+            note.append(f"{len(blob) / 1024:.1f} KiB")
+        with _stage(timings, target, "inspect", progress, []):
+            artifact = parse_artifact(blob, source=str(artifact_path))
+            float_size = _float_reference_size(shared, profile)
+        validation, benchmark = None, None
+        if profile.validation.enabled:
+            note = []
+            with _stage(timings, target, "validate", progress, note):
+                validation = _validate(artifact_path, artifact, profile, shared, splits, request)
+                note.append("passed" if validation["passed"] else "FAILED")
+        if profile.benchmark.enabled:
+            note = []
+            with _stage(timings, target, "benchmark", progress, note):
+                benchmark = _benchmark(artifact_path, profile, shared, splits)
+                note.append(f"p50 {_first_p50(benchmark):.3f} ms")
+        emitted: list[str] = []
+        if profile.mcu.c_array:
+            with _stage(timings, target, "emit", progress, []):
+                emitted = _emit_c(blob, artifact, profile, work_dir, validation)
+        with _stage(timings, target, "report", progress, []):
+            report = build_report(
+                profile=profile,
+                model=shared.model,
+                model_sha256=shared.model_sha256,
+                artifact=artifact,
+                artifact_file="model.tflite",
+                float_reference_size=float_size,
+                data=_data_block(shared, splits, calibration, request),
+                timings=timings,
+                validation=validation,
+                benchmark=benchmark,
+                extra_files=emitted,
+            )
+            (work_dir / "profile.resolved.toml").write_text(to_toml(profile))
+            write_json(work_dir / "report.json", report)
+            (work_dir / "report.md").write_text(render_markdown(report))
+        _move_into_place(work_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    result = TargetResult(target, final_dir, report)
+    if validation is not None and not validation["passed"] and request.gates:
+        result.error = GateFailed(_gate_message(target, final_dir, validation))
+    return result
+
+
+def _move_into_place(work_dir: Path, final_dir: Path) -> None:
+    """Swap the finished folder in; the old result survives until the new one is complete."""
+    backup = final_dir.with_name(f".{final_dir.name}.previous")
+    shutil.rmtree(backup, ignore_errors=True)
+    if final_dir.exists():
+        final_dir.rename(backup)
+    work_dir.rename(final_dir)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _float_reference_size(shared: SharedInputs, profile: Profile) -> int:
+    """Size of a plain float32 conversion of the same model (once per build), the baseline for size ratios."""
+    if shared.float_reference_size is None:
+        from edgebuild.converters.ptq import convert
+        from edgebuild.profiles.schema import QuantizationSection
+
+        model = shared.model
+        blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
+                       QuantizationSection(scheme="none"), None)
+        shared.float_reference_size = len(blob)
+    return shared.float_reference_size
+
+
+def _data_block(shared: SharedInputs, splits: Splits | None, calibration: np.ndarray | None,
+                request: BuildRequest) -> dict:
+    block: dict = {"source": shared.dataset.source if shared.dataset else None}
+    if shared.dataset is not None:
+        block["samples"] = int(len(shared.dataset.x))
+        block["labels"] = shared.dataset.y is not None
+    if splits is not None:
+        block["splits"] = splits.describe()
+    if calibration is not None:
+        block["calibration"] = "random noise (--calibration random): NOT representative" if (
+            shared.dataset is None) else "data"
+    return block
+
+
+def _reference_outputs(shared: SharedInputs, x: np.ndarray, key: str) -> list[np.ndarray]:
+    if key not in shared.reference_cache:
+        shared.reference_cache[key] = shared.model.predict(x)  # type: ignore[attr-defined]
+    return shared.reference_cache[key]
+
+
+def _validate(artifact_path: Path, artifact: TfliteArtifact, profile: Profile, shared: SharedInputs,
+              splits: Splits | None, request: BuildRequest) -> dict:
+    from edgebuild.validation import ValidationData, validate_artifact
+
+    data = None
+    if shared.dataset is not None and splits is not None:
+        x = shared.dataset.x[splits.validation]
+        y = shared.dataset.y[splits.validation] if shared.dataset.y is not None else None
+        key = ",".join(map(str, splits.validation[:8])) + f"/{len(splits.validation)}"
+        data = ValidationData(x=x, y=y, reference=_reference_outputs(shared, x, key))
+    return validate_artifact(artifact_path, artifact, profile, data)
+
+
+def _benchmark(artifact_path: Path, profile: Profile, shared: SharedInputs, splits: Splits | None) -> dict:
+    from edgebuild.bench import benchmark_threads
+
+    inputs = None
+    if shared.dataset is not None and splits is not None:
+        inputs = shared.dataset.x[splits.validation]
+    bench = profile.benchmark
+    return benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
+
+
+def _first_p50(benchmark: dict) -> float:
+    runs = benchmark.get("threads", {})
+    first = next(iter(runs.values()), {})
+    return float(first.get("p50_ms", 0.0))
+
+
+def _emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path, validation: dict | None) -> list[str]:
+    from edgebuild.codegen import CSourceOptions, write_c_sources
+
+    arena = None
+    if validation is not None:
+        arena = validation.get("arena", {}).get("recommended_bytes")
+    options = CSourceOptions(symbol=profile.mcu.symbol, xxd_names=profile.mcu.xxd_names, arena_bytes=arena)
+    paths = write_c_sources(blob, artifact, work_dir / "c", options)
+    return [str(p.relative_to(work_dir)) for p in paths]
+
+
+def _gate_message(target: str, out_dir: Path, validation: dict) -> str:
+    failed = [c for c in validation.get("checks", []) if not c.get("passed", True)]
+    reasons = "; ".join(c.get("summary", c.get("name", "")) for c in failed) or "see the report"
+    return (
+        f"Target '{target}' failed validation: {reasons}. The artifact and report are kept in {out_dir} "
+        "for inspection (see report.md). Fix the cause, or pass --no-gates to report without failing."
+    )
+
+
+__all__ = ["BuildRequest", "TargetResult", "build", "plan_build", "default_out_dir", "__version__"]

@@ -1,0 +1,96 @@
+"""(model, profile) -> the ordered stages of one target's build.
+
+Runs before TensorFlow loads, so impossible requests (a feature this version
+lacks, integer quantization without calibration data) fail in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgebuild.errors import DataError, UnsupportedError
+from edgebuild.profiles.schema import Profile
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    what: str
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    profile: Profile
+    stages: tuple[Stage, ...]
+
+    @property
+    def target(self) -> str:
+        return self.profile.name
+
+
+def _unimplemented(profile: Profile) -> list[tuple[str, str]]:
+    """Profile keys that ask for passes this version does not have yet, with the override that avoids them."""
+    asks = []
+    if profile.quantization.method == "qat":
+        asks.append(("quantization.method = \"qat\" (quantization-aware training)", "quantization.method=ptq"))
+    if profile.pruning.kind != "none":
+        asks.append((f"pruning.kind = \"{profile.pruning.kind}\"", "pruning.kind=none"))
+    if profile.distillation.enabled:
+        asks.append(("distillation.enabled = true", "distillation.enabled=false"))
+    return asks
+
+
+def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> TargetPlan:
+    missing = _unimplemented(profile)
+    if missing:
+        what = "; ".join(m[0] for m in missing)
+        fix = " ".join(f"--set {m[1]}" for m in missing)
+        raise UnsupportedError(
+            f"Target '{profile.name}' asks for {what}, which this edgebuild version does not implement yet. "
+            f"Remove it from the profile or override it: {fix}."
+        )
+    quant = profile.quantization
+    if quant.needs_calibration and not has_data and not random_calibration:
+        raise DataError(
+            f"Target '{profile.name}' quantizes to {quant.scheme} and needs calibration data: pass --data "
+            "(an .npz with 'x', an .npy, or an image folder). For a smoke test only, "
+            "--calibration random uses noise (accuracy will be meaningless)."
+        )
+    stages = [Stage("convert", _convert_text(profile))]
+    stages.append(Stage("inspect", "read the artifact back: ops, dtypes, sizes"))
+    if profile.validation.enabled:
+        stages.append(Stage("validate", _validate_text(profile, has_data)))
+    if profile.benchmark.enabled:
+        threads = ", ".join(str(t) for t in profile.benchmark.threads)
+        stages.append(Stage("benchmark", f"LiteRT invoke() latency, {profile.benchmark.runs} runs, threads {threads}"))
+    if profile.mcu.c_array:
+        stages.append(Stage("emit", f"C sources (model_data.cc/.h, model_ops.h, model_settings.h) as '{profile.mcu.symbol}'"))
+    stages.append(Stage("report", "report.json, report.md, profile.resolved.toml"))
+    return TargetPlan(profile=profile, stages=tuple(stages))
+
+
+def _convert_text(profile: Profile) -> str:
+    quant = profile.quantization
+    text = {
+        "none": "float32, no quantization",
+        "float16": "float16 weights",
+        "dynamic": "dynamic-range int8 weights",
+        "int8": "full-integer int8",
+        "int16x8": "int16 activations, int8 weights",
+    }[quant.scheme]
+    if quant.needs_calibration:
+        text += f", {quant.calibration_samples} calibration samples"
+    return f"{text}, {quant.io} I/O, batch {profile.model.batch}"
+
+
+def _validate_text(profile: Profile, has_data: bool) -> str:
+    parts = []
+    if profile.validation.rules != "none":
+        parts.append(f"{profile.validation.rules} op rules")
+    if has_data:
+        parts.append(f"accuracy vs float (max drop {profile.validation.max_accuracy_drop} points)")
+    if profile.validation.tflm:
+        parts.append("TFLite Micro run + exact arena")
+    if profile.budget.flash or profile.budget.ram:
+        parts.append("flash/RAM budgets")
+    return ", ".join(parts) or "nothing to check"

@@ -1,0 +1,160 @@
+"""report.json (a public contract, see docs/report-schema.md) and report.md (for people).
+
+No TensorFlow here: the report is plain data assembled from what the stages measured.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from edgebuild import __version__
+from edgebuild.artifact import TfliteArtifact
+from edgebuild.profiles import Profile
+
+SCHEMA_VERSION = 1
+
+
+def stack_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"edgebuild": __version__, "python": platform.python_version()}
+    for dist in ("tensorflow", "tf-keras", "ai-edge-litert", "tflite-micro", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    versions["converter"] = f"TFLiteConverter (tensorflow {versions.get('tensorflow', '?')})"
+    return versions
+
+
+def build_report(*, profile: Profile, model: Any, model_sha256: str, artifact: TfliteArtifact, artifact_file: str,
+                 float_reference_size: int | None, data: dict, timings: dict[str, float],
+                 validation: dict | None, benchmark: dict | None, extra_files: list[str]) -> dict:
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "target": profile.name,
+        "description": profile.description,
+        "profile": profile.model_dump(mode="json"),
+        "model": {
+            "path": str(model.source),
+            "format": model.format,
+            "sha256": model_sha256,
+            "input_shape": [d for d in model.input_shape],
+        },
+        "artifact": artifact_block(artifact, artifact_file),
+        "float_reference": {"size_bytes": float_reference_size} if float_reference_size else None,
+        "data": data,
+        "files": [artifact_file, "report.json", "report.md", "profile.resolved.toml", *extra_files],
+        "versions": stack_versions(),
+        "timings_s": timings,
+    }
+    if validation is not None:
+        report["validation"] = validation
+    if benchmark is not None:
+        report["benchmark"] = benchmark
+    report["warnings"] = _warnings(report)
+    return report
+
+
+def artifact_block(artifact: TfliteArtifact, path: str) -> dict:
+    return {
+        "path": path,
+        "sha256": artifact.sha256,
+        "size_bytes": artifact.size_bytes,
+        "inputs": [t.describe() for t in artifact.inputs],
+        "outputs": [t.describe() for t in artifact.outputs],
+        "ops": artifact.op_counts(),
+        "op_count": len(artifact.ops),
+        "weight_bytes_by_dtype": artifact.weight_dtypes(),
+        "macs": artifact.total_macs,
+    }
+
+
+def _warnings(report: dict) -> list[str]:
+    warnings = []
+    if "random" in str(report["data"].get("calibration", "")):
+        warnings.append("Calibrated on random noise (--calibration random): integer scales are not representative "
+                        "and accuracy on real data will be poor. Use --data for anything you ship.")
+    if report["data"].get("source") is None and report.get("validation") is not None:
+        warnings.append("No --data given: accuracy against the float model was not measured.")
+    return warnings
+
+
+def write_json(path: Path, report: dict) -> None:
+    path.write_text(json.dumps(report, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _kib(n: int | float | None) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f} KiB"
+
+
+def render_markdown(report: dict) -> str:
+    """A summary a person pastes into a pull request."""
+    art = report["artifact"]
+    lines = [f"# edgebuild report: `{report['target']}`", "", report.get("description", ""), ""]
+    status = report.get("validation", {}).get("passed")
+    lines.append(f"**Status:** {'PASSED' if status in (True, None) else 'FAILED'}")
+    lines.append("")
+    lines += ["| | |", "|---|---|"]
+    lines.append(f"| Model | `{report['model']['path']}` ({report['model']['format']}) |")
+    size_text = _kib(art["size_bytes"])
+    float_ref = report.get("float_reference") or {}
+    if float_ref.get("size_bytes"):
+        size_text += f" ({art['size_bytes'] / float_ref['size_bytes']:.2f}x the float32 model, {_kib(float_ref['size_bytes'])})"
+    lines.append(f"| Artifact | `{art['path']}`, {size_text} |")
+    for io_name in ("inputs", "outputs"):
+        for t in art[io_name]:
+            quant = f", scale {t['scale']:.6g}, zero point {t['zero_point']}" if isinstance(t.get("scale"), float) else ""
+            lines.append(f"| {io_name[:-1].capitalize()} `{t['name']}` | {t['dtype']} {t['shape']}{quant} |")
+    lines.append(f"| Ops | {', '.join(f'{k} x{v}' for k, v in art['ops'].items())} |")
+    lines.append(f"| MACs | {art['macs']:,} |")
+    lines.append(f"| Weights | {', '.join(f'{k}: {_kib(v)}' for k, v in art['weight_bytes_by_dtype'].items())} |")
+    lines += _validation_md(report.get("validation"))
+    lines += _benchmark_md(report.get("benchmark"))
+    if report.get("warnings"):
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in report["timings_s"].items())
+    lines += ["", f"Stage timings: {timings}. edgebuild {report['versions']['edgebuild']}, "
+              f"TensorFlow {report['versions'].get('tensorflow', '?')}, LiteRT {report['versions'].get('ai-edge-litert', '?')}.", ""]
+    return "\n".join(lines)
+
+
+def _validation_md(validation: dict | None) -> list[str]:
+    if not validation:
+        return []
+    lines = ["", "## Validation", "", "| Check | Result | Details |", "|---|---|---|"]
+    for check in validation.get("checks", []):
+        lines.append(f"| {check['name']} | {'pass' if check['passed'] else '**FAIL**'} | {check.get('summary', '')} |")
+    failed_findings = [f for c in validation.get("checks", []) for f in c.get("findings", [])
+                       if f.get("severity") == "error"]
+    if failed_findings:
+        lines += ["", "### Findings to fix", ""]
+        for f in failed_findings[:30]:
+            where = f"op #{f['op_index']} {f['op']}" if f.get("op") else "model"
+            lines.append(f"- **{where}**: {f['message']} Fix: {f['fix']}")
+    return lines
+
+
+def _benchmark_md(benchmark: dict | None) -> list[str]:
+    if not benchmark:
+        return []
+    lines = ["", "## Latency (LiteRT on this host)", "", "| Threads | p50 ms | p90 ms | p99 ms | mean ms | runs |",
+             "|---|---|---|---|---|---|"]
+    for threads, r in benchmark.get("threads", {}).items():
+        lines.append(f"| {threads} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {r['mean_ms']:.3f} | {r['runs']} |")
+    host = benchmark.get("host", {})
+    if host:
+        lines.append("")
+        lines.append(f"Host: {host.get('cpu', '?')}; runtime {benchmark.get('runtime', '?')}.")
+    return lines

@@ -1,0 +1,148 @@
+"""Run every validation check on a built artifact and gather a pass/fail verdict.
+
+Checks, in order: the target's op rules; accuracy against the float model in
+LiteRT; for microcontrollers, a TFLite Micro run with the exact arena it
+needs; flash/RAM budgets. Each returns a dict with `name`, `passed`,
+`summary` (one line for people) and its measurements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgebuild.accuracy import compare
+from edgebuild.artifact import TfliteArtifact
+from edgebuild.profiles import Profile
+
+
+@dataclass(frozen=True)
+class ValidationData:
+    x: np.ndarray
+    y: np.ndarray | None
+    reference: list[np.ndarray] | None  # float model outputs on x, when a reference model exists
+
+
+def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, data: ValidationData | None,
+                      flash_bytes: int | None = None) -> dict:
+    checks: list[dict] = []
+    result: dict = {"checks": checks}
+    if profile.validation.rules != "none":
+        checks.append(_rules_check(profile.validation.rules, artifact))
+    litert_outputs = None
+    if data is not None:
+        from edgebuild.runtime import LiteRTModel
+
+        litert_outputs = LiteRTModel(path).predict(data.x)
+        if data.reference is not None:
+            accuracy = compare(data.reference, litert_outputs, data.y)
+            result["accuracy"] = accuracy
+            checks.append(_accuracy_check(accuracy, profile))
+    if profile.validation.tflm:
+        arena, tflm_check = _tflm_check(path, profile, data, litert_outputs, artifact)
+        result["arena"] = arena
+        checks.append(tflm_check)
+    budget = _budget_check(artifact, profile, result.get("arena"), flash_bytes)
+    if budget is not None:
+        checks.append(budget)
+    result["passed"] = all(c["passed"] for c in checks)
+    return result
+
+
+def _rules_check(rule_set: str, artifact: TfliteArtifact) -> dict:
+    from edgebuild.checks import check_rules
+
+    report = check_rules(rule_set, artifact)
+    details = report.to_dict()
+    errors = [f for f in report.findings if f.severity == "error"]
+    warnings = [f for f in report.findings if f.severity != "error"]
+    summary = f"{len(errors)} error(s), {len(warnings)} warning(s) against {report.rule_set} rules ({report.runtime_version})"
+    if details.get("mapped_ops_fraction") is not None:
+        summary += f"; {100 * details['mapped_ops_fraction']:.0f}% of ops and {100 * details.get('mapped_macs_fraction', 0):.0f}% of MACs map"
+    if errors:
+        first = errors[0]
+        summary += f"; first: {first.op or 'model'} (op #{first.op_index}): {first.message}"
+    return {"name": f"op rules ({rule_set})", "passed": report.passed, "summary": summary,
+            "findings": details.get("findings", []), "details": details}
+
+
+def _accuracy_check(accuracy: dict, profile: Profile) -> dict:
+    gate = profile.validation
+    problems = []
+    if "drop_points" in accuracy and accuracy["drop_points"] > gate.max_accuracy_drop:
+        problems.append(f"top-1 dropped {accuracy['drop_points']:.2f} points (limit {gate.max_accuracy_drop})")
+    if "agreement" in accuracy and accuracy["agreement"] < gate.min_agreement:
+        problems.append(f"agreement {100 * accuracy['agreement']:.1f}% is below {100 * gate.min_agreement:.1f}%")
+    if "artifact_top1" in accuracy:
+        summary = (f"top-1 {100 * accuracy['artifact_top1']:.2f}% vs float {100 * accuracy['reference_top1']:.2f}% "
+                   f"(drop {accuracy['drop_points']:.2f} points, limit {gate.max_accuracy_drop})")
+    elif "agreement" in accuracy:
+        summary = f"agreement with float {100 * accuracy['agreement']:.1f}% (no labels)"
+    else:
+        snr = accuracy["outputs"][0]["snr_db"]
+        summary = f"output SNR {snr if snr is not None else 'exact'} dB (no labels, not a classifier)"
+    if "agreement" in accuracy and "artifact_top1" in accuracy:
+        summary += f", agreement {100 * accuracy['agreement']:.1f}%"
+    if problems:
+        summary = "; ".join(problems) + " — check the calibration data matches the model's input preprocessing"
+    return {"name": "accuracy vs float", "passed": not problems, "summary": summary}
+
+
+def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, litert_outputs: list[np.ndarray] | None,
+                artifact: TfliteArtifact) -> tuple[dict, dict]:
+    from edgebuild.runtime import measure_arena, tflm_predict
+
+    measured = measure_arena(path)
+    margin = profile.mcu.arena_margin
+    recommended = _round_up(int(measured * (1.0 + margin)), 16)
+    arena = {"measured_bytes": measured, "margin": margin, "recommended_bytes": recommended,
+             "note": "measured by the TFLite Micro interpreter's own allocation record (reference kernels); "
+                     "the margin covers optimized platform kernels (e.g. CMSIS-NN scratch buffers)"}
+    check = {"name": "TFLite Micro", "passed": True,
+             "summary": f"runs in TFLite Micro; arena {measured:,} bytes measured, {recommended:,} recommended (+{margin:.0%})"}
+    if data is not None and litert_outputs is not None:
+        tflm_outputs = tflm_predict(path, data.x, recommended)
+        agreement = compare(litert_outputs, tflm_outputs, None)
+        arena["litert_agreement"] = agreement.get("agreement")
+        arena["litert_max_abs_error"] = agreement["outputs"][0]["max_abs_error"]
+        if agreement.get("agreement") is not None and agreement["agreement"] < 0.99:
+            check["passed"] = False
+            check["summary"] = (f"TFLite Micro and LiteRT disagree on {100 * (1 - agreement['agreement']):.1f}% of "
+                                "samples; a kernel differs between the runtimes")
+        else:
+            check["summary"] += f"; matches LiteRT on {100 * (agreement.get('agreement') or 1.0):.1f}% of samples"
+    return arena, check
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return (value + multiple - 1) // multiple * multiple
+
+
+def io_bytes(artifact: TfliteArtifact) -> int:
+    itemsize = {"int8": 1, "uint8": 1, "int16": 2, "float16": 2, "float32": 4, "int32": 4}
+    return sum(t.num_elements * itemsize.get(t.dtype, 4) for t in artifact.inputs + artifact.outputs)
+
+
+def _budget_check(artifact: TfliteArtifact, profile: Profile, arena: dict | None, flash_bytes: int | None) -> dict | None:
+    """Flash: the model bytes (or the measured object size); RAM: recommended arena plus one copy of the I/O."""
+    budget = profile.budget
+    if budget.flash is None and budget.ram is None:
+        return None
+    problems, parts = [], []
+    flash_used = flash_bytes or artifact.size_bytes
+    if budget.flash is not None:
+        parts.append(f"flash {flash_used:,} / {budget.flash:,} bytes")
+        if flash_used > budget.flash:
+            problems.append(f"flash {flash_used:,} bytes exceeds the budget {budget.flash:,} by {flash_used - budget.flash:,}")
+    ram_used = None
+    if budget.ram is not None and arena is not None:
+        ram_used = arena["recommended_bytes"] + io_bytes(artifact)
+        parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes")
+        if ram_used > budget.ram:
+            problems.append(f"RAM {ram_used:,} bytes (arena + I/O) exceeds the budget {budget.ram:,} by {ram_used - budget.ram:,}")
+    summary = "; ".join(problems) + " — shrink the model (pruning, smaller input) or raise the budget" if problems else ", ".join(parts)
+    return {"name": "budgets", "passed": not problems, "summary": summary,
+            "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash},
+            "ram": {"used_bytes": ram_used, "budget_bytes": budget.ram}}
