@@ -41,17 +41,24 @@ def build_cnn(keras: Any) -> Any:
 def build_residual(keras: Any) -> Any:
     """A functional model with BatchNorm, depthwise convs and a residual Add (MobileNet-like)."""
     layers = keras.layers
+
+    def conv_bn(x: Any, filters: int, kernel: int, strides: int = 1, relu: bool = True) -> Any:
+        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        return layers.ReLU(6.0)(x) if relu else x
+
+    def depthwise_bn(x: Any, strides: int = 1) -> Any:
+        x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        return layers.ReLU(6.0)(x)
+
     inputs = keras.Input(shape=(32, 32, 1))
-    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inputs)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU(6.0)(x)
+    x = conv_bn(inputs, 16, 3, strides=2)                      # 16x16x16
     shortcut = x
-    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU(6.0)(x)
-    x = layers.Conv2D(16, 1, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = conv_bn(depthwise_bn(x), 16, 1, relu=False)
     x = layers.Add()([shortcut, x])
+    x = conv_bn(depthwise_bn(x, strides=2), 32, 1)             # 8x8x32
+    x = conv_bn(depthwise_bn(x, strides=2), 64, 1)             # 4x4x64
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(10, activation="softmax")(x)
     return keras.Model(inputs, outputs)

@@ -199,6 +199,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
             note.append(f"{len(blob) / 1024:.1f} KiB")
         with _stage(timings, target, "inspect", progress, []):
             artifact = parse_artifact(blob, source=str(artifact_path))
+        with _stage(timings, target, "baseline", progress, []):
             float_size = _float_reference_size(shared, profile)
         validation, benchmark = None, None
         if profile.validation.enabled:

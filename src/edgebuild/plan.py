@@ -58,6 +58,7 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> Tar
         )
     stages = [Stage("convert", _convert_text(profile))]
     stages.append(Stage("inspect", "read the artifact back: ops, dtypes, sizes"))
+    stages.append(Stage("baseline", "plain float32 conversion once per build, for size ratios"))
     if profile.validation.enabled:
         stages.append(Stage("validate", _validate_text(profile, has_data)))
     if profile.benchmark.enabled:

@@ -367,7 +367,7 @@ class _ArenaTooSmall(Exception):
         self.log = log
 
 
-def _tflm_interpreter(data: bytes, source: str, arena_size: int, allocation_raises_arena: bool = True):
+def _tflm_interpreter(data: bytes, source: str, arena_size: int):
     """Build a TFLM interpreter; _ArenaTooSmall when the arena is short, ArtifactError otherwise."""
     runtime = _tflm_runtime()
     try:
@@ -375,7 +375,7 @@ def _tflm_interpreter(data: bytes, source: str, arena_size: int, allocation_rais
             interp = runtime.Interpreter.from_bytes(data, arena_size=int(arena_size))
     except RuntimeError:
         text = log[0] if log else ""
-        if allocation_raises_arena and any(marker in text for marker in _ARENA_SHORTAGE):
+        if any(marker in text for marker in _ARENA_SHORTAGE):
             raise _ArenaTooSmall(text) from None
         raise ArtifactError(
             f"TensorFlow Lite Micro cannot prepare {source}: {_log_summary(text) or 'no log output'}. "

@@ -30,7 +30,7 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
     checks: list[dict] = []
     result: dict = {"checks": checks}
     if profile.validation.rules != "none":
-        checks.append(_rules_check(profile.validation.rules, artifact))
+        checks.append(_rules_check(profile.validation.rules, artifact, profile.edgetpu.min_runtime))
     litert_outputs = None
     if data is not None:
         from edgebuild.runtime import LiteRTModel
@@ -51,10 +51,10 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
     return result
 
 
-def _rules_check(rule_set: str, artifact: TfliteArtifact) -> dict:
+def _rules_check(rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int) -> dict:
     from edgebuild.checks import check_rules
 
-    report = check_rules(rule_set, artifact)
+    report = check_rules(rule_set, artifact, edgetpu_runtime=edgetpu_runtime)
     details = report.to_dict()
     errors = [f for f in report.findings if f.severity == "error"]
     warnings = [f for f in report.findings if f.severity != "error"]

@@ -59,9 +59,12 @@ def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
 @rule("edgetpu.inner_dims", fix="Use batch 1 and keep at most 3 dimensions above 1 "
       "(e.g. reshape [N,H,W,C] work into [1,H,W,C]).")
 def inner_dims(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
-    """Edge TPU tensors may have more than 3 dimensions only if all but the 3 innermost are 1 (so batch 1)."""
+    """Edge TPU activations may have more than 3 dimensions only if all but the 3 innermost are 1 (so batch 1).
+
+    Weights are exempt: a conv filter is [out, kh, kw, in] by layout.
+    """
     for t in op_tensors(artifact, op):
-        if len(t.shape) > 3 and any(d > 1 for d in t.shape[:-3]):
+        if not t.is_constant and len(t.shape) > 3 and any(d > 1 for d in t.shape[:-3]):
             yield Violation(f"Tensor '{t.name}' has shape {list(t.shape)}.", t)
             return
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from edgebuild.artifact import OpInfo, TfliteArtifact
 
 from .findings import Finding, RuleReport
-from .rules import Violation, dynamic_roots, get, rule, shape_str
+from .rules import Violation, dynamic_roots, get, only_batch_dynamic, rule, shape_str
 from .tables import load_table
 
 
@@ -37,10 +37,13 @@ def float16_weights(artifact: TfliteArtifact, op: OpInfo | None = None) -> Itera
 @rule("mobile.static_shape", fix="Give the model a fixed input shape before converting; "
       "the GPU delegate needs static shapes.")
 def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
-    """Mobile delegates work best with static shapes: the GPU delegate rejects dynamic tensors."""
+    """Mobile delegates need static shapes: the GPU delegate rejects dynamic tensors.
+
+    A -1 batch that the file fixes to 1 is fine; other unknown dimensions are not.
+    """
     roots = dynamic_roots(artifact)
     for index in (*op.inputs, *op.outputs):
-        if index in roots and index not in artifact.input_indices:
+        if index in roots and not only_batch_dynamic(artifact.tensors[index]):
             t = artifact.tensors[index]
             yield Violation(f"Tensor '{t.name}' has shape {shape_str(t)}.", t)
             return
@@ -52,6 +55,7 @@ def check(artifact: TfliteArtifact) -> RuleReport:
     findings: list[Finding] = []
     for op in artifact.ops:
         findings += [get("mobile.delegate_op").finding(op, v, "warning") for v in delegate_op(artifact, op)]
+        findings += [get("mobile.static_shape").finding(op, v, "warning") for v in static_shape(artifact, op)]
     findings += [get("mobile.float16_weights").finding(None, v, "warning") for v in float16_weights(artifact)]
     total = len(artifact.ops) or 1
     extra = {

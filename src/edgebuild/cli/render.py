@@ -7,8 +7,10 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 140
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 class StageProgress:
@@ -31,8 +33,8 @@ def kib(n: float | None) -> str:
 
 def build_summary(results: list) -> Table:
     table = Table(title="edgebuild results", title_justify="left")
-    for column in ("target", "size", "vs float32", "I/O", "accuracy", "agreement", "p50 latency", "arena", "status", "artifact"):
-        table.add_column(column)
+    for column in ("target", "size", "vs fp32", "I/O", "top-1 (vs float)", "agree", "p50", "arena", "status", "artifact"):
+        table.add_column(column, no_wrap=column != "artifact")
     for r in results:
         if r.error is not None and not r.report:
             table.add_row(r.target, "-", "-", "-", "-", "-", "-", "-", "[red]ERROR[/red]", str(r.error).split(".")[0])
@@ -42,7 +44,7 @@ def build_summary(results: list) -> Table:
         ratio = "-"
         if rep.get("float_reference"):
             ratio = f"{art['size_bytes'] / rep['float_reference']['size_bytes']:.2f}x"
-        io = f"{art['inputs'][0]['dtype']}/{art['outputs'][0]['dtype']}"
+        io = f"{art['inputs'][0]['dtype']}"
         acc = rep.get("validation", {}).get("accuracy") or {}
         accuracy = "-"
         if acc.get("artifact_top1") is not None:

@@ -1,0 +1,41 @@
+# edgebuild: the two set-up commands on a fresh machine are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_MODEL := examples/digits_cnn
+DEMO_DATA := examples/digits.npz
+
+.PHONY: install demo test test-fast bench wheel-check clean
+
+install: $(STAMP)
+
+# Reinstalls only when the dependency list changes; otherwise a no-op.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@scripts/install-native-tools.sh || echo "note: Cortex-M cross compiler not installed (tests that need it will say so)"
+	touch $(STAMP)
+
+$(DEMO_MODEL)/saved_model.pb $(DEMO_DATA): examples/make_demo.py examples/digits.py | $(STAMP)
+	$(BIN)/python examples/make_demo.py --out $(DEMO_MODEL) --data $(DEMO_DATA)
+
+demo: install $(DEMO_MODEL)/saved_model.pb
+	$(BIN)/edgebuild build $(DEMO_MODEL) --target all --data $(DEMO_DATA) --out build/demo
+	@echo; echo "Artifacts and reports: build/demo/<target>/ (report.md is the readable summary)"
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+bench: install
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=build/bench.json -p no:cacheprovider -q
+
+wheel-check: install
+	scripts/wheel-check.sh
+
+clean:
+	rm -rf build dist $(DEMO_MODEL) $(DEMO_DATA) .pytest_cache

@@ -1,0 +1,40 @@
+"""Models for the benchmark suites, built once per session (random weights, no training)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def conv_model(tmp_path_factory) -> Path:
+    """A float32 CNN on 96x96x3 with seeded random weights; invoke() takes about a millisecond.
+
+    Large enough that timer and harness overhead would show if it were there.
+    """
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tensorflow as tf
+    import tf_keras as keras
+
+    init = keras.initializers.GlorotUniform
+    layers = keras.layers
+    model = keras.Sequential([
+        layers.Input((96, 96, 3)),
+        layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(seed=1)),
+        layers.Conv2D(32, 3, padding="same", activation="relu", kernel_initializer=init(seed=2)),
+        layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(seed=3)),
+        layers.Conv2D(64, 3, padding="same", activation="relu", kernel_initializer=init(seed=4)),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(10, kernel_initializer=init(seed=5)),
+    ])
+    path = tmp_path_factory.mktemp("bench_models") / "conv96_float32.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return path
+
+
+@pytest.fixture(scope="session")
+def conv_samples() -> np.ndarray:
+    return np.random.default_rng(7).random((16, 96, 96, 3), dtype=np.float32)
