@@ -10,6 +10,7 @@ No TensorFlow is imported here.
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import sys
@@ -188,7 +189,8 @@ def benchmark_threads(
       {"threads": {"1": <benchmark result>, "2": ...},   keys are str(n), JSON-friendly
        "best_threads": n with the lowest p50,
        "speedup": {"2": p50(first count) / p50(n), ...}  relative to the first count listed,
-       "cpu": ..., "runtime": {...}, "runs": runs, "warmup": warmup}
+       "host": {"cpu": CPU model, "machine": e.g. "x86_64", "cores": os.cpu_count()},
+       "runtime": {"name", "version"}, "runs": runs, "warmup": warmup}
     Each per-thread result is complete on its own. Its peak_rss_bytes is the process
     peak up to that point, so later entries include the memory of earlier ones.
     """
@@ -202,7 +204,7 @@ def benchmark_threads(
         "threads": per,
         "best_threads": best,
         "speedup": {k: (base / v["p50_ms"] if v["p50_ms"] > 0 else None) for k, v in per.items()},
-        "cpu": first["cpu"],
+        "host": {"cpu": first["cpu"], "machine": platform.machine(), "cores": os.cpu_count()},
         "runtime": first["runtime"],
         "runs": runs,
         "warmup": warmup,

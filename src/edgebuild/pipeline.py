@@ -72,7 +72,7 @@ class SharedInputs:
     model: object
     model_sha256: str
     dataset: Dataset | None
-    float_reference_size: int | None = None
+    float_reference: dict | None = None  # size and weight bytes of the plain float32 conversion
     reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
@@ -200,7 +200,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
         with _stage(timings, target, "inspect", progress, []):
             artifact = parse_artifact(blob, source=str(artifact_path))
         with _stage(timings, target, "baseline", progress, []):
-            float_size = _float_reference_size(shared, profile)
+            float_reference = _float_reference(shared, profile)
         validation, benchmark = None, None
         if profile.validation.enabled:
             note = []
@@ -223,7 +223,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
                 model_sha256=shared.model_sha256,
                 artifact=artifact,
                 artifact_file="model.tflite",
-                float_reference_size=float_size,
+                float_reference=float_reference,
                 data=_data_block(shared, splits, calibration, request),
                 timings=timings,
                 validation=validation,
@@ -253,17 +253,18 @@ def _move_into_place(work_dir: Path, final_dir: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def _float_reference_size(shared: SharedInputs, profile: Profile) -> int:
-    """Size of a plain float32 conversion of the same model (once per build), the baseline for size ratios."""
-    if shared.float_reference_size is None:
+def _float_reference(shared: SharedInputs, profile: Profile) -> dict:
+    """Size and weight bytes of a plain float32 conversion of the same model (once per build)."""
+    if shared.float_reference is None:
         from edgebuild.converters.ptq import convert
         from edgebuild.profiles.schema import QuantizationSection
 
         model = shared.model
         blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
                        QuantizationSection(scheme="none"), None)
-        shared.float_reference_size = len(blob)
-    return shared.float_reference_size
+        weights = parse_artifact(blob).weight_dtypes()
+        shared.float_reference = {"size_bytes": len(blob), "weight_bytes": sum(weights.values())}
+    return shared.float_reference
 
 
 def _data_block(shared: SharedInputs, splits: Splits | None, calibration: np.ndarray | None,

@@ -31,7 +31,7 @@ def stack_versions() -> dict[str, str]:
 
 
 def build_report(*, profile: Profile, model: Any, model_sha256: str, artifact: TfliteArtifact, artifact_file: str,
-                 float_reference_size: int | None, data: dict, timings: dict[str, float],
+                 float_reference: dict | None, data: dict, timings: dict[str, float],
                  validation: dict | None, benchmark: dict | None, extra_files: list[str]) -> dict:
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -45,7 +45,7 @@ def build_report(*, profile: Profile, model: Any, model_sha256: str, artifact: T
             "input_shape": [d for d in model.input_shape],
         },
         "artifact": artifact_block(artifact, artifact_file),
-        "float_reference": {"size_bytes": float_reference_size} if float_reference_size else None,
+        "float_reference": float_reference,
         "data": data,
         "files": [artifact_file, "report.json", "report.md", "profile.resolved.toml", *extra_files],
         "versions": stack_versions(),
@@ -156,5 +156,7 @@ def _benchmark_md(benchmark: dict | None) -> list[str]:
     host = benchmark.get("host", {})
     if host:
         lines.append("")
-        lines.append(f"Host: {host.get('cpu', '?')}; runtime {benchmark.get('runtime', '?')}.")
+        runtime = benchmark.get("runtime") or {}
+        lines.append(f"Host: {host.get('cpu', '?')}, {host.get('cores', '?')} cores; "
+                     f"runtime {runtime.get('name', '?')} {runtime.get('version', '')}.")
     return lines

@@ -97,4 +97,6 @@ def test_benchmark_threads_shape(models):
     assert result["speedup"]["1"] == pytest.approx(1.0)
     assert result["speedup"]["2"] > 0
     assert result["runs"] == 20 and result["warmup"] == 2
+    assert result["host"]["cpu"] == host_cpu() and result["host"]["cores"] >= 1
+    assert result["runtime"] == result["threads"]["1"]["runtime"]
     json.dumps(result)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_error(text: str) -> None:
-    sys.stderr.write(textwrap.fill(f"edgebuild: {text}", width=100) + "\n")
+    sys.stderr.write(textwrap.fill(f"edgebuild: {text}", width=100, break_on_hyphens=False, break_long_words=False) + "\n")
 
 
 def run() -> None:

@@ -75,7 +75,8 @@ def validation_table(result: dict, title: str) -> Table:
 
 
 def benchmark_table(result: dict, title: str) -> Table:
-    table = Table(title=f"{title} ({result.get('runtime', 'LiteRT')})", title_justify="left")
+    runtime = result.get("runtime") or {}
+    table = Table(title=f"{title} ({runtime.get('name', 'LiteRT')} {runtime.get('version', '')})", title_justify="left")
     for column in ("threads", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "runs", "load ms"):
         table.add_column(column, justify="right")
     for threads, r in result["threads"].items():
