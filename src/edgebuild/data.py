@@ -113,12 +113,17 @@ def check_labels(data: Dataset, num_classes: int | None) -> None:
         )
 
 
-def split(n: int, section: DataSection, calibration_samples: int) -> Splits:
-    """Seeded, non-overlapping validation / calibration / training indices (see module doc)."""
-    if n < 2:
+def split(n: int, section: DataSection, calibration_samples: int, hold_out_validation: bool = True) -> Splits:
+    """Seeded, non-overlapping validation / calibration / training indices (see module doc).
+
+    With a separate validation set (`--val-data`) nothing is held out for validation here.
+    """
+    if n < 2 and hold_out_validation:
         raise DataError(f"Only {n} sample given: edgebuild needs at least 2 (one to calibrate, one to validate).")
     order = np.random.default_rng(section.seed).permutation(n)
-    n_val = min(max(1, math.ceil(n * section.validation_fraction)), section.max_validation_samples, n - 1)
+    n_val = 0
+    if hold_out_validation:
+        n_val = min(max(1, math.ceil(n * section.validation_fraction)), section.max_validation_samples, n - 1)
     rest = order[n_val:]
     n_cal = min(calibration_samples, len(rest))
     return Splits(validation=np.sort(order[:n_val]), calibration=rest[:n_cal], training=rest[n_cal:])

@@ -47,6 +47,7 @@ class BuildRequest:
     model: Path
     targets: tuple[str, ...]
     data: Path | None = None
+    val_data: Path | None = None  # separate validation set; otherwise a seeded split of `data`
     out: Path | None = None
     overrides: tuple[str, ...] = ()
     random_calibration: bool = False
@@ -72,6 +73,7 @@ class SharedInputs:
     model: object
     model_sha256: str
     dataset: Dataset | None
+    val_dataset: Dataset | None = None
     float_reference: dict | None = None  # size and weight bytes of the plain float32 conversion
     reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
@@ -97,10 +99,11 @@ def plan_build(request: BuildRequest) -> list[TargetPlan]:
     from edgebuild.model import detect_format
 
     detect_format(request.model)
-    if request.data is not None and not request.data.exists():
-        from edgebuild.errors import DataError
+    for path in (request.data, request.val_data):
+        if path is not None and not path.exists():
+            from edgebuild.errors import DataError
 
-        raise DataError(f"Data {request.data} does not exist. Pass an .npz with 'x' (and 'y'), an .npy, or an image folder.")
+            raise DataError(f"Data {path} does not exist. Pass an .npz with 'x' (and 'y'), an .npy, or an image folder.")
     profiles = resolve_targets(request.targets, request.overrides)
     return [make_plan(p, request.data is not None, request.random_calibration) for p in profiles]
 
@@ -132,12 +135,16 @@ def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progr
     progress.stage_started("*", "load")
     model = load_model(request.model)
     check_static_shape(model)
-    dataset = None
-    if request.data is not None:
-        image_range = plans[0].profile.data.image_range
-        dataset = check_fits(load_dataset(request.data, model.input_shape, image_range), model.input_shape, str(request.model))
-        check_labels(dataset, _num_classes(model))
-    shared = SharedInputs(model=model, model_sha256=model_sha256(request.model), dataset=dataset)
+    image_range = plans[0].profile.data.image_range
+    datasets = []
+    for path in (request.data, request.val_data):
+        dataset = None
+        if path is not None:
+            dataset = check_fits(load_dataset(path, model.input_shape, image_range), model.input_shape, str(request.model))
+            check_labels(dataset, _num_classes(model))
+        datasets.append(dataset)
+    shared = SharedInputs(model=model, model_sha256=model_sha256(request.model), dataset=datasets[0],
+                          val_dataset=datasets[1])
     progress.stage_finished("*", "load", time.perf_counter() - started, f"{model.format}, input {model.input_shape}")
     return shared
 
@@ -166,7 +173,8 @@ def _samples(shared: SharedInputs, profile: Profile, request: BuildRequest) -> t
     quant = profile.quantization
     splits = None
     if shared.dataset is not None:
-        splits = split(len(shared.dataset.x), profile.data, quant.calibration_samples)
+        splits = split(len(shared.dataset.x), profile.data, quant.calibration_samples,
+                       hold_out_validation=shared.val_dataset is None)
     if not quant.needs_calibration:
         return splits, None
     if splits is not None and len(splits.calibration) > 0:
@@ -270,6 +278,8 @@ def _float_reference(shared: SharedInputs, profile: Profile) -> dict:
 def _data_block(shared: SharedInputs, splits: Splits | None, calibration: np.ndarray | None,
                 request: BuildRequest) -> dict:
     block: dict = {"source": shared.dataset.source if shared.dataset else None}
+    if shared.val_dataset is not None:
+        block["validation_source"] = shared.val_dataset.source
     if shared.dataset is not None:
         block["samples"] = int(len(shared.dataset.x))
         block["labels"] = shared.dataset.y is not None
@@ -292,20 +302,32 @@ def _validate(artifact_path: Path, artifact: TfliteArtifact, profile: Profile, s
     from edgebuild.validation import ValidationData, validate_artifact
 
     data = None
-    if shared.dataset is not None and splits is not None:
-        x = shared.dataset.x[splits.validation]
-        y = shared.dataset.y[splits.validation] if shared.dataset.y is not None else None
-        key = ",".join(map(str, splits.validation[:8])) + f"/{len(splits.validation)}"
+    samples = _validation_samples(shared, splits, profile)
+    if samples is not None:
+        x, y, key = samples
         data = ValidationData(x=x, y=y, reference=_reference_outputs(shared, x, key))
     return validate_artifact(artifact_path, artifact, profile, data)
+
+
+def _validation_samples(shared: SharedInputs, splits: Splits | None, profile: Profile
+                        ) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+    """(x, y, cache key) of the validation samples: `--val-data`, else the held-out split of `--data`."""
+    if shared.val_dataset is not None:
+        limit = profile.data.max_validation_samples
+        val = shared.val_dataset
+        return val.x[:limit], (val.y[:limit] if val.y is not None else None), f"val-data/{limit}"
+    if shared.dataset is None or splits is None or len(splits.validation) == 0:
+        return None
+    indices = splits.validation
+    y = shared.dataset.y[indices] if shared.dataset.y is not None else None
+    return shared.dataset.x[indices], y, ",".join(map(str, indices[:8])) + f"/{len(indices)}"
 
 
 def _benchmark(artifact_path: Path, profile: Profile, shared: SharedInputs, splits: Splits | None) -> dict:
     from edgebuild.bench import benchmark_threads
 
-    inputs = None
-    if shared.dataset is not None and splits is not None:
-        inputs = shared.dataset.x[splits.validation]
+    samples = _validation_samples(shared, splits, profile)
+    inputs = samples[0] if samples is not None else None
     bench = profile.benchmark
     return benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
 

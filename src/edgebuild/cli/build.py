@@ -18,6 +18,7 @@ def build(
     model: Path = typer.Argument(..., help="SavedModel folder, .keras (Keras 2 or 3) or .h5 file."),
     target: List[str] = typer.Option([], "--target", "-t", help="Built-in target name, a profile .toml, or 'all'. Repeats."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help=".npz (x, y), .npy or an image folder with class sub-folders."),
+    val_data: Optional[Path] = typer.Option(None, "--val-data", help="Separate validation data (default: a seeded split of --data)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output root (default build/<model name>)."),
     set_: List[str] = typer.Option([], "--set", help="Override a profile key, e.g. --set quantization.io=int8. Repeats."),
     calibration: str = typer.Option("data", "--calibration", help="'data' (default) or 'random' (smoke tests only)."),
@@ -32,7 +33,7 @@ def build(
     if calibration not in {"data", "random"}:
         raise UsageError(f"--calibration {calibration!r} is not valid; use 'data' or 'random'.")
     request = BuildRequest(
-        model=model, targets=tuple(target), data=data, out=out, overrides=tuple(set_),
+        model=model, targets=tuple(target), data=data, val_data=val_data, out=out, overrides=tuple(set_),
         random_calibration=calibration == "random", gates=not no_gates,
     )
     results = run_build(request, StageProgress())
