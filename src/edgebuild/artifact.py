@@ -81,6 +81,7 @@ class TfliteArtifact:
     input_indices: tuple[int, ...]
     output_indices: tuple[int, ...]
     subgraph_count: int
+    signature_outputs: tuple[tuple[str, int], ...] = ()  # (signature output name, tensor index)
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -107,6 +108,17 @@ class TfliteArtifact:
                 out[t.dtype] = out.get(t.dtype, 0) + t.constant_bytes
         return out
 
+    def function_output_order(self) -> list[int]:
+        """Positions in `outputs` of the traced function's outputs 0..n-1.
+
+        The converter may list outputs in another order than the model returns
+        them; the signature names them `output_0`, `output_1`, ... in model order.
+        """
+        position = {tensor: i for i, tensor in enumerate(self.output_indices)}
+        named = sorted(self.signature_outputs, key=lambda item: _natural_key(item[0]))
+        order = [position[t] for _, t in named if t in position]
+        return order if sorted(order) == list(range(len(self.output_indices))) else list(range(len(self.output_indices)))
+
     @cached_property
     def macs_per_op(self) -> tuple[int, ...]:
         return tuple(op_macs(self, op) for op in self.ops)
@@ -114,6 +126,12 @@ class TfliteArtifact:
     @property
     def total_macs(self) -> int:
         return sum(self.macs_per_op)
+
+
+def _natural_key(name: str) -> tuple:
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
 def op_macs(artifact: TfliteArtifact, op: OpInfo) -> int:
@@ -209,7 +227,18 @@ def parse_artifact(data: bytes, source: str = "<bytes>") -> TfliteArtifact:
         input_indices=inputs,
         output_indices=outputs,
         subgraph_count=len(model.subgraphs),
+        signature_outputs=_signature_outputs(model),
     )
+
+
+def _signature_outputs(model: Any) -> tuple[tuple[str, int], ...]:
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == 0:
+            return tuple(
+                (t.name.decode() if isinstance(t.name, bytes) else str(t.name), int(t.tensorIndex))
+                for t in signature.outputs or []
+            )
+    return ()
 
 
 def _tensor_info(index: int, tensor: Any, buffers: list[Any]) -> TensorInfo:

@@ -37,7 +37,8 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
 
         litert_outputs = LiteRTModel(path).predict(data.x)
         if data.reference is not None:
-            accuracy = compare(data.reference, litert_outputs, data.y)
+            in_model_order = [litert_outputs[i] for i in artifact.function_output_order()]
+            accuracy = compare(data.reference, in_model_order, data.y)
             result["accuracy"] = accuracy
             checks.append(_accuracy_check(accuracy, profile))
     if profile.validation.tflm:

@@ -1,0 +1,205 @@
+"""The one training loop every training-time pass uses (QAT here; fine-tuning and distillation later).
+
+`fit` checks the data before any training starts (labels present, in range,
+enough samples), trains a tf_keras model with the profile's `[training]`
+settings, stops early when the monitored loss stops improving for
+`early_stopping` epochs (0 turns it off) and restores the best weights. It
+returns a `TrainingResult` whose `to_dict()` is the report's `training` block.
+
+Early stopping monitors `val_loss` when validation data is given, else the
+training `loss`. An epoch counts as an improvement when the monitored loss
+falls by more than `MIN_DELTA`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from edgebuild.errors import DataError
+
+MIN_TRAINING_SAMPLES = 16
+MIN_DELTA = 1e-4
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+Progress = Callable[[dict[str, Any]], None]  # called after each epoch with that epoch's record
+
+
+@dataclass
+class TrainingResult:
+    epochs_run: int
+    epochs_limit: int
+    stopped_early: bool
+    stop_reason: str
+    best_epoch: int  # 1-based; the weights of this epoch are the ones kept
+    monitor: str  # "val_loss" or "loss"
+    history: list[dict[str, float]] = field(default_factory=list)  # one record per epoch
+    seconds: float = 0.0
+    samples: dict[str, int] = field(default_factory=dict)  # {"training": n, "validation": m}
+    optimizer: str = "adam"
+    mixed_precision: str = "off"  # the policy actually used for training, or "off"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's `training` block (JSON-ready)."""
+        return asdict(self)
+
+
+def check_training_data(train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
+                        num_classes: int | None, batch_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Labels present, integer class ids in range, enough samples: DataError otherwise. Returns (train_y, val_y)."""
+    x, y = train
+    if y is None:
+        raise DataError(
+            "Training needs labels, but the training data has no 'y'. Save it with "
+            "np.savez(path, x=inputs, y=labels) (integer class ids 0..N-1), or use "
+            "--set quantization.method=ptq, which needs no labels."
+        )
+    labels = _as_class_ids(y, x, "training")
+    if len(x) < MIN_TRAINING_SAMPLES:
+        raise DataError(
+            f"Only {len(x)} training samples are left after the validation and calibration split; training needs "
+            f"at least {MIN_TRAINING_SAMPLES} (a few hundred to be useful). Pass more data, lower "
+            "quantization.calibration_samples or data.validation_fraction, or give --val-data separately."
+        )
+    _check_range(labels, num_classes, "training")
+    val_labels = np.empty((0,), np.int64)
+    if val is not None:
+        vx, vy = val
+        if vy is None:
+            raise DataError("The validation data has no labels ('y'); early stopping and accuracy need them.")
+        val_labels = _as_class_ids(vy, vx, "validation")
+        if len(vx) == 0:
+            raise DataError("The validation split is empty. Pass more data or raise data.validation_fraction.")
+        _check_range(val_labels, num_classes, "validation")
+    return labels, val_labels
+
+
+def _as_class_ids(y: np.ndarray, x: np.ndarray, what: str) -> np.ndarray:
+    y = np.asarray(y)
+    if len(y) != len(x):
+        raise DataError(f"The {what} data has {len(x)} samples but {len(y)} labels; they must be the same length.")
+    if y.ndim > 1 and y.shape[-1] > 1:
+        y = y.argmax(axis=-1)
+    y = y.reshape(len(y))
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise DataError(f"The {what} labels are not whole numbers; training needs integer class ids 0..N-1.")
+    return y.astype(np.int64)
+
+
+def _check_range(labels: np.ndarray, num_classes: int | None, what: str) -> None:
+    if len(labels) and int(labels.min()) < 0:
+        raise DataError(f"The {what} labels contain negative class ids ({int(labels.min())}); labels must be 0..N-1.")
+    if num_classes and len(labels) and int(labels.max()) >= num_classes:
+        raise DataError(
+            f"The {what} labels go up to {int(labels.max())} but the model has {num_classes} output classes. "
+            f"Labels must be 0..{num_classes - 1}: fix the labels or train on a model with more outputs."
+        )
+
+
+def num_classes_of(model: Any) -> int | None:
+    shape = model.outputs[0].shape if getattr(model, "outputs", None) else None
+    return int(shape[-1]) if shape is not None and len(shape) >= 2 and shape[-1] is not None else None
+
+
+def outputs_are_probabilities(model: Any, x: np.ndarray) -> bool:
+    """True when the model already ends in a softmax (non-negative rows summing to 1) on sample inputs."""
+    out = np.asarray(model(x[: min(len(x), 16)], training=False), dtype=np.float64)
+    return bool((out >= 0).all() and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3))
+
+
+def make_optimizer(name: str, learning_rate: float) -> Any:
+    from edgebuild._tf import tf_keras
+
+    keras2 = tf_keras()
+    classes = {"adam": keras2.optimizers.Adam, "sgd": keras2.optimizers.SGD, "rmsprop": keras2.optimizers.RMSprop}
+    if name not in classes:
+        raise DataError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
+    return classes[name](learning_rate=learning_rate)
+
+
+def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
+        section: Any, loss: Any = None, progress: Progress | None = None, seed: int = 0,
+        optimizer: str | None = None) -> TrainingResult:
+    """Train `model` (a tf_keras model) in place; see the module doc. `section` is a TrainingSection.
+
+    `loss` defaults to sparse categorical cross-entropy, from logits unless the
+    model already outputs probabilities. `optimizer` overrides `section.optimizer`.
+    """
+    from edgebuild._tf import tf_keras
+    from edgebuild.converters import precision
+
+    keras2 = tf_keras()
+    x = np.asarray(train[0], dtype=np.float32)
+    y, val_y = check_training_data(train, val, num_classes_of(model), section.batch_size)
+    val_x = None if val is None else np.asarray(val[0], dtype=np.float32)
+    opt_name = optimizer or getattr(section, "optimizer", "adam")
+
+    keras2.utils.set_random_seed(seed)
+    if loss is None:
+        loss = keras2.losses.SparseCategoricalCrossentropy(from_logits=not outputs_are_probabilities(model, x))
+
+    policy = precision.policy_for(section.mixed_precision)
+    trained = model
+    if policy is not None:
+        trained = precision.to_policy(model, policy)  # a mixed twin; its weights come back into `model` below
+    trained.compile(optimizer=make_optimizer(opt_name, section.learning_rate), loss=loss, metrics=["accuracy"])
+
+    monitor = "val_loss" if val_x is not None else "loss"
+    tracker = _BestWeights(keras2, monitor, section.early_stopping, progress)
+    started = time.perf_counter()
+    trained.fit(
+        x, y, validation_data=None if val_x is None else (val_x, val_y),
+        epochs=section.epochs, batch_size=section.batch_size, shuffle=True, verbose=0, callbacks=[tracker],
+    )
+    seconds = time.perf_counter() - started
+    if tracker.best_weights is not None:
+        trained.set_weights(tracker.best_weights)
+    if trained is not model:
+        model.set_weights(trained.get_weights())
+
+    epochs_run = len(tracker.history)
+    stopped = tracker.stopped_early
+    reason = (f"early stopping: {monitor} did not improve for {section.early_stopping} epochs"
+              if stopped else f"epoch limit ({section.epochs})")
+    return TrainingResult(
+        epochs_run=epochs_run, epochs_limit=section.epochs, stopped_early=stopped, stop_reason=reason,
+        best_epoch=tracker.best_epoch, monitor=monitor, history=tracker.history, seconds=round(seconds, 3),
+        samples={"training": len(x), "validation": 0 if val_x is None else len(val_x)},
+        optimizer=opt_name, mixed_precision=policy or "off",
+    )
+
+
+def _BestWeights(keras2: Any, monitor: str, patience: int, progress: Progress | None) -> Any:
+    """A callback that records every epoch, keeps the best weights and stops after `patience` bad epochs."""
+
+    class BestWeights(keras2.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.history: list[dict[str, float]] = []
+            self.best = float("inf")
+            self.best_epoch = 0
+            self.best_weights: list[np.ndarray] | None = None
+            self.wait = 0
+            self.stopped_early = False
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            record = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items()}}
+            self.history.append(record)
+            current = float(logs.get(monitor, float("nan")))
+            if np.isfinite(current) and current < self.best - MIN_DELTA:
+                self.best, self.best_epoch, self.wait = current, epoch + 1, 0
+                self.best_weights = self.model.get_weights()
+            else:
+                self.wait += 1
+                if patience and self.wait >= patience:
+                    self.stopped_early = True
+                    self.model.stop_training = True
+            if progress is not None:
+                progress(record)
+
+    return BestWeights()
