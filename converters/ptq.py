@@ -24,8 +24,11 @@ def convert(concrete_function: Any, keep_alive: Any, quant: QuantizationSection,
     tensorflow = tf()
     converter = tensorflow.lite.TFLiteConverter.from_concrete_functions([concrete_function], keep_alive)
     _configure(converter, tensorflow, quant, calibration)
+    from edgebuild.native_output import capture_fds
+
     try:
-        return bytes(converter.convert())
+        with capture_fds(1, 2):  # the converter's C++ logs would bury the progress lines
+            return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         raise ConversionError(
             f"The TFLite converter failed for scheme '{quant.scheme}': {_summary(exc)}. "

@@ -22,7 +22,24 @@ def _prepare_environment() -> None:
 
 
 def tf() -> ModuleType:
+    import sys
+
     _prepare_environment()
+    if "tensorflow" not in sys.modules:
+        from edgebuild.native_output import capture_fds
+
+        # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) goes straight to fd 2.
+        with capture_fds(2) as startup_log:
+            try:
+                import tensorflow
+
+                tensorflow.config.list_physical_devices()  # device probing logs CUDA errors on CPU-only hosts
+            except BaseException:
+                failed = True
+            else:
+                failed = False
+        if failed:
+            sys.stderr.write(startup_log[0])
     import tensorflow
 
     tensorflow.get_logger().setLevel(logging.ERROR)

@@ -214,16 +214,24 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
             note = []
             with _stage(timings, target, "validate", progress, note):
                 validation = _validate(artifact_path, artifact, profile, shared, splits, request)
-                note.append("passed" if validation["passed"] else "FAILED")
+                note.append("checks passed" if validation["passed"] else "FAILED")
         if profile.benchmark.enabled:
             note = []
             with _stage(timings, target, "benchmark", progress, note):
                 benchmark = _benchmark(artifact_path, profile, shared, splits)
                 note.append(f"p50 {_first_p50(benchmark):.3f} ms")
         emitted: list[str] = []
+        flash = None
         if profile.mcu.c_array:
-            with _stage(timings, target, "emit", progress, []):
-                emitted = _emit_c(blob, artifact, profile, work_dir, validation)
+            note = []
+            with _stage(timings, target, "emit", progress, note):
+                emitted, flash = _emit_c(blob, artifact, profile, work_dir, validation)
+                note.append(f"flash {flash['text_bytes'] + flash['data_bytes']:,} bytes (Cortex-M4)" if flash
+                            else "no arm-none-eabi-gcc: flash not measured")
+        if validation is not None:
+            from edgebuild.validation import add_budget_check
+
+            add_budget_check(validation, artifact, profile, flash["text_bytes"] + flash["data_bytes"] if flash else None)
         with _stage(timings, target, "report", progress, []):
             report = build_report(
                 profile=profile,
@@ -238,6 +246,9 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
                 benchmark=benchmark,
                 extra_files=emitted,
             )
+            if profile.mcu.c_array:
+                report["flash"] = flash or {"measured": False, "reason": "arm-none-eabi-gcc not found "
+                                            "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"}
             (work_dir / "profile.resolved.toml").write_text(to_toml(profile))
             write_json(work_dir / "report.json", report)
             (work_dir / "report.md").write_text(render_markdown(report))
@@ -306,7 +317,7 @@ def _validate(artifact_path: Path, artifact: TfliteArtifact, profile: Profile, s
     if samples is not None:
         x, y, key = samples
         data = ValidationData(x=x, y=y, reference=_reference_outputs(shared, x, key))
-    return validate_artifact(artifact_path, artifact, profile, data)
+    return validate_artifact(artifact_path, artifact, profile, data, check_budgets=False)
 
 
 def _validation_samples(shared: SharedInputs, splits: Splits | None, profile: Profile
@@ -338,15 +349,27 @@ def _first_p50(benchmark: dict) -> float:
     return float(first.get("p50_ms", 0.0))
 
 
-def _emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path, validation: dict | None) -> list[str]:
+def _emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path,
+            validation: dict | None) -> tuple[list[str], dict | None]:
+    """C sources for TFLite Micro, and the flash they take when compiled for a Cortex-M4 (if the tool exists)."""
+    import tempfile
+
     from edgebuild.codegen import CSourceOptions, write_c_sources
+    from edgebuild.codegen.flash import compile_for_cortex_m, object_sizes
 
     arena = None
     if validation is not None:
         arena = validation.get("arena", {}).get("recommended_bytes")
     options = CSourceOptions(symbol=profile.mcu.symbol, xxd_names=profile.mcu.xxd_names, arena_bytes=arena)
     paths = write_c_sources(blob, artifact, work_dir / "c", options)
-    return [str(p.relative_to(work_dir)) for p in paths]
+    flash = None
+    with tempfile.TemporaryDirectory(prefix="edgebuild-cc-") as scratch:
+        obj = compile_for_cortex_m(work_dir / "c" / "model_data.cc", Path(scratch))
+        sizes = object_sizes(obj) if obj is not None else None
+        if sizes is not None:
+            flash = {"measured": True, "tool": "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -Os; arm-none-eabi-size",
+                     "text_bytes": sizes["text"], "data_bytes": sizes["data"], "bss_bytes": sizes["bss"]}
+    return [str(p.relative_to(work_dir)) for p in paths], flash
 
 
 def _gate_message(target: str, out_dir: Path, validation: dict) -> str:

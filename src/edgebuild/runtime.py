@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from edgebuild.native_output import capture_stderr_fd
 from edgebuild.errors import ArtifactError, DataError
 
 _QUANTIZED_INPUT_DTYPES = (np.int8, np.uint8, np.int16)
@@ -214,10 +215,12 @@ class LiteRTModel:
                 ) from None
         self.size_bytes = len(content)
         self.num_threads = num_threads
-        start = time.perf_counter_ns()
         try:
-            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            with capture_stderr_fd():  # LiteRT announces its XNNPACK delegate on fd 2
+                start = time.perf_counter_ns()
+                self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+                self.interpreter.allocate_tensors()
+                elapsed_ns = time.perf_counter_ns() - start
         except (ValueError, RuntimeError) as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
             raise ArtifactError(
@@ -226,7 +229,7 @@ class LiteRTModel:
                 "runtime does not know (custom ops, or ops from a newer converter), rebuild it with "
                 "builtin ops only or upgrade the runtime."
             ) from None
-        self.load_time_ms = (time.perf_counter_ns() - start) / 1e6
+        self.load_time_ms = elapsed_ns / 1e6
         self._in_specs = [_spec_from_details(d) for d in self.input_details]
         self._out_specs = [_spec_from_details(d) for d in self.output_details]
 
@@ -309,28 +312,6 @@ class LiteRTModel:
 
 # ---------------------------------------------------------------------------------------------
 # TensorFlow Lite Micro
-
-
-@contextmanager
-def capture_stderr_fd() -> Iterator[list[str]]:
-    """Capture what native code writes to file descriptor 2 (TFLM logs there, below Python).
-
-    Yields a list that holds the captured text once the block exits. Not
-    thread-safe: anything another thread writes to stderr meanwhile is captured too.
-    """
-    captured: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            captured.append(tmp.read().decode("utf-8", errors="replace"))
 
 
 def _tflm_runtime():

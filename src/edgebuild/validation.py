@@ -26,7 +26,8 @@ class ValidationData:
 
 
 def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, data: ValidationData | None,
-                      flash_bytes: int | None = None) -> dict:
+                      check_budgets: bool = True) -> dict:
+    """All checks; with check_budgets=False the caller adds budgets later (after measuring flash)."""
     checks: list[dict] = []
     result: dict = {"checks": checks}
     if profile.validation.rules != "none":
@@ -45,11 +46,18 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
         arena, tflm_check = _tflm_check(path, profile, data, litert_outputs, artifact)
         result["arena"] = arena
         checks.append(tflm_check)
+    result["passed"] = all(c["passed"] for c in checks)
+    if check_budgets:
+        add_budget_check(result, artifact, profile, flash_bytes=None)
+    return result
+
+
+def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, flash_bytes: int | None) -> None:
+    """Append the budget check (flash measured from the compiled C array when available) and update `passed`."""
     budget = _budget_check(artifact, profile, result.get("arena"), flash_bytes)
     if budget is not None:
-        checks.append(budget)
-    result["passed"] = all(c["passed"] for c in checks)
-    return result
+        result["checks"].append(budget)
+        result["passed"] = all(c["passed"] for c in result["checks"])
 
 
 def _rules_check(rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int) -> dict:
@@ -133,8 +141,9 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, arena: dict | None
         return None
     problems, parts = [], []
     flash_used = flash_bytes or artifact.size_bytes
+    flash_source = "measured with arm-none-eabi-size" if flash_bytes else "model bytes"
     if budget.flash is not None:
-        parts.append(f"flash {flash_used:,} / {budget.flash:,} bytes")
+        parts.append(f"flash {flash_used:,} / {budget.flash:,} bytes ({flash_source})")
         if flash_used > budget.flash:
             problems.append(f"flash {flash_used:,} bytes exceeds the budget {budget.flash:,} by {flash_used - budget.flash:,}")
     ram_used = None
@@ -145,5 +154,5 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, arena: dict | None
             problems.append(f"RAM {ram_used:,} bytes (arena + I/O) exceeds the budget {budget.ram:,} by {ram_used - budget.ram:,}")
     summary = "; ".join(problems) + " — shrink the model (pruning, smaller input) or raise the budget" if problems else ", ".join(parts)
     return {"name": "budgets", "passed": not problems, "summary": summary,
-            "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash},
+            "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash, "source": flash_source},
             "ram": {"used_bytes": ram_used, "budget_bytes": budget.ram}}
