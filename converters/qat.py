@@ -256,8 +256,8 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
     function = tensorflow.function(lambda x: qat_model(x, training=False), input_signature=[spec], autograph=False)
     converter = tensorflow.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], qat_model)
     converter.optimizations = [tensorflow.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_ops = [tensorflow.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if calibration is not None and len(calibration):
+        converter.target_spec.supported_ops = [tensorflow.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.representative_dataset = lambda: ([s[None, ...].astype(np.float32)] for s in calibration)
     if quant.io != "float32":
         io_type = getattr(tensorflow, _IO_DTYPES[quant.io])
