@@ -152,13 +152,7 @@ def compile_edgetpu(tflite_path: Path, out_dir: Path, compiler: str, min_runtime
     (out_dir / "edgetpu_compiler.txt").write_text(run.output)
     if run.returncode != 0 or not produced.is_file():
         # exit 0 without a model happens too ("Compilation failed!" from the compilation child)
-        hint = ("The compiler's own timer expired (large activations are the usual cause). "
-                if "Compilation timeout" in run.output else "")
-        wrote = "" if run.returncode != 0 else f", no {produced.name} written"
-        raise ExternalToolError(
-            f"edgetpu_compiler could not compile {tflite_path} (exit {run.returncode}{wrote}). {hint}"
-            f"Its own message:\n{tail(run.output)}\nCommand: {' '.join(argv)}"
-        )
+        raise ExternalToolError(failure_message(tflite_path, run.returncode, run.output, argv))
     model = _rename(produced, out_dir / "model_edgetpu.tflite")
     log_text = None
     if log_file.is_file():
@@ -174,6 +168,20 @@ def compile_edgetpu(tflite_path: Path, out_dir: Path, compiler: str, min_runtime
                   "output": "edgetpu_compiler.txt"},
     })
     return result
+
+
+def failure_message(tflite_path: Path, returncode: int, output: str, argv: list[str]) -> str:
+    """What to tell the user when the compiler failed: its own last lines, quoted, and the command."""
+    hint = ""
+    if "Compilation timeout" in output:
+        hint = "The compiler's own timer expired (large activations are the usual cause). "
+    elif "not quantized" in output:
+        hint = "The Edge TPU needs a fully int8-quantized model (profile quantization.scheme = \"int8\"). "
+    elif "dynamic-sized tensors" in output:
+        hint = "Fix the batch size (profile model.batch = 1) so every tensor has a static shape. "
+    status = f"exit {returncode}" if returncode != 0 else f"exit 0 but no {Path(tflite_path).stem}_edgetpu.tflite"
+    return (f"edgetpu_compiler could not compile {tflite_path} ({status}). {hint}It said:\n"
+            f"{tail(output)}\nCommand: {' '.join(argv)}")
 
 
 def _rename(src: Path, dst: Path) -> Path:
