@@ -32,6 +32,7 @@ _DROPPED_KEYS = {"kernel_initializer", "bias_initializer", "depthwise_initialize
                  "embeddings_initializer", "alpha_initializer", "recurrent_initializer"}
 _BASE_LAYER_KEYS = {"name", "trainable", "dtype", "dynamic", "input_shape", "batch_input_shape", "batch_size",
                     "input_dim", "activity_regularizer", "autocast"}
+_RENAMED_KEYS = {("LeakyReLU", "negative_slope"): "alpha"}  # (layer class, Keras 3 key) -> tf_keras key
 _RENAMED_CLASSES = {"Functional": None, "Sequential": None}  # nested models: refused (see _make_layer)
 
 
@@ -50,14 +51,15 @@ def bridge_keras3(source: Any, sample: np.ndarray | None = None, tolerance: floa
     if len(model3.inputs) != 1:
         raise UnsupportedError(f"The Keras 3 bridge takes single-input models; {model3.name} has {len(model3.inputs)}.")
     dropped: dict[str, list[str]] = {}
-    model2 = _rebuild(keras2, model3, dropped)
+    outputs_of: dict[str, Any] = {}
+    model2 = _rebuild(keras2, model3, dropped, outputs_of)
     _copy_weights(model3, model2)
     if sample is None:
         shape = tuple(model3.inputs[0].shape)[1:]
         sample = np.random.default_rng(0).random((8, *shape), dtype=np.float32)
     diff = _max_scaled_diff(_predict(model3, sample), _predict(model2, sample))
     if not diff <= tolerance:
-        culprit = _first_differing_layer(keras, keras2, model3, model2, sample, tolerance)
+        culprit = _first_differing_layer(keras, keras2, model3, model2, outputs_of, sample, tolerance)
         raise UnsupportedError(
             f"The Keras 3 -> tf_keras bridge rebuilt {model3.name}, but its outputs differ by {diff:.3g} "
             f"(tolerance {tolerance:g}), starting at {culprit}. This layer does not translate to tf_keras: "
@@ -80,7 +82,8 @@ def _load(keras: Any, source: Any) -> Any:
     return source
 
 
-def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]]) -> Any:
+def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]], outputs_of: dict[str, Any]) -> Any:
+    """The tf_keras graph; `outputs_of` maps each Keras 3 layer name to its (last) tf_keras output tensor."""
     config = model3.get_config()
     layer_configs = config["layers"]
     if type(model3).__name__ == "Sequential":
@@ -91,7 +94,9 @@ def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]]) -> Any:
                 continue
             if x is None:
                 inputs = x = keras2.Input(batch_shape=tuple(model3.inputs[0].shape), dtype=model3.inputs[0].dtype)
-            x = _make_layer(keras2, layer_config, dropped)(x)
+            layer, activation = _make_layer(keras2, layer_config, dropped)
+            name = layer_config.get("name") or layer_config["config"]["name"]
+            x = outputs_of[name] = _activate(keras2, activation, layer(x), name)
         return keras2.Model(inputs, x, name=model3.name)
 
     tensors: dict[tuple[str, int, int], Any] = {}
@@ -105,14 +110,21 @@ def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]]) -> Any:
     while pending:  # nodes come in topological order; the loop only matters for shared layers
         progressed = False
         for item in list(pending):
-            layer, name, index, node = item
+            (layer, activation), name, index, node = item
             try:
                 args = _resolve(node.get("args", []), tensors)
             except KeyError:
                 continue
             kwargs = {k: v for k, v in _resolve(node.get("kwargs", {}), tensors).items()
                       if v is not None and k not in {"training", "mask"}}
-            outputs = layer(*args, **kwargs)
+            try:
+                outputs = outputs_of[name] = _activate(keras2, activation, layer(*args, **kwargs), name)
+            except (ValueError, TypeError) as exc:
+                raise UnsupportedError(
+                    f"The Keras 3 bridge cannot call layer '{name}' ({type(layer).__name__}) in tf_keras: "
+                    f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}. Replace the layer, "
+                    "or use --set quantization.method=ptq (PTQ converts Keras 3 models directly)."
+                ) from None
             for t_index, tensor in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs]):
                 tensors[(name, index, t_index)] = tensor
             pending.remove(item)
@@ -137,8 +149,8 @@ def _resolve(value: Any, tensors: dict[tuple[str, int, int], Any]) -> Any:
             name, node, index = value["config"]["keras_history"]
             return tensors[(name, node, index)]
         return {k: _resolve(v, tensors) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, tensors) for v in value]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_resolve(v, tensors) for v in value)
     return value
 
 
@@ -158,6 +170,13 @@ def _dtype_name(dtype: Any) -> Any:
 def _make_layer(keras2: Any, layer_config: dict, dropped: dict[str, list[str]]) -> Any:
     kind = layer_config["class_name"]
     name = layer_config.get("name") or layer_config["config"].get("name")
+    module = layer_config.get("module") or "keras.layers"
+    if not module.startswith("keras.layers"):
+        raise UnsupportedError(
+            f"The Keras 3 bridge cannot rebuild '{name}' ({kind} from {module}): a Keras 3 operation, not a layer "
+            "(e.g. `x - 0.5` or keras.ops on symbolic tensors). Use layers instead (e.g. Rescaling for "
+            "x * a + b), or use --set quantization.method=ptq (PTQ converts Keras 3 models directly)."
+        )
     cls = getattr(keras2.layers, kind, None)
     if cls is None or kind in _RENAMED_CLASSES or layer_config.get("registered_name") not in (None, kind):
         what = "a nested model" if kind in _RENAMED_CLASSES else "a layer tf_keras does not have"
@@ -166,26 +185,60 @@ def _make_layer(keras2: Any, layer_config: dict, dropped: dict[str, list[str]]) 
             "(flatten nested models), or use --set quantization.method=ptq (PTQ converts Keras 3 models directly)."
         )
     accepted = _accepted_keys(cls)
-    config, skipped = {}, []
+    config, skipped, activation = {}, [], None
     for key, value in layer_config["config"].items():
+        key = _RENAMED_KEYS.get((kind, key), key)
         if key in _DROPPED_KEYS:
             continue
         if key == "dtype":
             value = _dtype_name(value)
+        if key == "activation" and isinstance(value, str) and value in _SPLIT_ACTIVATIONS:
+            activation, value = value, "linear"  # applied after the layer by _activate
         if key not in accepted:
-            skipped.append(key)
+            if value not in (None, False, {}, []):  # unset keys are not worth reporting
+                skipped.append(key)
             continue
         config[key] = value
     if skipped:
         dropped[name] = skipped
+    if kind == "Activation" and activation is not None:
+        return keras2.layers.Activation("linear", name=f"{name}_linear"), (activation, name)
     try:
-        return cls.from_config(config)
+        return cls.from_config(config), (activation, f"{name}_{activation}") if activation else None
     except Exception as exc:  # bad values (an activation tf_keras lacks...) surface in many types
         raise UnsupportedError(
             f"The Keras 3 bridge cannot rebuild layer '{name}' ({kind}) in tf_keras: "
             f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}. Replace the layer, or use "
             "--set quantization.method=ptq (PTQ converts Keras 3 models directly)."
         ) from None
+
+
+# Keras 3 activations tf_keras lacks or defines differently, rebuilt from tf_keras layers.
+# (Keras 3 hard_sigmoid is relu6(x + 3) / 6; tf_keras's is clip(0.2 x + 0.5, 0, 1).)
+_SPLIT_ACTIVATIONS = {"relu6", "hard_sigmoid", "hard_silu", "hard_swish", "leaky_relu", "silu"}
+
+
+def _activate(keras2: Any, activation: tuple[str, str] | None, x: Any, layer_name: str) -> Any:
+    """Apply a split-off Keras 3 activation with tf_keras layers; the last layer gets the Keras 3 layer's name."""
+    if activation is None:
+        return x
+    kind, name = activation
+    layers = keras2.layers
+
+    def hard_sigmoid(t: Any, final: str) -> Any:
+        t = layers.Rescaling(1.0, offset=3.0, name=f"{name}_plus3")(t)
+        t = layers.ReLU(6.0, name=f"{name}_relu6")(t)
+        return layers.Rescaling(1.0 / 6.0, name=final)(t)
+
+    if kind == "relu6":
+        return layers.ReLU(6.0, name=name)(x)
+    if kind == "leaky_relu":
+        return layers.LeakyReLU(0.2, name=name)(x)
+    if kind == "silu":
+        return layers.Activation("swish", name=name)(x)
+    if kind == "hard_sigmoid":
+        return hard_sigmoid(x, name)
+    return layers.Multiply(name=name)([x, hard_sigmoid(x, f"{name}_gate")])  # hard_silu / hard_swish
 
 
 def _accepted_keys(cls: type) -> set[str]:
@@ -228,14 +281,14 @@ def _max_scaled_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(x - y)) / max(1.0, float(np.max(np.abs(x))))) for x, y in zip(a, b))
 
 
-def _first_differing_layer(keras: Any, keras2: Any, model3: Any, model2: Any, sample: np.ndarray,
-                           tolerance: float) -> str:
+def _first_differing_layer(keras: Any, keras2: Any, model3: Any, model2: Any, outputs_of: dict[str, Any],
+                           sample: np.ndarray, tolerance: float) -> str:
     for layer3 in model3.layers:
         if type(layer3).__name__ == "InputLayer":
             continue
         try:
             probe3 = keras.Model(model3.inputs, layer3.output)
-            probe2 = keras2.Model(model2.inputs, model2.get_layer(layer3.name).output)
+            probe2 = keras2.Model(model2.inputs, outputs_of[layer3.name])
             if _max_scaled_diff(_predict(probe3, sample), _predict(probe2, sample)) > tolerance:
                 return f"layer '{layer3.name}' ({type(layer3).__name__})"
         except Exception:  # noqa: BLE001 - a layer we cannot probe is reported as the culprit

@@ -38,6 +38,14 @@ class SavedModels:
     accuracy: dict[str, float]  # float top-1 on the held-out digits, per key of `paths`
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_build_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session gets its own empty build cache, never the user's."""
+    path = tmp_path_factory.mktemp("edgebuild-cache")
+    os.environ["EDGEBUILD_CACHE_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def digits_data(tmp_path_factory: pytest.TempPathFactory) -> DigitsData:
     x, y = digits.load_digits_32(seed=0)

@@ -236,14 +236,6 @@ def _first_line(exc: BaseException) -> str:
 
 def model_sha256(path: Path) -> str:
     """Hash of the model file, or of every file in a model folder (relative paths and contents, sorted)."""
-    import hashlib
+    from edgebuild.hashing import hash_path
 
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return hash_path(path)

@@ -7,6 +7,7 @@ the previous result untouched and never a partial artifact.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from contextlib import contextmanager
@@ -52,6 +53,8 @@ class BuildRequest:
     overrides: tuple[str, ...] = ()
     random_calibration: bool = False
     gates: bool = True
+    use_cache: bool = True
+    cache_dir: Path | None = None
 
 
 @dataclass
@@ -60,6 +63,7 @@ class TargetResult:
     out_dir: Path
     report: dict
     error: EdgebuildError | None = None
+    cached: bool = False
 
     @property
     def passed(self) -> bool:
@@ -114,18 +118,85 @@ def default_out_dir(model_path: Path) -> Path:
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> list[TargetResult]:
-    """Build every requested target; raise the first error after all targets ran."""
+    """Build every requested target; cache hits are restored without loading TensorFlow.
+
+    Errors of one target do not stop the others; the caller decides the exit code from the results.
+    """
     progress = progress or SilentProgress()
     plans = plan_build(request)
     out_root = request.out or default_out_dir(request.model)
-    shared = _load_shared(request, plans, progress)
-    results = []
+    cache, keys = _cache_keys(request, plans)
+    results: dict[str, TargetResult] = {}
+    pending = []
     for plan in plans:
-        try:
-            results.append(_build_target(plan, request, shared, out_root, progress))
-        except EdgebuildError as exc:
-            results.append(TargetResult(plan.target, out_root / plan.target, {}, error=exc))
-    return results
+        restored = _restore_cached(cache, keys.get(plan.target), plan, request, out_root, progress)
+        if restored is not None:
+            results[plan.target] = restored
+        else:
+            pending.append(plan)
+    if pending:
+        shared = _load_shared(request, pending, progress)
+        for plan in pending:
+            try:
+                result = _build_target(plan, request, shared, out_root, progress)
+            except EdgebuildError as exc:
+                result = TargetResult(plan.target, out_root / plan.target, {}, error=exc)
+            if cache is not None and result.report:
+                _mark_cache(result.out_dir, keys[plan.target], hit=False)
+                cache.store(keys[plan.target], result.out_dir)
+            results[plan.target] = result
+    return [results[plan.target] for plan in plans]
+
+
+def _cache_keys(request: BuildRequest, plans: list[TargetPlan]) -> tuple[object | None, dict[str, str]]:
+    if not request.use_cache:
+        return None, {}
+    from edgebuild.cache import BuildCache, build_key, default_cache_dir, stack_fingerprint
+    from edgebuild.hashing import hash_path
+
+    cache = BuildCache(request.cache_dir or default_cache_dir())
+    model_sha = hash_path(request.model)
+    data = {"data": hash_path(request.data) if request.data else None,
+            "val_data": hash_path(request.val_data) if request.val_data else None}
+    flags = {"random_calibration": request.random_calibration}
+    versions = stack_fingerprint()
+    keys = {plan.target: build_key(model_sha256=model_sha, profile_toml=to_toml(plan.profile), data_sha256=data,
+                                   flags=flags, versions=versions) for plan in plans}
+    return cache, keys
+
+
+def _restore_cached(cache: object | None, key: str | None, plan: TargetPlan, request: BuildRequest, out_root: Path,
+                    progress: Progress) -> TargetResult | None:
+    if cache is None or key is None:
+        return None
+    entry, note = cache.lookup(key)  # type: ignore[attr-defined]
+    if note:
+        progress.message(f"  {plan.target:<10} {note}")
+    if entry is None:
+        return None
+    started = time.perf_counter()
+    out_root.mkdir(parents=True, exist_ok=True)
+    work_dir = out_root / f".{plan.target}.partial"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    cache.restore(entry, work_dir)  # type: ignore[attr-defined]
+    _mark_cache(work_dir, key, hit=True)
+    report = json.loads((work_dir / "report.json").read_text())
+    final_dir = out_root / plan.target
+    _move_into_place(work_dir, final_dir)
+    progress.stage_finished(plan.target, "cached", time.perf_counter() - started, f"restored {key[:12]}")
+    result = TargetResult(plan.target, final_dir, report, cached=True)
+    validation = report.get("validation")
+    if validation is not None and not validation["passed"] and request.gates:
+        result.error = GateFailed(_gate_message(plan.target, final_dir, validation))
+    return result
+
+
+def _mark_cache(folder: Path, key: str, hit: bool) -> None:
+    """Record in report.json whether this folder was built or restored, and under which key."""
+    path = folder / "report.json"
+    report = json.loads(path.read_text())
+    report["cache"] = {"hit": hit, "key": key}
+    write_json(path, report)
 
 
 def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progress) -> SharedInputs:
@@ -209,11 +280,18 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
             artifact = parse_artifact(blob, source=str(artifact_path))
         with _stage(timings, target, "baseline", progress, []):
             float_reference = _float_reference(shared, profile)
+        compiled: dict = {}
+        if profile.edgetpu.compile or profile.vela.accelerator:
+            note = []
+            with _stage(timings, target, "compile", progress, note):
+                compiled = _compile(profile, artifact_path, work_dir)
+                note.append(_compile_note(compiled))
         validation, benchmark = None, None
         if profile.validation.enabled:
             note = []
             with _stage(timings, target, "validate", progress, note):
                 validation = _validate(artifact_path, artifact, profile, shared, splits, request)
+                _add_compiler_checks(validation, compiled, profile)
                 note.append("checks passed" if validation["passed"] else "FAILED")
         if profile.benchmark.enabled:
             note = []
@@ -225,13 +303,18 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
         if profile.mcu.c_array:
             note = []
             with _stage(timings, target, "emit", progress, note):
-                emitted, flash = _emit_c(blob, artifact, profile, work_dir, validation)
+                emitted, flash = _emit_c(blob, artifact, profile, work_dir, validation, compiled.get("vela"))
                 note.append(f"flash {flash['text_bytes'] + flash['data_bytes']:,} bytes (Cortex-M4)" if flash
                             else "no arm-none-eabi-gcc: flash not measured")
         if validation is not None:
             from edgebuild.validation import add_budget_check
 
-            add_budget_check(validation, artifact, profile, flash["text_bytes"] + flash["data_bytes"] if flash else None)
+            vela = compiled.get("vela")
+            if vela is not None:  # the NPU build: Vela's own SRAM and flash figures decide the budgets
+                add_budget_check(validation, artifact, profile, vela.get("off_chip_flash_bytes") or None,
+                                 ram_bytes=vela.get("sram_bytes"))
+            else:
+                add_budget_check(validation, artifact, profile, flash["text_bytes"] + flash["data_bytes"] if flash else None)
         with _stage(timings, target, "report", progress, []):
             report = build_report(
                 profile=profile,
@@ -246,6 +329,8 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
                 benchmark=benchmark,
                 extra_files=emitted,
             )
+            if compiled:
+                report["compile"] = compiled
             if profile.mcu.c_array:
                 report["flash"] = flash or {"measured": False, "reason": "arm-none-eabi-gcc not found "
                                             "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"}
@@ -349,9 +434,9 @@ def _first_p50(benchmark: dict) -> float:
     return float(first.get("p50_ms", 0.0))
 
 
-def _emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path,
-            validation: dict | None) -> tuple[list[str], dict | None]:
-    """C sources for TFLite Micro, and the flash they take when compiled for a Cortex-M4 (if the tool exists)."""
+def _emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path, validation: dict | None,
+            vela: dict | None) -> tuple[list[str], dict | None]:
+    """C sources for TFLite Micro (from the Vela output on Ethos-U), and their Cortex-M4 flash when measurable."""
     import tempfile
 
     from edgebuild.codegen import CSourceOptions, write_c_sources
@@ -360,6 +445,11 @@ def _emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: P
     arena = None
     if validation is not None:
         arena = validation.get("arena", {}).get("recommended_bytes")
+    if vela is not None:
+        blob = (work_dir / vela["files"]["model"]).read_bytes()
+        artifact = parse_artifact(blob, source=vela["files"]["model"])
+        if vela.get("sram_bytes"):
+            arena = _round_up(int(vela["sram_bytes"] * (1.0 + profile.mcu.arena_margin)), 16)
     options = CSourceOptions(symbol=profile.mcu.symbol, xxd_names=profile.mcu.xxd_names, arena_bytes=arena)
     paths = write_c_sources(blob, artifact, work_dir / "c", options)
     flash = None
@@ -370,6 +460,54 @@ def _emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: P
             flash = {"measured": True, "tool": "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -Os; arm-none-eabi-size",
                      "text_bytes": sizes["text"], "data_bytes": sizes["data"], "bss_bytes": sizes["bss"]}
     return [str(p.relative_to(work_dir)) for p in paths], flash
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return (value + multiple - 1) // multiple * multiple
+
+
+def _compile(profile: Profile, artifact_path: Path, work_dir: Path) -> dict:
+    """Run the target's compilers: edgetpu_compiler when installed, Vela for Ethos-U."""
+    compiled: dict = {}
+    if profile.edgetpu.compile:
+        from edgebuild.compilers.edgetpu import compile_edgetpu, edgetpu_status
+
+        status = edgetpu_status(profile.edgetpu.compiler)
+        compiled["edgetpu"] = (compile_edgetpu(artifact_path, work_dir, status["compiler"], profile.edgetpu.min_runtime)
+                               if status["available"] else status)
+    if profile.vela.accelerator:
+        from edgebuild.compilers.vela import compile_vela
+
+        vela = profile.vela
+        compiled["vela"] = compile_vela(artifact_path, work_dir, vela.accelerator, vela.system_config, vela.memory_mode,
+                                        Path(vela.config_file) if vela.config_file else None)
+    return compiled
+
+
+def _compile_note(compiled: dict) -> str:
+    notes = []
+    edgetpu = compiled.get("edgetpu")
+    if edgetpu is not None:
+        notes.append(f"edgetpu: {edgetpu.get('ops_mapped_edgetpu')}/{edgetpu.get('total_ops')} ops mapped"
+                     if edgetpu.get("available", True) else "edgetpu_compiler not installed: own rule check only")
+    vela = compiled.get("vela")
+    if vela is not None:
+        notes.append(f"vela: {vela.get('npu_ops')} NPU / {vela.get('cpu_ops')} CPU ops, "
+                     f"SRAM {vela.get('sram_bytes', 0):,} B, ~{vela.get('inference_time_ms', 0):.3f} ms")
+    return "; ".join(notes)
+
+
+def _add_compiler_checks(validation: dict, compiled: dict, profile: Profile) -> None:
+    """The real compiler's verdict, when it ran: fewer ops mapped than the profile requires fails the build."""
+    edgetpu = compiled.get("edgetpu")
+    if edgetpu is not None and edgetpu.get("available", True) and edgetpu.get("mapped_fraction") is not None:
+        need = profile.edgetpu.min_mapped_fraction
+        got = edgetpu["mapped_fraction"]
+        validation["checks"].append({
+            "name": "edgetpu_compiler", "passed": got >= need,
+            "summary": f"{edgetpu['ops_mapped_edgetpu']} of {edgetpu['total_ops']} ops mapped to the Edge TPU "
+                       f"({100 * got:.0f}%, required {100 * need:.0f}%)"})
+        validation["passed"] = all(c["passed"] for c in validation["checks"])
 
 
 def _gate_message(target: str, out_dir: Path, validation: dict) -> str:

@@ -59,6 +59,10 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> Tar
     stages = [Stage("convert", _convert_text(profile))]
     stages.append(Stage("inspect", "read the artifact back: ops, dtypes, sizes"))
     stages.append(Stage("baseline", "plain float32 conversion once per build, for size ratios"))
+    if profile.edgetpu.compile:
+        stages.append(Stage("compile", f"edgetpu_compiler -m {profile.edgetpu.min_runtime} when it is installed"))
+    if profile.vela.accelerator:
+        stages.append(Stage("compile", f"Arm Vela for {profile.vela.accelerator}"))
     if profile.validation.enabled:
         stages.append(Stage("validate", _validate_text(profile, has_data)))
     if profile.benchmark.enabled:

@@ -120,6 +120,7 @@ def render_markdown(report: dict) -> str:
     lines.append(f"| Ops | {', '.join(f'{k} x{v}' for k, v in art['ops'].items())} |")
     lines.append(f"| MACs | {art['macs']:,} |")
     lines.append(f"| Weights | {', '.join(f'{k}: {_kib(v)}' for k, v in art['weight_bytes_by_dtype'].items())} |")
+    lines += _compile_md(report.get("compile"))
     lines += _validation_md(report.get("validation"))
     lines += _benchmark_md(report.get("benchmark"))
     if report.get("warnings"):
@@ -128,6 +129,28 @@ def render_markdown(report: dict) -> str:
     lines += ["", f"Stage timings: {timings}. edgebuild {report['versions']['edgebuild']}, "
               f"TensorFlow {report['versions'].get('tensorflow', '?')}, LiteRT {report['versions'].get('ai-edge-litert', '?')}.", ""]
     return "\n".join(lines)
+
+
+def _compile_md(compiled: dict | None) -> list[str]:
+    if not compiled:
+        return []
+    lines = ["", "## Compilers", ""]
+    edgetpu = compiled.get("edgetpu")
+    if edgetpu is not None:
+        if edgetpu.get("available") is False:
+            lines.append(f"- Edge TPU: {edgetpu['message']}")
+        else:
+            lines.append(f"- Edge TPU (edgetpu_compiler {edgetpu.get('compiler_version')}): {edgetpu.get('ops_mapped_edgetpu')} "
+                         f"of {edgetpu.get('total_ops')} ops mapped; on-chip memory {_kib(edgetpu.get('on_chip_memory_bytes'))}, "
+                         f"off-chip {_kib(edgetpu.get('off_chip_memory_bytes'))}; `model_edgetpu.tflite`")
+    vela = compiled.get("vela")
+    if vela is not None:
+        lines.append(f"- Arm Vela ({vela.get('accelerator')}, {vela.get('system_config')}, {vela.get('memory_mode')}): "
+                     f"{vela.get('npu_ops')} NPU / {vela.get('cpu_ops')} CPU ops, SRAM {_kib(vela.get('sram_bytes'))}, "
+                     f"off-chip flash {_kib(vela.get('off_chip_flash_bytes'))}, {vela.get('macs', 0):,} MACs, "
+                     f"{vela.get('cycles_total', 0):,} cycles (~{vela.get('inference_time_ms', 0):.3f} ms estimated); "
+                     "`model_vela.tflite` (the C array is made from it)")
+    return lines
 
 
 def _validation_md(validation: dict | None) -> list[str]:

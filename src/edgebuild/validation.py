@@ -52,9 +52,14 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
     return result
 
 
-def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, flash_bytes: int | None) -> None:
-    """Append the budget check (flash measured from the compiled C array when available) and update `passed`."""
-    budget = _budget_check(artifact, profile, result.get("arena"), flash_bytes)
+def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, flash_bytes: int | None,
+                     ram_bytes: int | None = None) -> None:
+    """Append the budget check and update `passed`.
+
+    Flash: measured from the compiled C array (or Vela's flash figure) when available, else the model bytes.
+    RAM: `ram_bytes` when a compiler reported it (Vela's SRAM), else the recommended arena plus the I/O.
+    """
+    budget = _budget_check(artifact, profile, result.get("arena"), flash_bytes, ram_bytes)
     if budget is not None:
         result["checks"].append(budget)
         result["passed"] = all(c["passed"] for c in result["checks"])
@@ -134,21 +139,22 @@ def io_bytes(artifact: TfliteArtifact) -> int:
     return sum(t.num_elements * itemsize.get(t.dtype, 4) for t in artifact.inputs + artifact.outputs)
 
 
-def _budget_check(artifact: TfliteArtifact, profile: Profile, arena: dict | None, flash_bytes: int | None) -> dict | None:
+def _budget_check(artifact: TfliteArtifact, profile: Profile, arena: dict | None, flash_bytes: int | None,
+                  ram_bytes: int | None = None) -> dict | None:
     """Flash: the model bytes (or the measured object size); RAM: recommended arena plus one copy of the I/O."""
     budget = profile.budget
     if budget.flash is None and budget.ram is None:
         return None
     problems, parts = [], []
     flash_used = flash_bytes or artifact.size_bytes
-    flash_source = "measured with arm-none-eabi-size" if flash_bytes else "model bytes"
+    flash_source = ("from Vela" if ram_bytes is not None else "measured with arm-none-eabi-size") if flash_bytes else "model bytes"
     if budget.flash is not None:
         parts.append(f"flash {flash_used:,} / {budget.flash:,} bytes ({flash_source})")
         if flash_used > budget.flash:
             problems.append(f"flash {flash_used:,} bytes exceeds the budget {budget.flash:,} by {flash_used - budget.flash:,}")
     ram_used = None
-    if budget.ram is not None and arena is not None:
-        ram_used = arena["recommended_bytes"] + io_bytes(artifact)
+    if budget.ram is not None and (arena is not None or ram_bytes is not None):
+        ram_used = ram_bytes if ram_bytes is not None else arena["recommended_bytes"] + io_bytes(artifact)
         parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes")
         if ram_used > budget.ram:
             problems.append(f"RAM {ram_used:,} bytes (arena + I/O) exceeds the budget {budget.ram:,} by {ram_used - budget.ram:,}")

@@ -114,7 +114,7 @@ def test_same_inputs_give_byte_identical_artifacts(keras2_cnn, digits_data, tmp_
     for run in ("a", "b"):
         out = tmp_path / run
         assert main(["build", str(keras2_cnn.paths["h5"]), "-t", "edgetpu", "-d", str(digits_data.npz), "-o", str(out),
-                     "--set", "benchmark.enabled=false", "--set", "validation.enabled=false"]) == 0
+                     "--no-cache", "--set", "benchmark.enabled=false", "--set", "validation.enabled=false"]) == 0
         digests.append((out / "edgetpu" / "model.tflite").read_bytes())
     assert digests[0] == digests[1]
 

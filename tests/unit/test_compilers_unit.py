@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -235,18 +236,10 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")  # a zombie is dead
 
 
-def test_compile_timeout_through_the_real_entry_point(tmp_path: Path) -> None:
-    """`sh` run with the compiler's argv reads `-s` as 'commands from stdin' and waits: a real hang."""
-    model = tmp_path / "model.tflite"
-    model.write_bytes(b"\0" * 8)
-    with pytest.raises(ExternalToolError, match="did not finish within 0.5 s.*Large activations"):
-        compile_edgetpu(model, tmp_path / "out", shutil.which("sh") or "/bin/sh", 14, timeout_s=0.5)
-
-
 def test_nonzero_exit_is_an_error_with_the_command(tmp_path: Path) -> None:
     model = tmp_path / "model.tflite"
     model.write_bytes(b"\0" * 8)
-    with pytest.raises(ExternalToolError, match=r"could not compile .*\(exit 1\).*Command: .*false -s -m 13 -o"):
+    with pytest.raises(ExternalToolError, match=r"(?s)could not compile .*\(exit 1\)\. It printed nothing\.\nCommand: .*false -s -m 13 -o"):
         compile_edgetpu(model, tmp_path / "out", shutil.which("false") or "/bin/false", 13)
     assert (tmp_path / "out" / "edgetpu_compiler.txt").exists()  # the output is kept for inspection
 
@@ -308,8 +301,7 @@ def test_vela_stdout_counts_and_warnings() -> None:
     assert parsed["warnings"] == ["No memory mode specified. Using a default of Shared_Sram."]
 
 
-def test_edgetpu_module_imports_no_tensorflow() -> None:
-    import sys
-
-    assert edgetpu and vela
-    assert "tensorflow" not in sys.modules or os.environ.get("PYTEST_XDIST_WORKER")  # unit tests stay TF-free
+def test_compilers_import_no_tensorflow() -> None:
+    code = "import sys, edgebuild.compilers; sys.exit('tensorflow' in sys.modules)"
+    run = run_tool([sys.executable, "-c", code], 60, "python")
+    assert run.returncode == 0, run.output

@@ -31,9 +31,9 @@ def _root(
 
 
 def _register() -> None:
-    from edgebuild.cli import bench, build, carray, doctor, plan, targets, validate
+    from edgebuild.cli import bench, build, cache, carray, doctor, plan, targets, validate
 
-    for module in (build, targets, plan, validate, bench, carray, doctor):
+    for module in (build, targets, plan, validate, bench, carray, doctor, cache):
         module.register(app)
 
 

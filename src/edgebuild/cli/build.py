@@ -23,6 +23,8 @@ def build(
     set_: List[str] = typer.Option([], "--set", help="Override a profile key, e.g. --set quantization.io=int8. Repeats."),
     calibration: str = typer.Option("data", "--calibration", help="'data' (default) or 'random' (smoke tests only)."),
     no_gates: bool = typer.Option(False, "--no-gates", help="Report failed validation gates without failing the build."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Build from scratch and do not store the result."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache location (default: $XDG_CACHE_HOME/edgebuild)."),
 ) -> int:
     """Convert, validate and benchmark MODEL for each target; write OUT/<target>/."""
     from edgebuild.cli.render import StageProgress, build_summary, out as console
@@ -34,13 +36,19 @@ def build(
         raise UsageError(f"--calibration {calibration!r} is not valid; use 'data' or 'random'.")
     request = BuildRequest(
         model=model, targets=tuple(target), data=data, val_data=val_data, out=out, overrides=tuple(set_),
-        random_calibration=calibration == "random", gates=not no_gates,
+        random_calibration=calibration == "random", gates=not no_gates, use_cache=not no_cache, cache_dir=cache_dir,
     )
     results = run_build(request, StageProgress())
     console.print(build_summary(results))
+    notes = []
     for r in results:
         for warning in r.report.get("warnings", []):
             console.print(f"[yellow]warning[/yellow] ({r.target}): {warning}")
+        edgetpu = (r.report.get("compile") or {}).get("edgetpu") or {}
+        if edgetpu.get("available") is False and edgetpu["message"] not in notes:
+            notes.append(edgetpu["message"])
+    for note in notes:  # said once per build, not once per target
+        console.print(f"[cyan]note[/cyan]: {note}")
     errors = [r.error for r in results if r.error is not None]
     if errors:
         raise max(errors, key=lambda e: e.exit_code != 8)  # real errors outrank gate failures

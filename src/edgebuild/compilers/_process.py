@@ -32,12 +32,13 @@ def run_tool(argv: list[str], timeout_s: float, tool: str, cwd: Path | None = No
 
     The tool runs in its own process group so a timeout kills everything it
     started (edgetpu_compiler forks a compilation child), not just the parent.
+    stdin is /dev/null: a tool that prompts fails instead of hanging.
     A non-zero exit is returned, not raised: each caller words its own message.
     """
     started = time.perf_counter()
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=cwd, start_new_session=True)
     except FileNotFoundError:
         raise ExternalToolError(f"{tool} was not found at '{argv[0]}'. Check the path or install it.") from None
     except PermissionError:

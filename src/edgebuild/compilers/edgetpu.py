@@ -180,8 +180,8 @@ def failure_message(tflite_path: Path, returncode: int, output: str, argv: list[
     elif "dynamic-sized tensors" in output:
         hint = "Fix the batch size (profile model.batch = 1) so every tensor has a static shape. "
     status = f"exit {returncode}" if returncode != 0 else f"exit 0 but no {Path(tflite_path).stem}_edgetpu.tflite"
-    return (f"edgetpu_compiler could not compile {tflite_path} ({status}). {hint}It said:\n"
-            f"{tail(output)}\nCommand: {' '.join(argv)}")
+    said = f"It said:\n{tail(output)}" if output.strip() else "It printed nothing."
+    return f"edgetpu_compiler could not compile {tflite_path} ({status}). {hint}{said}\nCommand: {' '.join(argv)}"
 
 
 def _rename(src: Path, dst: Path) -> Path:

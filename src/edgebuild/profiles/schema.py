@@ -107,6 +107,21 @@ class EdgeTpuSection(Section):
     min_mapped_fraction: float = Field(0.0, ge=0.0, le=1.0)
 
 
+VelaAccelerator = Literal[
+    "ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512",
+    "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048",
+]
+
+
+class VelaSection(Section):
+    """Arm Ethos-U: Vela runs when an accelerator is set (see targets/ethos-u55.toml)."""
+
+    accelerator: VelaAccelerator | None = None
+    system_config: str | None = None  # a section of Vela's bundled Arm/vela.ini, or of config_file
+    memory_mode: str | None = None
+    config_file: str | None = None
+
+
 class PruningSection(Section):
     kind: Literal["none", "structured", "unstructured", "m_by_n"] = "none"
     ratio: float = Field(0.5, ge=0.0, lt=1.0)
@@ -140,6 +155,7 @@ class Profile(Section):
     benchmark: BenchmarkSection = BenchmarkSection()
     mcu: McuSection = McuSection()
     edgetpu: EdgeTpuSection = EdgeTpuSection()
+    vela: VelaSection = VelaSection()
     pruning: PruningSection = PruningSection()
     distillation: DistillationSection = DistillationSection()
     training: TrainingSection = TrainingSection()

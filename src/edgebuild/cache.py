@@ -1,0 +1,141 @@
+"""A content-addressed cache of finished target folders.
+
+The key hashes everything that decides the output: the model files, the
+resolved profile, the data files, the relevant CLI flags, and the versions of
+edgebuild, TensorFlow, LiteRT, TFLite Micro and the compilers. A hit restores
+the folder without importing TensorFlow. Entries are written to a temporary
+folder and renamed into place (atomic; concurrent writers of one key are
+harmless), and every file is verified against its sha256 when read: a corrupt
+entry is reported, deleted and rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from edgebuild import __version__
+from edgebuild.hashing import hash_path
+
+MANIFEST = "manifest.json"
+KEY_VERSION = 1
+_PACKAGES = ("tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro",
+             "ethos-u-vela", "numpy")
+_TOOLS = ("arm-none-eabi-g++", "edgetpu_compiler")
+
+
+def default_cache_dir() -> Path:
+    """$EDGEBUILD_CACHE_DIR, else the XDG cache dir ($XDG_CACHE_HOME or ~/.cache)/edgebuild."""
+    if os.environ.get("EDGEBUILD_CACHE_DIR"):
+        return Path(os.environ["EDGEBUILD_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgebuild"
+
+
+@lru_cache(maxsize=1)
+def stack_fingerprint() -> dict[str, str]:
+    """Versions that change outputs: packages (from metadata, no imports) and external compilers."""
+    versions = {"edgebuild": __version__, "key_version": str(KEY_VERSION)}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    for tool in _TOOLS:
+        path = shutil.which(tool)
+        if path is None:
+            versions[tool] = "absent"
+            continue
+        try:
+            result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+            versions[tool] = (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else path
+        except (OSError, subprocess.TimeoutExpired):
+            versions[tool] = path
+    return versions
+
+
+def build_key(*, model_sha256: str, profile_toml: str, data_sha256: dict[str, str | None], flags: dict,
+              versions: dict[str, str]) -> str:
+    payload = json.dumps({"model": model_sha256, "profile": profile_toml, "data": data_sha256, "flags": flags,
+                          "versions": versions}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    path: Path
+
+
+class BuildCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.entries = root / "entries"
+
+    def _entry_dir(self, key: str) -> Path:
+        return self.entries / key[:2] / key
+
+    def lookup(self, key: str) -> tuple[CacheEntry | None, str | None]:
+        """(entry, None) on a verified hit; (None, reason) when a corrupt entry was found and removed."""
+        path = self._entry_dir(key)
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            return None, None
+        problem = _verify(path)
+        if problem is not None:
+            shutil.rmtree(path, ignore_errors=True)
+            return None, f"cache entry {key[:12]} was corrupt ({problem}); rebuilt it"
+        return CacheEntry(key, path), None
+
+    def store(self, key: str, source_dir: Path) -> None:
+        """Copy a finished target folder into the cache atomically (first writer wins)."""
+        final = self._entry_dir(key)
+        if final.exists():
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f".{key}.{uuid.uuid4().hex}.tmp"
+        shutil.copytree(source_dir, staging / "files")
+        files = {str(p.relative_to(staging / "files")): hash_path(p)
+                 for p in sorted((staging / "files").rglob("*")) if p.is_file()}
+        (staging / MANIFEST).write_text(json.dumps({"key": key, "created": time.time(), "files": files}, indent=1))
+        try:
+            staging.rename(final)
+        except OSError:  # another build stored the same key first
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def restore(self, entry: CacheEntry, dest: Path) -> None:
+        shutil.copytree(entry.path / "files", dest)
+
+    def info(self) -> dict:
+        entries = [p for p in self.entries.glob("*/*") if (p / MANIFEST).is_file()] if self.entries.exists() else []
+        size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
+        return {"path": str(self.root), "entries": len(entries), "size_bytes": size}
+
+    def clear(self) -> int:
+        count = self.info()["entries"]
+        shutil.rmtree(self.entries, ignore_errors=True)
+        return count
+
+
+def _verify(path: Path) -> str | None:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError):
+        return "unreadable manifest"
+    for name, expected in files.items():
+        file = path / "files" / name
+        if not file.is_file():
+            return f"{name} missing"
+        if hash_path(file) != expected:
+            return f"{name} does not match its hash"
+    return None

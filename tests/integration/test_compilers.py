@@ -1,0 +1,143 @@
+"""Vela for real on a real int8 model; edgetpu_compiler for real wherever it is installed.
+
+The model is a tiny tf_keras CNN (Conv2D, DepthwiseConv2D, MaxPool, Dense, Softmax) converted to
+full int8 with random calibration data: enough for Vela, whose numbers do not depend on the weights'
+values. Every number the parser returns is checked against the CSV Vela wrote, read here
+independently with the csv module.
+
+Not run here: `edgetpu_compiler` (Coral's apt repository is unreachable from these machines). The
+Edge TPU test below skips with that reason and runs the real compiler where it is on PATH; the
+parser is covered on recorded real logs in tests/unit/test_compilers_unit.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgebuild.artifact import read_artifact
+from edgebuild.compilers import compile_edgetpu, compile_vela, find_compiler
+from edgebuild.errors import ExternalToolError
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def int8_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tensorflow as tf
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    layers = tf_keras.layers
+    model = tf_keras.Sequential([
+        layers.Input((32, 32, 3), batch_size=1),
+        layers.Conv2D(8, 3, activation="relu"),
+        layers.DepthwiseConv2D(3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Flatten(),
+        layers.Dense(10),
+        layers.Softmax(),
+    ])
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for _ in range(16):
+            yield [rng.random((1, 32, 32, 3), dtype=np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    path = tmp_path_factory.mktemp("int8_cnn") / "model.tflite"
+    path.write_bytes(converter.convert())
+    return path
+
+
+def _csv_row(path: Path) -> dict[str, str]:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_vela_compiles_and_the_parsed_numbers_are_the_csvs(int8_cnn: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ethos-u55"
+    result = compile_vela(int8_cnn, out, accelerator="ethos-u55-128",
+                          system_config="Ethos_U55_High_End_Embedded", memory_mode="Shared_Sram")
+
+    assert sorted(p.name for p in out.iterdir()) == ["model_vela.log", "model_vela.tflite", "model_vela_summary.csv"]
+    row = _csv_row(out / "model_vela_summary.csv")
+    assert result["accelerator"] == row["accelerator_configuration"] == "Ethos_U55_128"
+    assert result["system_config"] == row["system_config"] == "Ethos_U55_High_End_Embedded"
+    assert result["memory_mode"] == row["memory_mode"] == "Shared_Sram"
+    assert result["sram_bytes"] == round(float(row["sram_memory_used"]) * 1024)  # Vela writes KiB
+    assert result["off_chip_flash_bytes"] == round(float(row["off_chip_flash_memory_used"]) * 1024)
+    assert result["dram_bytes"] == 0 and float(row["dram_memory_used"]) == 0.0  # U55: no DRAM port
+    assert result["macs"] == int(row["nn_macs"])
+    assert result["cycles_total"] == int(row["cycles_total"])
+    assert result["inference_time_ms"] == pytest.approx(float(row["inference_time"]) * 1000)
+    assert result["core_clock_hz"] == float(row["core_clock"])
+    # and the numbers are plausible for this model: weights streamed from flash, arena in SRAM
+    assert result["sram_bytes"] > 0 and result["off_chip_flash_bytes"] > 0 and result["cycles_total"] > 0
+    assert result["inference_time_ms"] == pytest.approx(result["cycles_total"] / result["core_clock_hz"] * 1000,
+                                                        rel=1e-3)
+
+    compiled = read_artifact(out / "model_vela.tflite")
+    assert compiled.op_counts() == {"ethos-u": 1}  # the whole graph became one NPU custom op
+    assert next(op for op in compiled.ops if op.name == "ethos-u").custom
+    assert result["npu_ops"] == 6 and result["cpu_ops"] == 0 and result["npu_fraction"] == 1.0
+    assert result["vela_npu_operators"] > 0 and result["vela_cpu_operators"] == 0
+    assert {row["op"] for row in result["per_op"]} == {
+        "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
+    assert result["warnings"] == [w for w in result["warnings"] if "configuration file" in w]  # only "no --config"
+    assert result["vela_version"] == "5.2.0"
+
+
+def test_vela_leaves_ignored_ops_on_the_cpu(int8_cnn: Path, tmp_path: Path) -> None:
+    result = compile_vela(int8_cnn, tmp_path / "out", ignore_ops=["FULLY_CONNECTED", "SOFTMAX"])
+    compiled = read_artifact(tmp_path / "out" / "model_vela.tflite")
+    assert compiled.op_counts() == {"FULLY_CONNECTED": 1, "SOFTMAX": 1, "ethos-u": 1}
+    assert (result["npu_ops"], result["cpu_ops"]) == (4, 2)
+    assert result["vela_cpu_operators"] == 2
+    by_op = {row["op"]: (row["npu"], row["cpu"]) for row in result["per_op"]}
+    assert by_op["SOFTMAX"] == (0, 1) and by_op["CONV_2D"] == (1, 0)
+    # Vela's defaults when none are given, recorded from the CSV
+    assert (result["system_config"], result["memory_mode"]) == ("Ethos_U55_High_End_Embedded", "Shared_Sram")
+    row = _csv_row(tmp_path / "out" / "model_vela_summary.csv")
+    assert result["off_chip_flash_bytes"] == round(float(row["off_chip_flash_memory_used"]) * 1024)
+
+
+def test_vela_u65_puts_weights_in_dram(int8_cnn: Path, tmp_path: Path) -> None:
+    result = compile_vela(int8_cnn, tmp_path / "u65", accelerator="ethos-u65-256",
+                          system_config="Ethos_U65_High_End", memory_mode="Dedicated_Sram")
+    row = _csv_row(tmp_path / "u65" / "model_vela_summary.csv")
+    assert result["accelerator"] == "Ethos_U65_256"
+    assert result["dram_bytes"] == round(float(row["dram_memory_used"]) * 1024) > 0
+    assert result["off_chip_flash_bytes"] == 0
+
+
+def test_vela_errors_quote_vela(int8_cnn: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExternalToolError, match="(?s)Section System_Config.Nope not found.*Ethos_U55_High_End_Embedded"):
+        compile_vela(int8_cnn, tmp_path / "bad", system_config="Nope")
+    with pytest.raises(ExternalToolError, match="(?s)arena_mem_area.*Ethos-U55 has no DRAM"):
+        compile_vela(int8_cnn, tmp_path / "bad", memory_mode="Dedicated_Sram")
+    assert (tmp_path / "bad" / "model_vela.log").read_text().strip()  # Vela's full output is kept
+    assert not (tmp_path / "bad" / ".vela-work").exists()
+
+
+@pytest.mark.skipif(find_compiler("edgetpu_compiler") is None,
+                    reason="edgetpu_compiler is not installed: Coral's apt repository "
+                           "(packages.cloud.google.com/apt coral-edgetpu-stable) is unreachable here")
+def test_edgetpu_compiler_for_real(int8_cnn: Path, tmp_path: Path) -> None:
+    result = compile_edgetpu(int8_cnn, tmp_path / "edgetpu", "edgetpu_compiler", 14)
+    assert (tmp_path / "edgetpu" / "model_edgetpu.tflite").is_file()
+    assert (tmp_path / "edgetpu" / "model_edgetpu.log").is_file()
+    assert result["ops_mapped_edgetpu"] > 0 and result["per_op_complete"]
+    assert "edgetpu-custom-op" in read_artifact(tmp_path / "edgetpu" / "model_edgetpu.tflite").op_counts()
