@@ -46,7 +46,7 @@ def test_targets_lists_one_line_each(capsys: pytest.CaptureFixture[str]) -> None
     code, out, _ = run(["targets"], capsys)
     assert code == 0
     lines = out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["edgetpu", "mcu", "mobile"]
+    assert [line.split()[0] for line in lines] == ["edgetpu", "ethos-u55", "mcu", "mobile"]
 
 
 def test_targets_show_prints_resolved_toml(capsys: pytest.CaptureFixture[str]) -> None:

@@ -455,7 +455,7 @@ def test_edgetpu_artifact_without_the_edgetpu_runtime(ssh_server, device_pythons
 def test_timeout_stops_the_runner_and_cleans_up(ssh_server, artifacts, known_hosts, tmp_path):
     # a "python" that never answers: the host gives up, stops it on the device and removes the folder
     slow = tmp_path / "slow-python"
-    slow.write_text("#!/bin/sh\nexec sleep 60\n")
+    slow.write_text("#!/bin/sh\necho $$ > runner.pid\nexec sleep 60\n")  # keeps the runner's pid-file contract
     slow.chmod(0o755)
     started = time.monotonic()
     with pytest.raises(DeviceTimeout) as info:

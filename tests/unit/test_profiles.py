@@ -10,8 +10,8 @@ from edgebuild.errors import ProfileError
 from edgebuild.profiles import builtin_names, resolve, to_toml
 
 
-def test_builtin_targets_are_the_three_documented_ones() -> None:
-    assert builtin_names() == ["edgetpu", "mcu", "mobile"]
+def test_builtin_targets_are_the_documented_ones() -> None:
+    assert builtin_names() == ["edgetpu", "ethos-u55", "mcu", "mobile"]
 
 
 def test_builtin_profiles_match_the_issue() -> None:
@@ -70,7 +70,7 @@ def test_io_must_fit_scheme() -> None:
 
 
 def test_unknown_target_lists_builtins() -> None:
-    with pytest.raises(ProfileError, match="Unknown target 'tpu'. Built-in targets: edgetpu, mcu, mobile"):
+    with pytest.raises(ProfileError, match="Unknown target 'tpu'. Built-in targets: edgetpu, ethos-u55, mcu, mobile"):
         resolve("tpu")
 
 

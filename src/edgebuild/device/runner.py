@@ -158,7 +158,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--edgetpu", action="store_true", help="the model is compiled for the Edge TPU")
     parser.add_argument("--deadline", type=float, default=0, help="end the process after N seconds")
+    parser.add_argument("--pid-file", help="write this process's id here (lets a clean-up stop it)")
     args = parser.parse_args(argv)
+    if args.pid_file:
+        with open(args.pid_file, "w") as f:
+            f.write("%d\n" % os.getpid())
     if args.deadline > 0 and hasattr(signal, "SIGALRM"):
         signal.alarm(max(1, int(args.deadline + 0.999)))  # default action ends the process, even in C code
 

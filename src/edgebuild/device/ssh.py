@@ -40,6 +40,7 @@ from edgebuild.errors import UsageError
 RUNNER = Path(__file__).with_name("runner.py")
 RESULT_MARK = "EDGEBUILD-RESULT "
 NO_PYTHON_MARK = "EDGEBUILD-NO-PYTHON"
+CLEANED_MARK = "EDGEBUILD-CLEANED"
 _NO_PYTHON_STATUS = 97
 _REMOTE_DIR = re.compile(r"^/\S*edgebuild-bench\.[A-Za-z0-9]+$")
 
@@ -138,13 +139,18 @@ def prepare_command(device_python: str) -> str:
 
 def run_command(remote_dir: str, device_python: str, model_name: str, threads: list[int], runs: int,
                 warmup: int, deadline: float, edgetpu: bool) -> str:
+    """Run the runner, then remove the folder in the same session (saves a connection).
+
+    The runner writes its pid to runner.pid, so a separate clean-up can stop it when this session
+    is cut off (timeout, lost connection); CLEANED_MARK tells the host the folder is gone.
+    """
     args = [device_python, RUNNER.name, model_name, "--threads", ",".join(str(t) for t in threads),
-            "--runs", str(runs), "--warmup", str(warmup), "--deadline", f"{deadline:g}"]
+            "--runs", str(runs), "--warmup", str(warmup), "--deadline", f"{deadline:g}", "--pid-file", "runner.pid"]
     if edgetpu:
         args.append("--edgetpu")
     d = shlex.quote(remote_dir)
-    # $$ is the shell's pid, which `exec` hands to Python: clean-up can stop a runner left behind.
-    return f"cd {d} && echo $$ > runner.pid && exec {shlex.join(args)}"
+    return (f"cd {d} || exit 96; {shlex.join(args)}; rc=$?; "
+            f"cd / && rm -rf {d} && echo {CLEANED_MARK}; exit $rc")
 
 
 def cleanup_command(remote_dir: str, stop_runner: bool) -> str:
@@ -334,14 +340,14 @@ def bench_ssh(
         )
     remote_dir = lines[-1]
 
-    finished = False
+    finished = cleaned = False
     failure: BaseException | None = None
     try:
         files = [artifact, RUNNER]
         model_name = artifact.name
         try:
             copy = _run(scp_command(device, options, files, remote_dir), timeout + options.connect_timeout)
-            if copy.returncode != 0 and "Connection refused" not in copy.stderr and "Permission denied" not in copy.stderr:
+            if copy.returncode != 0 and _needs_legacy_scp(copy.stderr):
                 # servers without the SFTP subsystem (dropbear, old embedded images) need scp's legacy protocol
                 copy = _run(scp_command(device, options, files, remote_dir, legacy=True),
                             timeout + options.connect_timeout)
@@ -364,6 +370,7 @@ def bench_ssh(
         except subprocess.TimeoutExpired:
             proc = None
         payload = _parse_result(proc.stdout) if proc is not None else None
+        cleaned = proc is not None and CLEANED_MARK in proc.stdout
         if proc is None or (payload is None and proc.returncode in (142, -14)):  # SIGALRM from --deadline
             raise DeviceTimeout(
                 f"The benchmark on {dest} did not finish within {timeout:g} s ({len(threads)} thread "
@@ -385,11 +392,19 @@ def bench_ssh(
         failure = exc
         raise
     finally:
-        cleanup = _cleanup(device, options, remote_dir, stop_runner=not finished, timeout=control)
+        if cleaned:
+            cleanup = {"removed": True, "remote_dir": remote_dir}
+        else:
+            cleanup = _cleanup(device, options, remote_dir, stop_runner=not finished, timeout=control)
         if failure is not None and not cleanup["removed"] and isinstance(failure, DeviceError):
             failure.args = (f"{failure.args[0]} {cleanup['message']}",)
     payload["cleanup"] = cleanup
     return payload
+
+
+def _needs_legacy_scp(stderr: str) -> bool:
+    return "subsystem request failed" in stderr or (
+        "Connection closed" in stderr and not any(s in stderr for s in ("Permission denied", "Host key", "refused")))
 
 
 def _cleanup(device: SSHDevice, options: SSHOptions, remote_dir: str, *, stop_runner: bool,
