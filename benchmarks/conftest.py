@@ -38,3 +38,25 @@ def conv_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def conv_samples() -> np.ndarray:
     return np.random.default_rng(7).random((16, 96, 96, 3), dtype=np.float32)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """A short table of the speed ratios measured by test_build_speed (machine speed cancels out)."""
+    import sys
+
+    module = sys.modules.get("test_build_speed")
+    results = getattr(module, "RESULTS", None)
+    if not results:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("edgebuild vs the hand-written recipe (ratios < 1 mean edgebuild is faster/smaller)")
+    columns = ["recipe_s", "cold_conversion_only_vs_recipe", "jobs2_vs_jobs1", "full_build_vs_recipe",
+               "warm_vs_cold", "peak_rss_vs_recipe"]
+    write(f"{'model':<12}" + "".join(f"{c:>32}" for c in columns))
+    for name, row in results.items():
+        if name == "--help":
+            continue
+        write(f"{name:<12}" + "".join(f"{row[c]:>32.3f}" for c in columns))
+    if "--help" in results:
+        write(f"edgebuild --help: {results['--help']['seconds']:.3f} s")

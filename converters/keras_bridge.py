@@ -171,15 +171,15 @@ def _make_layer(keras2: Any, layer_config: dict, dropped: dict[str, list[str]]) 
     kind = layer_config["class_name"]
     name = layer_config.get("name") or layer_config["config"].get("name")
     module = layer_config.get("module") or "keras.layers"
-    if not module.startswith("keras.layers"):
+    if module.startswith(("keras.src.ops", "keras.ops")):
         raise UnsupportedError(
             f"The Keras 3 bridge cannot rebuild '{name}' ({kind} from {module}): a Keras 3 operation, not a layer "
             "(e.g. `x - 0.5` or keras.ops on symbolic tensors). Use layers instead (e.g. Rescaling for "
             "x * a + b), or use --set quantization.method=ptq (PTQ converts Keras 3 models directly)."
         )
-    cls = getattr(keras2.layers, kind, None)
+    cls = getattr(keras2.layers, kind, None) if module.startswith("keras.layers") else None
     if cls is None or kind in _RENAMED_CLASSES or layer_config.get("registered_name") not in (None, kind):
-        what = "a nested model" if kind in _RENAMED_CLASSES else "a layer tf_keras does not have"
+        what = "a nested model" if kind in _RENAMED_CLASSES else f"a layer tf_keras does not have (from {module})"
         raise UnsupportedError(
             f"The Keras 3 bridge cannot rebuild layer '{name}' ({kind}): {what}. Replace it with built-in layers "
             "(flatten nested models), or use --set quantization.method=ptq (PTQ converts Keras 3 models directly)."

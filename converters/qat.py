@@ -239,9 +239,12 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
                 calibration: np.ndarray | None = None) -> bytes:
     """Full-integer TFLite from a QAT model, traced with a fixed batch; I/O types from the profile.
 
-    The fake-quant ranges learnt in training fix every activation's scale, so no
-    representative dataset is needed; `calibration`, when given, only fills
-    ranges for tensors no quantizer covered.
+    The fake-quant ranges learnt in training fix the scale of every tensor a
+    quantizer covers, so a plain QAT model needs no representative dataset. Layers
+    with a pass-through config, or a Rescaling right at the input, leave some
+    tensors without a range: `calibration` fills those (the converter keeps the
+    learnt ranges for the rest). An artifact that still computes in float32 is a
+    ConversionError, never a silently half-quantized model.
     """
     from edgebuild._tf import tf
 
@@ -264,7 +267,7 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
     try:
-        return bytes(converter.convert())
+        blob = bytes(converter.convert())
     except Exception as exc:  # the converter raises many types
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower()]
@@ -272,6 +275,31 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
             f"The TFLite converter failed on the QAT model: {(errors or lines or [type(exc).__name__])[0][:400]}. "
             "Fall back to post-training quantization with --set quantization.method=ptq."
         ) from None
+    float_ops = _float_ops(blob)
+    if float_ops:
+        hint = ("pass calibration samples so the converter can range them" if calibration is None
+                else "those ops have no int8 kernel")
+        raise ConversionError(
+            f"The QAT model converted, but {len(float_ops)} op(s) still compute in float32 "
+            f"({', '.join(sorted(set(float_ops)))}): {hint}. Fall back to post-training quantization with "
+            "--set quantization.method=ptq, or replace the layers behind those ops."
+        )
+    return blob
+
+
+def _float_ops(blob: bytes) -> list[str]:
+    """Ops (other than the I/O QUANTIZE/DEQUANTIZE) that read or write float32 activations."""
+    from edgebuild.artifact import parse_artifact
+
+    artifact = parse_artifact(blob)
+    bad = []
+    for op in artifact.ops:
+        if op.name in {"QUANTIZE", "DEQUANTIZE"}:
+            continue
+        tensors = [artifact.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
+        if any(t.dtype.lower() == "float32" and not t.is_constant for t in tensors):
+            bad.append(op.name)
+    return bad
 
 
 @dataclass
@@ -309,5 +337,35 @@ def run_qat(keras_model: Any, train: tuple[np.ndarray, np.ndarray | None],
     qat_model = quantize_aware(precision.to_float32(keras_model), audit)
     section = training.model_copy(update={"mixed_precision": "off"}) if training.mixed_precision != "off" else training
     result = fit(qat_model, train, val, section, progress=progress, seed=seed)
+    if calibration is None:  # ranges for tensors no quantizer covers; training inputs are fair for that
+        calibration = np.asarray(train[0][: quant.calibration_samples], dtype=np.float32)
     blob = convert_qat(qat_model, quant, batch, calibration)
     return QatOutcome(model=qat_model, blob=blob, training=result, audit=audit)
+
+
+def model_for_training(loaded: Any, sample: np.ndarray | None = None) -> tuple[Any, dict | None]:
+    """(tf_keras model, bridge report or None) for a `LoadedModel`, or an UnsupportedError saying what to do.
+
+    tf_keras `.keras`/`.h5` models are used as loaded; Keras 3 `.keras` files go through
+    the bridge (checked on `sample`); a SavedModel is tried with tf_keras's loader
+    (works when tf_keras wrote it), since a plain SavedModel has no layers to train.
+    """
+    if getattr(loaded, "keras_model", None) is not None:
+        return loaded.keras_model, None
+    if loaded.format == "keras3":
+        from edgebuild.converters.keras_bridge import bridge_keras3
+
+        report: dict = {}
+        return bridge_keras3(loaded.source, sample=sample, report=report), report
+    if loaded.format == "savedmodel":
+        from edgebuild._tf import tf_keras
+
+        try:
+            return tf_keras().models.load_model(loaded.source, compile=False), None
+        except Exception:  # noqa: BLE001 - any failure means it is not a Keras SavedModel
+            pass
+    raise UnsupportedError(
+        f"Quantization-aware training needs a Keras model with its layers, but {loaded.source} is a "
+        f"{loaded.format} without Keras metadata. Pass the .keras or .h5 file the model was saved as, "
+        "or use --set quantization.method=ptq."
+    )

@@ -8,7 +8,9 @@ the previous result untouched and never a partial artifact.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ class BuildRequest:
     gates: bool = True
     use_cache: bool = True
     cache_dir: Path | None = None
+    jobs: int | None = None  # parallel target builds; None = cores, capped by available memory
 
 
 @dataclass
@@ -80,6 +83,8 @@ class SharedInputs:
     val_dataset: Dataset | None = None
     float_reference: dict | None = None  # size and weight bytes of the plain float32 conversion
     reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 def resolve_targets(names: tuple[str, ...], overrides: tuple[str, ...]) -> list[Profile]:
@@ -136,7 +141,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
             pending.append(plan)
     if pending:
         shared = _load_shared(request, pending, progress)
-        for plan in pending:
+        _trace_once(shared, pending)
+
+        def build_one(plan: TargetPlan) -> TargetResult:
             try:
                 result = _build_target(plan, request, shared, out_root, progress)
             except EdgebuildError as exc:
@@ -144,8 +151,55 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
             if cache is not None and result.report:
                 _mark_cache(result.out_dir, keys[plan.target], hit=False)
                 cache.store(keys[plan.target], result.out_dir)
-            results[plan.target] = result
+            return result
+
+        for result in _run_all(build_one, pending, default_jobs(request.jobs, len(pending)), shared, out_root):
+            results[result.target] = result
     return [results[plan.target] for plan in plans]
+
+
+def default_jobs(requested: int | None, targets: int) -> int:
+    """Requested, else one per core, capped by available memory (~1.5 GiB per concurrent conversion)."""
+    if requested is not None:
+        return max(1, min(requested, targets))
+    cores = os.cpu_count() or 1
+    try:
+        available_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                             if line.startswith("MemAvailable:"))
+        by_memory = max(1, available_kib // (1536 * 1024))
+    except (OSError, StopIteration, ValueError):
+        by_memory = 1
+    return max(1, min(cores, by_memory, targets))
+
+
+def _run_all(build_one, plans: list[TargetPlan], jobs: int, shared: SharedInputs, out_root: Path) -> list[TargetResult]:
+    """Build targets serially or in threads that share the traced model (the converter releases the GIL).
+
+    On Ctrl-C every worker stops at its next stage boundary and removes its partial folder.
+    """
+    if jobs <= 1:
+        return [build_one(plan) for plan in plans]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="edgebuild-target") as pool:
+        futures = [pool.submit(build_one, plan) for plan in plans]
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:
+            shared.cancelled.set()
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
+    """Trace every batch size and the float baseline up front, in one thread, so workers only convert."""
+    model = shared.model
+    for batch in sorted({plan.profile.model.batch for plan in plans}):
+        model.concrete_function(batch)  # type: ignore[attr-defined]
+    if any(plan.profile.validation.enabled for plan in plans) and shared.dataset is not None:
+        model.concrete_function(None)  # type: ignore[attr-defined]
+    _float_reference(shared, plans[0].profile)
 
 
 def _cache_keys(request: BuildRequest, plans: list[TargetPlan]) -> tuple[object | None, dict[str, str]]:
@@ -230,8 +284,15 @@ def _num_classes(model: object) -> int | None:
     return int(shape[-1]) if shape is not None and len(shape) >= 2 and shape[-1] is not None else None
 
 
+class BuildCancelled(KeyboardInterrupt):
+    """Raised in a worker at a stage boundary after Ctrl-C in the main thread."""
+
+
 @contextmanager
-def _stage(timings: dict[str, float], target: str, name: str, progress: Progress, note: list[str]) -> Iterator[None]:
+def _stage(timings: dict[str, float], target: str, name: str, progress: Progress, note: list[str],
+           cancelled: threading.Event | None = None) -> Iterator[None]:
+    if cancelled is not None and cancelled.is_set():
+        raise BuildCancelled()
     progress.stage_started(target, name)
     started = time.perf_counter()
     yield
@@ -269,40 +330,40 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
     try:
         splits, calibration = _samples(shared, profile, request)
         note: list[str] = []
-        with _stage(timings, target, "convert", progress, note):
+        with _stage(timings, target, "convert", progress, note, shared.cancelled):
             model = shared.model
             blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
                            profile.quantization, calibration)
             artifact_path = work_dir / "model.tflite"
             artifact_path.write_bytes(blob)
             note.append(f"{len(blob) / 1024:.1f} KiB")
-        with _stage(timings, target, "inspect", progress, []):
+        with _stage(timings, target, "inspect", progress, [], shared.cancelled):
             artifact = parse_artifact(blob, source=str(artifact_path))
-        with _stage(timings, target, "baseline", progress, []):
+        with _stage(timings, target, "baseline", progress, [], shared.cancelled):
             float_reference = _float_reference(shared, profile)
         compiled: dict = {}
         if profile.edgetpu.compile or profile.vela.accelerator:
             note = []
-            with _stage(timings, target, "compile", progress, note):
+            with _stage(timings, target, "compile", progress, note, shared.cancelled):
                 compiled = _compile(profile, artifact_path, work_dir)
                 note.append(_compile_note(compiled))
         validation, benchmark = None, None
         if profile.validation.enabled:
             note = []
-            with _stage(timings, target, "validate", progress, note):
+            with _stage(timings, target, "validate", progress, note, shared.cancelled):
                 validation = _validate(artifact_path, artifact, profile, shared, splits, request)
                 _add_compiler_checks(validation, compiled, profile)
                 note.append("checks passed" if validation["passed"] else "FAILED")
         if profile.benchmark.enabled:
             note = []
-            with _stage(timings, target, "benchmark", progress, note):
+            with _stage(timings, target, "benchmark", progress, note, shared.cancelled):
                 benchmark = _benchmark(artifact_path, profile, shared, splits)
                 note.append(f"p50 {_first_p50(benchmark):.3f} ms")
         emitted: list[str] = []
         flash = None
         if profile.mcu.c_array:
             note = []
-            with _stage(timings, target, "emit", progress, note):
+            with _stage(timings, target, "emit", progress, note, shared.cancelled):
                 emitted, flash = _emit_c(blob, artifact, profile, work_dir, validation, compiled.get("vela"))
                 note.append(f"flash {flash['text_bytes'] + flash['data_bytes']:,} bytes (Cortex-M4)" if flash
                             else "no arm-none-eabi-gcc: flash not measured")
@@ -315,7 +376,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
                                  ram_bytes=vela.get("sram_bytes"))
             else:
                 add_budget_check(validation, artifact, profile, flash["text_bytes"] + flash["data_bytes"] if flash else None)
-        with _stage(timings, target, "report", progress, []):
+        with _stage(timings, target, "report", progress, [], shared.cancelled):
             report = build_report(
                 profile=profile,
                 model=shared.model,
@@ -337,6 +398,8 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
             (work_dir / "profile.resolved.toml").write_text(to_toml(profile))
             write_json(work_dir / "report.json", report)
             (work_dir / "report.md").write_text(render_markdown(report))
+        if shared.cancelled.is_set():
+            raise BuildCancelled()
         _move_into_place(work_dir, final_dir)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -359,6 +422,11 @@ def _move_into_place(work_dir: Path, final_dir: Path) -> None:
 
 def _float_reference(shared: SharedInputs, profile: Profile) -> dict:
     """Size and weight bytes of a plain float32 conversion of the same model (once per build)."""
+    with shared.lock:
+        return _float_reference_locked(shared, profile)
+
+
+def _float_reference_locked(shared: SharedInputs, profile: Profile) -> dict:
     if shared.float_reference is None:
         from edgebuild.converters.ptq import convert
         from edgebuild.profiles.schema import QuantizationSection
@@ -388,9 +456,10 @@ def _data_block(shared: SharedInputs, splits: Splits | None, calibration: np.nda
 
 
 def _reference_outputs(shared: SharedInputs, x: np.ndarray, key: str) -> list[np.ndarray]:
-    if key not in shared.reference_cache:
-        shared.reference_cache[key] = shared.model.predict(x)  # type: ignore[attr-defined]
-    return shared.reference_cache[key]
+    with shared.lock:  # several targets usually validate on the same samples: compute once
+        if key not in shared.reference_cache:
+            shared.reference_cache[key] = shared.model.predict(x)  # type: ignore[attr-defined]
+        return shared.reference_cache[key]
 
 
 def _validate(artifact_path: Path, artifact: TfliteArtifact, profile: Profile, shared: SharedInputs,

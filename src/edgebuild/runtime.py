@@ -19,10 +19,12 @@ edgebuild.runtime` is cheap.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +43,20 @@ _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 _ARENA_SHORTAGE = ("Failed to resize buffer", "Failed to allocate", "missing:")
 
 InputData = np.ndarray | Sequence[np.ndarray]
+
+
+# TFLM reports through fd 2, which parallel target builds share: one TFLM session at a time keeps each
+# caller's log (arena record, shortage messages) its own.
+_TFLM_LOCK = threading.RLock()
+
+
+def _one_tflm_session(fn):
+    @functools.wraps(fn)
+    def locked(*args, **kwargs):
+        with _TFLM_LOCK:
+            return fn(*args, **kwargs)
+
+    return locked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,6 +394,7 @@ def _tflm_specs(interp: Any, artifact: Any) -> tuple[list[_IOSpec], list[_IOSpec
     return ins, outs
 
 
+@_one_tflm_session
 def tflm_predict(model_path: Path | str, x: InputData, arena_size: int) -> list[np.ndarray]:
     """`LiteRTModel.predict` semantics in the TensorFlow Lite Micro interpreter.
 
@@ -422,6 +439,7 @@ def _invoke_zeros(interp: Any, in_specs: list[_IOSpec]) -> None:
     interp.invoke()
 
 
+@_one_tflm_session
 def measure_arena(model_path: Path | str) -> int:
     """Exact tensor-arena bytes TFLM needs for this model, read from its own allocation record.
 
@@ -459,6 +477,7 @@ def measure_arena(model_path: Path | str) -> int:
     return int(match.group(1))
 
 
+@_one_tflm_session
 def arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
     """True when TFLM can allocate and invoke the model in exactly `arena_size` bytes.
 

@@ -469,3 +469,22 @@ def test_all_device_errors_are_external_tool_errors():
     for cls in (DeviceConnectionError, DeviceAuthError, DeviceHostKeyError, DeviceSetupError, DeviceTimeout):
         assert issubclass(cls, DeviceError) and issubclass(cls, ExternalToolError) and cls.exit_code == 10
     assert issubclass(DeviceArtifactError, ArtifactError) and DeviceArtifactError.exit_code == 9
+
+
+def test_ssh_command_lines_keep_host_key_checking_on(tmp_path):
+    from edgebuild.device.ssh import SSHDevice, SSHOptions, scp_command, ssh_command
+
+    dev = SSHDevice.parse("ssh://pi@raspberrypi.local:2200")
+    strict = ssh_command(dev, SSHOptions(), "true")
+    assert strict == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=yes",
+                      "-p", "2200", "--", "pi@raspberrypi.local", "true"]
+    opts = SSHOptions(identity=tmp_path / "id", accept_new_host_key=True, known_hosts=tmp_path / "kh",
+                      connect_timeout=2.5)
+    assert ssh_command(dev, opts, "true") == [
+        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-o", "StrictHostKeyChecking=accept-new",
+        "-o", f"UserKnownHostsFile={tmp_path / 'kh'}", "-i", str(tmp_path / "id"), "-p", "2200", "--",
+        "pi@raspberrypi.local", "true"]
+    copy = scp_command(SSHDevice.parse("ssh://root@[::1]"), opts, [Path("/a/m.tflite")], "/tmp/edgebuild-bench.x")
+    assert copy[-2:] == ["/a/m.tflite", "root@[::1]:/tmp/edgebuild-bench.x/"] and "-P" not in copy
+    for argv in (strict, ssh_command(dev, opts, "x"), copy):
+        assert not any("StrictHostKeyChecking=no" in a or "/dev/null" in a for a in argv)

@@ -47,10 +47,12 @@ def _ptq(model, quant, calibration) -> bytes:
 
 
 def _activation_dtypes(blob: bytes) -> set[str]:
+    """dtypes of the activations every compute op reads and writes (QUANTIZE/DEQUANTIZE left out)."""
     from edgebuild.artifact import parse_artifact
 
     artifact = parse_artifact(blob)
-    used = {i for op in artifact.ops for i in (*op.inputs, *op.outputs) if i >= 0}
+    used = {i for op in artifact.ops if op.name not in {"QUANTIZE", "DEQUANTIZE"}
+            for i in (*op.inputs, *op.outputs) if i >= 0}
     return {artifact.tensors[i].dtype.lower() for i in used if not artifact.tensors[i].is_constant}
 
 
@@ -79,7 +81,7 @@ def _model_with_auto_layers(keras2):
     x = layers.Rescaling(2.0, offset=-1.0)(inputs)
     a = layers.Conv2D(16, 3, strides=2, padding="same")(x)
     x = layers.Multiply()([a, layers.ReLU(6.0)(a)])  # hard-swish-like gate
-    x = layers.BatchNormalization()(layers.MaxPooling2D()(x))  # standalone: nothing to fold into
+    x = layers.BatchNormalization(momentum=0.9)(layers.MaxPooling2D()(x))  # standalone: nothing to fold into
     x = layers.Lambda(lambda t: t[..., :12])(x)  # a slice: values pass through
     x = layers.Conv2D(32, 3, activation="relu")(x)
     x = layers.GlobalAveragePooling2D()(x)
@@ -93,14 +95,16 @@ def test_audit_handles_common_unsupported_layers_and_the_model_trains(split) -> 
     keras2 = tf_keras()
     keras2.utils.set_random_seed(0)
     model = digits.train(_model_with_auto_layers(keras2), *split["train"], epochs=4)
+    float_acc = digits.accuracy(model.predict(split["test"][0], verbose=0), split["test"][1])
     auto = {a.type: a.config for a in audit_layers(model) if a.verdict == "auto"}
     assert auto == {"Rescaling": "output", "Multiply": "output", "BatchNormalization": "output",
                     "Lambda": "passthrough"}
     assert not [a for a in audit_layers(model) if a.verdict == "refused"]
     outcome = run_qat(model, split["train"], split["val"], TrainingSection(epochs=2, learning_rate=3e-4), INT8)
     assert _activation_dtypes(outcome.blob) <= {"int8", "int32"}
-    assert outcome.training.history[-1]["val_accuracy"] > 0.5
-    assert _accuracy(outcome.blob, split["test"]) > 0.5
+    qat_acc = _accuracy(outcome.blob, split["test"])
+    print(f"auto-layer model: float {float_acc:.3f}, QAT int8 {qat_acc:.3f}")
+    assert float_acc > 0.5 and qat_acc > float_acc - 0.1
 
 
 def test_refused_layers_are_listed_with_the_choices() -> None:

@@ -23,6 +23,7 @@ def build(
     set_: List[str] = typer.Option([], "--set", help="Override a profile key, e.g. --set quantization.io=int8. Repeats."),
     calibration: str = typer.Option("data", "--calibration", help="'data' (default) or 'random' (smoke tests only)."),
     no_gates: bool = typer.Option(False, "--no-gates", help="Report failed validation gates without failing the build."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Targets built in parallel (default: cores, capped by memory)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build from scratch and do not store the result."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache location (default: $XDG_CACHE_HOME/edgebuild)."),
 ) -> int:
@@ -36,7 +37,7 @@ def build(
         raise UsageError(f"--calibration {calibration!r} is not valid; use 'data' or 'random'.")
     request = BuildRequest(
         model=model, targets=tuple(target), data=data, val_data=val_data, out=out, overrides=tuple(set_),
-        random_calibration=calibration == "random", gates=not no_gates, use_cache=not no_cache, cache_dir=cache_dir,
+        random_calibration=calibration == "random", gates=not no_gates, use_cache=not no_cache, cache_dir=cache_dir, jobs=jobs,
     )
     results = run_build(request, StageProgress())
     console.print(build_summary(results))

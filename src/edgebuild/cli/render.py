@@ -7,18 +7,20 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from edgebuild.native_output import TerminalStream
+
 # Tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+# Progress lines are printed while worker threads capture native output on fd 2.
+err = Console(file=TerminalStream(2), highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 class StageProgress:
     """Prints `target  stage ... seconds  note` as each stage finishes."""
 
     def stage_started(self, target: str, stage: str) -> None:
-        if sys.stderr.isatty():
-            err.print(f"  {target:<10} {stage:<10} ...", end="\r")
+        """Nothing: with parallel targets an in-place 'running' line would garble; finished lines suffice."""
 
     def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None:
         err.print(f"  {target:<10} {stage:<10} {seconds:7.2f} s  {note}")

@@ -14,6 +14,7 @@ No TensorFlow is imported here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from edgebuild.device.errors import (
 from edgebuild.errors import ArtifactError, UsageError
 
 __all__ = [
-    "bench_on_device", "is_edgetpu_artifact", "DeviceError", "DeviceConnectionError", "DeviceAuthError",
+    "bench_on_device", "DeviceBenchOptions", "is_edgetpu_artifact", "DeviceError", "DeviceConnectionError", "DeviceAuthError",
     "DeviceHostKeyError", "DeviceSetupError", "DeviceTimeout", "DeviceArtifactError",
 ]
 
@@ -161,3 +162,28 @@ def bench_on_device(
         f"Unknown device {device!r}. Use ssh://user@host[:port] (e.g. ssh://pi@raspberrypi.local) or adb:SERIAL "
         "(e.g. adb:emulator-5554)."
     )
+
+
+@dataclass(frozen=True)
+class DeviceBenchOptions:
+    """Where and how to benchmark on a device, carried as one value (e.g. `build --bench-device`).
+
+    `run(artifact, threads, runs, warmup)` is `bench_on_device` with these settings.
+    """
+
+    device: str
+    identity: Path | None = None
+    accept_new_host_key: bool = False
+    known_hosts: Path | None = None
+    connect_timeout: float = 10
+    device_python: str = "python3"
+    benchmark_model: str | None = None
+    timeout: float = 300
+
+    def run(self, artifact: Path, *, threads: list[int], runs: int, warmup: int) -> dict[str, Any]:
+        return bench_on_device(
+            artifact, self.device, threads=threads, runs=runs, warmup=warmup, identity=self.identity,
+            accept_new_host_key=self.accept_new_host_key, known_hosts=self.known_hosts,
+            connect_timeout=self.connect_timeout, device_python=self.device_python,
+            benchmark_model=self.benchmark_model, timeout=self.timeout,
+        )

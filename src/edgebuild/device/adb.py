@@ -52,7 +52,7 @@ _FOOTPRINT = re.compile(r"(Memory footprint delta from the start of the tool|Pea
 _PEAK = re.compile(r"Overall peak memory footprint \(MB\) via periodic monitoring: " + _NUM)
 _SERIAL = re.compile(r"^[A-Za-z0-9._:\-]+$")
 _LOAD_FAILURES = ("Failed to construct interpreter", "Failed to allocate tensors", "Failed to mmap model",
-                  "Failed to apply", "Encountered unresolved custom op", "Didn't find op for builtin opcode",
+                  "Encountered unresolved custom op", "Didn't find op for builtin opcode",
                   "Model file doesn't exist", "is not a valid", "Select TensorFlow op")
 
 
@@ -232,6 +232,34 @@ def parse_device_info(text: str) -> dict[str, Any]:
     }
 
 
+def check_run_output(text: str, returncode: int, serial: str, artifact_name: str, benchmark_model: str,
+                     abi: str = "") -> dict[str, Any]:
+    """Parse one `adb shell benchmark_model ...` run, or raise the error that says what to fix."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if any(("not found" in ln or "No such file" in ln) and "benchmark_model" in ln for ln in lines) or any(
+            "Permission denied" in ln for ln in lines):
+        line = next(ln for ln in lines if "not found" in ln or "No such file" in ln or "Permission denied" in ln)
+        raise DeviceSetupError(
+            f"benchmark_model does not run on {serial} ({line}). Check the path {benchmark_model}, that it is "
+            f"executable, and that it is built for the device's ABI ({abi or 'see getprop ro.product.cpu.abi'})."
+        )
+    try:
+        return parse_benchmark_output(text)
+    except ValueError:
+        pass
+    failures = [ln for ln in lines if any(marker in ln for marker in _LOAD_FAILURES)]
+    if failures:
+        raise DeviceArtifactError(
+            f"benchmark_model on {serial} cannot load {artifact_name}: {' '.join(failures[:2])} Use a "
+            "benchmark_model build as new as the converter (or one with the needed delegates/ops), or rebuild "
+            "the artifact for the target."
+        )
+    raise DeviceError(
+        f"benchmark_model on {serial} printed no summary (exit status {returncode}): "
+        f"{' | '.join(lines[-4:]) or 'no output'}."
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # the run (needs a device; not exercised here)
 
@@ -292,26 +320,8 @@ def bench_adb(artifact: Path, device: AdbDevice, *, threads: list[int], runs: in
                 raise _adb_failure(proc, device, f"`{shlex.join(cmd[3:])}`")
         for n, cmd in plan["run"].items():
             proc = _run(cmd, timeout + 30)
-            text = proc.stdout + proc.stderr
-            if "not found" in text and "benchmark_model" in text or "Permission denied" in text:
-                raise DeviceSetupError(
-                    f"benchmark_model does not run on {device.serial} ({text.strip().splitlines()[-1]}). Check "
-                    f"the path {benchmark_model} and that it is built for the device's ABI "
-                    f"({device_info['machine'] or 'see getprop ro.product.cpu.abi'})."
-                )
-            if any(marker in text for marker in _LOAD_FAILURES):
-                line = next(ln for ln in text.splitlines() if any(m in ln for m in _LOAD_FAILURES))
-                raise DeviceArtifactError(
-                    f"benchmark_model on {device.serial} cannot load {artifact.name}: {line.strip()}. Use a "
-                    "benchmark_model build as new as the converter, or rebuild the artifact for the target."
-                )
-            try:
-                parsed = parse_benchmark_output(text)
-            except ValueError:
-                raise DeviceError(
-                    f"benchmark_model on {device.serial} printed no summary (exit {proc.returncode}): "
-                    f"{' | '.join(text.strip().splitlines()[-4:]) or 'no output'}."
-                ) from None
+            parsed = check_run_output(proc.stdout + proc.stderr, proc.returncode, device.serial, artifact.name,
+                                      benchmark_model, device_info["machine"])
             per[str(n)] = thread_result(parsed, threads=n, runs=runs, warmup=warmup,
                                         model_bytes=artifact.stat().st_size, cpu=device_info["cpu"])
     finally:

@@ -225,7 +225,7 @@ def main(argv=None):
             warmup=args.warmup,
             input_source="random",
             model_bytes=model_bytes,
-            xnnpack=bool(delegated) and not delegates,
+            xnnpack=None if delegates else bool(delegated),
             cpu=device["cpu"],
             runtime=runtime,
         )
