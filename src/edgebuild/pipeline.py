@@ -329,11 +329,21 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
     target = profile.name
     try:
         splits, calibration = _samples(shared, profile, request)
+        training = None
         note: list[str] = []
+        if profile.quantization.method == "qat":
+            with _stage(timings, target, "train", progress, note, shared.cancelled):
+                training = _train_qat(profile, shared, splits, calibration, progress)
+                note.append(f"{training['epochs_run']} epochs (best {training['best_epoch']})"
+                            + (", stopped early" if training["stopped_early"] else ""))
+            note = []
         with _stage(timings, target, "convert", progress, note, shared.cancelled):
             model = shared.model
-            blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
-                           profile.quantization, calibration)
+            if training is not None:
+                blob = training.pop("_blob")
+            else:
+                blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
+                               profile.quantization, calibration)
             artifact_path = work_dir / "model.tflite"
             artifact_path.write_bytes(blob)
             note.append(f"{len(blob) / 1024:.1f} KiB")
@@ -392,6 +402,8 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
             )
             if compiled:
                 report["compile"] = compiled
+            if training is not None:
+                report["training"] = training
             if profile.mcu.c_array:
                 report["flash"] = flash or {"measured": False, "reason": "arm-none-eabi-gcc not found "
                                             "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"}
@@ -418,6 +430,56 @@ def _move_into_place(work_dir: Path, final_dir: Path) -> None:
         final_dir.rename(backup)
     work_dir.rename(final_dir)
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def _training_sets(shared: SharedInputs, splits: Splits | None, profile: Profile):
+    if shared.dataset is None or splits is None or shared.dataset.y is None:
+        from edgebuild.errors import DataError
+
+        raise DataError("quantization.method = \"qat\" fine-tunes the model: pass labelled data with --data "
+                        "(an .npz with 'x' and 'y', or an image folder with class sub-folders).")
+    x, y = shared.dataset.x, shared.dataset.y
+    train = (x[splits.training], y[splits.training])
+    samples = _validation_samples(shared, splits, profile)
+    val = (samples[0], samples[1]) if samples is not None else None
+    return train, val
+
+
+def _train_qat(profile: Profile, shared: SharedInputs, splits: Splits | None, calibration: np.ndarray | None,
+               progress: Progress) -> dict:
+    """Quantization-aware training, then the numbers that show what it bought: float vs PTQ vs QAT."""
+    from edgebuild.accuracy import compare
+    from edgebuild.converters.ptq import convert
+    from edgebuild.converters.qat import model_for_training, run_qat
+    from edgebuild.runtime import LiteRTModel
+
+    train, val = _training_sets(shared, splits, profile)
+    sample = (val[0] if val is not None else train[0])[:32]
+    keras_model, bridge = model_for_training(shared.model, sample=sample)
+
+    def epoch_done(e: dict) -> None:
+        val_loss = e.get("val_loss")
+        progress.message(f"  {profile.name:<10} train      epoch {e['epoch']}: loss {e['loss']:.4f}"
+                         + (f", val_loss {val_loss:.4f}" if val_loss is not None else ""))
+
+    outcome = run_qat(keras_model, train, val, profile.training, profile.quantization, batch=profile.model.batch,
+                      seed=profile.data.seed, progress=epoch_done, calibration=calibration)
+    block = outcome.report()
+    if bridge:
+        block["keras3_bridge"] = bridge
+    if val is not None:
+        model = shared.model
+        ptq_blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
+                           profile.quantization, calibration)
+        reference = _reference_outputs(shared, val[0], f"qat-val/{len(val[0])}")
+        comparison = {}
+        for name, blob in (("ptq", ptq_blob), ("qat", outcome.blob)):
+            comparison[name] = compare(reference, LiteRTModel(blob).predict(val[0]), val[1])
+        if val[1] is not None:
+            comparison["float_top1"] = comparison["qat"].get("reference_top1")
+        block["comparison"] = comparison
+    block["_blob"] = outcome.blob
+    return block
 
 
 def _float_reference(shared: SharedInputs, profile: Profile) -> dict:

@@ -31,8 +31,6 @@ class TargetPlan:
 def _unimplemented(profile: Profile) -> list[tuple[str, str]]:
     """Profile keys that ask for passes this version does not have yet, with the override that avoids them."""
     asks = []
-    if profile.quantization.method == "qat":
-        asks.append(("quantization.method = \"qat\" (quantization-aware training)", "quantization.method=ptq"))
     if profile.pruning.kind != "none":
         asks.append((f"pruning.kind = \"{profile.pruning.kind}\"", "pruning.kind=none"))
     if profile.distillation.enabled:
@@ -50,13 +48,30 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> Tar
             f"Remove it from the profile or override it: {fix}."
         )
     quant = profile.quantization
+    if quant.method == "qat":
+        if quant.scheme != "int8":
+            raise UnsupportedError(
+                f"Target '{profile.name}': quantization-aware training produces full-integer int8 models, but "
+                f"quantization.scheme = \"{quant.scheme}\". Use --set quantization.scheme=int8 or "
+                "--set quantization.method=ptq."
+            )
+        if not has_data:
+            raise DataError(
+                f"Target '{profile.name}' uses quantization-aware training (quantization.method = \"qat\"), which "
+                "fine-tunes the model: pass labelled data with --data (an .npz with 'x' and 'y')."
+            )
     if quant.needs_calibration and not has_data and not random_calibration:
         raise DataError(
             f"Target '{profile.name}' quantizes to {quant.scheme} and needs calibration data: pass --data "
             "(an .npz with 'x', an .npy, or an image folder). For a smoke test only, "
             "--calibration random uses noise (accuracy will be meaningless)."
         )
-    stages = [Stage("convert", _convert_text(profile))]
+    stages = []
+    if quant.method == "qat":
+        t = profile.training
+        stages.append(Stage("train", f"quantization-aware training: up to {t.epochs} epochs, {t.optimizer} "
+                                     f"lr {t.learning_rate}, early stopping {t.early_stopping or 'off'}; PTQ comparison"))
+    stages.append(Stage("convert", _convert_text(profile)))
     stages.append(Stage("inspect", "read the artifact back: ops, dtypes, sizes"))
     stages.append(Stage("baseline", "plain float32 conversion once per build, for size ratios"))
     if profile.edgetpu.compile:

@@ -120,6 +120,7 @@ def render_markdown(report: dict) -> str:
     lines.append(f"| Ops | {', '.join(f'{k} x{v}' for k, v in art['ops'].items())} |")
     lines.append(f"| MACs | {art['macs']:,} |")
     lines.append(f"| Weights | {', '.join(f'{k}: {_kib(v)}' for k, v in art['weight_bytes_by_dtype'].items())} |")
+    lines += _training_md(report.get("training"))
     lines += _compile_md(report.get("compile"))
     lines += _validation_md(report.get("validation"))
     lines += _benchmark_md(report.get("benchmark"))
@@ -129,6 +130,24 @@ def render_markdown(report: dict) -> str:
     lines += ["", f"Stage timings: {timings}. edgebuild {report['versions']['edgebuild']}, "
               f"TensorFlow {report['versions'].get('tensorflow', '?')}, LiteRT {report['versions'].get('ai-edge-litert', '?')}.", ""]
     return "\n".join(lines)
+
+
+def _training_md(training: dict | None) -> list[str]:
+    if not training:
+        return []
+    lines = ["", "## Training", "",
+             f"{training.get('pass', 'training').upper()}: {training['epochs_run']} of {training['epochs_limit']} epochs, "
+             f"best epoch {training['best_epoch']}" + (f", stopped early ({training.get('stop_reason')})"
+                                                       if training.get("stopped_early") else "")
+             + f", {training.get('seconds', 0):.1f} s."]
+    comparison = training.get("comparison")
+    if comparison and "reference_top1" in comparison.get("qat", {}):
+        lines += ["", "| Model | top-1 | agreement with float |", "|---|---|---|",
+                  f"| float | {100 * comparison['qat']['reference_top1']:.2f}% | - |"]
+        for name in ("ptq", "qat"):
+            c = comparison[name]
+            lines.append(f"| {name.upper()} int8 | {100 * c['artifact_top1']:.2f}% | {100 * c['agreement']:.1f}% |")
+    return lines
 
 
 def _compile_md(compiled: dict | None) -> list[str]:

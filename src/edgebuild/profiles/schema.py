@@ -135,6 +135,7 @@ class DistillationSection(Section):
 
 
 class TrainingSection(Section):
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-4, gt=0.0)
