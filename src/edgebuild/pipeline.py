@@ -58,6 +58,7 @@ class BuildRequest:
     use_cache: bool = True
     cache_dir: Path | None = None
     jobs: int | None = None  # parallel target builds; None = cores, capped by available memory
+    bench_device: object | None = None  # edgebuild.device.DeviceBenchOptions: also benchmark on a device
 
 
 @dataclass
@@ -369,6 +370,13 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
             with _stage(timings, target, "benchmark", progress, note, shared.cancelled):
                 benchmark = _benchmark(artifact_path, profile, shared, splits)
                 note.append(f"p50 {_first_p50(benchmark):.3f} ms")
+            if request.bench_device is not None:
+                note = []
+                with _stage(timings, target, "device", progress, note, shared.cancelled):
+                    benchmark["device"] = _bench_device(work_dir, artifact_path, profile, request.bench_device)
+                    device = benchmark["device"]
+                    note.append(f"p50 {_first_p50(device):.3f} ms on {device.get('device', {}).get('cpu', '?')}"
+                                if "error" not in device else f"FAILED: {device['error']['type']}")
         emitted: list[str] = []
         flash = None
         if profile.mcu.c_array:
@@ -557,6 +565,22 @@ def _benchmark(artifact_path: Path, profile: Profile, shared: SharedInputs, spli
     inputs = samples[0] if samples is not None else None
     bench = profile.benchmark
     return benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
+
+
+def _bench_device(work_dir: Path, artifact_path: Path, profile: Profile, options: object) -> dict:
+    """Benchmark on the device (the Edge TPU-compiled model when there is one); a failure is recorded, not fatal."""
+    from edgebuild.device import DeviceError
+
+    compiled = work_dir / "model_edgetpu.tflite"
+    path = compiled if compiled.exists() else artifact_path
+    bench = profile.benchmark
+    try:
+        result = options.run(path, threads=bench.threads, runs=bench.runs, warmup=bench.warmup)  # type: ignore[attr-defined]
+    except DeviceError as exc:
+        return {"url": options.device, "error": {"type": type(exc).__name__, "exit_code": exc.exit_code,  # type: ignore[attr-defined]
+                                                 "message": str(exc)}}
+    result["artifact"] = path.name
+    return result
 
 
 def _first_p50(benchmark: dict) -> float:

@@ -124,6 +124,7 @@ def render_markdown(report: dict) -> str:
     lines += _compile_md(report.get("compile"))
     lines += _validation_md(report.get("validation"))
     lines += _benchmark_md(report.get("benchmark"))
+    lines += _device_benchmark_md((report.get("benchmark") or {}).get("device"))
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in report["timings_s"].items())
@@ -201,4 +202,30 @@ def _benchmark_md(benchmark: dict | None) -> list[str]:
         runtime = benchmark.get("runtime") or {}
         lines.append(f"Host: {host.get('cpu', '?')}, {host.get('cores', '?')} cores; "
                      f"runtime {runtime.get('name', '?')} {runtime.get('version', '')}.")
+    return lines
+
+
+def _device_benchmark_md(device: dict | None) -> list[str]:
+    if not device:
+        return []
+    if "error" in device:
+        return ["", f"## Latency on the device ({device.get('url')})", "",
+                f"**Failed** ({device['error']['type']}): {device['error']['message']}"]
+    info = device.get("device", {})
+    lines = ["", f"## Latency on the device ({info.get('url', '')})", "",
+             "| Threads | p50 ms | p90 ms | p99 ms | mean ms | runs | load ms |", "|---|---|---|---|---|---|---|"]
+
+    def ms(value: object) -> str:
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
+
+    for threads, r in device.get("threads", {}).items():
+        lines.append(f"| {threads} | {ms(r.get('p50_ms'))} | {ms(r.get('p90_ms'))} | {ms(r.get('p99_ms'))} | "
+                     f"{ms(r.get('mean_ms'))} | {r.get('runs', 'n/a')} | {ms(r.get('load_ms'))} |")
+    runtime = info.get("runtime") or {}
+    lines += ["", f"Device: {info.get('cpu', '?')} ({info.get('machine', '?')}, {info.get('cores', '?')} cores), "
+                  f"{info.get('os', '?')}, Python {info.get('python', '?')}, "
+                  f"{runtime.get('name', '?') if isinstance(runtime, dict) else runtime} "
+                  f"{runtime.get('version', '') if isinstance(runtime, dict) else ''}."]
+    if "edgetpu" in device:
+        lines.append(f"Edge TPU delegate: {device['edgetpu']}.")
     return lines

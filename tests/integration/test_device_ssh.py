@@ -488,3 +488,23 @@ def test_ssh_command_lines_keep_host_key_checking_on(tmp_path):
     assert copy[-2:] == ["/a/m.tflite", "root@[::1]:/tmp/edgebuild-bench.x/"] and "-P" not in copy
     for argv in (strict, ssh_command(dev, opts, "x"), copy):
         assert not any("StrictHostKeyChecking=no" in a or "/dev/null" in a for a in argv)
+
+
+def test_build_with_bench_device_reports_host_and_device(ssh_server, device_pythons, known_hosts, keras2_cnn,
+                                                         digits_data, tmp_path, capsys):
+    from edgebuild.cli.main import main
+
+    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-t", "mcu", "-d", str(digits_data.npz),
+                 "-o", str(tmp_path), "--bench-device", ssh_server.url, "--identity", str(ssh_server.key),
+                 "--known-hosts", str(known_hosts), "--device-python", device_pythons.litert,
+                 "--set", "benchmark.runs=10"])
+    assert code == 0, capsys.readouterr().err
+    for target in ("mobile", "mcu"):
+        report = json.loads((tmp_path / target / "report.json").read_text())
+        host, device = report["benchmark"]["threads"], report["benchmark"]["device"]
+        assert set(device["threads"]) == set(host)
+        first = next(iter(device["threads"].values()))
+        assert 0 < first["p50_ms"] <= first["p99_ms"]
+        assert device["device"]["transport"] == "ssh" and device["artifact"] == "model.tflite"
+        assert "## Latency on the device" in (tmp_path / target / "report.md").read_text()
+    assert ssh_server.leftovers() == []

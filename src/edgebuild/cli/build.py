@@ -24,6 +24,12 @@ def build(
     calibration: str = typer.Option("data", "--calibration", help="'data' (default) or 'random' (smoke tests only)."),
     no_gates: bool = typer.Option(False, "--no-gates", help="Report failed validation gates without failing the build."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Targets built in parallel (default: cores, capped by memory)."),
+    bench_device: Optional[str] = typer.Option(None, "--bench-device", help="Also benchmark each target on a device: ssh://user@host[:port] or adb:SERIAL."),
+    identity: Optional[Path] = typer.Option(None, "--identity", "-i", help="SSH private key for --bench-device."),
+    accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Add an unknown device's host key (never disables checking)."),
+    known_hosts: Optional[Path] = typer.Option(None, "--known-hosts", help="known_hosts file for the device (default: ssh's)."),
+    device_python: str = typer.Option("python3", "--device-python", help="Python on the SSH device."),
+    benchmark_model: Optional[str] = typer.Option(None, "--benchmark-model", help="adb devices: path of TFLite's benchmark_model."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build from scratch and do not store the result."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache location (default: $XDG_CACHE_HOME/edgebuild)."),
 ) -> int:
@@ -35,9 +41,17 @@ def build(
         raise UsageError("No target given. Pass --target mobile|edgetpu|mcu|all (see `edgebuild targets`).")
     if calibration not in {"data", "random"}:
         raise UsageError(f"--calibration {calibration!r} is not valid; use 'data' or 'random'.")
+    device_options = None
+    if bench_device is not None:
+        from edgebuild.device import DeviceBenchOptions
+
+        device_options = DeviceBenchOptions(device=bench_device, identity=identity, accept_new_host_key=accept_new_host_key,
+                                            known_hosts=known_hosts, device_python=device_python,
+                                            benchmark_model=benchmark_model)
     request = BuildRequest(
         model=model, targets=tuple(target), data=data, val_data=val_data, out=out, overrides=tuple(set_),
-        random_calibration=calibration == "random", gates=not no_gates, use_cache=not no_cache, cache_dir=cache_dir, jobs=jobs,
+        random_calibration=calibration == "random", gates=not no_gates, use_cache=not no_cache and device_options is None, cache_dir=cache_dir, jobs=jobs,
+        bench_device=device_options,
     )
     results = run_build(request, StageProgress())
     console.print(build_summary(results))
