@@ -72,8 +72,8 @@ def test_image_folder_loads_labels_and_resizes(tmp_path: Path) -> None:
 
 
 def test_plan_refuses_unimplemented_passes_instead_of_ignoring_them() -> None:
-    with pytest.raises(UnsupportedError, match=r"quantization-aware training.*--set quantization.method=ptq"):
-        make_plan(resolve("mcu", ["quantization.method=qat"]), has_data=True, random_calibration=False)
+    with pytest.raises(UnsupportedError, match=r"pruning.kind = \"structured\".*--set pruning.kind=none"):
+        make_plan(resolve("mcu", ["pruning.kind=structured"]), has_data=True, random_calibration=False)
 
 
 def test_plan_needs_calibration_data_for_integer_targets() -> None:
