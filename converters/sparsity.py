@@ -13,9 +13,11 @@ sparsity per layer, the `.tflite` size and its gzip-compressed size next to
 the dense model's (zeros compress), and no speed-up is claimed: LiteRT's
 CPU kernels run the zeros like any other weight.
 
-Which layers: Conv1D/2D/3D, Conv2DTranspose, SeparableConv, DepthwiseConv2D
-(unstructured only) and Dense, except those named in `skip_layers`; the
-2:4 pattern applies to Conv2D and Dense whose kernels TFMOT accepts. The
+Which layers: Conv1D/2D/3D, Conv2DTranspose and Dense, except those named in
+`skip_layers` (TFMOT 0.8.1 wraps DepthwiseConv2D but left its kernel dense
+when tried, so it is not offered). The M:N pattern applies to Conv2D and
+Dense whose inputs per output (kernel size x input channels) are a multiple
+of N; others stay dense and are listed under `skipped`. The
 fine-tuning step counter (`UpdatePruningStep`) is attached to the model's
 own `fit` so the shared training loop (`train.fit`) drives the schedule.
 """
@@ -33,8 +35,7 @@ from edgebuild.errors import ProfileError, UnsupportedError
 
 SPARSE_KINDS = ("unstructured", "m_by_n")
 SCHEDULES = ("polynomial", "constant")
-_UNSTRUCTURED = {"Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "SeparableConv1D", "SeparableConv2D",
-                 "DepthwiseConv2D", "Dense"}
+_UNSTRUCTURED = {"Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Dense"}
 _M_BY_N = {"Conv2D", "Dense"}
 
 
@@ -91,8 +92,8 @@ def _tfmot() -> Any:
     return tfmot
 
 
-def wrap(model: Any, options: SparsityOptions, steps: int) -> tuple[Any, list[str]]:
-    """(model with prunable layers wrapped by prune_low_magnitude, names of the wrapped layers)."""
+def wrap(model: Any, options: SparsityOptions, steps: int) -> tuple[Any, list[str], list[str]]:
+    """(model with prunable layers wrapped by prune_low_magnitude, wrapped layer names, M:N-incompatible names)."""
     from edgebuild._tf import tf_keras
 
     keras2 = tf_keras()
@@ -111,8 +112,19 @@ def wrap(model: Any, options: SparsityOptions, steps: int) -> tuple[Any, list[st
     eligible = _M_BY_N if options.kind == "m_by_n" else _UNSTRUCTURED
     wrapped: list[str] = []
 
+    skipped: list[str] = []
+
+    def fits(layer: Any) -> bool:
+        if options.kind != "m_by_n":
+            return True
+        inputs = int(np.prod(layer.kernel.shape[:-1]))
+        if inputs % options.n:
+            skipped.append(layer.name)
+            return False
+        return True
+
     def clone(layer: Any) -> Any:
-        if type(layer).__name__ in eligible and layer.name not in options.skip_layers:
+        if type(layer).__name__ in eligible and layer.name not in options.skip_layers and fits(layer):
             kwargs = {"pruning_schedule": schedule}
             if options.kind == "m_by_n":
                 kwargs["sparsity_m_by_n"] = (options.m, options.n)
@@ -131,7 +143,7 @@ def wrap(model: Any, options: SparsityOptions, steps: int) -> tuple[Any, list[st
         raise UnsupportedError(f"No layer of {model.name} can be made sparse (TFMOT prunes "
                                f"{', '.join(sorted(eligible))}); nothing to do.")
     _attach_step_callback(wrapped_model, sparsity)
-    return wrapped_model, wrapped
+    return wrapped_model, wrapped, skipped
 
 
 def _copy_weights(model: Any, wrapped_model: Any) -> None:
@@ -196,6 +208,7 @@ class SparsityOutcome:
     sparsity: dict[str, float]
     sizes: dict[str, int] = field(default_factory=dict)
     training: Any = None
+    skipped: list[str] = field(default_factory=list)  # M:N-incompatible layers left dense
 
     def report(self) -> dict[str, Any]:
         pruned = [v for k, v in self.sparsity.items() if k.split("/")[0] in self.layers]
@@ -205,6 +218,7 @@ class SparsityOutcome:
             "m_by_n": [self.options.m, self.options.n] if self.options.kind == "m_by_n" else None,
             "schedule": self.options.schedule if self.options.kind == "unstructured" else "constant",
             "layers": self.layers,
+            "skipped": self.skipped,
             "sparsity": self.sparsity,
             "mean_sparsity_pruned_layers": round(float(np.mean(pruned)), 4) if pruned else 0.0,
             "sizes": self.sizes,
@@ -224,7 +238,7 @@ def run_sparsity(model: Any, train: tuple[np.ndarray, np.ndarray | None],
     options = pruning if isinstance(pruning, SparsityOptions) else SparsityOptions.from_section(pruning)
     check_training_data(train, val, num_classes_of(model), training.batch_size)
     steps = math.ceil(len(train[0]) / training.batch_size) * training.epochs
-    wrapped, names = wrap(model, options, steps)
+    wrapped, names, skipped = wrap(model, options, steps)
     section = training.model_copy(update={"mixed_precision": "off"}) \
         if getattr(training, "mixed_precision", "off") != "off" else training
     result = fit(wrapped, train, val, section, progress=progress, seed=seed)
@@ -235,7 +249,7 @@ def run_sparsity(model: Any, train: tuple[np.ndarray, np.ndarray | None],
         dense, sparse = float_tflite(model), float_tflite(stripped)
         sizes = {"dense_tflite_bytes": len(dense), "dense_gzip_bytes": gzip_size(dense),
                  "sparse_tflite_bytes": len(sparse), "sparse_gzip_bytes": gzip_size(sparse)}
-    return SparsityOutcome(stripped, options, names, measured_sparsity(stripped), sizes, result)
+    return SparsityOutcome(stripped, options, names, measured_sparsity(stripped), sizes, result, skipped)
 
 
 def _final_mask(wrapped: Any) -> None:

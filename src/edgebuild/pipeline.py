@@ -83,6 +83,8 @@ class SharedInputs:
     dataset: Dataset | None
     val_dataset: Dataset | None = None
     float_reference: dict | None = None  # size and weight bytes of the plain float32 conversion
+    float_blob: bytes | None = None
+    float_latency: dict[tuple[int, int], float] = field(default_factory=dict)  # (threads, runs) -> p50 ms
     reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -506,6 +508,7 @@ def _float_reference_locked(shared: SharedInputs, profile: Profile) -> dict:
                        QuantizationSection(scheme="none"), None)
         weights = parse_artifact(blob).weight_dtypes()
         shared.float_reference = {"size_bytes": len(blob), "weight_bytes": sum(weights.values())}
+        shared.float_blob = blob
     return shared.float_reference
 
 
@@ -564,7 +567,37 @@ def _benchmark(artifact_path: Path, profile: Profile, shared: SharedInputs, spli
     samples = _validation_samples(shared, splits, profile)
     inputs = samples[0] if samples is not None else None
     bench = profile.benchmark
-    return benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
+    result = benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
+    result["vs_float32"] = _never_slower(result, profile, shared, inputs)
+    return result
+
+
+def _never_slower(result: dict, profile: Profile, shared: SharedInputs, inputs: np.ndarray | None) -> dict | None:
+    """Compare with the plain float32 model on this host (measured once per build and thread count).
+
+    An optimized artifact that runs slower than float32 here (dynamic-range models on x86, float16 without
+    a GPU) is worth a warning: the user may be shipping a slower model without knowing.
+    """
+    import tempfile
+
+    from edgebuild.bench import benchmark
+
+    if shared.float_blob is None:
+        return None
+    threads = profile.benchmark.threads[0]
+    key = (threads, profile.benchmark.runs)
+    with shared.lock:
+        if key not in shared.float_latency:
+            with tempfile.NamedTemporaryFile(suffix=".tflite") as handle:
+                handle.write(shared.float_blob)
+                handle.flush()
+                shared.float_latency[key] = benchmark(Path(handle.name), threads=threads, runs=profile.benchmark.runs,
+                                                      warmup=profile.benchmark.warmup, inputs=inputs)["p50_ms"]
+        float_p50 = shared.float_latency[key]
+    p50 = result["threads"][str(threads)]["p50_ms"]
+    ratio = p50 / float_p50 if float_p50 > 0 else None
+    return {"threads": threads, "float32_p50_ms": float_p50, "ratio": ratio,
+            "slower": ratio is not None and ratio > 1.1}
 
 
 def _bench_device(work_dir: Path, artifact_path: Path, profile: Profile, options: object) -> dict:

@@ -78,6 +78,12 @@ def _warnings(report: dict) -> list[str]:
     if "random" in str(report["data"].get("calibration", "")):
         warnings.append("Calibrated on random noise (--calibration random): integer scales are not representative "
                         "and accuracy on real data will be poor. Use --data for anything you ship.")
+    guard = (report.get("benchmark") or {}).get("vs_float32") or {}
+    if guard.get("slower"):
+        warnings.append(f"This artifact runs {guard['ratio']:.2f}x slower than the plain float32 model on this host "
+                        f"(p50 {guard['float32_p50_ms'] * guard['ratio']:.3f} vs {guard['float32_p50_ms']:.3f} ms, "
+                        f"{guard['threads']} thread(s)). Expected for some schemes on x86 (dynamic range, float16 "
+                        "without a GPU); check on the device before shipping it for speed.")
     if report["data"].get("source") is None and report.get("validation") is not None:
         warnings.append("No --data given: accuracy against the float model was not measured.")
     return warnings
@@ -196,6 +202,11 @@ def _benchmark_md(benchmark: dict | None) -> list[str]:
              "|---|---|---|---|---|---|"]
     for threads, r in benchmark.get("threads", {}).items():
         lines.append(f"| {threads} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {r['mean_ms']:.3f} | {r['runs']} |")
+    guard = benchmark.get("vs_float32") or {}
+    if guard.get("ratio"):
+        lines.append("")
+        lines.append(f"vs the plain float32 model on this host: {guard['ratio']:.2f}x its p50 latency "
+                     f"({guard['float32_p50_ms']:.3f} ms, {guard['threads']} thread(s)).")
     host = benchmark.get("host", {})
     if host:
         lines.append("")

@@ -171,3 +171,13 @@ def test_validation_data_of_wrong_shape(keras2_cnn, tmp_path: Path, capsys) -> N
     code = main(["validate", str(tmp_path / "mobile" / "model.tflite"), "-t", "mobile", "-d", str(wrong)])
     assert code == 5
     assert "samples have shape (28, 28, 1)" in capsys.readouterr().err
+
+
+def test_never_slower_guard_compares_with_float32(keras2_cnn, digits_data, tmp_path: Path) -> None:
+    assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-d", str(digits_data.npz), "-o", str(tmp_path),
+                 "--set", "benchmark.runs=20"]) == 0
+    benchmark = _report(tmp_path, "mobile")["benchmark"]
+    guard = benchmark["vs_float32"]
+    assert guard["float32_p50_ms"] > 0
+    assert guard["ratio"] == pytest.approx(benchmark["threads"]["1"]["p50_ms"] / guard["float32_p50_ms"])
+    assert guard["slower"] == (guard["ratio"] > 1.1)

@@ -86,3 +86,14 @@ def test_plan_needs_calibration_data_for_integer_targets() -> None:
 def test_mcu_plan_emits_c_sources() -> None:
     names = [s.name for s in make_plan(resolve("mcu"), True, False).stages]
     assert names == ["convert", "inspect", "baseline", "validate", "benchmark", "emit", "report"]
+
+
+def test_slower_than_float32_is_a_warning() -> None:
+    from edgebuild.report import _warnings
+
+    report = {"data": {"source": "d.npz"}, "benchmark": {"vs_float32": {
+        "threads": 1, "float32_p50_ms": 1.0, "ratio": 1.8, "slower": True}}}
+    (warning,) = _warnings(report)
+    assert warning.startswith("This artifact runs 1.80x slower than the plain float32 model on this host")
+    report["benchmark"]["vs_float32"].update(ratio=0.5, slower=False)
+    assert _warnings(report) == []
