@@ -255,3 +255,57 @@ def test_bad_inputs_are_clear_errors(keras2) -> None:
                                  layers.Dense(2)])
     with pytest.raises(UnsupportedError, match="'g'.*grouped convolution"):
         prune_structured(grouped)
+
+
+# --------------------------------------------------------------------------- sparsity (TFMOT)
+
+@pytest.fixture(scope="module")
+def trained_cnn(keras2, digits_data):
+    keras2.utils.set_random_seed(0)
+    d = digits_data
+    return digits.train(digits.build_cnn(keras2), d.train_x[:900], d.train_y[:900], epochs=4)
+
+
+def _sparse(model, digits_data, **options):
+    from edgebuild.converters.sparsity import SparsityOptions, run_sparsity
+    from edgebuild.profiles.schema import TrainingSection
+
+    d = digits_data
+    return run_sparsity(model, (d.train_x[:600], d.train_y[:600]), (d.train_x[900:1100], d.train_y[900:1100]),
+                        SparsityOptions(**options), TrainingSection(epochs=2, learning_rate=5e-4))
+
+
+def test_unstructured_sparsity_reaches_its_target_and_compresses(trained_cnn, digits_data) -> None:
+    before = [w.copy() for w in trained_cnn.get_weights()]
+    outcome = _sparse(trained_cnn, digits_data, kind="unstructured", target_sparsity=0.7, schedule="polynomial")
+    report = outcome.report()
+    assert report["layers"] == ["conv2d", "conv2d_1", "dense"] or len(report["layers"]) == 3
+    for name in report["layers"]:
+        assert report["sparsity"][f"{name}/kernel"] == pytest.approx(0.7, abs=0.01)
+    sizes = report["sizes"]
+    assert sizes["sparse_tflite_bytes"] == pytest.approx(sizes["dense_tflite_bytes"], rel=0.01)  # same shapes
+    assert sizes["sparse_gzip_bytes"] < 0.8 * sizes["dense_gzip_bytes"]
+    assert "not claimed" in report["speedup"]
+    assert all((a == b).all() for a, b in zip(before, trained_cnn.get_weights()))  # the original is untouched
+    assert not any("prune_low_magnitude" in layer.name for layer in outcome.model.layers)  # stripped
+
+
+def test_two_by_four_sparsity_holds_the_pattern(trained_cnn, digits_data) -> None:
+    from edgebuild.converters.sparsity import m_by_n_holds
+
+    outcome = _sparse(trained_cnn, digits_data, kind="m_by_n")
+    assert outcome.skipped == [trained_cnn.layers[0].name]  # 3x3x1 = 9 inputs per filter: not a multiple of 4
+    for layer in outcome.model.layers:
+        if layer.name in outcome.layers:
+            kernel = layer.get_weights()[0]
+            assert m_by_n_holds(kernel, 2, 4), layer.name
+            assert (kernel == 0).mean() == pytest.approx(0.5, abs=0.01)
+
+
+def test_sparsity_options_are_checked() -> None:
+    from edgebuild.converters.sparsity import SparsityOptions
+
+    with pytest.raises(ProfileError, match=r"target_sparsity = 1.0 is out of range"):
+        SparsityOptions(target_sparsity=1.0)
+    with pytest.raises(ProfileError, match=r"m_by_n = 4:4"):
+        SparsityOptions(kind="m_by_n", m=4, n=4)
