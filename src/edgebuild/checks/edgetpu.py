@@ -16,14 +16,13 @@ from edgebuild.artifact import OpInfo, TfliteArtifact
 from .findings import Finding, RuleReport
 from .rules import (
     Violation,
-    dynamic_roots,
+    dynamic_shape_violations,
     first_input,
     first_output,
     get,
     is_boundary_quantize,
     op_tensors,
     rule,
-    shape_str,
 )
 from .tables import load_table
 
@@ -49,11 +48,7 @@ def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
       "(e.g. tf_keras Input(shape=..., batch_size=1)) before converting.")
 def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Edge TPU tensor shapes must be fixed at compile time (no dynamic dimensions)."""
-    roots = dynamic_roots(artifact)
-    for t in op_tensors(artifact, op):
-        if t.index in roots:
-            yield Violation(f"Tensor '{t.name}' has shape {shape_str(t)}.", t)
-            return
+    yield from dynamic_shape_violations(artifact, op)
 
 
 @rule("edgetpu.inner_dims", fix="Use batch 1 and keep at most 3 dimensions above 1 "

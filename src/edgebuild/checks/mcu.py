@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from edgebuild.artifact import OpInfo, TfliteArtifact
 
 from .findings import Finding, RuleReport
-from .rules import Violation, dynamic_roots, get, is_boundary_quantize, only_batch_dynamic, op_tensors, rule, shape_str
+from .rules import (
+    Violation,
+    dynamic_shape_violations,
+    get,
+    is_boundary_quantize,
+    only_batch_dynamic,
+    op_tensors,
+    rule,
+)
 from .tables import load_table
 
 CONSTANT_INTS = {"int32", "int64"}  # biases (int32; int64 for 16x8) and shape/axis operands
@@ -59,11 +67,7 @@ def int16_activations(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violatio
       "(e.g. tf_keras Input(shape=..., batch_size=1)) before converting.")
 def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """TFLite Micro plans its arena ahead of time, so tensor shapes must be static."""
-    roots = dynamic_roots(artifact)
-    for t in op_tensors(artifact, op):
-        if t.index in roots:
-            yield Violation(f"Tensor '{t.name}' has shape {shape_str(t)}.", t)
-            return
+    yield from dynamic_shape_violations(artifact, op)
 
 
 def check(artifact: TfliteArtifact) -> RuleReport:

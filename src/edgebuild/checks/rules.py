@@ -125,6 +125,15 @@ def dynamic_roots(artifact: TfliteArtifact) -> dict[int, TensorInfo]:
     return roots
 
 
+def dynamic_shape_violations(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
+    """The first tensor of `op` where a dynamic shape starts (one finding per op)."""
+    roots = dynamic_roots(artifact)
+    for t in op_tensors(artifact, op):
+        if t.index in roots:
+            yield Violation(f"Tensor '{t.name}' has shape {shape_str(t)}.", t)
+            return
+
+
 def only_batch_dynamic(tensor: TensorInfo) -> bool:
     """True when the only unknown dimension is a leading batch that the file fixes to 1."""
     sig = tensor.shape_signature
