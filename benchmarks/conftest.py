@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# the conversion recipes the test suite shares (appended, so nothing here is shadowed)
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+from tflite_helpers import to_tflite  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +21,6 @@ def conv_model(tmp_path_factory) -> Path:
     Large enough that timer and harness overhead would show if it were there.
     """
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import tensorflow as tf
     import tf_keras as keras
 
     init = keras.initializers.GlorotUniform
@@ -31,7 +35,7 @@ def conv_model(tmp_path_factory) -> Path:
         layers.Dense(10, kernel_initializer=init(seed=5)),
     ])
     path = tmp_path_factory.mktemp("bench_models") / "conv96_float32.tflite"
-    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    path.write_bytes(to_tflite(model))
     return path
 
 
@@ -42,8 +46,6 @@ def conv_samples() -> np.ndarray:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """A short table of the speed ratios measured by test_build_speed (machine speed cancels out)."""
-    import sys
-
     module = sys.modules.get("test_build_speed")
     results = getattr(module, "RESULTS", None)
     if not results:

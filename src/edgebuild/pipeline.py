@@ -10,39 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
 
-import numpy as np
-
-from edgebuild import __version__
-from edgebuild.artifact import TfliteArtifact, parse_artifact
-from edgebuild.data import Dataset, Splits, check_fits, check_labels, load_dataset, random_calibration, split
+from edgebuild.artifact import parse_artifact
+from edgebuild.data import check_fits, check_labels, load_dataset
 from edgebuild.errors import EdgebuildError, GateFailed
 from edgebuild.plan import TargetPlan, make_plan
 from edgebuild.profiles import Profile, resolve, to_toml
 from edgebuild.report import build_report, render_markdown, write_json
-
-
-class Progress(Protocol):
-    def stage_started(self, target: str, stage: str) -> None: ...
-    def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None: ...
-    def message(self, text: str) -> None: ...
-
-
-class SilentProgress:
-    def stage_started(self, target: str, stage: str) -> None:
-        pass
-
-    def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
+from edgebuild.stages.context import BuildCancelled, Progress, SharedInputs, SilentProgress, TargetContext
 
 
 @dataclass(frozen=True)
@@ -72,22 +50,6 @@ class TargetResult:
     @property
     def passed(self) -> bool:
         return self.error is None and self.report.get("validation", {}).get("passed", True)
-
-
-@dataclass
-class SharedInputs:
-    """Everything every target of one build reuses: the loaded model, data, splits, reference outputs."""
-
-    model: object
-    model_sha256: str
-    dataset: Dataset | None
-    val_dataset: Dataset | None = None
-    float_reference: dict | None = None  # size and weight bytes of the plain float32 conversion
-    float_blob: bytes | None = None
-    float_latency: dict[tuple[int, int], float] = field(default_factory=dict)  # (threads, runs) -> p50 ms
-    reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 def resolve_targets(names: tuple[str, ...], overrides: tuple[str, ...]) -> list[Profile]:
@@ -202,7 +164,7 @@ def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
         model.concrete_function(batch)  # type: ignore[attr-defined]
     if any(plan.profile.validation.enabled for plan in plans) and shared.dataset is not None:
         model.concrete_function(None)  # type: ignore[attr-defined]
-    _float_reference(shared, plans[0].profile)
+    shared.float_baseline(plans[0].profile.model.batch)
 
 
 def _cache_keys(request: BuildRequest, plans: list[TargetPlan]) -> tuple[object | None, dict[str, str]]:
@@ -287,149 +249,108 @@ def _num_classes(model: object) -> int | None:
     return int(shape[-1]) if shape is not None and len(shape) >= 2 and shape[-1] is not None else None
 
 
-class BuildCancelled(KeyboardInterrupt):
-    """Raised in a worker at a stage boundary after Ctrl-C in the main thread."""
-
-
-@contextmanager
-def _stage(timings: dict[str, float], target: str, name: str, progress: Progress, note: list[str],
-           cancelled: threading.Event | None = None) -> Iterator[None]:
-    if cancelled is not None and cancelled.is_set():
-        raise BuildCancelled()
-    progress.stage_started(target, name)
-    started = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - started, 4)
-    progress.stage_finished(target, name, timings[name], note[0] if note else "")
-
-
-def _samples(shared: SharedInputs, profile: Profile, request: BuildRequest) -> tuple[Splits | None, np.ndarray | None]:
-    """(splits, calibration array) for one profile; calibration is None when not needed."""
-    quant = profile.quantization
-    splits = None
-    if shared.dataset is not None:
-        splits = split(len(shared.dataset.x), profile.data, quant.calibration_samples,
-                       hold_out_validation=shared.val_dataset is None)
-    if not quant.needs_calibration:
-        return splits, None
-    if splits is not None and len(splits.calibration) > 0:
-        return splits, shared.dataset.x[splits.calibration]  # type: ignore[union-attr]
-    shape = shared.model.fixed_input_shape(1)  # type: ignore[attr-defined]
-    return splits, random_calibration(shape, quant.calibration_samples, profile.data.seed)
-
-
 def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs, out_root: Path,
                   progress: Progress) -> TargetResult:
-    from edgebuild.converters.ptq import convert
-
+    """Run one target's stages in a hidden folder, then move it into place."""
     profile = plan.profile
     final_dir = out_root / profile.name
     out_root.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(out_root / f".{profile.name}.partial")
+    work_dir = out_root / f".{profile.name}.partial"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir()
-    timings: dict[str, float] = {}
-    target = profile.name
+    ctx = TargetContext(profile=profile, shared=shared, work_dir=work_dir, progress=progress)
     try:
-        splits, calibration = _samples(shared, profile, request)
-        training = None
-        note: list[str] = []
-        if profile.quantization.method == "qat":
-            with _stage(timings, target, "train", progress, note, shared.cancelled):
-                training = _train_qat(profile, shared, splits, calibration, progress)
-                note.append(f"{training['epochs_run']} epochs (best {training['best_epoch']})"
-                            + (", stopped early" if training["stopped_early"] else ""))
-            note = []
-        with _stage(timings, target, "convert", progress, note, shared.cancelled):
-            model = shared.model
-            if training is not None:
-                blob = training.pop("_blob")
-            else:
-                blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
-                               profile.quantization, calibration)
-            artifact_path = work_dir / "model.tflite"
-            artifact_path.write_bytes(blob)
-            note.append(f"{len(blob) / 1024:.1f} KiB")
-        with _stage(timings, target, "inspect", progress, [], shared.cancelled):
-            artifact = parse_artifact(blob, source=str(artifact_path))
-        with _stage(timings, target, "baseline", progress, [], shared.cancelled):
-            float_reference = _float_reference(shared, profile)
-        compiled: dict = {}
-        if profile.edgetpu.compile or profile.vela.accelerator:
-            note = []
-            with _stage(timings, target, "compile", progress, note, shared.cancelled):
-                compiled = _compile(profile, artifact_path, work_dir)
-                note.append(_compile_note(compiled))
-        validation, benchmark = None, None
-        if profile.validation.enabled:
-            note = []
-            with _stage(timings, target, "validate", progress, note, shared.cancelled):
-                validation = _validate(artifact_path, artifact, profile, shared, splits, request)
-                _add_compiler_checks(validation, compiled, profile)
-                note.append("checks passed" if validation["passed"] else "FAILED")
-        if profile.benchmark.enabled:
-            note = []
-            with _stage(timings, target, "benchmark", progress, note, shared.cancelled):
-                benchmark = _benchmark(artifact_path, profile, shared, splits)
-                note.append(f"p50 {_first_p50(benchmark):.3f} ms")
-            if request.bench_device is not None:
-                note = []
-                with _stage(timings, target, "device", progress, note, shared.cancelled):
-                    benchmark["device"] = _bench_device(work_dir, artifact_path, profile, request.bench_device)
-                    device = benchmark["device"]
-                    note.append(f"p50 {_first_p50(device):.3f} ms on {device.get('device', {}).get('cpu', '?')}"
-                                if "error" not in device else f"FAILED: {device['error']['type']}")
-        emitted: list[str] = []
-        flash = None
-        if profile.mcu.c_array:
-            note = []
-            with _stage(timings, target, "emit", progress, note, shared.cancelled):
-                emitted, flash = _emit_c(blob, artifact, profile, work_dir, validation, compiled.get("vela"))
-                note.append(f"flash {flash['text_bytes'] + flash['data_bytes']:,} bytes (Cortex-M4)" if flash
-                            else "no arm-none-eabi-gcc: flash not measured")
-        if validation is not None:
-            from edgebuild.validation import add_budget_check
-
-            vela = compiled.get("vela")
-            if vela is not None:  # the NPU build: Vela's own SRAM and flash figures decide the budgets
-                add_budget_check(validation, artifact, profile, vela.get("off_chip_flash_bytes") or None,
-                                 ram_bytes=vela.get("sram_bytes"))
-            else:
-                add_budget_check(validation, artifact, profile, flash["text_bytes"] + flash["data_bytes"] if flash else None)
-        with _stage(timings, target, "report", progress, [], shared.cancelled):
-            report = build_report(
-                profile=profile,
-                model=shared.model,
-                model_sha256=shared.model_sha256,
-                artifact=artifact,
-                artifact_file="model.tflite",
-                float_reference=float_reference,
-                data=_data_block(shared, splits, calibration, request),
-                timings=timings,
-                validation=validation,
-                benchmark=benchmark,
-                extra_files=emitted,
-            )
-            if compiled:
-                report["compile"] = compiled
-            if training is not None:
-                report["training"] = training
-            if profile.mcu.c_array:
-                report["flash"] = flash or {"measured": False, "reason": "arm-none-eabi-gcc not found "
-                                            "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"}
-            (work_dir / "profile.resolved.toml").write_text(to_toml(profile))
-            write_json(work_dir / "report.json", report)
-            (work_dir / "report.md").write_text(render_markdown(report))
+        report = _run_stages(ctx, request)
         if shared.cancelled.is_set():
             raise BuildCancelled()
         _move_into_place(work_dir, final_dir)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
-    result = TargetResult(target, final_dir, report)
+    result = TargetResult(profile.name, final_dir, report)
+    validation = report.get("validation")
     if validation is not None and not validation["passed"] and request.gates:
-        result.error = GateFailed(_gate_message(target, final_dir, validation))
+        result.error = GateFailed(_gate_message(profile.name, final_dir, validation))
     return result
+
+
+def _run_stages(ctx: TargetContext, request: BuildRequest) -> dict:
+    """The plan's stages in order; returns the report (also written into the work folder)."""
+    from edgebuild.converters.ptq import convert
+    from edgebuild.stages import compile as compile_stage
+    from edgebuild.stages import emit, measure, train
+    from edgebuild.validation import add_budget_check
+
+    profile, shared, work_dir = ctx.profile, ctx.shared, ctx.work_dir
+    ctx.choose_samples()
+    blob, training = None, None
+    if profile.quantization.method == "qat":
+        with ctx.stage("train") as note:
+            blob, training = train.train_qat(ctx)
+            note.append(f"{training['epochs_run']} epochs (best {training['best_epoch']})"
+                        + (", stopped early" if training["stopped_early"] else ""))
+    with ctx.stage("convert") as note:
+        if blob is None:
+            model = shared.model
+            blob = convert(model.concrete_function(profile.model.batch), model.keep_alive, profile.quantization,
+                           ctx.calibration)
+        artifact_path = work_dir / "model.tflite"
+        artifact_path.write_bytes(blob)
+        note.append(f"{len(blob) / 1024:.1f} KiB")
+    with ctx.stage("inspect"):
+        artifact = parse_artifact(blob, source=str(artifact_path))
+    with ctx.stage("baseline"):
+        float_reference = shared.float_baseline(profile.model.batch)
+    compiled: dict = {}
+    if profile.edgetpu.compile or profile.vela.accelerator:
+        with ctx.stage("compile") as note:
+            compiled = compile_stage.run_compilers(profile, artifact_path, work_dir)
+            note.append(compile_stage.compile_note(compiled))
+    validation, benchmark = None, None
+    if profile.validation.enabled:
+        with ctx.stage("validate") as note:
+            validation = measure.validate(ctx, artifact_path, artifact)
+            compile_stage.add_compiler_checks(validation, compiled, profile)
+            note.append("checks passed" if validation["passed"] else "FAILED")
+    if profile.benchmark.enabled:
+        with ctx.stage("benchmark") as note:
+            benchmark = measure.benchmark(ctx, artifact_path)
+            note.append(f"p50 {measure.first_p50(benchmark):.3f} ms")
+        if request.bench_device is not None:
+            with ctx.stage("device") as note:
+                device = benchmark["device"] = measure.bench_device(ctx, artifact_path, request.bench_device)
+                note.append(f"p50 {measure.first_p50(device):.3f} ms on {device.get('device', {}).get('cpu', '?')}"
+                            if "error" not in device else f"FAILED: {device['error']['type']}")
+    emitted: list[str] = []
+    flash = None
+    if profile.mcu.c_array:
+        with ctx.stage("emit") as note:
+            emitted, flash = emit.emit_c(blob, artifact, profile, work_dir, validation, compiled.get("vela"))
+            note.append(f"flash {flash['text_bytes'] + flash['data_bytes']:,} bytes (Cortex-M4)" if flash
+                        else "no arm-none-eabi-gcc: flash not measured")
+    if validation is not None:
+        vela = compiled.get("vela")
+        if vela is not None:  # the NPU build: Vela's own SRAM and flash figures decide the budgets
+            add_budget_check(validation, artifact, profile, vela.get("off_chip_flash_bytes") or None,
+                             ram_bytes=vela.get("sram_bytes"))
+        else:
+            add_budget_check(validation, artifact, profile, flash["text_bytes"] + flash["data_bytes"] if flash else None)
+    with ctx.stage("report"):
+        report = build_report(
+            profile=profile, model=shared.model, model_sha256=shared.model_sha256, artifact=artifact,
+            artifact_file="model.tflite", float_reference=float_reference, data=ctx.data_block(),
+            timings=ctx.timings, validation=validation, benchmark=benchmark, extra_files=emitted,
+        )
+        if compiled:
+            report["compile"] = compiled
+        if training is not None:
+            report["training"] = training
+        if profile.mcu.c_array:
+            report["flash"] = flash or emit.NO_CROSS_COMPILER
+        (work_dir / "profile.resolved.toml").write_text(to_toml(profile))
+        write_json(work_dir / "report.json", report)
+        (work_dir / "report.md").write_text(render_markdown(report))
+    return report
 
 
 def _move_into_place(work_dir: Path, final_dir: Path) -> None:
@@ -442,262 +363,6 @@ def _move_into_place(work_dir: Path, final_dir: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def _training_sets(shared: SharedInputs, splits: Splits | None, profile: Profile):
-    if shared.dataset is None or splits is None or shared.dataset.y is None:
-        from edgebuild.errors import DataError
-
-        raise DataError("quantization.method = \"qat\" fine-tunes the model: pass labelled data with --data "
-                        "(an .npz with 'x' and 'y', or an image folder with class sub-folders).")
-    x, y = shared.dataset.x, shared.dataset.y
-    train = (x[splits.training], y[splits.training])
-    samples = _validation_samples(shared, splits, profile)
-    val = (samples[0], samples[1]) if samples is not None else None
-    return train, val
-
-
-def _train_qat(profile: Profile, shared: SharedInputs, splits: Splits | None, calibration: np.ndarray | None,
-               progress: Progress) -> dict:
-    """Quantization-aware training, then the numbers that show what it bought: float vs PTQ vs QAT."""
-    from edgebuild.accuracy import compare
-    from edgebuild.converters.ptq import convert
-    from edgebuild.converters.qat import model_for_training, run_qat
-    from edgebuild.runtime import LiteRTModel
-
-    train, val = _training_sets(shared, splits, profile)
-    sample = (val[0] if val is not None else train[0])[:32]
-    keras_model, bridge = model_for_training(shared.model, sample=sample)
-
-    def epoch_done(e: dict) -> None:
-        val_loss = e.get("val_loss")
-        progress.message(f"  {profile.name:<10} train      epoch {e['epoch']}: loss {e['loss']:.4f}"
-                         + (f", val_loss {val_loss:.4f}" if val_loss is not None else ""))
-
-    outcome = run_qat(keras_model, train, val, profile.training, profile.quantization, batch=profile.model.batch,
-                      seed=profile.data.seed, progress=epoch_done, calibration=calibration)
-    block = outcome.report()
-    if bridge:
-        block["keras3_bridge"] = bridge
-    if val is not None:
-        model = shared.model
-        ptq_blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
-                           profile.quantization, calibration)
-        reference = _reference_outputs(shared, val[0], f"qat-val/{len(val[0])}")
-        comparison = {}
-        for name, blob in (("ptq", ptq_blob), ("qat", outcome.blob)):
-            comparison[name] = compare(reference, LiteRTModel(blob).predict(val[0]), val[1])
-        if val[1] is not None:
-            comparison["float_top1"] = comparison["qat"].get("reference_top1")
-        block["comparison"] = comparison
-    block["_blob"] = outcome.blob
-    return block
-
-
-def _float_reference(shared: SharedInputs, profile: Profile) -> dict:
-    """Size and weight bytes of a plain float32 conversion of the same model (once per build)."""
-    with shared.lock:
-        return _float_reference_locked(shared, profile)
-
-
-def _float_reference_locked(shared: SharedInputs, profile: Profile) -> dict:
-    if shared.float_reference is None:
-        from edgebuild.converters.ptq import convert
-        from edgebuild.profiles.schema import QuantizationSection
-
-        model = shared.model
-        blob = convert(model.concrete_function(profile.model.batch), model.keep_alive,  # type: ignore[attr-defined]
-                       QuantizationSection(scheme="none"), None)
-        weights = parse_artifact(blob).weight_dtypes()
-        shared.float_reference = {"size_bytes": len(blob), "weight_bytes": sum(weights.values())}
-        shared.float_blob = blob
-    return shared.float_reference
-
-
-def _data_block(shared: SharedInputs, splits: Splits | None, calibration: np.ndarray | None,
-                request: BuildRequest) -> dict:
-    block: dict = {"source": shared.dataset.source if shared.dataset else None}
-    if shared.val_dataset is not None:
-        block["validation_source"] = shared.val_dataset.source
-    if shared.dataset is not None:
-        block["samples"] = int(len(shared.dataset.x))
-        block["labels"] = shared.dataset.y is not None
-    if splits is not None:
-        block["splits"] = splits.describe()
-    if calibration is not None:
-        block["calibration"] = "random noise (--calibration random): NOT representative" if (
-            shared.dataset is None) else "data"
-    return block
-
-
-def _reference_outputs(shared: SharedInputs, x: np.ndarray, key: str) -> list[np.ndarray]:
-    with shared.lock:  # several targets usually validate on the same samples: compute once
-        if key not in shared.reference_cache:
-            shared.reference_cache[key] = shared.model.predict(x)  # type: ignore[attr-defined]
-        return shared.reference_cache[key]
-
-
-def _validate(artifact_path: Path, artifact: TfliteArtifact, profile: Profile, shared: SharedInputs,
-              splits: Splits | None, request: BuildRequest) -> dict:
-    from edgebuild.validation import ValidationData, validate_artifact
-
-    data = None
-    samples = _validation_samples(shared, splits, profile)
-    if samples is not None:
-        x, y, key = samples
-        data = ValidationData(x=x, y=y, reference=_reference_outputs(shared, x, key))
-    return validate_artifact(artifact_path, artifact, profile, data, check_budgets=False)
-
-
-def _validation_samples(shared: SharedInputs, splits: Splits | None, profile: Profile
-                        ) -> tuple[np.ndarray, np.ndarray | None, str] | None:
-    """(x, y, cache key) of the validation samples: `--val-data`, else the held-out split of `--data`."""
-    if shared.val_dataset is not None:
-        limit = profile.data.max_validation_samples
-        val = shared.val_dataset
-        return val.x[:limit], (val.y[:limit] if val.y is not None else None), f"val-data/{limit}"
-    if shared.dataset is None or splits is None or len(splits.validation) == 0:
-        return None
-    indices = splits.validation
-    y = shared.dataset.y[indices] if shared.dataset.y is not None else None
-    return shared.dataset.x[indices], y, ",".join(map(str, indices[:8])) + f"/{len(indices)}"
-
-
-def _benchmark(artifact_path: Path, profile: Profile, shared: SharedInputs, splits: Splits | None) -> dict:
-    from edgebuild.bench import benchmark_threads
-
-    samples = _validation_samples(shared, splits, profile)
-    inputs = samples[0] if samples is not None else None
-    bench = profile.benchmark
-    result = benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
-    result["vs_float32"] = _never_slower(result, profile, shared, inputs)
-    return result
-
-
-def _never_slower(result: dict, profile: Profile, shared: SharedInputs, inputs: np.ndarray | None) -> dict | None:
-    """Compare with the plain float32 model on this host (measured once per build and thread count).
-
-    An optimized artifact that runs slower than float32 here (dynamic-range models on x86, float16 without
-    a GPU) is worth a warning: the user may be shipping a slower model without knowing.
-    """
-    import tempfile
-
-    from edgebuild.bench import benchmark
-
-    if shared.float_blob is None:
-        return None
-    threads = profile.benchmark.threads[0]
-    key = (threads, profile.benchmark.runs)
-    with shared.lock:
-        if key not in shared.float_latency:
-            with tempfile.NamedTemporaryFile(suffix=".tflite") as handle:
-                handle.write(shared.float_blob)
-                handle.flush()
-                shared.float_latency[key] = benchmark(Path(handle.name), threads=threads, runs=profile.benchmark.runs,
-                                                      warmup=profile.benchmark.warmup, inputs=inputs)["p50_ms"]
-        float_p50 = shared.float_latency[key]
-    p50 = result["threads"][str(threads)]["p50_ms"]
-    ratio = p50 / float_p50 if float_p50 > 0 else None
-    return {"threads": threads, "float32_p50_ms": float_p50, "ratio": ratio,
-            "slower": ratio is not None and ratio > 1.1}
-
-
-def _bench_device(work_dir: Path, artifact_path: Path, profile: Profile, options: object) -> dict:
-    """Benchmark on the device (the Edge TPU-compiled model when there is one); a failure is recorded, not fatal."""
-    from edgebuild.device import DeviceError
-
-    compiled = work_dir / "model_edgetpu.tflite"
-    path = compiled if compiled.exists() else artifact_path
-    bench = profile.benchmark
-    try:
-        result = options.run(path, threads=bench.threads, runs=bench.runs, warmup=bench.warmup)  # type: ignore[attr-defined]
-    except DeviceError as exc:
-        return {"url": options.device, "error": {"type": type(exc).__name__, "exit_code": exc.exit_code,  # type: ignore[attr-defined]
-                                                 "message": str(exc)}}
-    result["artifact"] = path.name
-    return result
-
-
-def _first_p50(benchmark: dict) -> float:
-    runs = benchmark.get("threads", {})
-    first = next(iter(runs.values()), {})
-    return float(first.get("p50_ms", 0.0))
-
-
-def _emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path, validation: dict | None,
-            vela: dict | None) -> tuple[list[str], dict | None]:
-    """C sources for TFLite Micro (from the Vela output on Ethos-U), and their Cortex-M4 flash when measurable."""
-    import tempfile
-
-    from edgebuild.codegen import CSourceOptions, write_c_sources
-    from edgebuild.codegen.flash import compile_for_cortex_m, object_sizes
-
-    arena = None
-    if validation is not None:
-        arena = validation.get("arena", {}).get("recommended_bytes")
-    if vela is not None:
-        blob = (work_dir / vela["files"]["model"]).read_bytes()
-        artifact = parse_artifact(blob, source=vela["files"]["model"])
-        if vela.get("sram_bytes"):
-            arena = _round_up(int(vela["sram_bytes"] * (1.0 + profile.mcu.arena_margin)), 16)
-    options = CSourceOptions(symbol=profile.mcu.symbol, xxd_names=profile.mcu.xxd_names, arena_bytes=arena)
-    paths = write_c_sources(blob, artifact, work_dir / "c", options)
-    flash = None
-    with tempfile.TemporaryDirectory(prefix="edgebuild-cc-") as scratch:
-        obj = compile_for_cortex_m(work_dir / "c" / "model_data.cc", Path(scratch))
-        sizes = object_sizes(obj) if obj is not None else None
-        if sizes is not None:
-            flash = {"measured": True, "tool": "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -Os; arm-none-eabi-size",
-                     "text_bytes": sizes["text"], "data_bytes": sizes["data"], "bss_bytes": sizes["bss"]}
-    return [str(p.relative_to(work_dir)) for p in paths], flash
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return (value + multiple - 1) // multiple * multiple
-
-
-def _compile(profile: Profile, artifact_path: Path, work_dir: Path) -> dict:
-    """Run the target's compilers: edgetpu_compiler when installed, Vela for Ethos-U."""
-    compiled: dict = {}
-    if profile.edgetpu.compile:
-        from edgebuild.compilers.edgetpu import compile_edgetpu, edgetpu_status
-
-        status = edgetpu_status(profile.edgetpu.compiler)
-        compiled["edgetpu"] = (compile_edgetpu(artifact_path, work_dir, status["compiler"], profile.edgetpu.min_runtime)
-                               if status["available"] else status)
-    if profile.vela.accelerator:
-        from edgebuild.compilers.vela import compile_vela
-
-        vela = profile.vela
-        compiled["vela"] = compile_vela(artifact_path, work_dir, vela.accelerator, vela.system_config, vela.memory_mode,
-                                        Path(vela.config_file) if vela.config_file else None)
-    return compiled
-
-
-def _compile_note(compiled: dict) -> str:
-    notes = []
-    edgetpu = compiled.get("edgetpu")
-    if edgetpu is not None:
-        notes.append(f"edgetpu: {edgetpu.get('ops_mapped_edgetpu')}/{edgetpu.get('total_ops')} ops mapped"
-                     if edgetpu.get("available", True) else "edgetpu_compiler not installed: own rule check only")
-    vela = compiled.get("vela")
-    if vela is not None:
-        notes.append(f"vela: {vela.get('npu_ops')} NPU / {vela.get('cpu_ops')} CPU ops, "
-                     f"SRAM {vela.get('sram_bytes', 0):,} B, ~{vela.get('inference_time_ms', 0):.3f} ms")
-    return "; ".join(notes)
-
-
-def _add_compiler_checks(validation: dict, compiled: dict, profile: Profile) -> None:
-    """The real compiler's verdict, when it ran: fewer ops mapped than the profile requires fails the build."""
-    edgetpu = compiled.get("edgetpu")
-    if edgetpu is not None and edgetpu.get("available", True) and edgetpu.get("mapped_fraction") is not None:
-        need = profile.edgetpu.min_mapped_fraction
-        got = edgetpu["mapped_fraction"]
-        validation["checks"].append({
-            "name": "edgetpu_compiler", "passed": got >= need,
-            "summary": f"{edgetpu['ops_mapped_edgetpu']} of {edgetpu['total_ops']} ops mapped to the Edge TPU "
-                       f"({100 * got:.0f}%, required {100 * need:.0f}%)"})
-        validation["passed"] = all(c["passed"] for c in validation["checks"])
-
-
 def _gate_message(target: str, out_dir: Path, validation: dict) -> str:
     failed = [c for c in validation.get("checks", []) if not c.get("passed", True)]
     reasons = "; ".join(c.get("summary", c.get("name", "")) for c in failed) or "see the report"
@@ -707,4 +372,4 @@ def _gate_message(target: str, out_dir: Path, validation: dict) -> str:
     )
 
 
-__all__ = ["BuildRequest", "TargetResult", "build", "plan_build", "default_out_dir", "__version__"]
+__all__ = ["BuildRequest", "Progress", "SilentProgress", "TargetResult", "build", "default_out_dir", "plan_build"]

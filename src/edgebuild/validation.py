@@ -110,7 +110,7 @@ def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, liter
 
     measured = measure_arena(path)
     margin = profile.mcu.arena_margin
-    recommended = _round_up(int(measured * (1.0 + margin)), 16)
+    recommended = round_up(int(measured * (1.0 + margin)), 16)
     arena = {"measured_bytes": measured, "margin": margin, "recommended_bytes": recommended,
              "note": "measured by the TFLite Micro interpreter's own allocation record (reference kernels); "
                      "the margin covers optimized platform kernels (e.g. CMSIS-NN scratch buffers)"}
@@ -130,7 +130,7 @@ def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, liter
     return arena, check
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
     return (value + multiple - 1) // multiple * multiple
 
 

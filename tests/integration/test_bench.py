@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tflite_helpers import seeded_cnn, to_tflite
 
 from edgebuild.bench import benchmark, benchmark_threads, host_cpu
 from edgebuild.errors import DataError, UsageError
@@ -19,32 +20,14 @@ pytestmark = pytest.mark.tf  # the fixture builds the models with TensorFlow
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import tensorflow as tf
     import tf_keras as keras
 
-    init = keras.initializers.GlorotUniform
-    model = keras.Sequential([
-        keras.layers.Input((32, 32, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", kernel_initializer=init(seed=1)),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(16, 3, activation="relu", kernel_initializer=init(seed=2)),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(10, kernel_initializer=init(seed=3)),
-    ])
-    calib = np.random.default_rng(0).random((50, 32, 32, 1), dtype=np.float32)
+    model = seeded_cnn(keras, (32, 32, 1))
     out = tmp_path_factory.mktemp("bench_models")
-
     float32 = out / "float32.tflite"
-    float32.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-
-    c = tf.lite.TFLiteConverter.from_keras_model(model)
-    c.optimizations = [tf.lite.Optimize.DEFAULT]
-    c.representative_dataset = lambda: ([s[None]] for s in calib)
-    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    c.inference_input_type = tf.int8
-    c.inference_output_type = tf.int8
+    float32.write_bytes(to_tflite(model))
     int8 = out / "int8.tflite"
-    int8.write_bytes(c.convert())
+    int8.write_bytes(to_tflite(model, "int8", samples=50))
     return {"float32": float32, "int8": int8}
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tflite_helpers import to_tflite
 
 from edgebuild.artifact import read_artifact
 from edgebuild.codegen import CSourceOptions, write_c_sources
@@ -37,7 +38,6 @@ GXX_MISSING = shutil.which("g++") is None
 def int8_model(tmp_path_factory) -> Path:
     """A tiny full-int8 CNN (Conv2D, DepthwiseConv2D, pooling, Dense, Softmax) converted with real TFLite."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import tensorflow as tf
     import tf_keras
 
     tf_keras.utils.set_random_seed(0)
@@ -50,21 +50,8 @@ def int8_model(tmp_path_factory) -> Path:
         tf_keras.layers.Dense(10),
         tf_keras.layers.Softmax(),
     ])
-    rng = np.random.default_rng(0)
-    calibration = rng.random((32, 8, 8, 1), dtype=np.float32)
-
-    def representative():
-        for x in calibration:
-            yield [x[None]]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
     path = tmp_path_factory.mktemp("model") / "model_int8.tflite"
-    path.write_bytes(converter.convert())
+    path.write_bytes(to_tflite(model, "int8", samples=32))
     return path
 
 

@@ -16,8 +16,8 @@ import csv
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+from tflite_helpers import to_tflite
 
 from edgebuild.artifact import read_artifact
 from edgebuild.compilers import compile_edgetpu, compile_vela, find_compiler
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.tf
 @pytest.fixture(scope="module")
 def int8_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import tensorflow as tf
     import tf_keras
 
     tf_keras.utils.set_random_seed(0)
@@ -43,20 +42,8 @@ def int8_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
         layers.Dense(10),
         layers.Softmax(),
     ])
-    rng = np.random.default_rng(0)
-
-    def representative():
-        for _ in range(16):
-            yield [rng.random((1, 32, 32, 3), dtype=np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
     path = tmp_path_factory.mktemp("int8_cnn") / "model.tflite"
-    path.write_bytes(converter.convert())
+    path.write_bytes(to_tflite(model, "int8", samples=16))
     return path
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tflite_helpers import seeded_cnn, to_tflite
 
 from edgebuild.device import (
     DeviceArtifactError,
@@ -216,18 +217,9 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import tensorflow as tf
     import tf_keras as keras
 
-    init = keras.initializers.GlorotUniform
-    model = keras.Sequential([
-        keras.layers.Input((32, 32, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", kernel_initializer=init(seed=1)),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(16, 3, activation="relu", kernel_initializer=init(seed=2)),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(10, kernel_initializer=init(seed=3)),
-    ])
     out = tmp_path_factory.mktemp("device_artifacts")
     float32 = out / "cnn.tflite"
-    float32.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    float32.write_bytes(to_tflite(seeded_cnn(keras, (32, 32, 1))))
 
     # a real artifact the device's LiteRT cannot load: it needs the Flex (Select TF ops) delegate
     @tf.function(input_signature=[tf.TensorSpec([1, 4, 4], tf.float32)])

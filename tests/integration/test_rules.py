@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
+from tflite_helpers import to_tflite
 
 from edgebuild.artifact import parse_artifact
 from edgebuild.checks import check_rules
@@ -16,15 +16,8 @@ SHAPE = (16, 16, 1)
 
 
 @pytest.fixture(scope="module")
-def tf():
+def keras():
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import tensorflow as tf
-
-    return tf
-
-
-@pytest.fixture(scope="module")
-def keras(tf):
     import tf_keras
 
     return tf_keras
@@ -43,48 +36,28 @@ def _cnn(keras, seed: int = 0):
     return keras.Model(inp, out)
 
 
-def _int8(tf, model, io=None) -> bytes:
-    rng = np.random.default_rng(0)
-
-    def representative():
-        for _ in range(8):
-            yield [rng.random((1, *SHAPE), dtype=np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if io is not None:
-        conv.inference_input_type = io
-        conv.inference_output_type = io
-    return conv.convert()
+@pytest.fixture(scope="module")
+def cnn_int8(keras):
+    return parse_artifact(to_tflite(_cnn(keras), "int8", io="int8", samples=8), "cnn_int8")
 
 
 @pytest.fixture(scope="module")
-def cnn_int8(tf, keras):
-    return parse_artifact(_int8(tf, _cnn(keras), io=tf.int8), "cnn_int8")
+def cnn_float_io(keras):
+    return parse_artifact(to_tflite(_cnn(keras), "int8", io="float32", samples=8), "cnn_float_io")
 
 
 @pytest.fixture(scope="module")
-def cnn_float_io(tf, keras):
-    return parse_artifact(_int8(tf, _cnn(keras)), "cnn_float_io")
+def cnn_float32(keras):
+    return parse_artifact(to_tflite(_cnn(keras)), "cnn_float32")
 
 
 @pytest.fixture(scope="module")
-def cnn_float32(tf, keras):
-    return parse_artifact(tf.lite.TFLiteConverter.from_keras_model(_cnn(keras)).convert(), "cnn_float32")
+def cnn_float16(keras):
+    return parse_artifact(to_tflite(_cnn(keras), "float16"), "cnn_float16")
 
 
 @pytest.fixture(scope="module")
-def cnn_float16(tf, keras):
-    conv = tf.lite.TFLiteConverter.from_keras_model(_cnn(keras))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.target_spec.supported_types = [tf.float16]
-    return parse_artifact(conv.convert(), "cnn_float16")
-
-
-@pytest.fixture(scope="module")
-def early_break(tf, keras):
+def early_break(keras):
     """LeakyReLU straight after the input: int8 in TFLite and TFLM, but not on the Edge TPU list."""
     keras.utils.set_random_seed(1)
     L = keras.layers
@@ -94,7 +67,7 @@ def early_break(tf, keras):
     x = L.MaxPooling2D()(x)
     x = L.Flatten()(x)
     out = L.Dense(10)(x)
-    return parse_artifact(_int8(tf, keras.Model(inp, out), io=tf.int8), "early_break")
+    return parse_artifact(to_tflite(keras.Model(inp, out), "int8", io="int8", samples=8), "early_break")
 
 
 def test_small_cnn_fully_maps_on_edgetpu(cnn_int8):

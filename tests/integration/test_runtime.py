@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from digits import load_digits_32
+from tflite_helpers import seeded_cnn, to_tflite
 
 from edgebuild.errors import ArtifactError, DataError
 from edgebuild.runtime import LiteRTModel, arena_is_sufficient, measure_arena, tflm_predict
@@ -24,68 +26,24 @@ class Models:
     keras_out: np.ndarray  # the Keras model's softmax outputs for x
 
 
-def _digits_32() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)  # 8x8 in [0, 1]
-    images = np.kron(images, np.ones((4, 4), np.float32))[..., None]  # 32x32x1
-    return images, digits.target.astype(np.int64)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Models:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import tensorflow as tf
     import tf_keras as keras
 
-    images, labels = _digits_32()
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(images))
-    train, test = order[:1400], order[1400:]
+    images, labels = load_digits_32(seed=0)  # shuffled by the same seeded permutation
+    train_x, train_y, x = images[:1400], labels[:1400], images[1400:]
 
-    init = keras.initializers.GlorotUniform
-    model = keras.Sequential([
-        keras.layers.Input((32, 32, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", kernel_initializer=init(seed=1)),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(16, 3, activation="relu", kernel_initializer=init(seed=2)),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation="softmax", kernel_initializer=init(seed=3)),
-    ])
+    model = seeded_cnn(keras, (32, 32, 1), head="flatten", softmax=True)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(images[train], labels[train], epochs=3, batch_size=64, shuffle=False, verbose=0)
+    model.fit(train_x, train_y, epochs=3, batch_size=64, shuffle=False, verbose=0)
 
     out = tmp_path_factory.mktemp("runtime_models")
-    calib = images[train[:200]]
-
-    def convert(name: str, configure) -> Path:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        configure(converter)
-        path = out / f"{name}.tflite"
-        path.write_bytes(converter.convert())
-        return path
-
-    def fp16(c):
-        c.optimizations = [tf.lite.Optimize.DEFAULT]
-        c.target_spec.supported_types = [tf.float16]
-
-    def int8(c):
-        c.optimizations = [tf.lite.Optimize.DEFAULT]
-        c.representative_dataset = lambda: ([s[None]] for s in calib)
-        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        c.inference_input_type = tf.int8
-        c.inference_output_type = tf.int8
-
-    x = images[test]
-    return Models(
-        float32=convert("float32", lambda c: None),
-        float16=convert("float16", fp16),
-        int8=convert("int8", int8),
-        x=x,
-        keras_out=model.predict(x, verbose=0),
-    )
+    paths = {}
+    for scheme in ("float32", "float16", "int8"):
+        paths[scheme] = out / f"{scheme}.tflite"
+        paths[scheme].write_bytes(to_tflite(model, scheme, calibration=train_x[:200]))
+    return Models(**paths, x=x, keras_out=model.predict(x, verbose=0))
 
 
 def _argmax_agreement(a: np.ndarray, b: np.ndarray) -> float:

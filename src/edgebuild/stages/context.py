@@ -1,0 +1,151 @@
+"""What stages share: build-wide inputs (loaded once) and one target's working state.
+
+Targets build in parallel threads, so everything computed once for the whole
+build (float baseline, reference outputs) is guarded by one lock, and Ctrl-C is
+an event every stage checks at its boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+
+from edgebuild.artifact import parse_artifact
+from edgebuild.data import Dataset, Splits, random_calibration, split
+from edgebuild.profiles import Profile
+
+
+class Progress(Protocol):
+    def stage_started(self, target: str, stage: str) -> None: ...
+    def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class SilentProgress:
+    def stage_started(self, target: str, stage: str) -> None:
+        pass
+
+    def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
+class BuildCancelled(KeyboardInterrupt):
+    """Raised in a worker at a stage boundary after Ctrl-C in the main thread."""
+
+
+@dataclass
+class SharedInputs:
+    """Everything every target of one build reuses: the loaded model, data, reference outputs, float baseline."""
+
+    model: Any  # edgebuild.model.LoadedModel
+    model_sha256: str
+    dataset: Dataset | None
+    val_dataset: Dataset | None = None
+    float_reference: dict | None = None  # size and weight bytes of the plain float32 conversion
+    float_blob: bytes | None = None
+    float_latency: dict[tuple[int, int], float] = field(default_factory=dict)  # (threads, runs) -> p50 ms
+    reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def reference_outputs(self, x: np.ndarray, key: str) -> list[np.ndarray]:
+        """Float model outputs on x, computed once per build (targets usually validate on the same samples)."""
+        with self.lock:
+            if key not in self.reference_cache:
+                self.reference_cache[key] = self.model.predict(x)
+            return self.reference_cache[key]
+
+    def float_baseline(self, batch: int) -> dict:
+        """Size and weight bytes of a plain float32 conversion of the same model (converted once per build)."""
+        from edgebuild.converters.ptq import convert
+        from edgebuild.profiles.schema import QuantizationSection
+
+        with self.lock:
+            if self.float_reference is None:
+                blob = convert(self.model.concrete_function(batch), self.model.keep_alive,
+                               QuantizationSection(scheme="none"), None)
+                weights = parse_artifact(blob).weight_dtypes()
+                self.float_reference = {"size_bytes": len(blob), "weight_bytes": sum(weights.values())}
+                self.float_blob = blob
+            return self.float_reference
+
+
+@dataclass
+class TargetContext:
+    """One target's build in progress: its profile, folder, samples and stage timings."""
+
+    profile: Profile
+    shared: SharedInputs
+    work_dir: Path
+    progress: Progress
+    splits: Splits | None = None
+    calibration: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return self.profile.name
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[list[str]]:
+        """Time one stage and print its line; the yielded list takes an optional note for that line."""
+        if self.shared.cancelled.is_set():
+            raise BuildCancelled()
+        note: list[str] = []
+        self.progress.stage_started(self.target, name)
+        started = time.perf_counter()
+        yield note
+        self.timings[name] = round(time.perf_counter() - started, 4)
+        self.progress.stage_finished(self.target, name, self.timings[name], note[0] if note else "")
+
+    def choose_samples(self) -> None:
+        """Seeded splits of --data, and the calibration samples when the scheme needs them."""
+        quant, shared = self.profile.quantization, self.shared
+        if shared.dataset is not None:
+            self.splits = split(len(shared.dataset.x), self.profile.data, quant.calibration_samples,
+                                hold_out_validation=shared.val_dataset is None)
+        if not quant.needs_calibration:
+            return
+        if self.splits is not None and len(self.splits.calibration) > 0:
+            self.calibration = shared.dataset.x[self.splits.calibration]
+        else:
+            shape = shared.model.fixed_input_shape(1)
+            self.calibration = random_calibration(shape, quant.calibration_samples, self.profile.data.seed)
+
+    def validation_samples(self) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+        """(x, y, cache key) of the validation samples: `--val-data`, else the held-out split of `--data`."""
+        shared = self.shared
+        if shared.val_dataset is not None:
+            limit = self.profile.data.max_validation_samples
+            val = shared.val_dataset
+            return val.x[:limit], (val.y[:limit] if val.y is not None else None), f"val-data/{limit}"
+        if shared.dataset is None or self.splits is None or len(self.splits.validation) == 0:
+            return None
+        indices = self.splits.validation
+        y = shared.dataset.y[indices] if shared.dataset.y is not None else None
+        return shared.dataset.x[indices], y, ",".join(map(str, indices[:8])) + f"/{len(indices)}"
+
+    def data_block(self) -> dict:
+        """The report's `data` block: sources, sample counts and the split."""
+        shared = self.shared
+        block: dict = {"source": shared.dataset.source if shared.dataset else None}
+        if shared.val_dataset is not None:
+            block["validation_source"] = shared.val_dataset.source
+        if shared.dataset is not None:
+            block["samples"] = int(len(shared.dataset.x))
+            block["labels"] = shared.dataset.y is not None
+        if self.splits is not None:
+            block["splits"] = self.splits.describe()
+        if self.calibration is not None:
+            block["calibration"] = ("random noise (--calibration random): NOT representative"
+                                    if shared.dataset is None else "data")
+        return block

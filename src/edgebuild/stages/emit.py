@@ -1,0 +1,39 @@
+"""C sources for TFLite Micro firmware, and the flash they take on a Cortex-M4."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from edgebuild.artifact import TfliteArtifact, parse_artifact
+from edgebuild.profiles import Profile
+from edgebuild.validation import round_up
+
+NO_CROSS_COMPILER = {"measured": False,
+                     "reason": "arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"}
+
+
+def emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path, validation: dict | None,
+           vela: dict | None) -> tuple[list[str], dict | None]:
+    """Write the C sources (from the Vela output on Ethos-U); measure their flash when the cross compiler exists."""
+    from edgebuild.codegen import CSourceOptions, write_c_sources
+    from edgebuild.codegen.flash import compile_for_cortex_m, object_sizes
+
+    arena = None
+    if validation is not None:
+        arena = validation.get("arena", {}).get("recommended_bytes")
+    if vela is not None:
+        blob = (work_dir / vela["files"]["model"]).read_bytes()
+        artifact = parse_artifact(blob, source=vela["files"]["model"])
+        if vela.get("sram_bytes"):
+            arena = round_up(int(vela["sram_bytes"] * (1.0 + profile.mcu.arena_margin)), 16)
+    options = CSourceOptions(symbol=profile.mcu.symbol, xxd_names=profile.mcu.xxd_names, arena_bytes=arena)
+    paths = write_c_sources(blob, artifact, work_dir / "c", options)
+    flash = None
+    with tempfile.TemporaryDirectory(prefix="edgebuild-cc-") as scratch:
+        obj = compile_for_cortex_m(work_dir / "c" / "model_data.cc", Path(scratch))
+        sizes = object_sizes(obj) if obj is not None else None
+        if sizes is not None:
+            flash = {"measured": True, "tool": "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -Os; arm-none-eabi-size",
+                     "text_bytes": sizes["text"], "data_bytes": sizes["data"], "bss_bytes": sizes["bss"]}
+    return [str(p.relative_to(work_dir)) for p in paths], flash

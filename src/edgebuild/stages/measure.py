@@ -1,0 +1,84 @@
+"""Validation and benchmarks of a built artifact: host, float32 comparison, and an optional device."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgebuild.artifact import TfliteArtifact
+from edgebuild.stages.context import TargetContext
+
+
+def validate(ctx: TargetContext, artifact_path: Path, artifact: TfliteArtifact) -> dict:
+    """Rules, accuracy, TFLite Micro; budgets are added after the C array's flash is measured."""
+    from edgebuild.validation import ValidationData, validate_artifact
+
+    data = None
+    samples = ctx.validation_samples()
+    if samples is not None:
+        x, y, key = samples
+        data = ValidationData(x=x, y=y, reference=ctx.shared.reference_outputs(x, key))
+    return validate_artifact(artifact_path, artifact, ctx.profile, data, check_budgets=False)
+
+
+def benchmark(ctx: TargetContext, artifact_path: Path) -> dict:
+    """LiteRT latency per thread count on real validation samples, plus the never-slower comparison."""
+    from edgebuild.bench import benchmark_threads
+
+    samples = ctx.validation_samples()
+    inputs = samples[0] if samples is not None else None
+    bench = ctx.profile.benchmark
+    result = benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
+    result["vs_float32"] = never_slower(ctx, result, inputs)
+    return result
+
+
+def never_slower(ctx: TargetContext, result: dict, inputs: np.ndarray | None) -> dict | None:
+    """Compare with the plain float32 model on this host (measured once per build and thread count).
+
+    An optimized artifact that runs slower than float32 here (dynamic-range models on x86, float16 without
+    a GPU) is worth a warning: the user may be shipping a slower model without knowing.
+    """
+    from edgebuild.bench import benchmark as run_benchmark
+
+    shared, bench = ctx.shared, ctx.profile.benchmark
+    if shared.float_blob is None:
+        return None
+    threads = bench.threads[0]
+    key = (threads, bench.runs)
+    with shared.lock:
+        if key not in shared.float_latency:
+            with tempfile.NamedTemporaryFile(suffix=".tflite") as handle:
+                handle.write(shared.float_blob)
+                handle.flush()
+                shared.float_latency[key] = run_benchmark(Path(handle.name), threads=threads, runs=bench.runs,
+                                                          warmup=bench.warmup, inputs=inputs)["p50_ms"]
+        float_p50 = shared.float_latency[key]
+    p50 = result["threads"][str(threads)]["p50_ms"]
+    ratio = p50 / float_p50 if float_p50 > 0 else None
+    return {"threads": threads, "float32_p50_ms": float_p50, "ratio": ratio,
+            "slower": ratio is not None and ratio > 1.1}
+
+
+def bench_device(ctx: TargetContext, artifact_path: Path, options: object) -> dict:
+    """Benchmark on the device (the Edge TPU-compiled model when there is one); a failure is recorded, not fatal."""
+    from edgebuild.device import DeviceError
+
+    compiled = ctx.work_dir / "model_edgetpu.tflite"
+    path = compiled if compiled.exists() else artifact_path
+    bench = ctx.profile.benchmark
+    try:
+        result = options.run(path, threads=bench.threads, runs=bench.runs, warmup=bench.warmup)  # type: ignore[attr-defined]
+    except DeviceError as exc:
+        return {"url": options.device, "error": {"type": type(exc).__name__, "exit_code": exc.exit_code,  # type: ignore[attr-defined]
+                                                 "message": str(exc)}}
+    result["artifact"] = path.name
+    return result
+
+
+def first_p50(benchmark_result: dict) -> float:
+    runs = benchmark_result.get("threads", {})
+    first = next(iter(runs.values()), {})
+    return float(first.get("p50_ms") or first.get("mean_ms") or 0.0)
