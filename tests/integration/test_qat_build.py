@@ -47,3 +47,14 @@ def test_qat_refuses_non_integer_scheme_at_plan_time(tmp_path: Path, capsys) -> 
     code = main(["build", str(model), "-t", "mobile", "--set", "quantization.method=qat"])
     assert code == 6
     assert "quantization.scheme = \"float16\"" in " ".join(capsys.readouterr().err.split())
+
+
+def test_early_stopping_is_visible_in_the_report(keras2_cnn, digits_data, tmp_path: Path) -> None:
+    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
+                 "--set", "quantization.method=qat", "--set", "training.epochs=12", "--set", "training.learning_rate=1e-9",
+                 "--set", "training.early_stopping=1", "--set", "benchmark.enabled=false", "--set", "validation.tflm=false"])
+    assert code == 0
+    training = json.loads((tmp_path / "mcu" / "report.json").read_text())["training"]
+    assert training["stopped_early"] is True
+    assert training["epochs_run"] < 12
+    assert "stopped early" in (tmp_path / "mcu" / "report.md").read_text()
