@@ -80,6 +80,7 @@ def test_mcu_arena_is_exact_and_sufficient(keras2_cnn, digits_data, tmp_path: Pa
     assert arena_is_sufficient(model, arena["measured_bytes"])
     assert not arena_is_sufficient(model, arena["measured_bytes"] // 2)
     assert arena["litert_agreement"] >= 0.99
+    assert arena["litert_error_steps"]["max"] <= 16 and arena["litert_error_steps"]["mean"] <= 1.0
     settings = (tmp_path / "mcu" / "c" / "model_settings.h").read_text()
     assert f"kTensorArenaSize = {arena['recommended_bytes']}" in settings
 
