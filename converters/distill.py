@@ -290,6 +290,9 @@ def distill(teacher: Any, student: Any, train: tuple[np.ndarray, np.ndarray | No
     if not 0.0 <= alpha <= 1.0:
         raise ProfileError(f"distillation.alpha = {alpha} must be between 0 (soft targets only) and 1 (labels only).")
     check_compatible(teacher, student)
+    if not student.trainable_weights:
+        raise ModelError(f"The student {student.name} has no trainable weights (trainable=False); distillation "
+                         "would not change it. Set model.trainable = True before saving it.")
     x = np.asarray(train[0], np.float32)
     labelled = train[1] is not None and (val is None or val[1] is not None)
     classes = num_classes_of(student)
@@ -307,10 +310,10 @@ def distill(teacher: Any, student: Any, train: tuple[np.ndarray, np.ndarray | No
     val_fit = None
     if val is not None and len(val[0]):
         val_fit = (val[0], val[1] if labelled else np.zeros(len(val[0]), np.int64))
+    was_trainable = teacher.trainable
     distiller = _distiller(keras2, tensorflow, student, teacher, temperature, alpha, labelled)
     section_off = training.model_copy(update={"mixed_precision": "off"}) \
         if getattr(training, "mixed_precision", "off") != "off" else training
-    was_trainable = teacher.trainable
     try:
         result = fit(distiller, (x, y), val_fit, section_off, loss="mse", progress=progress, seed=seed)
     finally:
@@ -318,3 +321,29 @@ def distill(teacher: Any, student: Any, train: tuple[np.ndarray, np.ndarray | No
     logits = {"teacher": logits_view(teacher)[1], "student": logits_view(student)[1]}
     return DistillationOutcome(student, result, temperature, alpha if labelled else 0.0, labelled,
                                student_label or student.name, logits)
+
+
+def distill_files(teacher_path: Any, student_spec: str, data_path: Any, out_dir: Any, section: Any, training: Any,
+                  seed: int = 0, round_to: int = 1, progress: Any = None) -> dict[str, Any]:
+    """`edgebuild distill`: teacher file + student (file or "width:F") + data -> trained student in `out_dir`."""
+    from pathlib import Path
+
+    from edgebuild.converters.macs import summary
+    from edgebuild.converters.prune import load_training_data, save_model, top1
+    from edgebuild.converters.qat import model_for_training
+    from edgebuild.model import load_model
+
+    loaded = load_model(Path(teacher_path))
+    train, val = load_training_data(data_path, loaded.input_shape, seed)
+    teacher, _ = model_for_training(loaded, train[0][:8])
+    student, what = make_student(teacher, student_spec, round_to=round_to)
+    before = top1(student, val)
+    outcome = distill(teacher, student, train, val, section, training, seed=seed, progress=progress,
+                      student_label=what)
+    report = outcome.report()
+    report.update({"teacher": str(teacher_path), "teacher_summary": summary(teacher),
+                   "student_summary": summary(student),
+                   "accuracy": {"teacher": top1(teacher, val), "student_before": before,
+                                "student_after": top1(student, val)}})
+    report["files"] = save_model(student, out_dir, report, "distillation.json")
+    return report

@@ -601,21 +601,27 @@ class PruneOutcome:
 
 def run_structured_pruning(model: Any, train: tuple[np.ndarray, np.ndarray | None],
                            val: tuple[np.ndarray, np.ndarray | None] | None, pruning: Any, training: Any,
-                           distillation: Any = None, seed: int = 0, progress: Any = None) -> PruneOutcome:
+                           distillation: Any = None, seed: int = 0, progress: Any = None,
+                           teacher: Any = None) -> PruneOutcome:
     """The `prune` stage: prune `model` (tf_keras) by `[pruning]`, then recover accuracy.
 
     Recovery is distillation from the unpruned model when `[distillation]` is enabled,
-    else plain fine-tuning with `train.fit` (early stopping per `[training]`).
+    else plain fine-tuning with `train.fit` (early stopping per `[training]`); none when
+    `training` is None. `teacher` defaults to `model` (the unpruned original). The report's `training` block is the TrainingResult, or with
+    distillation the distillation block (which holds its TrainingResult).
     """
     options = PruningOptions.from_section(pruning)
     result = prune_structured(model, options)
     before_acc = top1(model, val)
     pruned_acc = top1(result.model, val)
-    if distillation is not None and getattr(distillation, "enabled", False):
+    if training is None:
+        trained, recovery = None, "none"
+    elif distillation is not None and getattr(distillation, "enabled", False):
         from edgebuild.converters.distill import distill
 
-        outcome = distill(model, result.model, train, val, distillation, training, seed=seed, progress=progress)
-        trained, recovery = outcome.training, "distill"
+        outcome = distill(teacher if teacher is not None else model, result.model, train, val, distillation, training, seed=seed, progress=progress,
+                          student_label="the structurally pruned model")
+        trained, recovery = outcome, "distill"
     else:
         from edgebuild.converters.train import fit
 
@@ -632,3 +638,72 @@ def top1(model: Any, data: tuple[np.ndarray, np.ndarray | None] | None, batch_si
     preds = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
                             for i in range(0, len(x), batch_size)])
     return round(100.0 * float((preds.argmax(-1) == y.reshape(len(y))).mean()), 2)
+
+
+# --------------------------------------------------------------------------- the standalone commands' library side
+
+def load_training_data(data_path: Any, input_shape: tuple, seed: int = 0, validation_fraction: float = 0.2
+                       ) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
+    """`--data` -> seeded, non-overlapping (train, validation) splits (labels may be None)."""
+    from pathlib import Path
+
+    from edgebuild.data import check_fits, load_dataset, split
+    from edgebuild.profiles.schema import DataSection
+
+    data = check_fits(load_dataset(Path(data_path), input_shape), input_shape, "the model")
+    splits = split(len(data.x), DataSection(seed=seed, validation_fraction=validation_fraction), 0)
+    y = data.y
+
+    def take(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return data.x[idx], None if y is None else y[idx]
+
+    return take(splits.training), take(splits.validation)
+
+
+def save_model(model: Any, out_dir: Any, report: dict[str, Any], report_name: str) -> dict[str, str]:
+    """model.keras (tf_keras) + a JSON report into `out_dir`; returns the paths written."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path, report_path = out / "model.keras", out / report_name
+    model.save(model_path)
+    report_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return {"model": str(model_path), "report": str(report_path)}
+
+
+def prune_file(model_path: Any, data_path: Any, out_dir: Any, options: PruningOptions, training: Any,
+               distillation: Any = None, seed: int = 0, progress: Any = None) -> dict[str, Any]:
+    """`edgebuild prune`: load, prune, recover (fine-tune, or distill when asked or when the data has no
+    labels), save `model.keras` and `pruning.json`; returns the report (with "files")."""
+    from pathlib import Path
+
+    from edgebuild.converters.qat import model_for_training
+    from edgebuild.model import load_model
+
+    loaded = load_model(Path(model_path))
+    train, val = load_training_data(data_path, loaded.input_shape, seed)
+    model, bridge = model_for_training(loaded, train[0][:8])
+    if train[1] is None and (distillation is None or not distillation.enabled):
+        from edgebuild.profiles.schema import DistillationSection
+
+        distillation = DistillationSection(enabled=True, alpha=0.0)  # no labels: learn from the original's outputs
+    section = _SectionView(options)
+    outcome = run_structured_pruning(model, train, val, section, training, distillation, seed, progress)
+    report = outcome.report()
+    report["model"] = str(model_path)
+    if bridge:
+        report["bridge"] = bridge
+    report["files"] = save_model(outcome.model, out_dir, report, "pruning.json")
+    return report
+
+
+class _SectionView:
+    """PruningOptions seen as a [pruning] section (what run_structured_pruning reads)."""
+
+    def __init__(self, options: PruningOptions) -> None:
+        self.kind = "structured"
+        self.ratio, self.criterion = options.ratio, options.criterion
+        self.round_to, self.min_channels = options.round_to, options.min_channels
+        self.layer_ratios = options.layer_ratios

@@ -37,6 +37,16 @@ def convert(concrete_function: Any, keep_alive: Any, quant: QuantizationSection,
         ) from None
 
 
+def trace_keras(keras_model: Any, input_shape: tuple[int, ...]) -> Any:
+    """A concrete function of a tf_keras model with a fixed input shape (for models built by a training pass)."""
+    from edgebuild._tf import tf
+
+    tensorflow = tf()
+    spec = tensorflow.TensorSpec(input_shape, tensorflow.float32)
+    return tensorflow.function(lambda x: keras_model(x, training=False), input_signature=[spec],
+                               autograph=False).get_concrete_function()
+
+
 def _configure(converter: Any, tensorflow: Any, quant: QuantizationSection, calibration: np.ndarray | None) -> None:
     ops = tensorflow.lite.OpsSet
     if quant.scheme == "none":

@@ -3,7 +3,8 @@
 What it is and is not: the model keeps every shape. TFMOT's
 `prune_low_magnitude` masks the smallest-magnitude weights during
 fine-tuning, following a schedule (`PolynomialDecay` from
-`initial_sparsity` to `target_sparsity`, or `ConstantSparsity`), or in an
+`initial_sparsity` to `target_sparsity` over the first epoch, then held; or
+`ConstantSparsity` from the first step), or in an
 M:N pattern (2:4: at most 2 non-zero weights in every 4 consecutive input
 weights) for hardware that can skip them. `strip_pruning` then leaves a plain
 model whose zeros are real zeros.
@@ -92,7 +93,7 @@ def _tfmot() -> Any:
     return tfmot
 
 
-def wrap(model: Any, options: SparsityOptions, steps: int) -> tuple[Any, list[str], list[str]]:
+def wrap(model: Any, options: SparsityOptions, steps_per_epoch: int) -> tuple[Any, list[str], list[str]]:
     """(model with prunable layers wrapped by prune_low_magnitude, wrapped layer names, M:N-incompatible names)."""
     from edgebuild._tf import tf_keras
 
@@ -102,13 +103,16 @@ def wrap(model: Any, options: SparsityOptions, steps: int) -> tuple[Any, list[st
     if not (isinstance(model, keras2.Sequential) or getattr(model, "_is_graph_network", False)):
         raise UnsupportedError(f"Sparsity needs a Sequential or functional tf_keras model; {model.name} is "
                                "subclassed.")
-    end = max(1, steps)
+    # The ramp ends within the first epoch: every epoch then ends at the target sparsity, so the
+    # best-weights restore of train.fit can never hand back a less sparse model.
+    frequency = max(1, min(options.frequency, steps_per_epoch - 1))
+    end_step = max(frequency, ((steps_per_epoch - 1) // frequency) * frequency)
     if options.kind == "m_by_n" or options.schedule == "constant":
         schedule = sparsity.ConstantSparsity(options.target_sparsity if options.kind == "unstructured" else 0.5,
-                                             begin_step=0, frequency=options.frequency)
+                                             begin_step=0, frequency=frequency)
     else:
         schedule = sparsity.PolynomialDecay(options.initial_sparsity, options.target_sparsity, begin_step=0,
-                                            end_step=max(1, int(end * 0.8)), frequency=options.frequency)
+                                            end_step=end_step, frequency=frequency)
     eligible = _M_BY_N if options.kind == "m_by_n" else _UNSTRUCTURED
     wrapped: list[str] = []
 
@@ -237,8 +241,8 @@ def run_sparsity(model: Any, train: tuple[np.ndarray, np.ndarray | None],
 
     options = pruning if isinstance(pruning, SparsityOptions) else SparsityOptions.from_section(pruning)
     check_training_data(train, val, num_classes_of(model), training.batch_size)
-    steps = math.ceil(len(train[0]) / training.batch_size) * training.epochs
-    wrapped, names, skipped = wrap(model, options, steps)
+    steps_per_epoch = math.ceil(len(train[0]) / training.batch_size)
+    wrapped, names, skipped = wrap(model, options, steps_per_epoch)
     section = training.model_copy(update={"mixed_precision": "off"}) \
         if getattr(training, "mixed_precision", "off") != "off" else training
     result = fit(wrapped, train, val, section, progress=progress, seed=seed)

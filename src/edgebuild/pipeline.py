@@ -120,7 +120,11 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
 
         for result in _run_all(build_one, pending, default_jobs(request.jobs, len(pending)), shared, out_root):
             results[result.target] = result
-    return [results[plan.target] for plan in plans]
+    ordered = [results[plan.target] for plan in plans]
+    from edgebuild.summary import write_summary
+
+    write_summary(out_root, {r.target: r.report for r in ordered if r.report})
+    return ordered
 
 
 def default_jobs(requested: int | None, targets: int) -> int:
@@ -276,21 +280,29 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
 
 def _run_stages(ctx: TargetContext, request: BuildRequest) -> dict:
     """The plan's stages in order; returns the report (also written into the work folder)."""
-    from edgebuild.converters.ptq import convert
+    from edgebuild.converters.ptq import convert, trace_keras
     from edgebuild.stages import compile as compile_stage
     from edgebuild.stages import emit, measure, train
     from edgebuild.validation import add_budget_check
 
     profile, shared, work_dir = ctx.profile, ctx.shared, ctx.work_dir
     ctx.choose_samples()
-    blob, training = None, None
+    blob, training, keras_model, passes = None, None, None, {}
+    if profile.pruning.kind != "none" or profile.distillation.enabled:
+        with ctx.stage("prune" if profile.pruning.kind != "none" else "distill") as note:
+            keras_model, passes = train.train_prune_distill(ctx)
+            pruned = passes.get("pruning")
+            note.append(f"{pruned['mac_reduction']:.2f}x fewer MACs" if pruned else "")
     if profile.quantization.method == "qat":
         with ctx.stage("train") as note:
-            blob, training = train.train_qat(ctx)
+            blob, training = train.train_qat(ctx, keras_model)
             note.append(f"{training['epochs_run']} epochs (best {training['best_epoch']})"
                         + (", stopped early" if training["stopped_early"] else ""))
     with ctx.stage("convert") as note:
-        if blob is None:
+        if blob is None and keras_model is not None:  # the pruned / distilled model
+            blob = convert(trace_keras(keras_model, shared.model.fixed_input_shape(profile.model.batch)), keras_model,
+                           profile.quantization, ctx.calibration)
+        elif blob is None:
             model = shared.model
             blob = convert(model.concrete_function(profile.model.batch), model.keep_alive, profile.quantization,
                            ctx.calibration)
@@ -345,6 +357,7 @@ def _run_stages(ctx: TargetContext, request: BuildRequest) -> dict:
             report["compile"] = compiled
         if training is not None:
             report["training"] = training
+        report.update(passes)
         if profile.mcu.c_array:
             report["flash"] = flash or emit.NO_CROSS_COMPILER
         (work_dir / "profile.resolved.toml").write_text(to_toml(profile))

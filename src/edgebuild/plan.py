@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgebuild.errors import DataError, UnsupportedError
+from edgebuild.errors import DataError, ProfileError, UnsupportedError
 from edgebuild.profiles.schema import Profile
 
 
@@ -28,25 +28,8 @@ class TargetPlan:
         return self.profile.name
 
 
-def _unimplemented(profile: Profile) -> list[tuple[str, str]]:
-    """Profile keys that ask for passes this version does not have yet, with the override that avoids them."""
-    asks = []
-    if profile.pruning.kind != "none":
-        asks.append((f"pruning.kind = \"{profile.pruning.kind}\"", "pruning.kind=none"))
-    if profile.distillation.enabled:
-        asks.append(("distillation.enabled = true", "distillation.enabled=false"))
-    return asks
-
-
 def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> TargetPlan:
-    missing = _unimplemented(profile)
-    if missing:
-        what = "; ".join(m[0] for m in missing)
-        fix = " ".join(f"--set {m[1]}" for m in missing)
-        raise UnsupportedError(
-            f"Target '{profile.name}' asks for {what}, which this edgebuild version does not implement yet. "
-            f"Remove it from the profile or override it: {fix}."
-        )
+    _check_training_passes(profile, has_data)
     quant = profile.quantization
     if quant.method == "qat":
         if quant.scheme != "int8":
@@ -67,6 +50,15 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> Tar
             "--calibration random uses noise (accuracy will be meaningless)."
         )
     stages = []
+    pruning, distillation = profile.pruning, profile.distillation
+    if pruning.kind != "none":
+        recovery = "distillation" if distillation.enabled else "fine-tuning"
+        what = (f"structured: remove {pruning.ratio:.0%} of channels by {pruning.criterion}, then {recovery}"
+                if pruning.kind == "structured" else f"{pruning.kind} sparsity, then fine-tuning")
+        stages.append(Stage("prune", what))
+    elif distillation.enabled:
+        stages.append(Stage("distill", f"student {distillation.student}, T={distillation.temperature}, "
+                                       f"alpha={distillation.alpha}"))
     if quant.method == "qat":
         t = profile.training
         stages.append(Stage("train", f"quantization-aware training: up to {t.epochs} epochs, {t.optimizer} "
@@ -87,6 +79,27 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> Tar
         stages.append(Stage("emit", f"C sources (model_data.cc/.h, model_ops.h, model_settings.h) as '{profile.mcu.symbol}'"))
     stages.append(Stage("report", "report.json, report.md, profile.resolved.toml"))
     return TargetPlan(profile=profile, stages=tuple(stages))
+
+
+def _check_training_passes(profile: Profile, has_data: bool) -> None:
+    """Combinations of pruning, distillation and QAT that cannot work, refused before TensorFlow loads."""
+    pruning, distillation = profile.pruning, profile.distillation
+    trains = pruning.kind != "none" or distillation.enabled
+    if trains and not has_data:
+        raise DataError(
+            f"Target '{profile.name}' prunes or distills the model, which trains it: pass training data with --data "
+            "(an .npz with 'x' and, for fine-tuning, 'y')."
+        )
+    if distillation.enabled and distillation.student == "pruned" and pruning.kind != "structured":
+        raise ProfileError(
+            f"Target '{profile.name}': distillation.student = \"pruned\" needs pruning.kind = \"structured\". "
+            "Set --set pruning.kind=structured, or name a student: --set distillation.student=width:0.5."
+        )
+    if distillation.enabled and pruning.kind in {"unstructured", "m_by_n"}:
+        raise UnsupportedError(
+            f"Target '{profile.name}': distillation after sparsity pruning would refill the zeroed weights. "
+            "Use one of them (--set distillation.enabled=false, or --set pruning.kind=structured)."
+        )
 
 
 def _convert_text(profile: Profile) -> str:

@@ -126,6 +126,7 @@ def render_markdown(report: dict) -> str:
     lines.append(f"| Ops | {', '.join(f'{k} x{v}' for k, v in art['ops'].items())} |")
     lines.append(f"| MACs | {art['macs']:,} |")
     lines.append(f"| Weights | {', '.join(f'{k}: {_kib(v)}' for k, v in art['weight_bytes_by_dtype'].items())} |")
+    lines += _pruning_md(report)
     lines += _training_md(report.get("training"))
     lines += _compile_md(report.get("compile"))
     lines += _validation_md(report.get("validation"))
@@ -137,6 +138,41 @@ def render_markdown(report: dict) -> str:
     lines += ["", f"Stage timings: {timings}. edgebuild {report['versions']['edgebuild']}, "
               f"TensorFlow {report['versions'].get('tensorflow', '?')}, LiteRT {report['versions'].get('ai-edge-litert', '?')}.", ""]
     return "\n".join(lines)
+
+
+def _pruning_md(report: dict) -> list[str]:
+    lines = []
+    pruning = report.get("pruning")
+    if pruning:
+        before, after = pruning["before"], pruning["after"]
+        art_before = pruning.get("artifact_before") or {}
+        threads = (report.get("benchmark") or {}).get("threads") or {}
+        p50_after = next(iter(threads.values()), {}).get("p50_ms")
+        acc = pruning.get("accuracy") or {}
+        lines += ["", f"## Structured pruning ({pruning['ratio']:.0%} by {pruning['criterion']}, recovered by "
+                      f"{pruning.get('recovery')})", "",
+                  "| | before | after | ratio |", "|---|---|---|---|",
+                  f"| parameters | {before['params']:,} | {after['params']:,} | {pruning['param_reduction']:.2f}x |",
+                  f"| MACs | {before['macs']:,} | {after['macs']:,} | {pruning['mac_reduction']:.2f}x |"]
+        if art_before.get("size_bytes"):
+            size_after = report["artifact"]["size_bytes"]
+            lines.append(f"| .tflite | {_kib(art_before['size_bytes'])} | {_kib(size_after)} | "
+                         f"{art_before['size_bytes'] / size_after:.2f}x |")
+        if art_before.get("p50_ms") and p50_after:
+            lines.append(f"| p50 latency (this host) | {art_before['p50_ms']:.3f} ms | {p50_after:.3f} ms | "
+                         f"{art_before['p50_ms'] / p50_after:.2f}x |")
+        if acc:
+            lines.append(f"| float top-1 | {acc.get('original')}% | {acc.get('recovered')}% "
+                         f"(right after pruning: {acc.get('pruned')}%) | |")
+        channels = pruning.get("channels") or {}
+        if channels:
+            lines += ["", "Channels per layer: " + ", ".join(f"`{name}` {c[0]} -> {c[1]}" for name, c in channels.items())]
+    for kind in ("sparsity", "distillation"):
+        block = report.get(kind)
+        if block:
+            details = {k: v for k, v in block.items() if not isinstance(v, (dict, list))}
+            lines += ["", f"## {kind.capitalize()}", "", ", ".join(f"{k}: {v}" for k, v in details.items())]
+    return lines
 
 
 def _training_md(training: dict | None) -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgebuild.data import check_fits, load_dataset, split
-from edgebuild.errors import DataError, UnsupportedError
+from edgebuild.errors import DataError, ProfileError, UnsupportedError
 from edgebuild.plan import make_plan
 from edgebuild.profiles import resolve
 from edgebuild.profiles.schema import DataSection
@@ -71,9 +71,17 @@ def test_image_folder_loads_labels_and_resizes(tmp_path: Path) -> None:
     assert 0.0 <= data.x.min() and data.x.max() <= 100 / 255 + 1e-6
 
 
-def test_plan_refuses_unimplemented_passes_instead_of_ignoring_them() -> None:
-    with pytest.raises(UnsupportedError, match=r"pruning.kind = \"structured\".*--set pruning.kind=none"):
-        make_plan(resolve("mcu", ["pruning.kind=structured"]), has_data=True, random_calibration=False)
+def test_plan_refuses_impossible_training_pass_combinations() -> None:
+    with pytest.raises(ProfileError, match=r"distillation.student = \"pruned\" needs pruning.kind = \"structured\""):
+        make_plan(resolve("mcu", ["distillation.enabled=true"]), has_data=True, random_calibration=False)
+    with pytest.raises(UnsupportedError, match="would refill the zeroed weights"):
+        make_plan(resolve("mcu", ["distillation.enabled=true", "pruning.kind=m_by_n", "distillation.student=width:0.5"]),
+                  has_data=True, random_calibration=False)
+    with pytest.raises(DataError, match="prunes or distills the model, which trains it"):
+        make_plan(resolve("mobile", ["pruning.kind=structured"]), has_data=False, random_calibration=False)
+    stages = [s.name for s in make_plan(resolve("mcu", ["pruning.kind=structured", "distillation.enabled=true",
+                                                         "quantization.method=qat"]), True, False).stages]
+    assert stages[:3] == ["prune", "train", "convert"]
 
 
 def test_plan_needs_calibration_data_for_integer_targets() -> None:

@@ -15,7 +15,7 @@ from edgebuild.errors import ProfileError
 
 @pytest.mark.parametrize("n, ratio, round_to, min_channels, expected", [
     (16, 0.5, 1, 1, 8), (10, 0.25, 1, 1, 8), (3, 0.5, 1, 1, 2), (1, 0.9, 1, 1, 1), (16, 0.0, 1, 1, 16),
-    (64, 0.6, 8, 1, 24), (64, 0.7, 8, 1, 16), (32, 0.3, 8, 1, 24), (12, 0.5, 8, 1, 8), (6, 0.5, 8, 1, 6),
+    (64, 0.6, 8, 1, 24), (64, 0.75, 8, 1, 16), (32, 0.3, 8, 1, 24), (12, 0.5, 8, 1, 8), (6, 0.5, 8, 1, 6),
     (16, 0.9, 1, 4, 4), (16, 0.9, 1, 32, 16),
 ])
 def test_keep_count(n, ratio, round_to, min_channels, expected) -> None:

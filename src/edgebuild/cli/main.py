@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
-COMMANDS = {"build", "targets", "plan", "validate", "bench", "carray", "doctor", "cache"}
+COMMANDS = {"build", "targets", "plan", "validate", "bench", "carray", "prune", "distill", "doctor", "cache"}
 ROOT_FLAGS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
 
 

@@ -124,12 +124,23 @@ class VelaSection(Section):
 
 class PruningSection(Section):
     kind: Literal["none", "structured", "unstructured", "m_by_n"] = "none"
-    ratio: float = Field(0.5, ge=0.0, lt=1.0)
+    ratio: float = Field(0.5, ge=0.0, lt=1.0, description="structured: share of channels removed; sparsity: default target")
+    criterion: Literal["l1", "l2", "bn_scale"] = "l1"
+    round_to: int = Field(1, ge=1, description="kept channel counts rounded to a multiple (8/16 for accelerators)")
+    min_channels: int = Field(1, ge=1)
+    layer_ratios: dict[str, Annotated[float, Field(ge=0.0, lt=1.0)]] = {}
+    target_sparsity: float | None = Field(None, ge=0.0, lt=1.0)
+    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    m_by_n: tuple[int, int] = (2, 4)
+    frequency: int = Field(10, ge=1)
+    skip_layers: list[str] = []
 
 
 class DistillationSection(Section):
     enabled: bool = False
     teacher: str = "original"
+    student: str = "pruned"  # "pruned" | "width:0.5" | path to a .keras/.h5
     temperature: float = Field(4.0, gt=0.0)
     alpha: float = Field(0.5, ge=0.0, le=1.0)
 
