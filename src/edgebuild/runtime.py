@@ -19,7 +19,6 @@ edgebuild.runtime` is cheap.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import sys
@@ -43,24 +42,6 @@ _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 _ARENA_SHORTAGE = ("Failed to resize buffer", "Failed to allocate", "missing:")
 
 InputData = np.ndarray | Sequence[np.ndarray]
-
-
-# TFLM reports through fd 2, which parallel target builds share: one TFLM session at a time keeps each
-# caller's log (arena record, shortage messages) its own.
-_TFLM_LOCK = threading.RLock()
-
-
-def _one_tflm_session(fn):
-    @functools.wraps(fn)
-    def locked(*args, **kwargs):
-        with _TFLM_LOCK:
-            return fn(*args, **kwargs)
-
-    return locked
-
-
-# ---------------------------------------------------------------------------------------------
-# runtime discovery
 
 
 def _load_interpreter_class() -> tuple[type, str, str]:
@@ -394,8 +375,7 @@ def _tflm_specs(interp: Any, artifact: Any) -> tuple[list[_IOSpec], list[_IOSpec
     return ins, outs
 
 
-@_one_tflm_session
-def tflm_predict(model_path: Path | str, x: InputData, arena_size: int) -> list[np.ndarray]:
+def _tflm_predict(model_path: Path | str, x: InputData, arena_size: int) -> list[np.ndarray]:
     """`LiteRTModel.predict` semantics in the TensorFlow Lite Micro interpreter.
 
     One interpreter with exactly `arena_size` bytes of tensor arena; samples are
@@ -439,8 +419,7 @@ def _invoke_zeros(interp: Any, in_specs: list[_IOSpec]) -> None:
     interp.invoke()
 
 
-@_one_tflm_session
-def measure_arena(model_path: Path | str) -> int:
+def _measure_arena(model_path: Path | str) -> int:
     """Exact tensor-arena bytes TFLM needs for this model, read from its own allocation record.
 
     Builds the interpreter with a generous arena (1 MiB, growing ×8 up to 2 GiB
@@ -477,8 +456,7 @@ def measure_arena(model_path: Path | str) -> int:
     return int(match.group(1))
 
 
-@_one_tflm_session
-def arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
+def _arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
     """True when TFLM can allocate and invoke the model in exactly `arena_size` bytes.
 
     False on an arena shortage; a model TFLM cannot run at all raises ArtifactError.
@@ -502,3 +480,52 @@ def arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
             "Check the model's ops against the MCU target (`edgebuild validate --target mcu`)."
         ) from None
     return True
+
+
+# TFLite Micro runs in a worker process. Its kernels abort the whole process on some inputs (e.g. a
+# CHECK in Softmax's multiplier for degenerate scales), which must become a clear error, not a dead build;
+# and its logs on fd 2 stay out of the parent, where parallel targets capture native output.
+_TFLM_POOL: Any = None
+_TFLM_POOL_LOCK = threading.Lock()
+
+
+def _tflm_call(name: str, model_path: Path | str, *args: Any) -> Any:
+    global _TFLM_POOL
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    import multiprocessing
+
+    with _TFLM_POOL_LOCK:
+        if _TFLM_POOL is None:
+            _TFLM_POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        pool = _TFLM_POOL
+        future = pool.submit(_tflm_worker, name, str(model_path), *args)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            _TFLM_POOL = None
+            raise ArtifactError(
+                f"TensorFlow Lite Micro crashed (the process aborted) while running {model_path}. This happens when "
+                "a kernel's internal check fails, e.g. Softmax or a requantization with an extreme scale from "
+                "unrepresentative calibration data. Calibrate with real samples (--data), or check the model's "
+                "quantization scales; LiteRT validation results are unaffected."
+            ) from None
+
+
+def _tflm_worker(name: str, model_path: str, *args: Any) -> Any:
+    return {"predict": _tflm_predict, "arena": _measure_arena, "sufficient": _arena_is_sufficient}[name](model_path, *args)
+
+
+def tflm_predict(model_path: Path | str, x: InputData, arena_size: int) -> list[np.ndarray]:
+    """Run float inputs through the artifact in TFLite Micro with exactly `arena_size` bytes (see _tflm_predict)."""
+    return _tflm_call("predict", model_path, x, arena_size)
+
+
+def measure_arena(model_path: Path | str) -> int:
+    """Exact tensor-arena bytes TFLite Micro needs for this model (see _measure_arena)."""
+    return _tflm_call("arena", model_path)
+
+
+def arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
+    """Whether TFLite Micro can allocate and invoke the model in exactly `arena_size` bytes."""
+    return _tflm_call("sufficient", model_path, arena_size)

@@ -15,6 +15,7 @@ import numpy as np
 
 from edgebuild.accuracy import compare
 from edgebuild.artifact import TfliteArtifact
+from edgebuild.errors import ArtifactError
 from edgebuild.profiles import Profile
 
 
@@ -108,7 +109,10 @@ def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, liter
                 artifact: TfliteArtifact) -> tuple[dict, dict]:
     from edgebuild.runtime import measure_arena, tflm_predict
 
-    measured = measure_arena(path)
+    try:
+        measured = measure_arena(path)
+    except ArtifactError as exc:  # TFLM refused or crashed: a failed check, with the artifact kept for inspection
+        return {"measured_bytes": None, "error": str(exc)}, {"name": "TFLite Micro", "passed": False, "summary": str(exc)}
     margin = profile.mcu.arena_margin
     recommended = round_up(int(measured * (1.0 + margin)), 16)
     arena = {"measured_bytes": measured, "margin": margin, "recommended_bytes": recommended,
@@ -167,7 +171,7 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, arena: dict | None
         if flash_used > budget.flash:
             problems.append(f"flash {flash_used:,} bytes exceeds the budget {budget.flash:,} by {flash_used - budget.flash:,}")
     ram_used = None
-    if budget.ram is not None and (arena is not None or ram_bytes is not None):
+    if budget.ram is not None and ((arena or {}).get("recommended_bytes") is not None or ram_bytes is not None):
         ram_used = ram_bytes if ram_bytes is not None else arena["recommended_bytes"] + io_bytes(artifact)
         parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes")
         if ram_used > budget.ram:
