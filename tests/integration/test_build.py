@@ -48,7 +48,10 @@ def test_every_target_has_its_artifacts_and_nothing_partial(built) -> None:
     out, _ = built
     from edgebuild.profiles import builtin_names
 
-    assert sorted(p.name for p in out.iterdir()) == builtin_names()  # no hidden .partial folders
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == builtin_names()  # no hidden .partial folders
+    summary = (out / "summary.md").read_text()
+    assert all(f"[{name}]({name}/report.md)" in summary for name in builtin_names())
+    assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for target in ("edgetpu", "mcu", "mobile"):
         files = {p.name for p in (out / target).iterdir()}
         assert {"model.tflite", "report.json", "report.md", "profile.resolved.toml"} <= files
@@ -131,7 +134,7 @@ def test_failed_rebuild_keeps_previous_result(keras2_cnn, digits_data, tmp_path:
     assert code == 2
     assert "keyword" in capsys.readouterr().err
     assert (tmp_path / "mcu" / "model.tflite").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mcu"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["mcu"]
 
 
 def test_random_calibration_is_opt_in_and_reported_loudly(keras2_cnn, tmp_path: Path, capsys) -> None:
