@@ -64,6 +64,38 @@ def build_residual(keras: Any) -> Any:
     return keras.Model(inputs, outputs)
 
 
+def build_residual_wide(keras: Any, size: int = 64, widths: tuple[int, ...] = (32, 64, 128), blocks: int = 1) -> Any:
+    """A wider, larger-input sibling of `build_residual` (same layer kinds), for latency measurements.
+
+    Input size x size x 1 (digits upsampled); a stride-2 stem conv to widths[0], then per stage a stride-2
+    depthwise + 1x1 conv to the stage width (not for the first stage) followed by `blocks` residual blocks
+    (depthwise 3x3 + 1x1 conv, Add). At 64x64 with (32, 64, 128): ~5.1 M MACs, enough that arithmetic, not
+    per-op overhead, dominates an int8 invoke().
+    """
+    layers = keras.layers
+
+    def conv_bn(x: Any, filters: int, kernel: int, strides: int = 1, relu: bool = True) -> Any:
+        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        return layers.ReLU(6.0)(x) if relu else x
+
+    def depthwise_bn(x: Any, strides: int = 1) -> Any:
+        x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        return layers.ReLU(6.0)(x)
+
+    inputs = keras.Input(shape=(size, size, 1))
+    x = conv_bn(inputs, widths[0], 3, strides=2)
+    for stage, width in enumerate(widths):
+        if stage:
+            x = conv_bn(depthwise_bn(x, strides=2), width, 1)
+        for _ in range(blocks):
+            x = layers.Add()([x, conv_bn(depthwise_bn(x), width, 1, relu=False)])
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
 def train(model: Any, x: np.ndarray, y: np.ndarray, epochs: int = 4, seed: int = 0) -> Any:
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, shuffle=False)

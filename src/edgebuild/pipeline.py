@@ -17,7 +17,7 @@ from pathlib import Path
 from edgebuild.artifact import parse_artifact
 from edgebuild.data import check_fits, check_labels, load_dataset
 from edgebuild.errors import EdgebuildError, GateFailed
-from edgebuild.plan import TargetPlan, make_plan
+from edgebuild.plan import TargetPlan, make_plan, needs_baseline
 from edgebuild.profiles import Profile, resolve, to_toml
 from edgebuild.report import build_report, render_markdown, write_json
 from edgebuild.stages.context import BuildCancelled, Progress, SharedInputs, SilentProgress, TargetContext
@@ -168,7 +168,9 @@ def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
         model.concrete_function(batch)  # type: ignore[attr-defined]
     if any(plan.profile.validation.enabled for plan in plans) and shared.dataset is not None:
         model.concrete_function(None)  # type: ignore[attr-defined]
-    shared.float_baseline(plans[0].profile.model.batch)
+    baseline_plans = [plan for plan in plans if needs_baseline(plan.profile)]
+    if baseline_plans:
+        shared.float_baseline(baseline_plans[0].profile.model.batch)
 
 
 def _cache_keys(request: BuildRequest, plans: list[TargetPlan]) -> tuple[object | None, dict[str, str]]:
@@ -311,8 +313,10 @@ def _run_stages(ctx: TargetContext, request: BuildRequest) -> dict:
         note.append(f"{len(blob) / 1024:.1f} KiB")
     with ctx.stage("inspect"):
         artifact = parse_artifact(blob, source=str(artifact_path))
-    with ctx.stage("baseline"):
-        float_reference = shared.float_baseline(profile.model.batch)
+    float_reference = None
+    if needs_baseline(profile):
+        with ctx.stage("baseline"):
+            float_reference = shared.float_baseline(profile.model.batch)
     compiled: dict = {}
     if profile.edgetpu.compile or profile.vela.accelerator:
         with ctx.stage("compile") as note:

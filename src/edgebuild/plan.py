@@ -65,7 +65,8 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> Tar
                                      f"lr {t.learning_rate}, early stopping {t.early_stopping or 'off'}; PTQ comparison"))
     stages.append(Stage("convert", _convert_text(profile)))
     stages.append(Stage("inspect", "read the artifact back: ops, dtypes, sizes"))
-    stages.append(Stage("baseline", "plain float32 conversion once per build, for size ratios"))
+    if needs_baseline(profile):
+        stages.append(Stage("baseline", "plain float32 conversion once per build, for size and latency ratios"))
     if profile.edgetpu.compile:
         stages.append(Stage("compile", f"edgetpu_compiler -m {profile.edgetpu.min_runtime} when it is installed"))
     if profile.vela.accelerator:
@@ -79,6 +80,11 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> Tar
         stages.append(Stage("emit", f"C sources (model_data.cc/.h, model_ops.h, model_settings.h) as '{profile.mcu.symbol}'"))
     stages.append(Stage("report", "report.json, report.md, profile.resolved.toml"))
     return TargetPlan(profile=profile, stages=tuple(stages))
+
+
+def needs_baseline(profile: Profile) -> bool:
+    """The float32 baseline serves validation (size ratios) and the never-slower benchmark; a bare conversion skips it."""
+    return profile.validation.enabled or profile.benchmark.enabled
 
 
 def _check_training_passes(profile: Profile, has_data: bool) -> None:

@@ -86,12 +86,12 @@ def test_plan_prints_stages_without_tensorflow(tmp_path: Path) -> None:
     assert result.stdout.strip().endswith("TF False")
 
 
-def test_unimplemented_feature_fails_at_plan_time(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_impossible_pass_combination_fails_at_plan_time(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     model = tmp_path / "m.h5"
     model.write_bytes(b"")
-    code, _, err = run(["build", str(model), "-t", "mobile", "--set", "distillation.enabled=true"], capsys)
-    assert code == 6
-    assert "does not implement yet" in err
+    code, _, err = run(["build", str(model), "-t", "mobile", "-d", str(model), "--set", "distillation.enabled=true"], capsys)
+    assert code == 3
+    assert 'distillation.student = "pruned" needs pruning.kind = "structured"' in " ".join(err.split())
     assert not (Path("build") / "m").exists()
 
 
