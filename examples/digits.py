@@ -38,20 +38,32 @@ def build_cnn(keras: Any) -> Any:
     ])
 
 
-def build_residual(keras: Any) -> Any:
-    """A functional model with BatchNorm, depthwise convs and a residual Add (MobileNet-like)."""
-    layers = keras.layers
+def _conv_bn(layers: Any) -> Any:
+    """Conv (no bias) + BatchNorm (+ ReLU6): the MobileNet building block."""
 
     def conv_bn(x: Any, filters: int, kernel: int, strides: int = 1, relu: bool = True) -> Any:
         x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)  # 0.9: BN statistics keep up in few-epoch training
         return layers.ReLU(6.0)(x) if relu else x
+
+    return conv_bn
+
+
+def _depthwise_bn(layers: Any) -> Any:
+    """Depthwise 3x3 + BatchNorm + ReLU6."""
 
     def depthwise_bn(x: Any, strides: int = 1) -> Any:
         x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(momentum=0.9)(x)
         return layers.ReLU(6.0)(x)
 
+    return depthwise_bn
+
+
+def build_residual(keras: Any) -> Any:
+    """A functional model with BatchNorm, depthwise convs and a residual Add (MobileNet-like)."""
+    layers = keras.layers
+    conv_bn, depthwise_bn = _conv_bn(layers), _depthwise_bn(layers)
     inputs = keras.Input(shape=(32, 32, 1))
     x = conv_bn(inputs, 16, 3, strides=2)                      # 16x16x16
     shortcut = x
@@ -73,17 +85,7 @@ def build_residual_wide(keras: Any, size: int = 64, widths: tuple[int, ...] = (3
     per-op overhead, dominates an int8 invoke().
     """
     layers = keras.layers
-
-    def conv_bn(x: Any, filters: int, kernel: int, strides: int = 1, relu: bool = True) -> Any:
-        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        return layers.ReLU(6.0)(x) if relu else x
-
-    def depthwise_bn(x: Any, strides: int = 1) -> Any:
-        x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        return layers.ReLU(6.0)(x)
-
+    conv_bn, depthwise_bn = _conv_bn(layers), _depthwise_bn(layers)
     inputs = keras.Input(shape=(size, size, 1))
     x = conv_bn(inputs, widths[0], 3, strides=2)
     for stage, width in enumerate(widths):
