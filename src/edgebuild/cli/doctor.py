@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from importlib import metadata
+from pathlib import Path
 
 import typer
 
@@ -31,6 +33,7 @@ def doctor() -> None:
             typer.echo(f"  {package:<32} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
             typer.echo(f"  {package:<32} not installed")
+    beside_python = str(Path(sys.executable).parent)  # console scripts of this environment, e.g. vela
     for tool, what in TOOLS.items():
-        found = shutil.which(tool)
+        found = shutil.which(tool) or shutil.which(tool, path=beside_python)
         typer.echo(f"  {tool:<32} {found or 'not found'}  ({what})")
