@@ -8,7 +8,6 @@ cold conversion-only build <= 1.1x the recipe, warm rebuild <= 0.02x cold, --hel
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time

@@ -13,8 +13,7 @@ under a mixed policy, so weights copy across exactly.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from edgebuild.errors import UnsupportedError
 
@@ -36,23 +35,6 @@ def policy_for(setting: str) -> str | None:
     if setting in POLICIES:
         return POLICIES[setting]
     raise ValueError(f"mixed_precision must be auto, float16, bfloat16 or off, not {setting!r}")
-
-
-@contextmanager
-def mixed_policy(policy: str | None) -> Iterator[None]:
-    """Set the global tf_keras dtype policy inside the block (None: leave it), restoring it afterwards."""
-    if policy is None:
-        yield
-        return
-    from edgebuild._tf import tf_keras
-
-    mp = tf_keras().mixed_precision
-    previous = mp.global_policy()
-    mp.set_global_policy(policy)
-    try:
-        yield
-    finally:
-        mp.set_global_policy(previous)
 
 
 def to_policy(model: Any, policy: str) -> Any:

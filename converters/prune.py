@@ -560,26 +560,6 @@ def prune_structured(model: Any, options: PruningOptions | None = None, copy_wei
     return PruningResult(new_model, summary(model), summary(new_model), channels, groups, options, fallback)
 
 
-def removed_channels(result: PruningResult, model: Any) -> dict[str, list[int]]:
-    """{producer: indices of its output channels that were removed}, by matching kernels (for tests/reports)."""
-    removed = {}
-    new_layers = {layer.name: layer for layer in result.model.layers}
-    for name, (before, after) in result.channels.items():
-        old = _filter_norms(model.get_layer(name), "l1")
-        new = _filter_norms(new_layers[name], "l1") if name in new_layers else np.empty(0)
-        removed[name] = [] if before == after else sorted(set(range(before)) - _match(old, new))
-    return removed
-
-
-def _match(old: np.ndarray, new: np.ndarray) -> set[int]:
-    used: set[int] = set()
-    for value in new:
-        candidates = [i for i in np.flatnonzero(np.isclose(old, value, rtol=1e-5, atol=1e-7)) if i not in used]
-        if candidates:
-            used.add(int(candidates[0]))
-    return used
-
-
 @dataclass
 class PruneOutcome:
     """Pruning plus recovery training: what the pipeline stage gets back."""

@@ -61,8 +61,3 @@ def keras3() -> ModuleType:
     return keras
 
 
-def versions() -> dict[str, str]:
-    """Versions of the conversion stack, for reports and cache keys."""
-    tensorflow = tf()
-    keras2 = tf_keras()
-    return {"tensorflow": tensorflow.__version__, "tf_keras": keras2.__version__, "converter": f"tflite {tensorflow.__version__}"}

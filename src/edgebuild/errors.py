@@ -60,8 +60,3 @@ class ArtifactError(EdgebuildError):
 class ExternalToolError(EdgebuildError):
     exit_code = 10
     title = "external tool failed"
-
-
-EXIT_CODES = {cls.__name__: cls.exit_code for cls in (
-    UsageError, ProfileError, ModelError, DataError, UnsupportedError,
-    ConversionError, GateFailed, ArtifactError, ExternalToolError)}

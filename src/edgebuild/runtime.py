@@ -19,14 +19,10 @@ edgebuild.runtime` is cheap.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,12 +61,6 @@ def _load_interpreter_class() -> tuple[type, str, str]:
         except metadata.PackageNotFoundError:
             version = "unknown"
         return Interpreter, "tflite-runtime", version
-
-
-def runtime_info() -> dict[str, str]:
-    """Name and version of the interpreter `LiteRTModel` will use (for `doctor` and reports)."""
-    _, name, version = _load_interpreter_class()
-    return {"name": name, "version": version}
 
 
 # ---------------------------------------------------------------------------------------------

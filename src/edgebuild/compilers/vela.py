@@ -58,13 +58,6 @@ BUILTIN_MEMORY_MODES = (
 )
 """Memory modes in the same file. Shared_Sram needs weights in flash/DRAM; U55 cannot use Dedicated_Sram."""
 
-DEFAULTS = {
-    "ethos-u55": ("Ethos_U55_High_End_Embedded", "Shared_Sram"),
-    "ethos-u65": ("Ethos_U65_Client_Server", "Dedicated_Sram_384KB"),
-    "ethos-u85": ("Ethos_U85_SYS_DRAM_Mid", "Dedicated_Sram_384KB"),
-}
-"""What Vela 5.2.0 picks when no system config / memory mode is given (documentation only)."""
-
 INSTALL_HINT = "Install it with `pip install ethos-u-vela==5.2.0` (edgebuild depends on it)."
 CUSTOM_OP = "ethos-u"
 _KIB = 1024
