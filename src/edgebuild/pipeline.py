@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +93,47 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
     """Build every requested target; cache hits are restored without loading TensorFlow.
 
     Errors of one target do not stop the others; the caller decides the exit code from the results.
+    The work runs in a separate thread; Ctrl-C only sets the cancel event (raising KeyboardInterrupt in the
+    middle of a TFLite conversion aborts TensorFlow's threads), every worker stops at its next stage
+    boundary and removes its partial folder, then KeyboardInterrupt is raised here. A second Ctrl-C exits
+    at once.
     """
     progress = progress or SilentProgress()
     plans = plan_build(request)
+    cancelled = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["results"] = _build_all(request, plans, progress, cancelled)
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if cancelled.is_set():
+            os._exit(130)
+        cancelled.set()
+        progress.message("interrupted: stopping every target at its next stage boundary (Ctrl-C again to quit now)...")
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
+    runner = threading.Thread(target=work, name="edgebuild-build", daemon=True)
+    try:
+        runner.start()
+        while runner.is_alive():
+            runner.join(0.2)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if cancelled.is_set():
+        raise KeyboardInterrupt
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["results"]  # type: ignore[return-value]
+
+
+def _build_all(request: BuildRequest, plans: list[TargetPlan], progress: Progress,
+               cancelled: threading.Event) -> list[TargetResult]:
     out_root = request.out or default_out_dir(request.model)
     cache, keys = _cache_keys(request, plans)
     results: dict[str, TargetResult] = {}
@@ -106,6 +146,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
             pending.append(plan)
     if pending:
         shared = _load_shared(request, pending, progress)
+        shared.cancelled = cancelled
         _trace_once(shared, pending)
 
         def build_one(plan: TargetPlan) -> TargetResult:
@@ -118,7 +159,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
                 cache.store(keys[plan.target], result.out_dir)
             return result
 
-        for result in _run_all(build_one, pending, default_jobs(request.jobs, len(pending)), shared, out_root):
+        for result in _run_all(build_one, pending, default_jobs(request.jobs, len(pending))):
             results[result.target] = result
     ordered = [results[plan.target] for plan in plans]
     from edgebuild.summary import write_summary
@@ -141,24 +182,14 @@ def default_jobs(requested: int | None, targets: int) -> int:
     return max(1, min(cores, by_memory, targets))
 
 
-def _run_all(build_one, plans: list[TargetPlan], jobs: int, shared: SharedInputs, out_root: Path) -> list[TargetResult]:
-    """Build targets serially or in threads that share the traced model (the converter releases the GIL).
-
-    On Ctrl-C every worker stops at its next stage boundary and removes its partial folder.
-    """
+def _run_all(build_one, plans: list[TargetPlan], jobs: int) -> list[TargetResult]:
+    """Build targets serially or in threads that share the traced model (the converter releases the GIL)."""
     if jobs <= 1:
         return [build_one(plan) for plan in plans]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="edgebuild-target") as pool:
-        futures = [pool.submit(build_one, plan) for plan in plans]
-        try:
-            return [future.result() for future in futures]
-        except KeyboardInterrupt:
-            shared.cancelled.set()
-            for future in futures:
-                future.cancel()
-            raise
+        return list(pool.map(build_one, plans))
 
 
 def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:

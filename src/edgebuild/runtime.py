@@ -489,7 +489,8 @@ def _tflm_call(name: str, model_path: Path | str, *args: Any) -> Any:
         if _TFLM_POOL is None:
             import atexit
 
-            _TFLM_POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _TFLM_POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_ignore_sigint)
             atexit.register(_TFLM_POOL.shutdown, wait=False, cancel_futures=True)
         pool = _TFLM_POOL
         future = pool.submit(_tflm_worker, name, str(model_path), *args)
@@ -503,6 +504,13 @@ def _tflm_call(name: str, model_path: Path | str, *args: Any) -> Any:
                 "unrepresentative calibration data. Calibrate with real samples (--data), or check the model's "
                 "quantization scales; LiteRT validation results are unaffected."
             ) from None
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C reaches the whole process group; the build (parent) decides how to stop, not the worker."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _tflm_worker(name: str, model_path: str, *args: Any) -> Any:

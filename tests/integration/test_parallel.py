@@ -45,3 +45,30 @@ def test_default_jobs_respects_cores_targets_and_requests() -> None:
     assert default_jobs(4, 2) == 2
     assert default_jobs(1, 5) == 1
     assert 1 <= default_jobs(None, 3) <= 3
+
+
+def test_ctrl_c_stops_workers_and_leaves_no_partial_folder(keras2_cnn, digits_data, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = "import sys; from edgebuild.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-t", "edgetpu", "-t", "mobile",
+         "-t", "ethos-u55", "-d", str(digits_data.npz), "-o", str(out), "-j", "2", "--no-cache"],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # interrupt as soon as the workers are converting
+        if " load " in line or time.monotonic() > deadline:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")] if out.exists() else []
+    assert leftovers == []
+    for folder in (p for p in out.iterdir() if p.is_dir()) if out.exists() else []:
+        assert (folder / "report.json").exists()  # whatever finished is complete

@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(f"{exc.title}: {exc}")
         return exc.exit_code
     except Abort:
-        _print_error("interrupted")
-        return 130
+        _exit_interrupted()
     except TyperException as exc:  # bad flags, missing arguments: the parser's own message
         show = getattr(exc, "show", None)
         if show is not None:
@@ -48,9 +47,21 @@ def main(argv: list[str] | None = None) -> int:
             _print_error(exc.format_message())
         return exc.exit_code
     except KeyboardInterrupt:
-        _print_error("interrupted; no partial artifacts were left behind")
-        return 130
+        _exit_interrupted()
     return int(result or 0)
+
+
+def _exit_interrupted() -> None:
+    """Ctrl-C: every target stopped at a stage boundary and removed its partial folder.
+
+    Exit without the interpreter's shutdown: TensorFlow's thread pools may still be winding down.
+    """
+    import os
+
+    _print_error("interrupted; no partial artifacts were left behind")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _print_error(text: str) -> None:
