@@ -43,3 +43,14 @@ def test_prune_command_and_its_errors(keras2_cnn, digits_data, tmp_path: Path, c
                  "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert "ratio" in err and "Traceback" not in err
+
+
+def test_mixed_precision_fine_tuning_converts_and_validates(keras2_cnn, digits_data, tmp_path: Path) -> None:
+    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
+                 "--set", "pruning.kind=structured", "--set", "training.mixed_precision=float16",
+                 "--set", "training.epochs=2", "--set", "benchmark.enabled=false", "--no-gates"])
+    assert code == 0
+    report = json.loads((tmp_path / "mcu" / "report.json").read_text())
+    assert report["pruning"]["training"]["mixed_precision"] == "mixed_float16"
+    assert report["validation"]["accuracy"]["samples"] > 0  # the float32 rebuild converted and ran
+    assert read_artifact(tmp_path / "mcu" / "model.tflite").inputs[0].dtype == "int8"
