@@ -105,3 +105,39 @@ def test_slower_than_float32_is_a_warning() -> None:
     assert warning.startswith("This artifact runs 1.80x slower than the plain float32 model on this host")
     report["benchmark"]["vs_float32"].update(ratio=0.5, slower=False)
     assert _warnings(report) == []
+
+
+def test_cpu_gate_gives_benchmarks_the_cpu_alone() -> None:
+    import threading
+    import time
+
+    from edgebuild.stages.context import CpuGate
+
+    gate, events = CpuGate(), []
+    release_shared = threading.Event()
+
+    def stage(name: str) -> None:
+        with gate.shared():
+            events.append(f"{name} start")
+            release_shared.wait(2)
+            events.append(f"{name} end")
+
+    def bench() -> None:
+        with gate.exclusive():
+            events.append("bench start")
+            events.append("bench end")
+
+    first = threading.Thread(target=stage, args=("convert",))
+    first.start()
+    time.sleep(0.05)
+    waiting_bench = threading.Thread(target=bench)
+    waiting_bench.start()
+    time.sleep(0.05)
+    late = threading.Thread(target=stage, args=("late",))  # must not start while the benchmark waits
+    late.start()
+    time.sleep(0.05)
+    release_shared.set()
+    for thread in (first, waiting_bench, late):
+        thread.join(5)
+    assert events.index("bench start") > events.index("convert end")
+    assert events.index("late start") > events.index("bench end")

@@ -82,8 +82,8 @@ class BudgetSection(Section):
 class BenchmarkSection(Section):
     enabled: bool = True
     threads: list[Annotated[int, Field(ge=1, le=64)]] = [1]
-    runs: int = Field(50, ge=1)
-    warmup: int = Field(5, ge=0)
+    runs: int = Field(100, ge=1)
+    warmup: int = Field(10, ge=0)
 
 
 class McuSection(Section):

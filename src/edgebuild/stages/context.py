@@ -21,6 +21,9 @@ from edgebuild.data import Dataset, Splits, random_calibration, split
 from edgebuild.profiles import Profile
 
 
+EXCLUSIVE_STAGES = {"benchmark"}  # host latency is only meaningful with the CPU to itself
+
+
 class Progress(Protocol):
     def stage_started(self, target: str, stage: str) -> None: ...
     def stage_finished(self, target: str, stage: str, seconds: float, note: str = "") -> None: ...
@@ -42,6 +45,45 @@ class BuildCancelled(KeyboardInterrupt):
     """Raised in a worker at a stage boundary after Ctrl-C in the main thread."""
 
 
+class CpuGate:
+    """Stages share the CPU; a host benchmark gets it alone, so parallel targets do not skew latencies.
+
+    A writer-preferring readers/writer lock: while a benchmark waits, no new stage starts.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._exclusive = False
+        self._waiting_exclusive = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive and self._waiting_exclusive == 0)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_exclusive += 1
+            self._cond.wait_for(lambda: not self._exclusive and self._active == 0)
+            self._waiting_exclusive -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
 @dataclass
 class SharedInputs:
     """Everything every target of one build reuses: the loaded model, data, reference outputs, float baseline."""
@@ -56,6 +98,7 @@ class SharedInputs:
     reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    cpu: CpuGate = field(default_factory=CpuGate)
 
     def reference_outputs(self, x: np.ndarray, key: str) -> list[np.ndarray]:
         """Float model outputs on x, computed once per build (targets usually validate on the same samples)."""
@@ -101,10 +144,12 @@ class TargetContext:
         if self.shared.cancelled.is_set():
             raise BuildCancelled()
         note: list[str] = []
-        self.progress.stage_started(self.target, name)
-        started = time.perf_counter()
-        yield note
-        self.timings[name] = round(time.perf_counter() - started, 4)
+        gate = self.shared.cpu.exclusive() if name in EXCLUSIVE_STAGES else self.shared.cpu.shared()
+        with gate:
+            self.progress.stage_started(self.target, name)
+            started = time.perf_counter()
+            yield note
+            self.timings[name] = round(time.perf_counter() - started, 4)
         self.progress.stage_finished(self.target, name, self.timings[name], note[0] if note else "")
 
     def choose_samples(self) -> None:
