@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgebuild.artifact import read_artifact
@@ -144,3 +145,19 @@ def test_random_calibration_is_opt_in_and_reported_loudly(keras2_cnn, tmp_path: 
     assert "NOT representative" in report["data"]["calibration"]
     assert any("random noise" in w for w in report["warnings"])
     assert "random noise" in capsys.readouterr().out
+
+
+def test_image_folder_data_builds(keras2_cnn, digits_data, tmp_path: Path) -> None:
+    from PIL import Image
+
+    images = tmp_path / "images"
+    for index, (x, y) in enumerate(zip(digits_data.test_x[:300], digits_data.test_y[:300])):
+        folder = images / f"digit_{y}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((x[..., 0] * 255).round().astype(np.uint8)).save(folder / f"{index}.png")
+    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-t", "mcu", "-d", str(images),
+                 "-o", str(tmp_path / "out"), "--set", "data.image_range=0-1", "--set", "benchmark.enabled=false"])
+    assert code == 0
+    report = _report(tmp_path / "out", "mcu")
+    assert report["data"]["samples"] == 300 and report["data"]["labels"] is True
+    assert report["validation"]["accuracy"]["reference_top1"] > 0.9  # class folders sorted = label ids
