@@ -232,10 +232,3 @@ def _clean_name(name: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
-
-
-def model_sha256(path: Path) -> str:
-    """Hash of the model file, or of every file in a model folder (relative paths and contents, sorted)."""
-    from edgebuild.hashing import hash_path
-
-    return hash_path(path)

@@ -134,8 +134,11 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
 
 def _build_all(request: BuildRequest, plans: list[TargetPlan], progress: Progress,
                cancelled: threading.Event) -> list[TargetResult]:
+    from edgebuild.hashing import hash_path
+
     out_root = request.out or default_out_dir(request.model)
-    cache, keys = _cache_keys(request, plans)
+    model_sha = hash_path(request.model)  # once: the cache key and every report use it
+    cache, keys = _cache_keys(request, plans, model_sha)
     results: dict[str, TargetResult] = {}
     pending = []
     for plan in plans:
@@ -145,7 +148,7 @@ def _build_all(request: BuildRequest, plans: list[TargetPlan], progress: Progres
         else:
             pending.append(plan)
     if pending:
-        shared = _load_shared(request, pending, progress)
+        shared = _load_shared(request, pending, progress, model_sha)
         shared.cancelled = cancelled
         _trace_once(shared, pending)
 
@@ -204,14 +207,13 @@ def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
         shared.float_baseline(baseline_plans[0].profile.model.batch)
 
 
-def _cache_keys(request: BuildRequest, plans: list[TargetPlan]) -> tuple[object | None, dict[str, str]]:
+def _cache_keys(request: BuildRequest, plans: list[TargetPlan], model_sha: str) -> tuple[object | None, dict[str, str]]:
     if not request.use_cache:
         return None, {}
     from edgebuild.cache import BuildCache, build_key, default_cache_dir, stack_fingerprint
     from edgebuild.hashing import hash_path
 
     cache = BuildCache(request.cache_dir or default_cache_dir())
-    model_sha = hash_path(request.model)
     data = {"data": hash_path(request.data) if request.data else None,
             "val_data": hash_path(request.val_data) if request.val_data else None}
     flags = {"random_calibration": request.random_calibration}
@@ -255,8 +257,8 @@ def _mark_cache(folder: Path, key: str, hit: bool) -> None:
     write_json(path, report)
 
 
-def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progress) -> SharedInputs:
-    from edgebuild.model import check_static_shape, load_model, model_sha256
+def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progress, model_sha: str) -> SharedInputs:
+    from edgebuild.model import check_static_shape, load_model
 
     started = time.perf_counter()
     progress.stage_started("*", "load")
@@ -270,7 +272,7 @@ def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progr
             dataset = check_fits(load_dataset(path, model.input_shape, image_range), model.input_shape, str(request.model))
             check_labels(dataset, _num_classes(model))
         datasets.append(dataset)
-    shared = SharedInputs(model=model, model_sha256=model_sha256(request.model), dataset=datasets[0],
+    shared = SharedInputs(model=model, model_sha256=model_sha, dataset=datasets[0],
                           val_dataset=datasets[1])
     progress.stage_finished("*", "load", time.perf_counter() - started, f"{model.format}, input {model.input_shape}")
     return shared
