@@ -20,11 +20,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 from edgebuild import __version__
 from edgebuild.hashing import hash_path
+from edgebuild.versions import package_versions
 
 MANIFEST = "manifest.json"
 KEY_VERSION = 1
@@ -44,12 +44,7 @@ def default_cache_dir() -> Path:
 @lru_cache(maxsize=1)
 def stack_fingerprint() -> dict[str, str]:
     """Versions that change outputs: packages (from metadata, no imports) and external compilers."""
-    versions = {"edgebuild": __version__, "key_version": str(KEY_VERSION)}
-    for package in _PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "absent"
+    versions = {"edgebuild": __version__, "key_version": str(KEY_VERSION), **package_versions(_PACKAGES, "absent")}
     for tool in _TOOLS:
         path = shutil.which(tool)
         if path is None:

@@ -18,14 +18,10 @@ SCHEMA_VERSION = 1
 
 
 def stack_versions() -> dict[str, str]:
-    from importlib import metadata
+    from edgebuild.versions import package_versions
 
-    versions = {"edgebuild": __version__, "python": platform.python_version()}
-    for dist in ("tensorflow", "tf-keras", "ai-edge-litert", "tflite-micro", "numpy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
+    versions = {"edgebuild": __version__, "python": platform.python_version(),
+                **package_versions(("tensorflow", "tf-keras", "ai-edge-litert", "tflite-micro", "numpy"))}
     versions["converter"] = f"TFLiteConverter (tensorflow {versions.get('tensorflow', '?')})"
     return versions
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import typer
@@ -26,13 +25,11 @@ def register(app: typer.Typer) -> None:
 def doctor() -> None:
     """Show what edgebuild can use on this machine (no TensorFlow import)."""
     from edgebuild import __version__
+    from edgebuild.versions import package_versions
 
     typer.echo(f"edgebuild {__version__}")
-    for package in PACKAGES:
-        try:
-            typer.echo(f"  {package:<32} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            typer.echo(f"  {package:<32} not installed")
+    for package, version in package_versions(PACKAGES, "not installed").items():
+        typer.echo(f"  {package:<32} {version}")
     beside_python = str(Path(sys.executable).parent)  # console scripts of this environment, e.g. vela
     for tool, what in TOOLS.items():
         found = shutil.which(tool) or shutil.which(tool, path=beside_python)
