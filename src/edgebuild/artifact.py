@@ -120,6 +120,23 @@ class TfliteArtifact:
         return order if sorted(order) == list(range(len(self.output_indices))) else list(range(len(self.output_indices)))
 
     @cached_property
+    def dynamic_roots(self) -> dict[int, TensorInfo]:
+        """Tensors where a dynamic (-1) dimension starts, keyed by index (computed once per artifact).
+
+        Dynamic shapes spread from the inputs through every op; the rule checks report only where
+        they start, so one cause gives one finding.
+        """
+        producer = {o: op for op in self.ops for o in op.outputs if o >= 0}
+        roots: dict[int, TensorInfo] = {}
+        for tensor in self.tensors:
+            if not tensor.is_dynamic:
+                continue
+            op = producer.get(tensor.index)
+            if op is None or not any(i >= 0 and self.tensors[i].is_dynamic for i in op.inputs):
+                roots[tensor.index] = tensor
+        return roots
+
+    @cached_property
     def macs_per_op(self) -> tuple[int, ...]:
         return tuple(op_macs(self, op) for op in self.ops)
 
@@ -158,30 +175,32 @@ def op_macs(artifact: TfliteArtifact, op: OpInfo) -> int:
 
 _TENSOR_TYPES: dict[int, str] | None = None
 _OP_NAMES: dict[int, str] | None = None
+_ACTIVATIONS: dict[int, str] | None = None
+_PADDINGS: dict[int, str] | None = None
 
 
 def _schema():
-    global _TENSOR_TYPES, _OP_NAMES
+    global _TENSOR_TYPES, _OP_NAMES, _ACTIVATIONS, _PADDINGS
     from ai_edge_litert import schema_py_generated as schema
 
     if _TENSOR_TYPES is None:
         _TENSOR_TYPES = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
         _OP_NAMES = _enum_names(schema.BuiltinOperator)
+        _ACTIVATIONS = _enum_names(schema.ActivationFunctionType)
+        _PADDINGS = _enum_names(schema.Padding)
     return schema
 
 
 def _options_dict(options: Any) -> dict[str, Any]:
     if options is None:
         return {}
-    schema = _schema()
-    activations = _enum_names(schema.ActivationFunctionType)
-    paddings = _enum_names(schema.Padding)
+    _schema()
     result: dict[str, Any] = {}
     for key, value in vars(options).items():
         if key == "fusedActivationFunction":
-            value = activations.get(value, str(value))
+            value = _ACTIVATIONS.get(value, str(value))
         elif key == "padding":
-            value = paddings.get(value, str(value))
+            value = _PADDINGS.get(value, str(value))
         elif isinstance(value, np.ndarray):
             value = value.tolist()
         result[key] = value

@@ -12,9 +12,7 @@ Nothing is ever initialised or invoked, so bogus tensors are harmless.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -66,18 +64,14 @@ def _probe_model(schema, builtin_code: int) -> bytes:
 
 def _load_log(runtime, data: bytes) -> str:
     """Load `data` in TFLM and return what it printed on the C-level stderr."""
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)
+    from edgebuild.native_output import capture_stderr_fd
+
+    with capture_stderr_fd() as log:
         try:
             runtime.Interpreter.from_bytes(data, arena_size=4096)
         except Exception:  # noqa: BLE001 - the failure is expected; the log says why
             pass
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        log.seek(0)
-        return log.read().decode(errors="replace")
+    return log[0]
 
 
 def measure() -> tuple[str, list[str]]:

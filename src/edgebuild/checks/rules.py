@@ -109,20 +109,8 @@ def is_boundary_quantize(artifact: TfliteArtifact, op: OpInfo) -> bool:
 
 
 def dynamic_roots(artifact: TfliteArtifact) -> dict[int, TensorInfo]:
-    """Tensors where a dynamic (-1) dimension starts, keyed by index.
-
-    Dynamic shapes spread from the inputs through every op; reporting only where
-    they start keeps one cause to one finding.
-    """
-    producer: dict[int, OpInfo] = {o: op for op in artifact.ops for o in op.outputs if o >= 0}
-    roots: dict[int, TensorInfo] = {}
-    for tensor in artifact.tensors:
-        if not tensor.is_dynamic:
-            continue
-        op = producer.get(tensor.index)
-        if op is None or not any(i >= 0 and artifact.tensors[i].is_dynamic for i in op.inputs):
-            roots[tensor.index] = tensor
-    return roots
+    """Tensors where a dynamic (-1) dimension starts (see TfliteArtifact.dynamic_roots)."""
+    return artifact.dynamic_roots
 
 
 def dynamic_shape_violations(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:

@@ -6,7 +6,6 @@ environment), so the same model always gives byte-identical sources.
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from importlib import resources
 from string import Template
@@ -229,4 +228,5 @@ def main_cc(tflite_bytes: bytes, artifact: TfliteArtifact, symbol: str) -> str:
 
 
 def _banner(filename: str, tflite_bytes: bytes, artifact: TfliteArtifact) -> str:
-    return banner(filename, hashlib.sha256(tflite_bytes).hexdigest(), len(tflite_bytes), artifact)
+    # write_c_sources checked that artifact.sha256 is these bytes' hash: no need to hash them once per file
+    return banner(filename, artifact.sha256, artifact.size_bytes, artifact)
