@@ -21,7 +21,7 @@ from edgebuild.data import check_fits, check_labels, load_dataset
 from edgebuild.errors import EdgebuildError, GateFailed
 from edgebuild.plan import TargetPlan, make_plan, needs_baseline
 from edgebuild.profiles import Profile, resolve, to_toml
-from edgebuild.report import build_report, render_markdown, write_json
+from edgebuild.report import build_report, first_p50, render_markdown, write_json
 from edgebuild.stages.context import BuildCancelled, Progress, SharedInputs, SilentProgress, TargetContext
 
 
@@ -154,11 +154,10 @@ def _build_all(request: BuildRequest, plans: list[TargetPlan], progress: Progres
 
         def build_one(plan: TargetPlan) -> TargetResult:
             try:
-                result = _build_target(plan, request, shared, out_root, progress)
+                result = _build_target(plan, request, shared, out_root, progress, keys.get(plan.target))
             except EdgebuildError as exc:
                 result = TargetResult(plan.target, out_root / plan.target, {}, error=exc)
             if cache is not None and result.report:
-                _mark_cache(result.out_dir, keys[plan.target], hit=False)
                 cache.store(keys[plan.target], result.out_dir)
             return result
 
@@ -200,15 +199,13 @@ def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
     model = shared.model
     for batch in sorted({plan.profile.model.batch for plan in plans}):
         model.concrete_function(batch)  # type: ignore[attr-defined]
-    if any(plan.profile.validation.enabled for plan in plans) and shared.dataset is not None:
-        model.concrete_function(None)  # type: ignore[attr-defined]
     baseline_plans = [plan for plan in plans if needs_baseline(plan.profile)]
     if baseline_plans:
         shared.float_baseline(baseline_plans[0].profile.model.batch)
 
 
 def _cache_keys(request: BuildRequest, plans: list[TargetPlan], model_sha: str) -> tuple[object | None, dict[str, str]]:
-    if not request.use_cache:
+    if not request.use_cache or request.bench_device is not None:  # device numbers are measured fresh each time
         return None, {}
     from edgebuild.cache import BuildCache, build_key, default_cache_dir, stack_fingerprint
     from edgebuild.hashing import hash_path
@@ -237,8 +234,9 @@ def _restore_cached(cache: object | None, key: str | None, plan: TargetPlan, req
     work_dir = out_root / f".{plan.target}.partial"
     shutil.rmtree(work_dir, ignore_errors=True)
     cache.restore(entry, work_dir)  # type: ignore[attr-defined]
-    _mark_cache(work_dir, key, hit=True)
     report = json.loads((work_dir / "report.json").read_text())
+    report["cache"] = {"hit": True, "key": key}
+    write_json(work_dir / "report.json", report)
     final_dir = out_root / plan.target
     _move_into_place(work_dir, final_dir)
     progress.stage_finished(plan.target, "cached", time.perf_counter() - started, f"restored {key[:12]}")
@@ -247,14 +245,6 @@ def _restore_cached(cache: object | None, key: str | None, plan: TargetPlan, req
     if validation is not None and not validation["passed"] and request.gates:
         result.error = GateFailed(_gate_message(plan.target, final_dir, validation))
     return result
-
-
-def _mark_cache(folder: Path, key: str, hit: bool) -> None:
-    """Record in report.json whether this folder was built or restored, and under which key."""
-    path = folder / "report.json"
-    report = json.loads(path.read_text())
-    report["cache"] = {"hit": hit, "key": key}
-    write_json(path, report)
 
 
 def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progress, model_sha: str) -> SharedInputs:
@@ -266,11 +256,12 @@ def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progr
     check_static_shape(model)
     image_range = plans[0].profile.data.image_range
     datasets = []
+    classes = _num_classes(model) if request.data or request.val_data else None  # traces the any-batch function
     for path in (request.data, request.val_data):
         dataset = None
         if path is not None:
             dataset = check_fits(load_dataset(path, model.input_shape, image_range), model.input_shape, str(request.model))
-            check_labels(dataset, _num_classes(model))
+            check_labels(dataset, classes)
         datasets.append(dataset)
     shared = SharedInputs(model=model, model_sha256=model_sha, dataset=datasets[0],
                           val_dataset=datasets[1])
@@ -289,7 +280,7 @@ def _num_classes(model: object) -> int | None:
 
 
 def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs, out_root: Path,
-                  progress: Progress) -> TargetResult:
+                  progress: Progress, cache_key: str | None = None) -> TargetResult:
     """Run one target's stages in a hidden folder, then move it into place."""
     profile = plan.profile
     final_dir = out_root / profile.name
@@ -299,7 +290,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
     work_dir.mkdir()
     ctx = TargetContext(profile=profile, shared=shared, work_dir=work_dir, progress=progress)
     try:
-        report = _run_stages(ctx, request)
+        report = _run_stages(ctx, request, cache_key)
         if shared.cancelled.is_set():
             raise BuildCancelled()
         _move_into_place(work_dir, final_dir)
@@ -313,7 +304,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
     return result
 
 
-def _run_stages(ctx: TargetContext, request: BuildRequest) -> dict:
+def _run_stages(ctx: TargetContext, request: BuildRequest, cache_key: str | None) -> dict:
     """The plan's stages in order; returns the report (also written into the work folder)."""
     from edgebuild.converters.ptq import convert, trace_keras
     from edgebuild.stages import compile as compile_stage
@@ -364,11 +355,11 @@ def _run_stages(ctx: TargetContext, request: BuildRequest) -> dict:
     if profile.benchmark.enabled:
         with ctx.stage("benchmark") as note:
             benchmark = measure.benchmark(ctx, artifact_path)
-            note.append(f"p50 {measure.first_p50(benchmark):.3f} ms")
+            note.append(f"p50 {first_p50(benchmark) or 0.0:.3f} ms")
         if request.bench_device is not None:
             with ctx.stage("device") as note:
                 device = benchmark["device"] = measure.bench_device(ctx, artifact_path, request.bench_device)
-                note.append(f"p50 {measure.first_p50(device):.3f} ms on {device.get('device', {}).get('cpu', '?')}"
+                note.append(f"p50 {first_p50(device) or 0.0:.3f} ms on {device.get('device', {}).get('cpu', '?')}"
                             if "error" not in device else f"FAILED: {device['error']['type']}")
     emitted: list[str] = []
     flash = None
@@ -395,6 +386,8 @@ def _run_stages(ctx: TargetContext, request: BuildRequest) -> dict:
         if training is not None:
             report["training"] = training
         report.update(passes)
+        if cache_key is not None:
+            report["cache"] = {"hit": False, "key": cache_key}
         if profile.mcu.c_array:
             report["flash"] = flash or emit.NO_CROSS_COMPILER
         (work_dir / "profile.resolved.toml").write_text(to_toml(profile))

@@ -50,7 +50,7 @@ def build(
                                             benchmark_model=benchmark_model)
     request = BuildRequest(
         model=model, targets=tuple(target), data=data, val_data=val_data, out=out, overrides=tuple(set_),
-        random_calibration=calibration == "random", gates=not no_gates, use_cache=not no_cache and device_options is None, cache_dir=cache_dir, jobs=jobs,
+        random_calibration=calibration == "random", gates=not no_gates, use_cache=not no_cache, cache_dir=cache_dir, jobs=jobs,
         bench_device=device_options,
     )
     results = run_build(request, StageProgress())
