@@ -99,7 +99,7 @@ def _summary_ms(times_ns: np.ndarray) -> dict[str, float]:
 
 
 def benchmark(
-    model_path: Path | str,
+    model_path: Path | str | bytes,
     threads: int = 1,
     runs: int = 100,
     warmup: int = 10,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +53,8 @@ def never_slower(ctx: TargetContext, result: dict, inputs: np.ndarray | None) ->
     key = (threads, bench.runs)
     with shared.lock:
         if key not in shared.float_latency:
-            with tempfile.NamedTemporaryFile(suffix=".tflite") as handle:
-                handle.write(shared.float_blob)
-                handle.flush()
-                shared.float_latency[key] = run_benchmark(Path(handle.name), threads=threads, runs=bench.runs,
-                                                          warmup=bench.warmup, inputs=inputs)["p50_ms"]
+            shared.float_latency[key] = run_benchmark(shared.float_blob, threads=threads, runs=bench.runs,
+                                                      warmup=bench.warmup, inputs=inputs)["p50_ms"]
         float_p50 = shared.float_latency[key]
     p50 = result["threads"][str(threads)]["p50_ms"]
     ratio = p50 / float_p50 if float_p50 > 0 else None
@@ -81,9 +77,3 @@ def bench_device(ctx: TargetContext, artifact_path: Path, options: object) -> di
                                                  "message": str(exc)}}
     result["artifact"] = path.name
     return result
-
-
-def first_p50(benchmark_result: dict) -> float:
-    runs = benchmark_result.get("threads", {})
-    first = next(iter(runs.values()), {})
-    return float(first.get("p50_ms") or first.get("mean_ms") or 0.0)

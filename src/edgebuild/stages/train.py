@@ -100,9 +100,6 @@ def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[by
 
 def _unpruned_artifact(ctx: TargetContext) -> dict:
     """Size and latency of the unpruned model with the same scheme, so the report shows what pruning bought."""
-    import tempfile
-    from pathlib import Path
-
     from edgebuild.bench import benchmark
     from edgebuild.converters.ptq import convert
 
@@ -110,9 +107,6 @@ def _unpruned_artifact(ctx: TargetContext) -> dict:
     blob = convert(model.concrete_function(profile.model.batch), model.keep_alive, profile.quantization, ctx.calibration)
     block: dict = {"size_bytes": len(blob)}
     if profile.benchmark.enabled:
-        with tempfile.NamedTemporaryFile(suffix=".tflite") as handle:
-            handle.write(blob)
-            handle.flush()
-            block["p50_ms"] = benchmark(Path(handle.name), threads=profile.benchmark.threads[0],
-                                        runs=profile.benchmark.runs, warmup=profile.benchmark.warmup)["p50_ms"]
+        block["p50_ms"] = benchmark(blob, threads=profile.benchmark.threads[0], runs=profile.benchmark.runs,
+                                    warmup=profile.benchmark.warmup)["p50_ms"]
     return block
