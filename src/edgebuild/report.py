@@ -97,8 +97,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def _kib(n: int | float | None) -> str:
+def kib(n: int | float | None) -> str:
     return "-" if n is None else f"{n / 1024:,.1f} KiB"
+
+
+def first_p50(benchmark: dict | None) -> float | None:
+    """p50 of the first thread count measured (the mean where a tool reports no median, e.g. benchmark_model)."""
+    first = next(iter(((benchmark or {}).get("threads") or {}).values()), None)
+    if not first:
+        return None
+    value = first.get("p50_ms") or first.get("mean_ms")
+    return float(value) if value is not None else None
 
 
 def render_markdown(report: dict) -> str:
@@ -110,10 +119,10 @@ def render_markdown(report: dict) -> str:
     lines.append("")
     lines += ["| | |", "|---|---|"]
     lines.append(f"| Model | `{report['model']['path']}` ({report['model']['format']}) |")
-    size_text = _kib(art["size_bytes"])
+    size_text = kib(art["size_bytes"])
     float_ref = report.get("float_reference") or {}
     if float_ref.get("size_bytes"):
-        size_text += f" ({art['size_bytes'] / float_ref['size_bytes']:.2f}x the float32 model, {_kib(float_ref['size_bytes'])})"
+        size_text += f" ({art['size_bytes'] / float_ref['size_bytes']:.2f}x the float32 model, {kib(float_ref['size_bytes'])})"
     lines.append(f"| Artifact | `{art['path']}`, {size_text} |")
     for io_name in ("inputs", "outputs"):
         for t in art[io_name]:
@@ -121,7 +130,7 @@ def render_markdown(report: dict) -> str:
             lines.append(f"| {io_name[:-1].capitalize()} `{t['name']}` | {t['dtype']} {t['shape']}{quant} |")
     lines.append(f"| Ops | {', '.join(f'{k} x{v}' for k, v in art['ops'].items())} |")
     lines.append(f"| MACs | {art['macs']:,} |")
-    lines.append(f"| Weights | {', '.join(f'{k}: {_kib(v)}' for k, v in art['weight_bytes_by_dtype'].items())} |")
+    lines.append(f"| Weights | {', '.join(f'{k}: {kib(v)}' for k, v in art['weight_bytes_by_dtype'].items())} |")
     lines += _pruning_md(report)
     lines += _training_md(report.get("training"))
     lines += _compile_md(report.get("compile"))
@@ -142,8 +151,7 @@ def _pruning_md(report: dict) -> list[str]:
     if pruning:
         before, after = pruning["before"], pruning["after"]
         art_before = pruning.get("artifact_before") or {}
-        threads = (report.get("benchmark") or {}).get("threads") or {}
-        p50_after = next(iter(threads.values()), {}).get("p50_ms")
+        p50_after = first_p50(report.get("benchmark"))
         acc = pruning.get("accuracy") or {}
         lines += ["", f"## Structured pruning ({pruning['ratio']:.0%} by {pruning['criterion']}, recovered by "
                       f"{pruning.get('recovery')})", "",
@@ -152,7 +160,7 @@ def _pruning_md(report: dict) -> list[str]:
                   f"| MACs | {before['macs']:,} | {after['macs']:,} | {pruning['mac_reduction']:.2f}x |"]
         if art_before.get("size_bytes"):
             size_after = report["artifact"]["size_bytes"]
-            lines.append(f"| .tflite | {_kib(art_before['size_bytes'])} | {_kib(size_after)} | "
+            lines.append(f"| .tflite | {kib(art_before['size_bytes'])} | {kib(size_after)} | "
                          f"{art_before['size_bytes'] / size_after:.2f}x |")
         if art_before.get("p50_ms") and p50_after:
             lines.append(f"| p50 latency (this host) | {art_before['p50_ms']:.3f} ms | {p50_after:.3f} ms | "
@@ -199,13 +207,13 @@ def _compile_md(compiled: dict | None) -> list[str]:
             lines.append(f"- Edge TPU: {edgetpu['message']}")
         else:
             lines.append(f"- Edge TPU (edgetpu_compiler {edgetpu.get('compiler_version')}): {edgetpu.get('ops_mapped_edgetpu')} "
-                         f"of {edgetpu.get('total_ops')} ops mapped; on-chip memory {_kib(edgetpu.get('on_chip_memory_bytes'))}, "
-                         f"off-chip {_kib(edgetpu.get('off_chip_memory_bytes'))}; `model_edgetpu.tflite`")
+                         f"of {edgetpu.get('total_ops')} ops mapped; on-chip memory {kib(edgetpu.get('on_chip_memory_bytes'))}, "
+                         f"off-chip {kib(edgetpu.get('off_chip_memory_bytes'))}; `model_edgetpu.tflite`")
     vela = compiled.get("vela")
     if vela is not None:
         lines.append(f"- Arm Vela ({vela.get('accelerator')}, {vela.get('system_config')}, {vela.get('memory_mode')}): "
-                     f"{vela.get('npu_ops')} NPU / {vela.get('cpu_ops')} CPU ops, SRAM {_kib(vela.get('sram_bytes'))}, "
-                     f"off-chip flash {_kib(vela.get('off_chip_flash_bytes'))}, {vela.get('macs', 0):,} MACs, "
+                     f"{vela.get('npu_ops')} NPU / {vela.get('cpu_ops')} CPU ops, SRAM {kib(vela.get('sram_bytes'))}, "
+                     f"off-chip flash {kib(vela.get('off_chip_flash_bytes'))}, {vela.get('macs', 0):,} MACs, "
                      f"{vela.get('cycles_total', 0):,} cycles (~{vela.get('inference_time_ms', 0):.3f} ms estimated); "
                      "`model_vela.tflite` (the C array is made from it)")
     return lines

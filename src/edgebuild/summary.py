@@ -11,20 +11,20 @@ import json
 import os
 from pathlib import Path
 
+from edgebuild.report import first_p50
+
 
 def _rows(reports: dict[str, dict]) -> list[dict]:
     rows = []
     for target, report in reports.items():
         accuracy = (report.get("validation") or {}).get("accuracy") or {}
-        threads = (report.get("benchmark") or {}).get("threads") or {}
-        first = next(iter(threads.values()), {})
         rows.append({
             "target": target,
             "size_kib": report["artifact"]["size_bytes"] / 1024,
             "float_kib": ((report.get("float_reference") or {}).get("size_bytes") or 0) / 1024,
             "top1": accuracy.get("artifact_top1"),
             "float_top1": accuracy.get("reference_top1"),
-            "p50_ms": first.get("p50_ms"),
+            "p50_ms": first_p50(report.get("benchmark")),
             "passed": (report.get("validation") or {}).get("passed", True),
         })
     return rows

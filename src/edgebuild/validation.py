@@ -114,7 +114,7 @@ def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, liter
     except ArtifactError as exc:  # TFLM refused or crashed: a failed check, with the artifact kept for inspection
         return {"measured_bytes": None, "error": str(exc)}, {"name": "TFLite Micro", "passed": False, "summary": str(exc)}
     margin = profile.mcu.arena_margin
-    recommended = round_up(int(measured * (1.0 + margin)), 16)
+    recommended = recommended_arena(measured, margin)
     arena = {"measured_bytes": measured, "margin": margin, "recommended_bytes": recommended,
              "note": "measured by the TFLite Micro interpreter's own allocation record (reference kernels); "
                      "the margin covers optimized platform kernels (e.g. CMSIS-NN scratch buffers)"}
@@ -146,6 +146,11 @@ def _quantization_steps(a: np.ndarray, b: np.ndarray, artifact: TfliteArtifact) 
         return None
     diff = np.abs(a.astype(np.float64) - b) / scale[0]
     return {"max": float(diff.max()) if diff.size else 0.0, "mean": float(diff.mean()) if diff.size else 0.0}
+
+
+def recommended_arena(measured_bytes: int, margin: float) -> int:
+    """The arena to declare: the measured need plus the safety margin, 16-byte aligned."""
+    return round_up(int(measured_bytes * (1.0 + margin)), 16)
 
 
 def round_up(value: int, multiple: int) -> int:

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgebuild.native_output import TerminalStream
+from edgebuild.report import first_p50, kib
 
 # Tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
@@ -29,10 +30,6 @@ class StageProgress:
         err.print(text)
 
 
-def kib(n: float | None) -> str:
-    return "-" if n is None else f"{n / 1024:,.1f} KiB"
-
-
 def build_summary(results: list) -> Table:
     table = Table(title="edgebuild results", title_justify="left")
     for column in ("target", "size", "vs fp32", "I/O", "top-1 (vs float)", "agree", "p50", "arena", "status", "artifact"):
@@ -52,10 +49,8 @@ def build_summary(results: list) -> Table:
         if acc.get("artifact_top1") is not None:
             accuracy = f"{100 * acc['artifact_top1']:.1f}% ({100 * (acc['artifact_top1'] - acc['reference_top1']):+.1f})"
         agreement = f"{100 * acc['agreement']:.1f}%" if acc.get("agreement") is not None else "-"
-        p50 = "-"
-        threads = (rep.get("benchmark") or {}).get("threads", {})
-        if threads:
-            p50 = f"{next(iter(threads.values()))['p50_ms']:.3f} ms"
+        p50_ms = first_p50(rep.get("benchmark"))
+        p50 = f"{p50_ms:.3f} ms" if p50_ms is not None else "-"
         arena = (rep.get("validation") or {}).get("arena", {}).get("measured_bytes")
         status = "[green]ok[/green]" if r.passed else "[red]FAILED[/red]"
         table.add_row(r.target, kib(art["size_bytes"]), ratio, io, accuracy, agreement, p50, kib(arena) if arena else "-",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgebuild.artifact import TfliteArtifact, parse_artifact
 from edgebuild.profiles import Profile
-from edgebuild.validation import round_up
+from edgebuild.validation import recommended_arena
 
 NO_CROSS_COMPILER = {"measured": False,
                      "reason": "arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"}
@@ -26,7 +26,7 @@ def emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Pa
         blob = (work_dir / vela["files"]["model"]).read_bytes()
         artifact = parse_artifact(blob, source=vela["files"]["model"])
         if vela.get("sram_bytes"):
-            arena = round_up(int(vela["sram_bytes"] * (1.0 + profile.mcu.arena_margin)), 16)
+            arena = recommended_arena(vela["sram_bytes"], profile.mcu.arena_margin)
     options = CSourceOptions(symbol=profile.mcu.symbol, xxd_names=profile.mcu.xxd_names, arena_bytes=arena)
     paths = write_c_sources(blob, artifact, work_dir / "c", options)
     flash = None
