@@ -31,7 +31,7 @@ def convert(concrete_function: Any, keep_alive: Any, quant: QuantizationSection,
             return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         raise ConversionError(
-            f"The TFLite converter failed for scheme '{quant.scheme}': {_summary(exc)}. "
+            f"The TFLite converter failed for scheme '{quant.scheme}': {conversion_error_summary(exc)}. "
             "If an op is not supported with this scheme, try another target or scheme "
             "(e.g. --set quantization.scheme=dynamic), or replace the op in the model."
         ) from None
@@ -76,7 +76,7 @@ def _representative(samples: np.ndarray) -> Iterator[list[np.ndarray]]:
         yield [sample[None, ...].astype(np.float32)]
 
 
-def _summary(exc: BaseException) -> str:
+def conversion_error_summary(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
     return (errors or lines or [type(exc).__name__])[0][:400]

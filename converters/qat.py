@@ -50,12 +50,9 @@ class LayerAudit:
 
 
 def _tfmot() -> Any:
-    from edgebuild._tf import tf_keras
+    from edgebuild._tf import tfmot
 
-    tf_keras()
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot
+    return tfmot()
 
 
 def audit_layers(keras_model: Any) -> list[LayerAudit]:
@@ -254,10 +251,10 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
             f"quantization.method = 'qat' produces full-integer int8 models, but scheme = '{quant.scheme}'. "
             "Use --set quantization.scheme=int8, or --set quantization.method=ptq for other schemes."
         )
+    from edgebuild.converters.ptq import conversion_error_summary, trace_keras
+
     shape = (batch, *tuple(qat_model.inputs[0].shape)[1:])
-    spec = tensorflow.TensorSpec(shape, tensorflow.float32, name="input")
-    function = tensorflow.function(lambda x: qat_model(x, training=False), input_signature=[spec], autograph=False)
-    converter = tensorflow.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], qat_model)
+    converter = tensorflow.lite.TFLiteConverter.from_concrete_functions([trace_keras(qat_model, shape)], qat_model)
     converter.optimizations = [tensorflow.lite.Optimize.DEFAULT]
     if calibration is not None and len(calibration):
         converter.target_spec.supported_ops = [tensorflow.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -269,10 +266,8 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
     try:
         blob = bytes(converter.convert())
     except Exception as exc:  # the converter raises many types
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        errors = [line for line in lines if "error" in line.lower()]
         raise ConversionError(
-            f"The TFLite converter failed on the QAT model: {(errors or lines or [type(exc).__name__])[0][:400]}. "
+            f"The TFLite converter failed on the QAT model: {conversion_error_summary(exc)}. "
             "Fall back to post-training quantization with --set quantization.method=ptq."
         ) from None
     float_ops = _float_ops(blob)
@@ -332,7 +327,7 @@ def run_qat(keras_model: Any, train: tuple[np.ndarray, np.ndarray | None],
             f"quantization.method = 'qat' produces full-integer int8 models, but scheme = '{quant.scheme}'. "
             "Use --set quantization.scheme=int8, or --set quantization.method=ptq for other schemes."
         )
-    check_training_data(train, val, num_classes_of(keras_model), training.batch_size)
+    check_training_data(train, val, num_classes_of(keras_model))
     audit = audit_layers(keras_model)
     qat_model = quantize_aware(precision.to_float32(keras_model), audit)
     section = training.model_copy(update={"mixed_precision": "off"}) if training.mixed_precision != "off" else training
