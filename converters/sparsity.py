@@ -85,12 +85,9 @@ class SparsityOptions:
 
 
 def _tfmot() -> Any:
-    from edgebuild._tf import tf_keras
+    from edgebuild._tf import tfmot
 
-    tf_keras()
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot
+    return tfmot()
 
 
 def wrap(model: Any, options: SparsityOptions, steps_per_epoch: int) -> tuple[Any, list[str], list[str]]:
@@ -146,7 +143,6 @@ def wrap(model: Any, options: SparsityOptions, steps_per_epoch: int) -> tuple[An
     if not wrapped:
         raise UnsupportedError(f"No layer of {model.name} can be made sparse (TFMOT prunes "
                                f"{', '.join(sorted(eligible))}); nothing to do.")
-    _attach_step_callback(wrapped_model, sparsity)
     return wrapped_model, wrapped, skipped
 
 
@@ -157,16 +153,6 @@ def _copy_weights(model: Any, wrapped_model: Any) -> None:
         target = getattr(layer, "layer", layer)
         if source.get(target.name):
             target.set_weights(source[target.name])
-
-
-def _attach_step_callback(model: Any, sparsity: Any) -> None:
-    """Every `fit` of this model runs UpdatePruningStep (the schedule's clock) before other callbacks."""
-    original_fit = model.fit
-
-    def fit(*args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
-        return original_fit(*args, callbacks=[sparsity.UpdatePruningStep(), *(callbacks or [])], **kwargs)
-
-    model.fit = fit
 
 
 def strip(model: Any) -> Any:
@@ -197,11 +183,12 @@ def gzip_size(blob: bytes) -> int:
 
 
 def float_tflite(model: Any) -> bytes:
-    from edgebuild._tf import tf
-    from edgebuild.native_output import capture_fds
+    """A plain float32 conversion (dense size: sparsity only shows once compressed)."""
+    from edgebuild.converters.ptq import convert, trace_keras
+    from edgebuild.profiles.schema import QuantizationSection
 
-    with capture_fds(1, 2):
-        return bytes(tf().lite.TFLiteConverter.from_keras_model(model).convert())
+    shape = (1, *tuple(model.inputs[0].shape)[1:])
+    return convert(trace_keras(model, shape), model, QuantizationSection(scheme="none"), None)
 
 
 @dataclass
@@ -235,24 +222,23 @@ class SparsityOutcome:
 
 def run_sparsity(model: Any, train: tuple[np.ndarray, np.ndarray | None],
                  val: tuple[np.ndarray, np.ndarray | None] | None, pruning: Any, training: Any, seed: int = 0,
-                 progress: Any = None, measure_sizes: bool = True) -> SparsityOutcome:
+                 progress: Any = None) -> SparsityOutcome:
     """The sparsity stage: wrap, fine-tune with `train.fit` (schedule driven per step), strip, measure."""
     from edgebuild.converters.train import check_training_data, fit, num_classes_of
 
     options = pruning if isinstance(pruning, SparsityOptions) else SparsityOptions.from_section(pruning)
-    check_training_data(train, val, num_classes_of(model), training.batch_size)
+    check_training_data(train, val, num_classes_of(model))
     steps_per_epoch = math.ceil(len(train[0]) / training.batch_size)
     wrapped, names, skipped = wrap(model, options, steps_per_epoch)
     section = training.model_copy(update={"mixed_precision": "off"}) \
         if getattr(training, "mixed_precision", "off") != "off" else training
-    result = fit(wrapped, train, val, section, progress=progress, seed=seed)
+    result = fit(wrapped, train, val, section, progress=progress, seed=seed,
+                 callbacks=(_tfmot().sparsity.keras.UpdatePruningStep(),))  # the sparsity schedule's clock
     _final_mask(wrapped)
     stripped = strip(wrapped)
-    sizes = {}
-    if measure_sizes:
-        dense, sparse = float_tflite(model), float_tflite(stripped)
-        sizes = {"dense_tflite_bytes": len(dense), "dense_gzip_bytes": gzip_size(dense),
-                 "sparse_tflite_bytes": len(sparse), "sparse_gzip_bytes": gzip_size(sparse)}
+    dense, sparse = float_tflite(model), float_tflite(stripped)
+    sizes = {"dense_tflite_bytes": len(dense), "dense_gzip_bytes": gzip_size(dense),
+             "sparse_tflite_bytes": len(sparse), "sparse_gzip_bytes": gzip_size(sparse)}
     return SparsityOutcome(stripped, options, names, measured_sparsity(stripped), sizes, result, skipped)
 
 

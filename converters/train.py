@@ -48,7 +48,7 @@ class TrainingResult:
 
 
 def check_training_data(train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
-                        num_classes: int | None, batch_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                        num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Labels present, integer class ids in range, enough samples: DataError otherwise. Returns (train_y, val_y)."""
     x, y = train
     if y is None:
@@ -123,18 +123,19 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
 
 def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
         section: Any, loss: Any = None, progress: Progress | None = None, seed: int = 0,
-        optimizer: str | None = None) -> TrainingResult:
+        optimizer: str | None = None, callbacks: tuple[Any, ...] = ()) -> TrainingResult:
     """Train `model` (a tf_keras model) in place; see the module doc. `section` is a TrainingSection.
 
     `loss` defaults to sparse categorical cross-entropy, from logits unless the
     model already outputs probabilities. `optimizer` overrides `section.optimizer`.
+    `callbacks` run before the best-weights tracker (e.g. TFMOT's UpdatePruningStep).
     """
     from edgebuild._tf import tf_keras
     from edgebuild.converters import precision
 
     keras2 = tf_keras()
     x = np.asarray(train[0], dtype=np.float32)
-    y, val_y = check_training_data(train, val, num_classes_of(model), section.batch_size)
+    y, val_y = check_training_data(train, val, num_classes_of(model))
     val_x = None if val is None else np.asarray(val[0], dtype=np.float32)
     opt_name = optimizer or getattr(section, "optimizer", "adam")
 
@@ -153,7 +154,7 @@ def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.n
     started = time.perf_counter()
     trained.fit(
         x, y, validation_data=None if val_x is None else (val_x, val_y),
-        epochs=section.epochs, batch_size=section.batch_size, shuffle=True, verbose=0, callbacks=[tracker],
+        epochs=section.epochs, batch_size=section.batch_size, shuffle=True, verbose=0, callbacks=[*callbacks, tracker],
     )
     seconds = time.perf_counter() - started
     if tracker.best_weights is not None:
