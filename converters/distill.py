@@ -211,7 +211,7 @@ def make_student(teacher: Any, spec: Any, pruned: Any = None, round_to: int = 1)
         student = prune_structured(teacher, options, copy_weights=False).model
         what = f"a width x{factor:g} copy of the teacher (fresh weights)"
     elif isinstance(spec, str):
-        student, what = load_keras(spec, "student"), f"student model {spec}"
+        student, what = load_keras(spec), f"student model {spec}"
     else:
         raise ProfileError(f"distillation.student = {spec!r} is not understood; use 'pruned', 'width:0.5' or a "
                            "path to a .keras/.h5 model.")
@@ -219,7 +219,7 @@ def make_student(teacher: Any, spec: Any, pruned: Any = None, round_to: int = 1)
     return student, what
 
 
-def load_keras(path: Any, role: str) -> Any:
+def load_keras(path: Any) -> Any:
     """A tf_keras model from a path (Keras 3 files through the bridge)."""
     from pathlib import Path
 

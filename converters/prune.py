@@ -487,8 +487,6 @@ def _rebuild(keras2: Any, model: Any, nodes: list[_Node], inputs: list[tuple[str
         config = copy.deepcopy(node.config)
         if kind in PRODUCERS:
             config["units" if kind == "Dense" else "filters"] = int(len(out_pos))
-        if kind == "Reshape":
-            pass  # its input channels are fixed, so its target shape still fits
         new_layer = type(layer).from_config(config)
         args = [tensors[ref] for ref in node.inputs]
         call_input = args[0] if len(args) == 1 and kind not in TIES | {"Concatenate"} else args
@@ -496,9 +494,6 @@ def _rebuild(keras2: Any, model: Any, nodes: list[_Node], inputs: list[tuple[str
         if copy_weights and layer.weights:
             ins = [_positions_kept(ids, kept, fixed) for ids in in_ids]
             pending.append((new_layer, _sliced_weights(node, ins, out_pos, in_ids)))
-        elif not copy_weights and kind in CHANNELWISE and layer.weights:
-            # a fresh copy keeps fresh init, but BatchNormalization statistics start neutral anyway
-            pass
     new_model = keras2.Model([tensors[r] for r in inputs] if len(inputs) > 1 else tensors[inputs[0]],
                              [tensors[r] for r in outputs] if len(outputs) > 1 else tensors[outputs[0]],
                              name=f"{model.name}_pruned")

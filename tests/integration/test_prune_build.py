@@ -22,7 +22,8 @@ def test_pruned_and_distilled_mcu_build(keras2_cnn, digits_data, tmp_path: Path)
     pruning = report["pruning"]
     assert pruning["recovery"] == "distill"
     assert pruning["after"]["macs"] * 2 <= pruning["before"]["macs"]
-    assert pruning["channels"]["conv2d"] == [8, 4] and pruning["channels"]["conv2d_1"] == [16, 8]
+    # layer names depend on what the session built first; the two convs go 8 -> 4 and 16 -> 8
+    assert sorted(c for c in pruning["channels"].values() if c[0] != c[1]) == [[8, 4], [16, 8]]
     assert report["artifact"]["size_bytes"] < pruning["artifact_before"]["size_bytes"]
     # the artifact really is narrower: the first conv has 4 filters now
     artifact = read_artifact(tmp_path / "mcu" / "model.tflite")

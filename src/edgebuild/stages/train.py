@@ -35,7 +35,7 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
     if distillation.enabled and distillation.teacher != "original":
         from edgebuild.converters.distill import load_keras
 
-        teacher = load_keras(distillation.teacher, "teacher")
+        teacher = load_keras(distillation.teacher)
     if pruning.kind == "structured":
         from edgebuild.converters.prune import run_structured_pruning
 
