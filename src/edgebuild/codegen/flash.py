@@ -7,12 +7,13 @@ and `libnewlib-arm-none-eabi`), so the report can say "not measured" instead of 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
+from edgebuild.compilers._process import run_tool
 from edgebuild.errors import ExternalToolError
 
 CORTEX_M_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c++17", "-fno-exceptions", "-fno-rtti")
+COMPILE_TIMEOUT_S = 600  # a multi-megabyte array takes seconds per MB to parse
 _INSTALL_HINT = "Install it with `apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi` (or `make install`)."
 
 
@@ -26,7 +27,7 @@ def compile_for_cortex_m(model_data_cc: Path, workdir: Path) -> Path | None:
     workdir.mkdir(parents=True, exist_ok=True)
     obj = workdir / (source.stem + ".o")
     cmd = [compiler, *CORTEX_M_FLAGS, "-I", str(source.parent), "-c", str(source), "-o", str(obj)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = run_tool(cmd, COMPILE_TIMEOUT_S, "arm-none-eabi-g++")
     if result.returncode != 0:
         raise ExternalToolError(
             f"arm-none-eabi-g++ could not compile {source} (exit {result.returncode}):\n"
@@ -40,7 +41,7 @@ def object_sizes(object_path: Path) -> dict[str, int] | None:
     tool = shutil.which("arm-none-eabi-size")
     if tool is None:
         return None
-    result = subprocess.run([tool, "--format=berkeley", str(object_path)], capture_output=True, text=True)
+    result = run_tool([tool, "--format=berkeley", str(object_path)], 60, "arm-none-eabi-size")
     if result.returncode != 0:
         raise ExternalToolError(
             f"arm-none-eabi-size could not read {object_path} (exit {result.returncode}): "
