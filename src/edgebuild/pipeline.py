@@ -372,7 +372,7 @@ def _run_stages(ctx: TargetContext, request: BuildRequest, cache_key: str | None
         vela = compiled.get("vela")
         if vela is not None:  # the NPU build: Vela's own SRAM and flash figures decide the budgets
             add_budget_check(validation, artifact, profile, vela.get("off_chip_flash_bytes") or None,
-                             ram_bytes=vela.get("sram_bytes"))
+                             ram_bytes=vela.get("sram_bytes"), flash_source="from Vela")
         else:
             add_budget_check(validation, artifact, profile, flash["text_bytes"] + flash["data_bytes"] if flash else None)
     with ctx.stage("report"):

@@ -54,13 +54,13 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
 
 
 def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, flash_bytes: int | None,
-                     ram_bytes: int | None = None) -> None:
+                     ram_bytes: int | None = None, flash_source: str = "measured with arm-none-eabi-size") -> None:
     """Append the budget check and update `passed`.
 
     Flash: measured from the compiled C array (or Vela's flash figure) when available, else the model bytes.
     RAM: `ram_bytes` when a compiler reported it (Vela's SRAM), else the recommended arena plus the I/O.
     """
-    budget = _budget_check(artifact, profile, result.get("arena"), flash_bytes, ram_bytes)
+    budget = _budget_check(artifact, profile, result.get("arena"), flash_bytes, ram_bytes, flash_source)
     if budget is not None:
         result["checks"].append(budget)
         result["passed"] = all(c["passed"] for c in result["checks"])
@@ -163,14 +163,14 @@ def io_bytes(artifact: TfliteArtifact) -> int:
 
 
 def _budget_check(artifact: TfliteArtifact, profile: Profile, arena: dict | None, flash_bytes: int | None,
-                  ram_bytes: int | None = None) -> dict | None:
+                  ram_bytes: int | None, flash_source: str) -> dict | None:
     """Flash: the model bytes (or the measured object size); RAM: recommended arena plus one copy of the I/O."""
     budget = profile.budget
     if budget.flash is None and budget.ram is None:
         return None
     problems, parts = [], []
     flash_used = flash_bytes or artifact.size_bytes
-    flash_source = ("from Vela" if ram_bytes is not None else "measured with arm-none-eabi-size") if flash_bytes else "model bytes"
+    flash_source = flash_source if flash_bytes else "model bytes"
     if budget.flash is not None:
         parts.append(f"flash {flash_used:,} / {budget.flash:,} bytes ({flash_source})")
         if flash_used > budget.flash:
