@@ -24,10 +24,10 @@ def convert(concrete_function: Any, keep_alive: Any, quant: QuantizationSection,
     tensorflow = tf()
     converter = tensorflow.lite.TFLiteConverter.from_concrete_functions([concrete_function], keep_alive)
     _configure(converter, tensorflow, quant, calibration)
-    from edgebuild.native_output import capture_fds
+    from edgebuild.native_output import capture_native
 
     try:
-        with capture_fds(1, 2):  # the converter's C++ logs would bury the progress lines
+        with capture_native():  # the converter's C++ logs would bury the progress lines
             return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         raise ConversionError(

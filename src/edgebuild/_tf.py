@@ -26,10 +26,10 @@ def tf() -> ModuleType:
 
     _prepare_environment()
     if "tensorflow" not in sys.modules:
-        from edgebuild.native_output import capture_fds
+        from edgebuild.native_output import capture_native
 
         # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) goes straight to fd 2.
-        with capture_fds(2) as startup_log:
+        with capture_native() as startup_log:
             try:
                 import tensorflow
 

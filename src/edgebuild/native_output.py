@@ -25,13 +25,12 @@ _saved: dict[int, int] = {}
 
 
 @contextmanager
-def capture_fds(*fds: int) -> Iterator[list[str]]:
-    """Redirect fd 1 and/or 2 while the block runs; the yielded list holds the text afterwards.
+def capture_native() -> Iterator[list[str]]:
+    """Redirect fds 1 and 2 while the block runs; the yielded list holds the text written meanwhile.
 
-    Nested and concurrent use is safe: all active captures share one redirection of fds 1 and 2.
+    Nested and concurrent use is safe: all active captures share one redirection of both descriptors.
     """
     global _depth, _sink
-    del fds  # both descriptors are always redirected together; keeps nesting simple and safe
     with _lock:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -60,13 +59,6 @@ def capture_fds(*fds: int) -> Iterator[list[str]]:
                 _saved.clear()
                 sink.close()
                 _sink = None
-
-
-@contextmanager
-def capture_stderr_fd() -> Iterator[list[str]]:
-    """Capture native writes (TFLM prints its allocation record on fd 2)."""
-    with capture_fds(2) as captured:
-        yield captured
 
 
 class TerminalStream:

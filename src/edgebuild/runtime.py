@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebuild.native_output import capture_stderr_fd
+from edgebuild.native_output import capture_native
 from edgebuild.errors import ArtifactError, DataError
 
 _QUANTIZED_INPUT_DTYPES = (np.int8, np.uint8, np.int16)
@@ -203,7 +203,7 @@ class LiteRTModel:
         self.size_bytes = len(content)
         self.num_threads = num_threads
         try:
-            with capture_stderr_fd():  # LiteRT announces its XNNPACK delegate on fd 2
+            with capture_native():  # LiteRT announces its XNNPACK delegate on fd 2
                 start = time.perf_counter_ns()
                 self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
                 self.interpreter.allocate_tensors()
@@ -339,7 +339,7 @@ def _tflm_interpreter(data: bytes, source: str, arena_size: int):
     """Build a TFLM interpreter; _ArenaTooSmall when the arena is short, ArtifactError otherwise."""
     runtime = _tflm_runtime()
     try:
-        with capture_stderr_fd() as log:
+        with capture_native() as log:
             interp = runtime.Interpreter.from_bytes(data, arena_size=int(arena_size))
     except RuntimeError:
         text = log[0] if log else ""
@@ -433,7 +433,7 @@ def _measure_arena(model_path: Path | str) -> int:
                 ) from None
             size *= 8
     in_specs, _ = _tflm_specs(interp, artifact)
-    with capture_stderr_fd() as log:
+    with capture_native() as log:
         _invoke_zeros(interp, in_specs)
         interp.print_allocations()
     match = _ARENA_TOTAL.search(log[0])
@@ -460,7 +460,7 @@ def _arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
         return False
     in_specs, _ = _tflm_specs(interp, artifact)
     try:
-        with capture_stderr_fd() as log:
+        with capture_native() as log:
             _invoke_zeros(interp, in_specs)
     except RuntimeError:
         if any(marker in log[0] for marker in _ARENA_SHORTAGE):

@@ -64,9 +64,9 @@ def _probe_model(schema, builtin_code: int) -> bytes:
 
 def _load_log(runtime, data: bytes) -> str:
     """Load `data` in TFLM and return what it printed on the C-level stderr."""
-    from edgebuild.native_output import capture_stderr_fd
+    from edgebuild.native_output import capture_native
 
-    with capture_stderr_fd() as log:
+    with capture_native() as log:
         try:
             runtime.Interpreter.from_bytes(data, arena_size=4096)
         except Exception:  # noqa: BLE001 - the failure is expected; the log says why
