@@ -98,3 +98,38 @@ def keras3_models(digits_data: DigitsData, tmp_path_factory: pytest.TempPathFact
         model.save(paths[name])
         accs[name] = digits.accuracy(model.predict(digits_data.test_x, verbose=0), digits_data.test_y)
     return SavedModels(paths, accs)
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    """One reference architecture trained and saved as Keras 2 .h5, with held-out data as --data."""
+
+    name: str
+    path: Path
+    npz: Path  # x (and y for classifiers): held-out samples
+    keras_model: object
+    data: object  # reference_archs.ReferenceData
+
+
+@pytest.fixture(scope="session")
+def reference_model(tmp_path_factory: pytest.TempPathFactory):
+    """Factory: reference_model("ds_cnn") trains that architecture once per session and saves it."""
+    import reference_archs
+
+    built: dict[str, ReferenceModel] = {}
+
+    def get(name: str) -> ReferenceModel:
+        if name not in built:
+            import tf_keras
+
+            model, data = reference_archs.train(tf_keras, reference_archs.ARCHITECTURES[name])
+            root = tmp_path_factory.mktemp(name)
+            path = root / f"{name}.h5"
+            model.save(path)
+            npz = root / "data.npz"
+            arrays = {"x": data.test_x} if data.test_y is None else {"x": data.test_x, "y": data.test_y}
+            np.savez(npz, **arrays)
+            built[name] = ReferenceModel(name, path, npz, model, data)
+        return built[name]
+
+    return get

@@ -41,6 +41,9 @@ class QuantizationSection(Section):
     method: Literal["ptq", "qat"] = "ptq"
     io: Literal["float32", "int8", "uint8", "int16"] = "float32"
     calibration_samples: int = Field(200, ge=1, le=100_000)
+    dense_per_channel: bool = Field(
+        True, description="per-channel weight scales for FULLY_CONNECTED; false = one scale per tensor, "
+        "which TFLite Micro needs far less arena for (mcu profiles)")
 
     @model_validator(mode="after")
     def _io_fits_scheme(self) -> "QuantizationSection":
@@ -71,6 +74,11 @@ class ValidationSection(Section):
     rules: Literal["mobile", "edgetpu", "mcu", "none"] = "none"
     max_accuracy_drop: float = Field(2.0, ge=0.0, le=100.0, description="percentage points")
     min_agreement: float = Field(0.0, ge=0.0, le=1.0, description="share of equal top-1 predictions")
+    metric: Literal["auto", "top1", "snr"] = Field(
+        "auto", description="auto: top-1 for probability/logit outputs or labelled data, else SNR vs float")
+    min_snr_db: float = Field(20.0, description="lowest output SNR against the float model (metric snr)")
+    max_tflm_steps: float = Field(
+        16.0, ge=0.0, description="largest TFLite Micro vs LiteRT-reference output difference, in quantization steps")
     tflm: bool = False
 
 
