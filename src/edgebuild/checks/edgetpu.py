@@ -4,7 +4,9 @@ The compiler maps ops to the Edge TPU only up to the first op it cannot map;
 that op and everything after it run on the CPU. So the report names that first
 op (index and name) and the share of ops and MACs that would map. Tensor rules
 (8-bit, static shapes) are errors on their own; an unsupported op is an error
-only where it stops the mapping, later ones are warnings.
+only where it stops the mapping, later ones are warnings -- except custom ops
+only TensorFlow Lite Micro implements (its signal ops), which the CPU cannot
+run either.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .rules import (
     op_tensors,
     rule,
 )
-from .tables import load_table
+from .tables import load_table, tflm_only_custom_op
 
 DEFAULT_RUNTIME = 14
 EIGHT_BIT = {"int8", "uint8"}
@@ -75,7 +77,10 @@ def supported_op(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """The op must be one the Edge TPU supports (Coral's supported-operations table)."""
     table = load_table("edgetpu")
     entry = table.ops.get(op.name)
-    if entry is None or op.custom:
+    if op.custom and tflm_only_custom_op(op.name):
+        yield Violation(f"{op.name} is a TensorFlow Lite Micro custom op: neither the Edge TPU nor LiteRT on the "
+                        "device CPU has a kernel for it, so the model cannot run on an Edge TPU system at all.")
+    elif entry is None or op.custom:
         yield Violation(f"{op.name} is not an Edge TPU operation.")
 
 
@@ -202,6 +207,8 @@ def check(artifact: TfliteArtifact, runtime: int = DEFAULT_RUNTIME) -> RuleRepor
         if first is None:
             first = op
             findings += support
+        elif op.custom and tflm_only_custom_op(op.name):
+            findings += support  # no CPU fallback either: LiteRT has no kernel for it
         else:
             findings += [_as_warning(f) for f in support]
         cpu.append(op.index)

@@ -1,14 +1,15 @@
 """Microcontroller rules: TFLite Micro kernels of the pinned tflite-micro, int8, static shapes.
 
-The kernel list is measured from the installed tflite-micro wheel by
-`gen_mcu_ops.py` (see there); this module only reads it.
+The kernel lists (builtin ops, and the custom ops TFLM registers by name, such
+as its signal library's SignalWindow) are measured from the installed
+tflite-micro wheel by `gen_mcu_ops.py` (see there); this module only reads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from edgebuild.artifact import OpInfo, TfliteArtifact
+from edgebuild.artifact import OpInfo, TensorInfo, TfliteArtifact
 
 from .findings import Finding, RuleReport
 from .rules import (
@@ -26,19 +27,67 @@ CONSTANT_INTS = {"int32", "int64"}  # biases (int32; int64 for 16x8) and shape/a
 INDEX_TYPES = {"int32", "bool"}     # computed indices, shapes and masks (ARG_MAX, SHAPE, comparisons)
 IO_ONLY = {"uint8"}                 # TFLM converts uint8 only in QUANTIZE/DEQUANTIZE
 
+# Tensor types the kernels of TFLM's custom ops work in, read from their sources
+# (signal/micro/kernels/*.cc and kernels/detection_postprocess.cc of TFLM 90b983c:
+# the TF_LITE_ENSURE_TYPES_EQ checks and type switches). A tensor of one of these
+# types read or written by such an op is what the kernel needs, not a conversion
+# that forgot to quantize: the signal audio front end of micro_speech computes in
+# int16/uint32/uint64 by design. Float types here are allowed with a warning.
+CUSTOM_KERNEL_DTYPES: dict[str, frozenset[str]] = {
+    "SignalDelay": frozenset({"int16"}),
+    "SignalEnergy": frozenset({"int16", "uint32"}),
+    "SignalFftAutoScale": frozenset({"int16", "int32"}),
+    "SignalFilterBank": frozenset({"int16", "uint32", "uint64"}),
+    "SignalFilterBankLog": frozenset({"int16", "uint32"}),
+    "SignalFilterBankSpectralSubtraction": frozenset({"uint32"}),
+    "SignalFilterBankSquareRoot": frozenset({"int32", "uint32", "uint64"}),
+    "SignalFramer": frozenset({"bool", "int16"}),
+    "SignalIrfft": frozenset({"float32", "int16", "int32"}),
+    "SignalOverlapAdd": frozenset({"float32", "int16"}),
+    "SignalPCAN": frozenset({"int16", "uint32"}),
+    "SignalRfft": frozenset({"float32", "int16", "int32"}),
+    "SignalStacker": frozenset({"bool", "int16"}),
+    "SignalWindow": frozenset({"int16"}),
+    "TFLite_Detection_PostProcess": frozenset({"float32"}),  # decoded boxes, classes and scores
+}
+
+
+def custom_kernel_for(artifact: TfliteArtifact, tensor: TensorInfo) -> OpInfo | None:
+    """A TFLM custom op reading or writing `tensor` whose kernel works in the tensor's type, if any.
+
+    Such a tensor is typed by that kernel: e.g. the uint32 energy SignalEnergy
+    writes, and the CAST back to uint32 that feeds SignalFilterBank.
+    """
+    table = load_table("mcu")
+    for op in artifact.ops:
+        if (op.custom and tensor.dtype in CUSTOM_KERNEL_DTYPES.get(op.name, ())
+                and table.has_kernel(op.name, custom=True)
+                and tensor.index in (*op.inputs, *op.outputs)):
+            return op
+    return None
+
 
 @rule("mcu.kernel", fix="Replace the op with one TFLite Micro implements (see `edgebuild targets show mcu`), "
       "or register your own kernel for it in the firmware.")
 def kernel(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Every op must have a kernel in the pinned TFLite Micro build."""
-    if op.custom or op.name not in load_table("mcu"):
+    table = load_table("mcu")
+    if op.custom and not table.has_kernel(op.name, custom=True):
+        known = sorted(table.custom_ops)
+        yield Violation(f"TFLite Micro has no kernel for the custom op '{op.name}': it registers only "
+                        f"{len(known)} custom ops of its own by name ({', '.join(known[:3])}, ...).")
+    elif not op.custom and op.name not in table:
         yield Violation(f"TFLite Micro has no kernel for {op.name}.")
 
 
 @rule("mcu.int8_tensors", fix="Convert with full-integer int8 quantization and int8 model I/O "
       "(quantization.scheme = \"int8\", quantization.io = \"int8\").")
 def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
-    """MCU models must be int8: activations and weights int8, biases int32 (int64 for 16x8), no floating point."""
+    """MCU models must be int8: activations and weights int8, biases int32 (int64 for 16x8), no floating point.
+
+    Tensors of the types a TFLM custom kernel works in (the signal library's
+    int16/uint32/uint64 audio front end) are that kernel's, and allowed.
+    """
     for t in op_tensors(artifact, op):
         if t.dtype == "int8":
             continue
@@ -50,7 +99,14 @@ def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
             continue
         if t.dtype == "int16":
             continue  # reported by mcu.int16_activations
-        yield Violation(f"Tensor '{t.name}' is {t.dtype}.", t)
+        owner = custom_kernel_for(artifact, t)
+        if owner is not None and not t.dtype.startswith("float"):
+            continue
+        detail = f"Tensor '{t.name}' is {t.dtype}."
+        if owner is not None:
+            detail += (f" {owner.name} (op #{owner.index}) works in {t.dtype}: TFLM runs it, "
+                       "but the firmware then links float kernels.")
+        yield Violation(detail, t)
         return
 
 
@@ -58,7 +114,7 @@ def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
 def int16_activations(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """int16 (16x8) tensors run on only a subset of TFLite Micro kernels."""
     for t in op_tensors(artifact, op):
-        if t.dtype == "int16":
+        if t.dtype == "int16" and custom_kernel_for(artifact, t) is None:
             yield Violation(f"Tensor '{t.name}' is int16.", t)
             return
 
@@ -84,7 +140,9 @@ def check(artifact: TfliteArtifact) -> RuleReport:
         for v in kernel(artifact, op):
             add(get("mcu.kernel").finding(op, v, "error"))
         for v in int8_tensors(artifact, op):
-            if is_boundary_quantize(artifact, op):
+            if v.tensor is not None and custom_kernel_for(artifact, v.tensor) is not None:
+                add(get("mcu.int8_tensors").finding(op, v, "warning"))  # a float custom kernel (e.g. float Rfft)
+            elif is_boundary_quantize(artifact, op):
                 add(get("mcu.int8_tensors").finding(op, Violation(
                     v.detail + " It is float model I/O: TFLM can run it, but the firmware then feeds floats "
                     "and links float kernels.", v.tensor), "warning"))
@@ -96,4 +154,6 @@ def check(artifact: TfliteArtifact) -> RuleReport:
             # a -1 batch whose file shape is 1 still runs (TFLM reads the shape, not the signature)
             severity = "warning" if v.tensor is not None and only_batch_dynamic(v.tensor) else "error"
             add(get("mcu.static_shape").finding(op, v, severity))
-    return RuleReport("mcu", load_table("mcu").runtime, findings, {"kernels": len(load_table("mcu").ops)})
+    table = load_table("mcu")
+    extra = {"kernels": len(table.ops), "custom_kernels": len(table.custom_ops)}
+    return RuleReport("mcu", table.runtime, findings, extra)

@@ -1,7 +1,9 @@
 """Mobile rules: ops the LiteRT CPU (XNNPACK) and GPU delegates take, and float16 weights.
 
-Nothing here stops a mobile build: an op neither delegate takes still runs on
-LiteRT's own CPU kernels, just slower, so every finding is a warning.
+An op neither delegate takes still runs on LiteRT's own CPU kernels, just
+slower, so those findings are warnings. The one error is a custom op that only
+TensorFlow Lite Micro implements (its signal library's SignalWindow, ...):
+LiteRT has no kernel for it and refuses to load the model.
 """
 
 from __future__ import annotations
@@ -12,13 +14,24 @@ from edgebuild.artifact import OpInfo, TfliteArtifact
 
 from .findings import Finding, RuleReport
 from .rules import Violation, dynamic_roots, get, only_batch_dynamic, rule, shape_str
-from .tables import load_table
+from .tables import load_table, tflm_only_custom_op
+
+
+@rule("mobile.litert_kernel", fix="Keep ops that only TensorFlow Lite Micro implements (e.g. the signal-library "
+      "audio front end) out of the mobile model: compute them in the app, or register a LiteRT custom kernel for each.")
+def litert_kernel(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
+    """Every op needs a LiteRT kernel: custom ops that only TensorFlow Lite Micro implements do not load."""
+    if op.custom and tflm_only_custom_op(op.name):
+        yield Violation(f"{op.name} is a TensorFlow Lite Micro custom op; LiteRT has no kernel for it "
+                        "(\"Encountered unresolved custom op\").")
 
 
 @rule("mobile.delegate_op", fix="Use an op XNNPACK or the GPU delegate supports, or accept that this op "
       "splits the delegated graph and runs on LiteRT's reference CPU kernels.")
 def delegate_op(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Each op should be one the XNNPACK (CPU) or GPU delegate takes, so the graph is not split."""
+    if op.custom and tflm_only_custom_op(op.name):
+        return  # mobile.litert_kernel: it does not run at all
     if op.custom or (op.name not in load_table("xnnpack") and op.name not in load_table("gpu")):
         yield Violation(f"Neither XNNPACK nor the GPU delegate takes {op.name}.")
 
@@ -50,10 +63,11 @@ def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
 
 
 def check(artifact: TfliteArtifact) -> RuleReport:
-    """Run every mobile rule; all findings are warnings."""
+    """Run every mobile rule; all findings are warnings except ops LiteRT has no kernel for."""
     xnn, gpu = load_table("xnnpack"), load_table("gpu")
     findings: list[Finding] = []
     for op in artifact.ops:
+        findings += [get("mobile.litert_kernel").finding(op, v, "error") for v in litert_kernel(artifact, op)]
         findings += [get("mobile.delegate_op").finding(op, v, "warning") for v in delegate_op(artifact, op)]
         findings += [get("mobile.static_shape").finding(op, v, "warning") for v in static_shape(artifact, op)]
     findings += [get("mobile.float16_weights").finding(None, v, "warning") for v in float16_weights(artifact)]

@@ -26,10 +26,16 @@ class OpTable:
     rule_set: str
     runtime: str
     source: str
-    ops: dict[str, OpEntry] = field(default_factory=dict)
+    ops: dict[str, OpEntry] = field(default_factory=dict)  # builtin operators
+    custom_ops: frozenset[str] = frozenset()                # custom codes the runtime registers by name
 
     def __contains__(self, op_name: str) -> bool:
+        """Whether the builtin operator `op_name` is in the table (custom ops: see `has_kernel`)."""
         return op_name in self.ops
+
+    def has_kernel(self, op_name: str, *, custom: bool) -> bool:
+        """Whether the runtime has a kernel for the op: builtins by name, custom ops by custom code."""
+        return op_name in (self.custom_ops if custom else self.ops)
 
 
 TABLE_FILES = {
@@ -65,4 +71,16 @@ def load_table(name: str) -> OpTable:
         runtime=data["runtime"],
         source=data.get("source", ""),
         ops=_entries(data["ops"]),
+        custom_ops=frozenset(data.get("custom_ops", ())),
     )
+
+
+# Custom ops that LiteRT's default op resolver (BuiltinOpResolver, register.cc)
+# registers by name; they are also the only such names in the ai-edge-litert
+# 2.3.0 binaries. Every other custom op needs a kernel the app registers itself.
+LITERT_CUSTOM_OPS = frozenset({"AudioSpectrogram", "Mfcc", "NumericVerify", "TFLite_Detection_PostProcess"})
+
+
+def tflm_only_custom_op(op_name: str) -> bool:
+    """A custom op TFLite Micro registers (e.g. its signal library's SignalWindow) but LiteRT does not."""
+    return op_name in load_table("mcu").custom_ops and op_name not in LITERT_CUSTOM_OPS

@@ -114,9 +114,14 @@ BUILTIN_METHODS: dict[str, str] = {
     "ZEROS_LIKE": "AddZerosLike",
 }
 
-# Custom ops TFLM registers by name (the custom code stored in the model).
+# Custom ops TFLM registers by name (the custom code stored in the model): every
+# `AddCustom("...")` of micro_mutable_op_resolver.h, plus the Ethos-U op whose name
+# comes from the Ethos-U kernel. This is also the candidate list that
+# `edgebuild.checks.gen_mcu_ops` probes, so the mcu rule table accepts only custom
+# ops listed here.
 CUSTOM_METHODS: dict[str, str] = {
     "CIRCULAR_BUFFER": "AddCircularBuffer",
+    "TFLM_DECODE": "AddDecode",  # decompresses weights compressed by TFLM's compression tool
     "TFLite_Detection_PostProcess": "AddDetectionPostprocess",
     "ethos-u": "AddEthosU",  # what Arm Vela writes for the NPU subgraph
     "SignalDelay": "AddDelay",
