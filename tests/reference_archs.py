@@ -170,8 +170,8 @@ def streaming_ds_cnn(keras: Any, classes: int = 2, filters: int = 32) -> Any:
     inputs = keras.Input(shape=(30, 1, 40))
     x = layers.Conv2D(filters, (5, 1), strides=(2, 1), use_bias=False)(inputs)
     x = layers.ReLU()(layers.BatchNormalization()(x))
-    for dilation in (1, 2):
-        x = layers.DepthwiseConv2D((3, 1), dilation_rate=(dilation, 1), use_bias=False)(x)
+    for _ in range(2):
+        x = layers.DepthwiseConv2D((3, 1), use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization()(x))
         x = layers.Conv2D(filters, 1, use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization()(x))

@@ -60,3 +60,10 @@ class ArtifactError(EdgebuildError):
 class ExternalToolError(EdgebuildError):
     exit_code = 10
     title = "external tool failed"
+
+
+class StageTimeout(EdgebuildError):
+    """A stage ran past its time limit: the watchdog ends the build instead of letting it hang."""
+
+    exit_code = 11
+    title = "stage timed out"

@@ -8,7 +8,9 @@ target of a build reuse it, so the graph is traced once per batch size.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -73,6 +75,7 @@ class LoadedModel:
     keep_alive: Any  # the object that owns the variables (needed by the converter)
     keras_model: Any = None  # the tf_keras model when there is one (training passes use it)
     _traced: dict[int | None, Any] = field(default_factory=dict, repr=False)
+    _exported: dict[int, Path] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -91,6 +94,27 @@ class LoadedModel:
             fn = tensorflow.function(lambda x: self.call(x), input_signature=[spec], autograph=False)
             self._traced[batch] = fn.get_concrete_function()
         return self._traced[batch]
+
+    def export(self, batch: int) -> Path:
+        """The model as a SavedModel with a fixed batch: what every conversion of it reads, exported once.
+
+        The TFLite converter given a concrete function saves its owner to a temporary SavedModel on
+        every conversion. Saving a Keras model swaps its layers' call functions while it traces them,
+        so two targets converting one shared model in parallel threads could deadlock on TensorFlow's
+        function locks. Exporting once, before any worker starts, and converting each target from the
+        files means no conversion touches the shared model object at all. Call it from one thread.
+        """
+        if batch not in self._exported:
+            from edgebuild._tf import tf
+
+            tensorflow = tf()
+            export_dir = Path(tempfile.mkdtemp(prefix=f"edgebuild-b{batch}-"))
+            atexit.register(shutil.rmtree, export_dir, True)
+            tensorflow.saved_model.save(
+                self.keep_alive, str(export_dir), signatures={"serving_default": self.concrete_function(batch)},
+                options=tensorflow.saved_model.SaveOptions(save_debug_info=True))
+            self._exported[batch] = export_dir
+        return self._exported[batch]
 
     def predict(self, x: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
         """Float reference outputs, run in TensorFlow in batches."""

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class BuildRequest:
     cache_dir: Path | None = None
     jobs: int | None = None  # parallel target builds; None = cores, capped by available memory
     bench_device: object | None = None  # edgebuild.device.DeviceBenchOptions: also benchmark on a device
+    stage_timeout: float | None = None  # seconds a non-training stage may run; None = $EDGEBUILD_STAGE_TIMEOUT or 1800
 
 
 @dataclass
@@ -93,38 +95,51 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
     """Build every requested target; cache hits are restored without loading TensorFlow.
 
     Errors of one target do not stop the others; the caller decides the exit code from the results.
-    The work runs in a separate thread; Ctrl-C only sets the cancel event (raising KeyboardInterrupt in the
-    middle of a TFLite conversion aborts TensorFlow's threads), every worker stops at its next stage
-    boundary and removes its partial folder, then KeyboardInterrupt is raised here. A second Ctrl-C exits
-    at once.
+    The work runs in a separate thread. Ctrl-C and SIGTERM only set the cancel event (raising
+    KeyboardInterrupt in the middle of a TFLite conversion aborts TensorFlow's threads): every worker
+    stops at its next stage boundary and removes its partial folder, then KeyboardInterrupt is raised
+    here. A second Ctrl-C, or a SIGTERM build still running after a short grace, removes the partial
+    folders and exits at once. A watchdog ends a build whose stage runs past the stage timeout (a hang
+    must become an error that names the stage, never a silent wait).
     """
     progress = progress or SilentProgress()
     plans = plan_build(request)
     cancelled = threading.Event()
+    running: dict[str, tuple[str, float]] = {}
     outcome: dict[str, object] = {}
+    terminated: list[float] = []
+    timeout = _stage_timeout(request)
 
     def work() -> None:
         try:
-            outcome["results"] = _build_all(request, plans, progress, cancelled)
+            outcome["results"] = _build_all(request, plans, progress, cancelled, running)
         except BaseException as exc:  # handed to the main thread
             outcome["error"] = exc
 
     def on_interrupt(signum: int, frame: object) -> None:
-        if cancelled.is_set():
-            os._exit(130)
+        if cancelled.is_set() and signum == signal.SIGINT:
+            _abandon(130)
         cancelled.set()
+        if signum == signal.SIGTERM:
+            terminated.append(time.monotonic())
         progress.message("interrupted: stopping every target at its next stage boundary (Ctrl-C again to quit now)...")
 
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     runner = threading.Thread(target=work, name="edgebuild-build", daemon=True)
     try:
         runner.start()
         while runner.is_alive():
             runner.join(0.2)
+            if terminated and time.monotonic() - terminated[0] > SIGTERM_GRACE_S:
+                _abandon(143)
+            stuck = _stuck_stage(running, timeout)
+            if stuck is not None:
+                cancelled.set()
+                raise _stage_timeout_error(stuck, timeout)
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if cancelled.is_set():
         raise KeyboardInterrupt
     if "error" in outcome:
@@ -132,11 +147,115 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
     return outcome["results"]  # type: ignore[return-value]
 
 
+SIGTERM_GRACE_S = 5.0
+DEFAULT_STAGE_TIMEOUT_S = 1800.0
+UNTIMED_STAGES = {"prune", "distill", "train", "device"}  # training has its own time budget; devices their own timeouts
+_ACTIVE_PARTIALS: set[Path] = set()  # partial folders of this process, removed on a forced exit
+
+
+def _stage_timeout(request: BuildRequest) -> float:
+    if request.stage_timeout is not None:
+        return request.stage_timeout
+    try:
+        return float(os.environ.get("EDGEBUILD_STAGE_TIMEOUT", DEFAULT_STAGE_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_STAGE_TIMEOUT_S
+
+
+def _stuck_stage(running: dict[str, tuple[str, float]], timeout: float) -> tuple[str, str, float] | None:
+    now = time.monotonic()
+    for target, (stage, started) in list(running.items()):
+        if stage not in UNTIMED_STAGES and now - started > timeout:
+            return target, stage, now - started
+    return None
+
+
+def _stage_timeout_error(stuck: tuple[str, str, float], timeout: float) -> EdgebuildError:
+    """Dump every thread's stack for a bug report, remove partial folders, and name the stage."""
+    import faulthandler
+    import tempfile
+
+    from edgebuild.errors import StageTimeout
+
+    target, stage, seconds = stuck
+    fd, stacks = tempfile.mkstemp(prefix="edgebuild-stuck-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        faulthandler.dump_traceback(handle, all_threads=True)
+    _remove_active_partials()
+    return StageTimeout(
+        f"Target '{target}' spent {seconds:.0f} s in its '{stage}' stage, past the {timeout:.0f} s stage limit, "
+        f"so the build was stopped instead of waiting forever. Thread stacks are in {stacks}: please attach "
+        "them to a bug report. Retry with -j 1 to rule out a parallel-build problem, or raise the limit with "
+        "EDGEBUILD_STAGE_TIMEOUT=SECONDS for a model that is just slow. No partial artifacts were left behind."
+    )
+
+
+def _abandon(exit_code: int) -> None:
+    """Exit now, without waiting for stage boundaries, leaving no partial folders behind."""
+    _remove_active_partials()
+    sys.stderr.write("edgebuild: interrupted; no partial artifacts were left behind\n")
+    sys.stderr.flush()
+    os._exit(exit_code)
+
+
+def _remove_active_partials() -> None:
+    for path in list(_ACTIVE_PARTIALS):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _new_partial_dir(out_root: Path, target: str) -> Path:
+    """A hidden folder named after this process, so a later build can tell a stale one from a live one."""
+    path = out_root / f".{target}.partial-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    _ACTIVE_PARTIALS.add(path)
+    return path
+
+
+def clean_stale_partials(out_root: Path) -> list[Path]:
+    """Remove partial folders left by builds that were killed (their process is gone); restore swapped-out results.
+
+    Returns what was removed. A folder whose process is still alive (another build writing here) is left alone.
+    """
+    removed: list[Path] = []
+    if not out_root.is_dir():
+        return removed
+    for path in out_root.iterdir():
+        name = path.name
+        if path.is_dir() and name.startswith(".") and ".partial" in name:
+            pid_text = name.rpartition("-")[2] if "-" in name.rpartition(".partial")[2] else ""
+            if path in _ACTIVE_PARTIALS or (pid_text.isdigit() and _process_alive(int(pid_text))):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        elif path.is_dir() and name.startswith(".") and name.endswith(".previous"):
+            final = path.with_name(name[1:-len(".previous")])
+            if final.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.rename(final)  # killed mid-swap: the previous result comes back
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours but not active: left by an earlier build in this process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _build_all(request: BuildRequest, plans: list[TargetPlan], progress: Progress,
-               cancelled: threading.Event) -> list[TargetResult]:
+               cancelled: threading.Event, running: dict[str, tuple[str, float]]) -> list[TargetResult]:
     from edgebuild.hashing import hash_path
 
     out_root = request.out or default_out_dir(request.model)
+    for stale in clean_stale_partials(out_root):
+        progress.message(f"removed {stale.name} left by an interrupted build")
     model_sha = hash_path(request.model)  # once: the cache key and every report use it
     cache, keys = _cache_keys(request, plans, model_sha)
     results: dict[str, TargetResult] = {}
@@ -149,7 +268,7 @@ def _build_all(request: BuildRequest, plans: list[TargetPlan], progress: Progres
             pending.append(plan)
     if pending:
         shared = _load_shared(request, pending, progress, model_sha)
-        shared.cancelled = cancelled
+        shared.cancelled, shared.running = cancelled, running
         _trace_once(shared, pending)
 
         def build_one(plan: TargetPlan) -> TargetResult:
@@ -195,10 +314,15 @@ def _run_all(build_one, plans: list[TargetPlan], jobs: int) -> list[TargetResult
 
 
 def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
-    """Trace every batch size and the float baseline up front, in one thread, so workers only convert."""
+    """Trace and export every batch size and the float baseline up front, in one thread.
+
+    Workers then only read: each conversion of the shared model loads the exported SavedModel, so no
+    two threads ever trace or save the same TensorFlow object (which can deadlock, see LoadedModel.export).
+    """
     model = shared.model
     for batch in sorted({plan.profile.model.batch for plan in plans}):
         model.concrete_function(batch)  # type: ignore[attr-defined]
+        model.export(batch)  # type: ignore[attr-defined]
     baseline_plans = [plan for plan in plans if needs_baseline(plan.profile)]
     if baseline_plans:
         shared.float_baseline(baseline_plans[0].profile.model.batch)
@@ -231,14 +355,17 @@ def _restore_cached(cache: object | None, key: str | None, plan: TargetPlan, req
         return None
     started = time.perf_counter()
     out_root.mkdir(parents=True, exist_ok=True)
-    work_dir = out_root / f".{plan.target}.partial"
-    shutil.rmtree(work_dir, ignore_errors=True)
-    cache.restore(entry, work_dir)  # type: ignore[attr-defined]
-    report = json.loads((work_dir / "report.json").read_text())
-    report["cache"] = {"hit": True, "key": key}
-    write_json(work_dir / "report.json", report)
-    final_dir = out_root / plan.target
-    _move_into_place(work_dir, final_dir)
+    work_dir = _new_partial_dir(out_root, plan.target)
+    try:
+        cache.restore(entry, work_dir)  # type: ignore[attr-defined]
+        report = json.loads((work_dir / "report.json").read_text())
+        report["cache"] = {"hit": True, "key": key}
+        write_json(work_dir / "report.json", report)
+        final_dir = out_root / plan.target
+        _move_into_place(work_dir, final_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        _ACTIVE_PARTIALS.discard(work_dir)
     progress.stage_finished(plan.target, "cached", time.perf_counter() - started, f"restored {key[:12]}")
     result = TargetResult(plan.target, final_dir, report, cached=True)
     validation = report.get("validation")
@@ -285,8 +412,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
     profile = plan.profile
     final_dir = out_root / profile.name
     out_root.mkdir(parents=True, exist_ok=True)
-    work_dir = out_root / f".{profile.name}.partial"
-    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir = _new_partial_dir(out_root, profile.name)
     work_dir.mkdir()
     ctx = TargetContext(profile=profile, shared=shared, work_dir=work_dir, progress=progress)
     try:
@@ -294,9 +420,9 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
         if shared.cancelled.is_set():
             raise BuildCancelled()
         _move_into_place(work_dir, final_dir)
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)  # gone already after a successful move
+        _ACTIVE_PARTIALS.discard(work_dir)
     result = TargetResult(profile.name, final_dir, report)
     validation = report.get("validation")
     if validation is not None and not validation["passed"] and request.gates:
@@ -330,7 +456,7 @@ def _run_stages(ctx: TargetContext, request: BuildRequest, cache_key: str | None
                            profile.quantization, ctx.calibration)
         elif blob is None:
             model = shared.model
-            blob = convert(model.concrete_function(profile.model.batch), model.keep_alive, profile.quantization,
+            blob = convert(model.export(profile.model.batch), None, profile.quantization,
                            ctx.calibration)
         artifact_path = work_dir / "model.tflite"
         artifact_path.write_bytes(blob)
@@ -408,7 +534,7 @@ def _move_into_place(work_dir: Path, final_dir: Path) -> None:
 
 def _gate_message(target: str, out_dir: Path, validation: dict) -> str:
     failed = [c for c in validation.get("checks", []) if not c.get("passed", True)]
-    reasons = "; ".join(c.get("summary", c.get("name", "")) for c in failed) or "see the report"
+    reasons = "; ".join(c.get("summary", c.get("name", "")).rstrip(". ") for c in failed) or "see the report"
     return (
         f"Target '{target}' failed validation: {reasons}. The artifact and report are kept in {out_dir} "
         "for inspection (see report.md). Fix the cause, or pass --no-gates to report without failing."

@@ -7,6 +7,7 @@ mistakes become one paragraph and an exit code, and only bugs show tracebacks
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from typer.exceptions import Abort, TyperException
 
     from edgebuild.cli.app import app
-    from edgebuild.errors import EdgebuildError
+    from edgebuild.errors import EdgebuildError, StageTimeout
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         _print_error(f"{exc.title}: {exc}")
+        if isinstance(exc, StageTimeout):  # the stuck worker thread cannot be joined: leave without it
+            sys.stderr.flush()
+            os._exit(exc.exit_code)
         return exc.exit_code
     except Abort:
         _exit_interrupted()
@@ -56,8 +60,6 @@ def _exit_interrupted() -> None:
 
     Exit without the interpreter's shutdown: TensorFlow's thread pools may still be winding down.
     """
-    import os
-
     _print_error("interrupted; no partial artifacts were left behind")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -99,6 +99,7 @@ class SharedInputs:
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: threading.Event = field(default_factory=threading.Event)
     cpu: CpuGate = field(default_factory=CpuGate)
+    running: dict[str, tuple[str, float]] = field(default_factory=dict)  # target -> (stage, monotonic start)
 
     def reference_outputs(self, x: np.ndarray, key: str) -> list[np.ndarray]:
         """Float model outputs on x, computed once per build (targets usually validate on the same samples)."""
@@ -114,7 +115,7 @@ class SharedInputs:
 
         with self.lock:
             if self.float_reference is None:
-                blob = convert(self.model.concrete_function(batch), self.model.keep_alive,
+                blob = convert(self.model.export(batch), None,
                                QuantizationSection(scheme="none"), None)
                 weights = parse_artifact(blob).weight_dtypes()
                 self.float_reference = {"size_bytes": len(blob), "weight_bytes": sum(weights.values())}
@@ -145,11 +146,15 @@ class TargetContext:
             raise BuildCancelled()
         note: list[str] = []
         gate = self.shared.cpu.exclusive() if name in EXCLUSIVE_STAGES else self.shared.cpu.shared()
-        with gate:
-            self.progress.stage_started(self.target, name)
-            started = time.perf_counter()
-            yield note
-            self.timings[name] = round(time.perf_counter() - started, 4)
+        self.shared.running[self.target] = (name, time.monotonic())  # the watchdog reads it (gate wait included)
+        try:
+            with gate:
+                self.progress.stage_started(self.target, name)
+                started = time.perf_counter()
+                yield note
+                self.timings[name] = round(time.perf_counter() - started, 4)
+        finally:
+            self.shared.running.pop(self.target, None)
         self.progress.stage_finished(self.target, name, self.timings[name], note[0] if note else "")
 
     def choose_samples(self) -> None:
