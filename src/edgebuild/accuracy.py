@@ -1,14 +1,20 @@
-"""Compare an artifact's outputs with the float model's on the same samples.
+"""Compare an artifact's outputs with the float model's on the same samples, with a metric that fits the model.
 
-Top-1 accuracy needs labels; agreement (share of equal top-1) and per-output
-error (max abs error, SNR in dB) need only the float model's outputs.
+A classifier is scored by top-1 (with labels) or top-1 agreement with the float model; anything else
+(a reconstruction, a regression, detection boxes, logits of unknown meaning) by how close its outputs
+are to the float model's: SNR in dB, relative error and cosine similarity. The argmax of a 640-value
+reconstruction is not an accuracy.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+
+Metric = Literal["top1", "snr"]
+PROBABILITY_TOLERANCE = 1e-2
 
 
 def snr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -22,11 +28,32 @@ def snr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
     return 10.0 * math.log10(signal / noise)
 
 
-def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None) -> dict:
+def is_probability_vector(outputs: np.ndarray) -> bool:
+    """Rows of non-negative values that sum to one (a softmax or sigmoid-normalized class vector)."""
+    if outputs.ndim < 2 or outputs.shape[-1] < 2 or outputs.size == 0:
+        return False
+    rows = outputs.reshape(len(outputs), -1).astype(np.float64)
+    return bool(np.all(rows >= -PROBABILITY_TOLERANCE) and np.allclose(rows.sum(axis=1), 1.0, atol=PROBABILITY_TOLERANCE))
+
+
+def choose_metric(reference: list[np.ndarray], labels: np.ndarray | None, requested: str = "auto") -> Metric:
+    """`auto`: top-1 for class-vector outputs with labels or probabilities, otherwise closeness to float (SNR)."""
+    if requested in ("top1", "snr"):
+        return requested  # type: ignore[return-value]
+    first = reference[0]
+    class_vector = first.ndim >= 2 and first.shape[-1] > 1
+    if class_vector and (labels is not None or is_probability_vector(first)):
+        return "top1"
+    return "snr"
+
+
+def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None,
+            metric: str = "auto") -> dict:
     """The accuracy block of report.json (fractions in 0..1; the first output decides top-1)."""
     ref, cand = reference[0], candidate[0]
-    result: dict = {"samples": int(len(ref))}
-    if ref.ndim >= 2 and ref.shape[-1] > 1:
+    chosen = choose_metric(reference, labels, metric)
+    result: dict = {"samples": int(len(ref)), "metric": chosen}
+    if chosen == "top1" and ref.ndim >= 2 and ref.shape[-1] > 1:
         ref_top1 = ref.reshape(len(ref), -1).argmax(axis=-1)
         cand_top1 = cand.reshape(len(cand), -1).argmax(axis=-1)
         result["agreement"] = float((ref_top1 == cand_top1).mean())
@@ -34,14 +61,32 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np
             result["reference_top1"] = float((ref_top1 == labels).mean())
             result["artifact_top1"] = float((cand_top1 == labels).mean())
             result["drop_points"] = round(100.0 * (result["reference_top1"] - result["artifact_top1"]), 3)
-    result["outputs"] = [
-        {"index": i, "max_abs_error": float(np.max(np.abs(r.astype(np.float64) - c))) if r.size else 0.0,
-         "snr_db": _finite(snr_db(r, c))}
-        for i, (r, c) in enumerate(zip(reference, candidate))
-    ]
+    result["outputs"] = [_closeness(i, r, c) for i, (r, c) in enumerate(zip(reference, candidate))]
+    finite = [o["snr_db"] for o in result["outputs"] if o["snr_db"] is not None]
+    result["min_snr_db"] = min(finite) if finite else None  # None: every output identical
     return result
 
 
+def _closeness(index: int, reference: np.ndarray, candidate: np.ndarray) -> dict:
+    r = reference.astype(np.float64).reshape(len(reference), -1) if reference.size else reference.astype(np.float64)
+    c = candidate.astype(np.float64).reshape(r.shape)
+    diff_norm = float(np.linalg.norm(r - c))
+    ref_norm = float(np.linalg.norm(r))
+    row_dots = np.sum(r * c, axis=-1)
+    row_norms = np.linalg.norm(r, axis=-1) * np.linalg.norm(c, axis=-1)
+    valid = row_norms > 0
+    cosine = float(np.mean(row_dots[valid] / row_norms[valid])) if np.any(valid) else None
+    return {
+        "index": index,
+        "max_abs_error": float(np.max(np.abs(r - c))) if r.size else 0.0,
+        "snr_db": _finite(snr_db(r, c)),
+        "relative_error": round(diff_norm / ref_norm, 6) if ref_norm > 0 else None,
+        "cosine_similarity": round(cosine, 6) if cosine is not None else None,
+    }
+
+
 def _finite(value: float) -> float | None:
-    """JSON has no infinity: identical outputs report null SNR (documented as 'exact')."""
-    return None if math.isinf(value) else round(value, 3)
+    """JSON has no infinity: identical outputs report null SNR (documented as 'exact'); an all-zero reference -999."""
+    if math.isinf(value):
+        return None if value > 0 else -999.0
+    return round(value, 3)

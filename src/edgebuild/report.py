@@ -80,8 +80,11 @@ def _warnings(report: dict) -> list[str]:
                         f"(p50 {guard['float32_p50_ms'] * guard['ratio']:.3f} vs {guard['float32_p50_ms']:.3f} ms, "
                         f"{guard['threads']} thread(s)). Expected for some schemes on x86 (dynamic range, float16 "
                         "without a GPU); check on the device before shipping it for speed.")
-    if report["data"].get("source") is None and report.get("validation") is not None:
+    validation = report.get("validation")
+    if report["data"].get("source") is None and validation is not None:
         warnings.append("No --data given: accuracy against the float model was not measured.")
+    elif validation is not None and validation.get("accuracy") is None:
+        warnings.append("Accuracy against the float model was not measured (no validation samples reached it).")
     return warnings
 
 
@@ -238,15 +241,22 @@ def _validation_md(validation: dict | None) -> list[str]:
 def _benchmark_md(benchmark: dict | None) -> list[str]:
     if not benchmark:
         return []
-    lines = ["", "## Latency (LiteRT on this host)", "", "| Threads | p50 ms | p90 ms | p99 ms | mean ms | runs |",
-             "|---|---|---|---|---|---|"]
+    host_only = benchmark.get("scope", "host") != "host"
+    title = "## Host latency (LiteRT on this machine, not the target device)" if host_only else "## Latency (LiteRT on this host)"
+    lines = ["", title, ""]
+    if host_only:
+        lines += ["This target's device is not a CPU like this host (an MCU, NPU or Edge TPU): these numbers only "
+                  "compare builds on this machine. Device-side costs are Vela's estimate, the device benchmark, or "
+                  "the firmware's own measurements where the report has them.", ""]
+    lines += ["| Threads | p50 ms | p90 ms | p99 ms | mean ms | runs |", "|---|---|---|---|---|---|"]
     for threads, r in benchmark.get("threads", {}).items():
         lines.append(f"| {threads} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {r['mean_ms']:.3f} | {r['runs']} |")
     guard = benchmark.get("vs_float32") or {}
     if guard.get("ratio"):
         lines.append("")
         lines.append(f"vs the plain float32 model on this host: {guard['ratio']:.2f}x its p50 latency "
-                     f"({guard['float32_p50_ms']:.3f} ms, {guard['threads']} thread(s)).")
+                     f"({guard['float32_p50_ms']:.3f} ms, {guard['threads']} thread(s))"
+                     + (" — not a prediction for the device." if host_only else "."))
     host = benchmark.get("host", {})
     if host:
         lines.append("")
@@ -280,3 +290,16 @@ def _device_benchmark_md(device: dict | None) -> list[str]:
     if "edgetpu" in device:
         lines.append(f"Edge TPU delegate: {device['edgetpu']}.")
     return lines
+
+
+def accuracy_text(accuracy: dict | None) -> str:
+    """One cell for tables: top-1 and its change, agreement without labels, or SNR for non-classifiers."""
+    if not accuracy:
+        return "-"
+    if accuracy.get("artifact_top1") is not None:
+        return f"{100 * accuracy['artifact_top1']:.1f}% ({100 * (accuracy['artifact_top1'] - accuracy['reference_top1']):+.1f})"
+    if accuracy.get("metric") == "snr" or accuracy.get("agreement") is None:
+        snr = accuracy.get("min_snr_db")
+        return "SNR exact" if snr is None else f"SNR {snr:.1f} dB"
+    return f"agree {100 * accuracy['agreement']:.1f}%"
+

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from edgebuild.report import first_p50
+from edgebuild.report import accuracy_text, first_p50
 
 
 def _rows(reports: dict[str, dict]) -> list[dict]:
@@ -23,6 +23,7 @@ def _rows(reports: dict[str, dict]) -> list[dict]:
             "size_kib": report["artifact"]["size_bytes"] / 1024,
             "float_kib": ((report.get("float_reference") or {}).get("size_bytes") or 0) / 1024,
             "top1": accuracy.get("artifact_top1"),
+            "accuracy": accuracy_text(accuracy),
             "float_top1": accuracy.get("reference_top1"),
             "p50_ms": first_p50(report.get("benchmark")),
             "passed": (report.get("validation") or {}).get("passed", True),
@@ -47,11 +48,11 @@ def write_summary(out_root: Path, reports: dict[str, dict]) -> list[Path]:
 
 
 def _markdown(rows: list[dict]) -> str:
-    lines = ["# edgebuild summary", "", "| Target | Size | vs float32 | Top-1 | Float top-1 | p50 latency | Status |",
+    lines = ["# edgebuild summary", "", "| Target | Size | vs float32 | Accuracy (vs float) | Float top-1 | p50 latency (host) | Status |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['size_kib'] / r['float_kib']:.2f}x" if r["float_kib"] else "-"
-        top1 = f"{100 * r['top1']:.2f}%" if r["top1"] is not None else "-"
+        top1 = r["accuracy"]
         float_top1 = f"{100 * r['float_top1']:.2f}%" if r["float_top1"] is not None else "-"
         p50 = f"{r['p50_ms']:.3f} ms" if r["p50_ms"] is not None else "-"
         lines.append(f"| [{r['target']}]({r['target']}/report.md) | {r['size_kib']:.1f} KiB | {ratio} | {top1} | "

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgebuild.native_output import TerminalStream
-from edgebuild.report import first_p50, kib
+from edgebuild.report import accuracy_text, first_p50, kib
 
 # Tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
@@ -32,7 +32,7 @@ class StageProgress:
 
 def build_summary(results: list) -> Table:
     table = Table(title="edgebuild results", title_justify="left")
-    for column in ("target", "size", "vs fp32", "I/O", "top-1 (vs float)", "agree", "p50", "arena", "status", "artifact"):
+    for column in ("target", "size", "vs fp32", "I/O", "accuracy (vs float)", "agree", "host p50", "arena", "status", "artifact"):
         table.add_column(column, no_wrap=column != "artifact")
     for r in results:
         if r.error is not None and not r.report:
@@ -45,9 +45,7 @@ def build_summary(results: list) -> Table:
             ratio = f"{art['size_bytes'] / rep['float_reference']['size_bytes']:.2f}x"
         io = f"{art['inputs'][0]['dtype']}"
         acc = rep.get("validation", {}).get("accuracy") or {}
-        accuracy = "-"
-        if acc.get("artifact_top1") is not None:
-            accuracy = f"{100 * acc['artifact_top1']:.1f}% ({100 * (acc['artifact_top1'] - acc['reference_top1']):+.1f})"
+        accuracy = accuracy_text(acc)
         agreement = f"{100 * acc['agreement']:.1f}%" if acc.get("agreement") is not None else "-"
         p50_ms = first_p50(rep.get("benchmark"))
         p50 = f"{p50_ms:.3f} ms" if p50_ms is not None else "-"

@@ -73,10 +73,11 @@ class ValidationSection(Section):
     enabled: bool = True
     rules: Literal["mobile", "edgetpu", "mcu", "none"] = "none"
     max_accuracy_drop: float = Field(2.0, ge=0.0, le=100.0, description="percentage points")
-    min_agreement: float = Field(0.0, ge=0.0, le=1.0, description="share of equal top-1 predictions")
+    min_agreement: float = Field(
+        0.95, ge=0.0, le=1.0, description="without labels: least share of top-1 predictions equal to the float model's")
     metric: Literal["auto", "top1", "snr"] = Field(
         "auto", description="auto: top-1 for probability/logit outputs or labelled data, else SNR vs float")
-    min_snr_db: float = Field(20.0, description="lowest output SNR against the float model (metric snr)")
+    min_snr_db: float = Field(15.0, description="lowest output SNR against the float model, in dB (metric snr)")
     max_tflm_steps: float = Field(
         16.0, ge=0.0, description="largest TFLite Micro vs LiteRT-reference output difference, in quantization steps")
     tflm: bool = False
@@ -92,6 +93,9 @@ class BenchmarkSection(Section):
     threads: list[Annotated[int, Field(ge=1, le=64)]] = [1]
     runs: int = Field(100, ge=1)
     warmup: int = Field(10, ge=0)
+    host_representative: bool = Field(
+        False, description="the target runs on a CPU like this host's (phones): host latency predicts the device's, "
+        "so an artifact slower than float32 here is worth a warning; for NPUs and MCUs it says nothing")
 
 
 class McuSection(Section):
@@ -143,6 +147,8 @@ class PruningSection(Section):
     m_by_n: tuple[int, int] = (2, 4)
     frequency: int = Field(10, ge=1)
     skip_layers: list[str] = []
+    recovery: Literal["auto", "fine-tune", "distill"] = Field(
+        "auto", description="structured: auto = fine-tune, then distill from the unpruned model if still short")
 
 
 class DistillationSection(Section):
@@ -160,6 +166,13 @@ class TrainingSection(Section):
     learning_rate: float = Field(1e-4, gt=0.0)
     early_stopping: int = Field(0, ge=0, description="patience in epochs; 0 turns it off")
     mixed_precision: Literal["auto", "float16", "bfloat16", "off"] = "off"
+    schedule: Literal["constant", "cosine", "plateau"] = Field("constant", description="QAT learning-rate schedule")
+    time_budget: float = Field(1800.0, ge=0.0, description="seconds per training pass, then stop; 0 = no limit")
+    # recovery after pruning surgery, sparsity and distillation (the fields above are QAT's)
+    recovery_epochs: int = Field(100, ge=1, description="epoch ceiling; early stopping ends recovery sooner")
+    recovery_learning_rate: float = Field(1e-3, gt=0.0)
+    recovery_early_stopping: int = Field(8, ge=0, description="patience in epochs; 0 turns it off")
+    recovery_schedule: Literal["constant", "cosine", "plateau"] = "plateau"
 
 
 class Profile(Section):
