@@ -19,9 +19,14 @@ edgebuild.runtime` is cheap.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import sys
+import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +39,10 @@ from edgebuild.errors import ArtifactError, DataError
 
 _QUANTIZED_INPUT_DTYPES = (np.int8, np.uint8, np.int16)
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
-# TFLM log lines that mean "the arena is too small" rather than "the model cannot run".
-_ARENA_SHORTAGE = ("Failed to resize buffer", "Failed to allocate", "missing:")
+# TFLM log lines that name an arena shortage. Other failures are shortages too when a larger arena runs
+# (see _TflmModel): FULLY_CONNECTED's prepare logs only a failed check when its temporaries do not fit.
+_ARENA_SHORTAGE = ("missing:", "Failed to resize buffer", "Failed to allocate", "Unable to allocate",
+                   "Failed starting model allocation", "Too many buffers")
 
 InputData = np.ndarray | Sequence[np.ndarray]
 
@@ -61,6 +68,21 @@ def _load_interpreter_class() -> tuple[type, str, str]:
         except metadata.PackageNotFoundError:
             version = "unknown"
         return Interpreter, "tflite-runtime", version
+
+
+def _reference_resolver(runtime_name: str) -> Any:
+    """OpResolverType.BUILTIN_REF of the loaded runtime (LiteRT, or tflite_runtime as the fallback)."""
+    try:
+        if runtime_name == "ai-edge-litert":
+            from ai_edge_litert.interpreter import OpResolverType
+        else:
+            from tflite_runtime.interpreter import OpResolverType  # type: ignore[import-not-found]
+    except ImportError:
+        raise ArtifactError(
+            f"{runtime_name} has no reference-kernel resolver (OpResolverType.BUILTIN_REF). "
+            "Install ai-edge-litert (`pip install ai-edge-litert`)."
+        ) from None
+    return OpResolverType.BUILTIN_REF
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,10 +207,17 @@ class LiteRTModel:
     `model` is a path or the model's bytes. Loading failures raise ArtifactError;
     tensors are allocated here, so a model that LiteRT cannot prepare fails at load.
     `load_time_ms` is the wall time of construction + `allocate_tensors()`.
+    `reference_kernels=True` runs TFLite's reference kernels (`OpResolverType.BUILTIN_REF`,
+    no XNNPACK): slow, but the arithmetic TFLite Micro's reference kernels implement, so the
+    two agree within a few output steps where the optimized kernels differ by tens.
     """
 
-    def __init__(self, model: Path | str | bytes, num_threads: int = 1):
+    def __init__(self, model: Path | str | bytes, num_threads: int = 1, reference_kernels: bool = False):
         Interpreter, self.runtime_name, self.runtime_version = _load_interpreter_class()
+        self.reference_kernels = reference_kernels
+        options: dict[str, Any] = {}
+        if reference_kernels:
+            options["experimental_op_resolver_type"] = _reference_resolver(self.runtime_name)
         if isinstance(model, (bytes, bytearray, memoryview)):
             self.source = "<model bytes>"
             content = bytes(model)
@@ -205,7 +234,7 @@ class LiteRTModel:
         try:
             with capture_native():  # LiteRT announces its XNNPACK delegate on fd 2
                 start = time.perf_counter_ns()
-                self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+                self.interpreter = Interpreter(model_content=content, num_threads=num_threads, **options)
                 self.interpreter.allocate_tensors()
                 elapsed_ns = time.perf_counter_ns() - start
         except (ValueError, RuntimeError) as exc:
@@ -221,7 +250,8 @@ class LiteRTModel:
         self._out_specs = [_spec_from_details(d) for d in self.output_details]
 
     def __repr__(self) -> str:
-        return f"LiteRTModel({self.source!r}, num_threads={self.num_threads}, runtime={self.runtime_name})"
+        kernels = ", reference_kernels=True" if self.reference_kernels else ""
+        return f"LiteRTModel({self.source!r}, num_threads={self.num_threads}{kernels}, runtime={self.runtime_name})"
 
     @property
     def input_details(self) -> list[dict[str, Any]]:
@@ -299,6 +329,53 @@ class LiteRTModel:
 
 # ---------------------------------------------------------------------------------------------
 # TensorFlow Lite Micro
+#
+# The arena a model needs is found by running it, not read from TFLM's allocation record: the
+# tflite-micro interpreter's "Arena allocation total" undercounts models made of FULLY_CONNECTED
+# layers (hello_world int8 records 1,504 bytes and needs about 2 KB), while convolutional models agree
+# with it. Each probe builds an interpreter with exactly N bytes and allocates and invokes it on zeros,
+# in a forked child of the TFLM worker process: at some sizes just below the need TFLM dereferences a
+# failed allocation and dies (SIGSEGV) instead of reporting the shortage, and below about 464 bytes it
+# always does. A failure at a size smaller than one that runs is an arena shortage, whatever TFLM
+# logged (its FULLY_CONNECTED prepare reports "input != nullptr", "kernel_util.cc:516 false was not
+# true" or the memory planner's "Too many buffers (max is 4)" when the arena runs out); a failure at
+# every size is the model's own problem and is reported as such.
+
+_ARENA_ALIGN = 16
+_MIN_ARENA = 512  # the tflite-micro Python wrapper crashes below ~464 bytes; no model runs in less than 512
+_GENEROUS_ARENA = 1 << 20
+_MAX_ARENA = 1 << 31  # a shortage reported at 2 GiB: far too large for a microcontroller
+_MAX_FAILING_ARENA = 1 << 26  # a failure that names no shortage is retried up to 64 MiB, then blamed on the model
+
+
+@dataclass(frozen=True)
+class ArenaSearch:
+    """The tensor arena of one model, proven by running it in TensorFlow Lite Micro.
+
+    `proven_bytes` is the smallest multiple of 16 at which TFLM allocates and invokes the model
+    (16 bytes less does not run); `recorded_bytes` is TFLM's own "Arena allocation total" at a
+    generous arena, kept for comparison only; `recommended_bytes` is the proven minimum plus
+    `margin` (16-byte aligned), and `verified` says it allocated and invoked too.
+    """
+
+    proven_bytes: int
+    recorded_bytes: int | None
+    recommended_bytes: int
+    margin: float
+    verified: bool
+    probes: int  # interpreters built during the search (each in its own forked process)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Probe:
+    size: int
+    status: str  # "ok", "short" (TFLM named a shortage), "prepare"/"invoke" (failed there), "crash", "error"
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 def _tflm_runtime():
@@ -329,28 +406,8 @@ def _log_summary(log: str, limit: int = 4) -> str:
     return "; ".join(lines[:limit])
 
 
-class _ArenaTooSmall(Exception):
-    def __init__(self, log: str):
-        super().__init__(log)
-        self.log = log
-
-
-def _tflm_interpreter(data: bytes, source: str, arena_size: int):
-    """Build a TFLM interpreter; _ArenaTooSmall when the arena is short, ArtifactError otherwise."""
-    runtime = _tflm_runtime()
-    try:
-        with capture_native() as log:
-            interp = runtime.Interpreter.from_bytes(data, arena_size=int(arena_size))
-    except RuntimeError:
-        text = log[0] if log else ""
-        if any(marker in text for marker in _ARENA_SHORTAGE):
-            raise _ArenaTooSmall(text) from None
-        raise ArtifactError(
-            f"TensorFlow Lite Micro cannot prepare {source}: {_log_summary(text) or 'no log output'}. "
-            "Check that every op is a TFLM builtin with an int8/float32 kernel (run `edgebuild validate "
-            "--target mcu`), and rebuild the model for the MCU target if not."
-        ) from None
-    return interp
+def _names_shortage(log: str) -> bool:
+    return any(marker in log for marker in _ARENA_SHORTAGE)
 
 
 def _tflm_specs(interp: Any, artifact: Any) -> tuple[list[_IOSpec], list[_IOSpec]]:
@@ -365,116 +422,256 @@ def _tflm_specs(interp: Any, artifact: Any) -> tuple[list[_IOSpec], list[_IOSpec
     return ins, outs
 
 
-def _tflm_predict(model_path: Path | str, x: InputData, arena_size: int) -> list[np.ndarray]:
-    """`LiteRTModel.predict` semantics in the TensorFlow Lite Micro interpreter.
+class _TflmModel:
+    """One model in TensorFlow Lite Micro: read and parsed once, then probed or run (in the TFLM worker)."""
 
-    One interpreter with exactly `arena_size` bytes of tensor arena; samples are
-    fed in chunks of the model's (fixed) batch size. An arena that is too small
-    raises ArtifactError with the TFLM log and a hint to use `measure_arena`.
-    """
-    data, artifact = _read_model(model_path)
-    source = str(model_path)
-    try:
-        interp = _tflm_interpreter(data, source, arena_size)
-    except _ArenaTooSmall as short:
-        raise ArtifactError(
-            f"A {arena_size}-byte tensor arena is too small for {source} in TensorFlow Lite Micro "
-            f"({_log_summary(short.log)}). Use measure_arena() for the exact size, or raise arena_size."
-        ) from None
-    in_specs, out_specs = _tflm_specs(interp, artifact)
-    arrays = _as_input_list(x, in_specs, source)
-    arrays = [_to_input_dtype(a, s) for a, s in zip(arrays, in_specs)]
-    n = arrays[0].shape[0]
-    chunk = max(in_specs[0].shape[0] if in_specs[0].shape else 1, 1)
-    chunks = []
-    for start in range(0, n, chunk):
-        count = min(chunk, n - start)
-        for i, a in enumerate(arrays):
-            part = a[start:start + count]
-            if count < chunk:
-                part = np.concatenate([part, np.zeros((chunk - count, *part.shape[1:]), part.dtype)], axis=0)
-            interp.set_input(np.ascontiguousarray(part), i)
-        interp.invoke()
-        chunks.append([
-            _from_output(np.array(interp.get_output(i))[:count], s) for i, s in enumerate(out_specs)
-        ])
-    if not chunks:
-        return [np.zeros((0, *s.shape[1:]), np.float32) for s in out_specs]
-    return _stack(chunks, len(out_specs))
+    def __init__(self, model_path: Path | str):
+        self.data, self.artifact = _read_model(model_path)
+        self.source = str(model_path)
+        self.runtime = _tflm_runtime()
+        # tflite-micro's Interpreter constructor unpacks the whole flatbuffer into Python objects on every
+        # call just to count resource variables; count them once (none without VAR_HANDLE ops).
+        uses_variables = self.artifact.subgraph_count > 1 or any(op.name == "VAR_HANDLE" for op in self.artifact.ops)
+        self.resource_variables = self.runtime.count_resource_variables(self.data) if uses_variables else 0
+        self.probes = 0
 
+    # -- one interpreter ---------------------------------------------------------------------
 
-def _invoke_zeros(interp: Any, in_specs: list[_IOSpec]) -> None:
-    for i, s in enumerate(in_specs):
-        interp.set_input(np.zeros(s.shape, s.dtype), i)
-    interp.invoke()
-
-
-def _measure_arena(model_path: Path | str) -> int:
-    """Exact tensor-arena bytes TFLM needs for this model, read from its own allocation record.
-
-    Builds the interpreter with a generous arena (1 MiB, growing ×8 up to 2 GiB
-    while TFLM reports a shortage), runs one inference on zeros, then parses
-    `Arena allocation total N bytes` from `print_allocations()` (written to fd 2).
-    The number assumes a 16-byte-aligned arena; emit the array with `alignas(16)`.
-    """
-    data, artifact = _read_model(model_path)
-    source = str(model_path)
-    size = 1 << 20
-    while True:
+    def interpreter(self, arena_size: int) -> Any:
+        """A TFLM interpreter with exactly `arena_size` bytes; RuntimeError (TFLM's) when it cannot allocate."""
+        rt = self.runtime
+        native = getattr(rt, "_runtime", None)
         try:
-            interp = _tflm_interpreter(data, source, size)
-            break
-        except _ArenaTooSmall as short:
-            if size >= 1 << 31:
-                raise ArtifactError(
-                    f"TensorFlow Lite Micro could not fit {source} in a 2 GiB tensor arena "
-                    f"({_log_summary(short.log)}). The model is far too large for a microcontroller; "
-                    "shrink it (smaller input, fewer channels, int8) before targeting TFLM."
-                ) from None
-            size *= 8
-    in_specs, _ = _tflm_specs(interp, artifact)
-    with capture_native() as log:
-        _invoke_zeros(interp, in_specs)
-        interp.print_allocations()
-    match = _ARENA_TOTAL.search(log[0])
-    if match is None:
-        raise ArtifactError(
-            f"TensorFlow Lite Micro did not report its arena use for {source} (no 'Arena allocation "
-            f"total' line in its log: {_log_summary(log[0]) or 'empty'}). This tflite-micro build may "
-            "lack the recording allocator; upgrade tflite-micro."
+            wrapper = native.InterpreterWrapper(self.data, [], int(arena_size), self.resource_variables,
+                                                native.PythonInterpreterConfig.kAllocationRecording, 0)
+        except (AttributeError, TypeError):  # another tflite-micro wrapper signature: the public constructor
+            return rt.Interpreter.from_bytes(self.data, arena_size=int(arena_size))
+        interp = object.__new__(rt.Interpreter)
+        interp._interpreter = wrapper
+        return interp
+
+    def _attempt(self, arena_size: int, record: bool) -> int:
+        """0: allocated and invoked on zeros; 1: allocation (prepare) failed; 2: invoke failed."""
+        try:
+            interp = self.interpreter(arena_size)
+        except RuntimeError:
+            return 1
+        try:
+            for i in range(len(self.artifact.inputs)):
+                detail = interp.get_input_details(i)
+                interp.set_input(np.zeros(detail["shape"], detail["dtype"]), i)
+            interp.invoke()
+        except RuntimeError:
+            return 2
+        if record:
+            interp.print_allocations()
+        return 0
+
+    def probe(self, arena_size: int, record: bool = False) -> _Probe:
+        """Allocate and invoke with exactly `arena_size` bytes, in a forked child so a TFLM crash is a result."""
+        self.probes += 1
+        if arena_size < _MIN_ARENA:
+            return _Probe(arena_size, "short", f"{arena_size} bytes is below the {_MIN_ARENA} bytes TFLM's own "
+                                               "bookkeeping takes before any tensor")
+        if not hasattr(os, "fork"):  # no fork (Windows): probe in this process; a crash ends the worker
+            with capture_native() as log:
+                code = self._attempt(arena_size, record)
+            return self._probe_result(arena_size, code, log[0])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with tempfile.TemporaryFile() as sink:
+            pid = os.fork()
+            if pid == 0:  # child: TFLM's log goes to `sink`; never return into the worker's loop
+                code = 3
+                try:
+                    os.dup2(sink.fileno(), 1)
+                    os.dup2(sink.fileno(), 2)
+                    code = self._attempt(arena_size, record)
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            sink.seek(0)
+            log = sink.read().decode("utf-8", errors="replace")
+        if os.WIFSIGNALED(status):
+            signum = os.WTERMSIG(status)
+            name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+            return _Probe(arena_size, "crash", f"{log.strip()} (TFLM process killed by {name})".strip())
+        return self._probe_result(arena_size, os.WEXITSTATUS(status), log)
+
+    @staticmethod
+    def _probe_result(arena_size: int, code: int, log: str) -> _Probe:
+        status = {0: "ok", 1: "prepare", 2: "invoke"}.get(code, "error")
+        if status in ("prepare", "invoke") and _names_shortage(log):
+            status = "short"
+        return _Probe(arena_size, status, log)
+
+    # -- what a failure means ----------------------------------------------------------------
+
+    def running_probe(self, start: int, record: bool = False) -> _Probe:
+        """The first probe that runs, from `start` up in ×8 steps; ArtifactError naming the cause if none does."""
+        size = _round_up_16(start)
+        while True:
+            probe = self.probe(size, record=record)
+            if probe.ok:
+                return probe
+            limit = _MAX_ARENA if probe.status == "short" else _MAX_FAILING_ARENA
+            if size >= limit:
+                raise self.failure(probe)
+            size = min(size * 8, limit)
+
+    def failure(self, probe: _Probe) -> ArtifactError:
+        """The error for a model that fails at every arena size tried (the last attempt in `probe`)."""
+        summary = _log_summary(probe.log) or "no log output"
+        if probe.status == "crash":
+            return ArtifactError(
+                f"TensorFlow Lite Micro crashed (the process aborted) while running {self.source} even with a "
+                f"{probe.size:,}-byte arena ({summary}). This happens when a kernel's internal check fails, e.g. "
+                "Softmax or a requantization with an extreme scale from unrepresentative calibration data. "
+                "Calibrate with real samples (--data), or check the model's quantization scales; LiteRT "
+                "validation results are unaffected."
+            )
+        if probe.status == "short":
+            return ArtifactError(
+                f"TensorFlow Lite Micro could not fit {self.source} in a {probe.size:,}-byte tensor arena "
+                f"({summary}). The model is far too large for a microcontroller; shrink it (smaller input, "
+                "fewer channels, int8) before targeting TFLM."
+            )
+        if probe.status == "invoke":
+            return ArtifactError(
+                f"TensorFlow Lite Micro failed to run {self.source} even with a {probe.size:,}-byte arena: "
+                f"{summary}. Check the model's ops against the MCU target (`edgebuild validate --target mcu`)."
+            )
+        return ArtifactError(
+            f"TensorFlow Lite Micro cannot prepare {self.source} even with a {probe.size:,}-byte arena: {summary}. "
+            "Check that every op is a TFLM builtin with an int8/float32 kernel (run `edgebuild validate "
+            "--target mcu`), and rebuild the model for the MCU target if not."
         )
-    return int(match.group(1))
 
-
-def _arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
-    """True when TFLM can allocate and invoke the model in exactly `arena_size` bytes.
-
-    False on an arena shortage; a model TFLM cannot run at all raises ArtifactError.
-    TFLM's shortage messages are captured, not printed.
-    """
-    data, artifact = _read_model(model_path)
-    source = str(model_path)
-    try:
-        interp = _tflm_interpreter(data, source, arena_size)
-    except _ArenaTooSmall:
+    def sufficient(self, arena_size: int) -> bool:
+        """True if it allocates and invokes in `arena_size` bytes; False for a shortage; ArtifactError if nothing runs."""
+        probe = self.probe(arena_size)
+        if probe.ok:
+            return True
+        if probe.status != "short":  # failed without naming a shortage: one only if a larger arena runs
+            self.running_probe(max(_GENEROUS_ARENA, 8 * arena_size))
         return False
-    in_specs, _ = _tflm_specs(interp, artifact)
-    try:
+
+    # -- the search ----------------------------------------------------------------------------
+
+    def search(self, margin: float) -> ArenaSearch:
+        """Smallest arena that allocates and invokes (16-byte steps), the recommended one, and its proof."""
+        start = time.perf_counter()
+        self.probes = 0
+        generous = self.running_probe(_GENEROUS_ARENA, record=True)
+        match = _ARENA_TOTAL.search(generous.log)
+        recorded = int(match.group(1)) if match else None
+        lo, hi = _MIN_ARENA - _ARENA_ALIGN, generous.size  # lo does not run (or is below the minimum); hi runs
+        guess = _round_up_16(recorded) if recorded else None
+        if guess is not None and lo < guess < hi:  # bracket the record first: most models need about that much
+            if self.probe(guess).ok:
+                hi, step = guess, _ARENA_ALIGN
+                while hi - step > lo:
+                    if not self.probe(hi - step).ok:
+                        lo = hi - step
+                        break
+                    hi, step = hi - step, step * 2
+            else:
+                lo, step = guess, max(_ARENA_ALIGN, _round_up_16(guess // 8))
+                while lo + step < hi:
+                    if self.probe(lo + step).ok:
+                        hi = lo + step
+                        break
+                    lo, step = lo + step, step * 2
+        while hi - lo > _ARENA_ALIGN:
+            mid = lo + (hi - lo) // (2 * _ARENA_ALIGN) * _ARENA_ALIGN
+            if self.probe(mid).ok:
+                hi = mid
+            else:
+                lo = mid
+        recommended = recommended_arena(hi, margin)
+        check = self.probe(recommended)
+        if not check.ok:
+            raise ArtifactError(
+                f"TensorFlow Lite Micro runs {self.source} in {hi:,} bytes but not in the recommended {recommended:,} "
+                f"({check.status}: {_log_summary(check.log) or 'no log output'}): its arena need is not monotonic in "
+                "the arena size. Declare the proven size exactly, or report this model to the edgebuild maintainers."
+            )
+        return ArenaSearch(proven_bytes=hi, recorded_bytes=recorded, recommended_bytes=recommended, margin=margin,
+                           verified=True, probes=self.probes, seconds=time.perf_counter() - start)
+
+    # -- running data ----------------------------------------------------------------------------
+
+    def predict(self, x: InputData, arena_size: int) -> list[np.ndarray]:
+        """`LiteRTModel.predict` semantics with exactly `arena_size` bytes of tensor arena.
+
+        The size is probed first (in a child process), so a short arena is an ArtifactError naming the
+        shortage, not a crash of the worker; samples are fed in chunks of the model's (fixed) batch size.
+        """
+        probe = self.probe(arena_size)
+        if not probe.ok:
+            if probe.status != "short":  # no shortage named: blame the arena only if a larger one runs
+                self.running_probe(max(_GENEROUS_ARENA, 8 * arena_size))
+            raise ArtifactError(
+                f"A {arena_size}-byte tensor arena is too small for {self.source} in TensorFlow Lite Micro "
+                f"({_log_summary(probe.log) or probe.status}). Use measure_arena() for the exact size, or raise "
+                "arena_size."
+            )
+        with capture_native():
+            interp = self.interpreter(arena_size)
+        in_specs, out_specs = _tflm_specs(interp, self.artifact)
+        arrays = _as_input_list(x, in_specs, self.source)
+        arrays = [_to_input_dtype(a, s) for a, s in zip(arrays, in_specs)]
+        n = arrays[0].shape[0]
+        chunk = max(in_specs[0].shape[0] if in_specs[0].shape else 1, 1)
+        chunks = []
         with capture_native() as log:
-            _invoke_zeros(interp, in_specs)
-    except RuntimeError:
-        if any(marker in log[0] for marker in _ARENA_SHORTAGE):
-            return False
-        raise ArtifactError(
-            f"TensorFlow Lite Micro failed to run {source}: {_log_summary(log[0]) or 'no log output'}. "
-            "Check the model's ops against the MCU target (`edgebuild validate --target mcu`)."
-        ) from None
-    return True
+            try:
+                for start in range(0, n, chunk):
+                    count = min(chunk, n - start)
+                    for i, a in enumerate(arrays):
+                        part = a[start:start + count]
+                        if count < chunk:
+                            pad = np.zeros((chunk - count, *part.shape[1:]), part.dtype)
+                            part = np.concatenate([part, pad], axis=0)
+                        interp.set_input(np.ascontiguousarray(part), i)
+                    interp.invoke()
+                    chunks.append([
+                        _from_output(np.array(interp.get_output(i))[:count], s) for i, s in enumerate(out_specs)
+                    ])
+            except RuntimeError:
+                failed = True
+            else:
+                failed = False
+        if failed:
+            raise ArtifactError(
+                f"TensorFlow Lite Micro failed to run {self.source} on sample {start}: "
+                f"{_log_summary(log[0]) or 'no log output'}. Check the model's ops against the MCU target "
+                "(`edgebuild validate --target mcu`)."
+            )
+        if not chunks:
+            return [np.zeros((0, *s.shape[1:]), np.float32) for s in out_specs]
+        return _stack(chunks, len(out_specs))
+
+
+def _round_up_16(value: int) -> int:
+    return (int(value) + _ARENA_ALIGN - 1) // _ARENA_ALIGN * _ARENA_ALIGN
+
+
+def recommended_arena(proven_bytes: int, margin: float) -> int:
+    """The arena to declare: the proven need plus the safety margin, 16-byte aligned (the one formula;
+    edgebuild.validation.recommended_arena is this)."""
+    return _round_up_16(int(proven_bytes * (1.0 + margin)))
 
 
 # TFLite Micro runs in a worker process. Its kernels abort the whole process on some inputs (e.g. a
 # CHECK in Softmax's multiplier for degenerate scales), which must become a clear error, not a dead build;
-# and its logs on fd 2 stay out of the parent, where parallel targets capture native output.
+# and its logs on fd 2 stay out of the parent, where parallel targets capture native output. Each call
+# reads and parses the model once in the worker and does all its work there (a whole arena search is
+# one round trip); arena probes fork from the worker, so a probe that crashes TFLM costs nothing.
 _TFLM_POOL: Any = None
 _TFLM_POOL_LOCK = threading.Lock()
 
@@ -508,25 +705,58 @@ def _tflm_call(name: str, model_path: Path | str, *args: Any) -> Any:
 
 def _ignore_sigint() -> None:
     """Ctrl-C reaches the whole process group; the build (parent) decides how to stop, not the worker."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+_WORKER_MODELS: dict[str, _TflmModel] = {}  # in the worker: the last few models, reused while their bytes match
+
+
+def _worker_model(model_path: str) -> _TflmModel:
+    cached = _WORKER_MODELS.get(model_path)
+    if cached is not None:
+        try:
+            if Path(model_path).read_bytes() == cached.data:
+                return cached
+        except OSError:
+            pass
+    model = _TflmModel(model_path)
+    _WORKER_MODELS.pop(model_path, None)
+    _WORKER_MODELS[model_path] = model
+    while len(_WORKER_MODELS) > 4:
+        _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
+    return model
+
+
 def _tflm_worker(name: str, model_path: str, *args: Any) -> Any:
-    return {"predict": _tflm_predict, "arena": _measure_arena, "sufficient": _arena_is_sufficient}[name](model_path, *args)
+    model = _worker_model(model_path)
+    return {"predict": model.predict, "prove": model.search, "sufficient": model.sufficient}[name](*args)
 
 
 def tflm_predict(model_path: Path | str, x: InputData, arena_size: int) -> list[np.ndarray]:
-    """Run float inputs through the artifact in TFLite Micro with exactly `arena_size` bytes (see _tflm_predict)."""
+    """Run float inputs through the artifact in TFLite Micro with exactly `arena_size` bytes (see _TflmModel)."""
     return _tflm_call("predict", model_path, x, arena_size)
 
 
+def prove_arena(model_path: Path | str, margin: float = 0.10) -> ArenaSearch:
+    """Find the smallest arena at which TFLite Micro allocates and invokes the model, add `margin`, verify it.
+
+    One worker round trip: exponential bracketing around TFLM's own record, then bisection in 16-byte
+    steps; every probe builds a fresh interpreter with exactly that many bytes. Raises ArtifactError when
+    no arena runs the model (the message names TFLM's error at a generous arena) or when the recommended
+    size does not run.
+    """
+    return _tflm_call("prove", model_path, margin)
+
+
 def measure_arena(model_path: Path | str) -> int:
-    """Exact tensor-arena bytes TFLite Micro needs for this model (see _measure_arena)."""
-    return _tflm_call("arena", model_path)
+    """The smallest tensor arena (bytes, multiple of 16) at which TFLite Micro runs this model (see prove_arena)."""
+    return prove_arena(model_path).proven_bytes
 
 
 def arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
-    """Whether TFLite Micro can allocate and invoke the model in exactly `arena_size` bytes."""
+    """Whether TFLite Micro can allocate and invoke the model in exactly `arena_size` bytes.
+
+    False on an arena shortage (a failure at this size that a larger arena does not have); a model TFLM
+    cannot run at any size raises ArtifactError.
+    """
     return _tflm_call("sufficient", model_path, arena_size)

@@ -75,10 +75,14 @@ def test_mcu_arena_is_exact_and_sufficient(keras2_cnn, digits_data, tmp_path: Pa
     report = _report(tmp_path, "mcu")
     arena = report["validation"]["arena"]
     model = tmp_path / "mcu" / "model.tflite"
-    assert arena["measured_bytes"] > 0
-    assert arena["recommended_bytes"] >= arena["measured_bytes"] * 1.1
-    assert arena_is_sufficient(model, arena["measured_bytes"])
-    assert not arena_is_sufficient(model, arena["measured_bytes"] // 2)
+    proven = arena["proven_bytes"]
+    assert proven > 0 and arena["measured_bytes"] == proven and arena["verified"] is True
+    assert arena["recommended_bytes"] >= proven * 1.1
+    assert arena_is_sufficient(model, arena["recommended_bytes"])
+    assert arena_is_sufficient(model, proven)
+    assert not arena_is_sufficient(model, proven - 16)
+    assert abs(arena["recorded_bytes"] - proven) <= 16  # a convolutional model: TFLM's record holds
+    assert arena["compared_with"] == "LiteRT reference kernels (BUILTIN_REF)"
     assert arena["litert_agreement"] >= 0.99
     assert arena["litert_error_steps"]["max"] <= 16 and arena["litert_error_steps"]["mean"] <= 1.0
     settings = (tmp_path / "mcu" / "c" / "model_settings.h").read_text()
