@@ -101,12 +101,12 @@ def resnet8(keras: Any, classes: int = 10, widths: tuple[int, int, int] = (16, 3
     layers = keras.layers
     inputs = keras.Input(shape=(32, 32, 3))
     x = layers.Conv2D(widths[0], 3, padding="same")(inputs)
-    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     for stack, filters in enumerate(widths):
         strides = 1 if stack == 0 else 2
         y = layers.Conv2D(filters, 3, strides=strides, padding="same")(x)
-        y = layers.ReLU()(layers.BatchNormalization()(y))
-        y = layers.BatchNormalization()(layers.Conv2D(filters, 3, padding="same")(y))
+        y = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(y))
+        y = layers.BatchNormalization(momentum=0.9)(layers.Conv2D(filters, 3, padding="same")(y))
         if stack > 0:
             x = layers.Conv2D(filters, 1, strides=strides, padding="same")(x)
         x = layers.ReLU()(layers.Add()([x, y]))
@@ -121,12 +121,12 @@ def ds_cnn(keras: Any, classes: int = 10, filters: int = 32, blocks: int = 4) ->
     layers = keras.layers
     inputs = keras.Input(shape=(49, 10, 1))
     x = layers.Conv2D(filters, (10, 4), strides=(2, 2), padding="same", use_bias=False)(inputs)
-    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     for _ in range(blocks):
         x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
         x = layers.Conv2D(filters, 1, use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     x = layers.AveragePooling2D(pool_size=(x.shape[1], x.shape[2]))(x)
     x = layers.Flatten()(x)
     outputs = layers.Dense(classes, activation="softmax")(x)
@@ -139,13 +139,13 @@ def mobilenet_v1(keras: Any, size: int = 48, alpha: float = 0.25, classes: int =
 
     def block(x: Any, filters: int, strides: int) -> Any:
         x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
-        x = layers.ReLU(6.0)(layers.BatchNormalization()(x))
+        x = layers.ReLU(6.0)(layers.BatchNormalization(momentum=0.9)(x))
         x = layers.Conv2D(int(filters * alpha), 1, use_bias=False)(x)
-        return layers.ReLU(6.0)(layers.BatchNormalization()(x))
+        return layers.ReLU(6.0)(layers.BatchNormalization(momentum=0.9)(x))
 
     inputs = keras.Input(shape=(size, size, 3))
     x = layers.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False)(inputs)
-    x = layers.ReLU(6.0)(layers.BatchNormalization()(x))
+    x = layers.ReLU(6.0)(layers.BatchNormalization(momentum=0.9)(x))
     for filters, strides in ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (1024, 2)):
         x = block(x, filters, strides)
     x = layers.GlobalAveragePooling2D()(x)
@@ -159,7 +159,7 @@ def fc_autoencoder(keras: Any, features: int = 640, hidden: int = 128, bottlenec
     inputs = keras.Input(shape=(features,))
     x = inputs
     for units in (hidden, hidden, hidden, hidden, bottleneck, hidden, hidden, hidden, hidden):
-        x = layers.ReLU()(layers.BatchNormalization()(layers.Dense(units)(x)))
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(layers.Dense(units)(x)))
     outputs = layers.Dense(features)(x)
     return keras.Model(inputs, outputs)
 
@@ -169,12 +169,12 @@ def streaming_ds_cnn(keras: Any, classes: int = 2, filters: int = 32) -> Any:
     layers = keras.layers
     inputs = keras.Input(shape=(30, 1, 40))
     x = layers.Conv2D(filters, (5, 1), strides=(2, 1), use_bias=False)(inputs)
-    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     for _ in range(2):
         x = layers.DepthwiseConv2D((3, 1), use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
         x = layers.Conv2D(filters, 1, use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     x = layers.Flatten()(x)
     x = layers.Dense(32, activation="relu")(x)
     outputs = layers.Dense(classes, activation="softmax")(x)
