@@ -488,19 +488,18 @@ def _run_stages(ctx: TargetContext, request: BuildRequest, cache_key: str | None
                 note.append(f"p50 {first_p50(device) or 0.0:.3f} ms on {device.get('device', {}).get('cpu', '?')}"
                             if "error" not in device else f"FAILED: {device['error']['type']}")
     emitted: list[str] = []
-    flash = None
+    flash, declared_arena = None, None
     if profile.mcu.c_array:
         with ctx.stage("emit") as note:
-            emitted, flash = emit.emit_c(blob, artifact, profile, work_dir, validation, compiled.get("vela"))
-            note.append(f"flash {flash['text_bytes'] + flash['data_bytes']:,} bytes (Cortex-M4)" if flash
+            emitted, flash, declared_arena = emit.emit_c(blob, artifact, profile, work_dir, validation,
+                                                         compiled.get("vela"))
+            note.append(f"model array {flash['model_array_bytes']:,} bytes of flash (Cortex-M4)" if flash
                         else "no arm-none-eabi-gcc: flash not measured")
     if validation is not None:
-        vela = compiled.get("vela")
-        if vela is not None:  # the NPU build: Vela's own SRAM and flash figures decide the budgets
-            add_budget_check(validation, artifact, profile, vela.get("off_chip_flash_bytes") or None,
-                             ram_bytes=vela.get("sram_bytes"), flash_source="from Vela")
-        else:
-            add_budget_check(validation, artifact, profile, flash["text_bytes"] + flash["data_bytes"] if flash else None)
+        if compiled.get("vela") is not None and declared_arena is not None:
+            emit.declare_vela_arena(validation, declared_arena)
+        add_budget_check(validation, artifact, profile, flash,
+                         declared_arena or (validation.get("arena") or {}).get("recommended_bytes"))
     with ctx.stage("report"):
         report = build_report(
             profile=profile, model=shared.model, model_sha256=shared.model_sha256, artifact=artifact,

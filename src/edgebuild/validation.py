@@ -48,19 +48,22 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
         result["arena"] = arena
         checks.append(tflm_check)
     result["passed"] = all(c["passed"] for c in checks)
-    if check_budgets:
-        add_budget_check(result, artifact, profile, flash_bytes=None)
+    if check_budgets:  # `edgebuild validate`: no C array was compiled, the arena is the one TFLM proved
+        add_budget_check(result, artifact, profile, flash=None,
+                         declared_arena=(result.get("arena") or {}).get("recommended_bytes"))
     return result
 
 
-def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, flash_bytes: int | None,
-                     ram_bytes: int | None = None, flash_source: str = "measured with arm-none-eabi-size") -> None:
+def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, flash: dict | None,
+                     declared_arena: int | None) -> None:
     """Append the budget check and update `passed`.
 
-    Flash: measured from the compiled C array (or Vela's flash figure) when available, else the model bytes.
-    RAM: `ram_bytes` when a compiler reported it (Vela's SRAM), else the recommended arena plus the I/O.
+    Every figure is what it names. Flash: the model array measured with the Cortex-M toolchain (`flash`, from
+    emit), else the .tflite size. RAM: the tensor arena the firmware declares (model_settings.h; TFLite Micro
+    keeps the I/O tensors inside it). Neither counts the TFLite Micro runtime, kernels or stack: the report
+    says so until a linked firmware image is measured.
     """
-    budget = _budget_check(artifact, profile, result.get("arena"), flash_bytes, ram_bytes, flash_source)
+    budget = _budget_check(artifact, profile, flash, declared_arena)
     if budget is not None:
         result["checks"].append(budget)
         result["passed"] = all(c["passed"] for c in result["checks"])
@@ -304,31 +307,32 @@ def round_up(value: int, multiple: int) -> int:
     return (value + multiple - 1) // multiple * multiple
 
 
-def io_bytes(artifact: TfliteArtifact) -> int:
-    itemsize = {"int8": 1, "uint8": 1, "int16": 2, "float16": 2, "float32": 4, "int32": 4}
-    return sum(t.num_elements * itemsize.get(t.dtype, 4) for t in artifact.inputs + artifact.outputs)
-
-
-def _budget_check(artifact: TfliteArtifact, profile: Profile, arena: dict | None, flash_bytes: int | None,
-                  ram_bytes: int | None, flash_source: str) -> dict | None:
-    """Flash: the model bytes (or the measured object size); RAM: recommended arena plus one copy of the I/O."""
+def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None,
+                  declared_arena: int | None) -> dict | None:
     budget = profile.budget
     if budget.flash is None and budget.ram is None:
         return None
     problems, parts = [], []
-    flash_used = flash_bytes or artifact.size_bytes
-    flash_source = flash_source if flash_bytes else "model bytes"
+    if flash and flash.get("measured"):
+        flash_used, flash_source = flash["model_array_bytes"], "model array, arm-none-eabi-size; runtime and kernels not included"
+    else:
+        flash_used, flash_source = artifact.size_bytes, ".tflite size (model array estimate; runtime and kernels not included)"
     if budget.flash is not None:
         parts.append(f"flash {flash_used:,} / {budget.flash:,} bytes ({flash_source})")
         if flash_used > budget.flash:
-            problems.append(f"flash {flash_used:,} bytes exceeds the budget {budget.flash:,} by {flash_used - budget.flash:,}")
-    ram_used = None
-    if budget.ram is not None and ((arena or {}).get("recommended_bytes") is not None or ram_bytes is not None):
-        ram_used = ram_bytes if ram_bytes is not None else arena["recommended_bytes"] + io_bytes(artifact)
-        parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes")
+            problems.append(f"the model array alone takes {flash_used:,} bytes of flash, over the budget "
+                            f"{budget.flash:,} by {flash_used - budget.flash:,}")
+    ram_used = declared_arena
+    if budget.ram is not None and ram_used is not None:
+        parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes (tensor arena as declared in model_settings.h; "
+                     "stack and runtime state not included)")
         if ram_used > budget.ram:
-            problems.append(f"RAM {ram_used:,} bytes (arena + I/O) exceeds the budget {budget.ram:,} by {ram_used - budget.ram:,}")
+            problems.append(f"the tensor arena alone needs {ram_used:,} bytes of RAM, over the budget "
+                            f"{budget.ram:,} by {ram_used - budget.ram:,}")
     summary = "; ".join(problems) + " — shrink the model (pruning, smaller input) or raise the budget" if problems else ", ".join(parts)
     return {"name": "budgets", "passed": not problems, "summary": summary,
-            "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash, "source": flash_source},
-            "ram": {"used_bytes": ram_used, "budget_bytes": budget.ram}}
+            "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash, "source": flash_source,
+                      "scope": "model array"},
+            "ram": {"used_bytes": ram_used, "budget_bytes": budget.ram,
+                    "source": "tensor arena declared in model_settings.h" if ram_used is not None else None,
+                    "scope": "tensor arena"}}

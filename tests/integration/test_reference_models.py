@@ -47,8 +47,12 @@ def test_reference_architecture_builds_for_every_target(name: str, reference_mod
         arena = reports[target]["validation"]["arena"]
         settings = (tmp_path / target / "c" / "model_settings.h").read_text()
         declared = int(re.search(r"kTensorArenaSize\s*=\s*(\d+)", settings).group(1))
+        assert declared == arena["recommended_bytes"], target  # the report's arena is the one the firmware declares
+        budgets = next(c for c in reports[target]["validation"]["checks"] if c["name"] == "budgets")
+        assert budgets["ram"]["used_bytes"] == declared
+        assert budgets["flash"]["used_bytes"] == reports[target]["flash"]["model_array_bytes"]
+        assert budgets["flash"]["scope"] == "model array" and "not included" in budgets["summary"]
         if target == "mcu":
-            assert declared == arena["recommended_bytes"]
             assert arena_is_sufficient(tmp_path / target / "model.tflite", declared)
     if name == "fc_autoencoder":  # per-tensor dense weights: fits the reference firmware's 10 KiB arena
         assert reports["mcu"]["validation"]["arena"]["recommended_bytes"] <= 10 * 1024
@@ -85,3 +89,12 @@ def test_a_classifier_without_labels_is_gated_on_agreement(reference_model, tmp_
                  "--no-cache", "--set", "benchmark.enabled=false", "-o", str(tmp_path / "bad")])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 8 and "top-1 agreement with the float model" in err, err
+
+
+def test_budgets_name_what_they_measure_and_can_fail(reference_model, tmp_path: Path, capsys) -> None:
+    model = reference_model("hello_world")
+    code = main(["build", str(model.path), "-t", "mcu", "-d", str(model.npz), "-o", str(tmp_path), "--no-cache",
+                 "--set", "budget.ram=1KiB", "--set", "budget.flash=1KiB", "--set", "benchmark.enabled=false"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 8
+    assert "the tensor arena alone needs" in err and "the model array alone takes" in err

@@ -49,7 +49,7 @@ def build_summary(results: list) -> Table:
         agreement = f"{100 * acc['agreement']:.1f}%" if acc.get("agreement") is not None else "-"
         p50_ms = first_p50(rep.get("benchmark"))
         p50 = f"{p50_ms:.3f} ms" if p50_ms is not None else "-"
-        arena = (rep.get("validation") or {}).get("arena", {}).get("measured_bytes")
+        arena = (rep.get("validation") or {}).get("arena", {}).get("recommended_bytes")
         status = "[green]ok[/green]" if r.passed else "[red]FAILED[/red]"
         table.add_row(r.target, kib(art["size_bytes"]), ratio, io, accuracy, agreement, p50, kib(arena) if arena else "-",
                       status, str(r.out_dir / art["path"]))
