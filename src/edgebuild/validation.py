@@ -50,12 +50,14 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
     result["passed"] = all(c["passed"] for c in checks)
     if check_budgets:  # `edgebuild validate`: no C array was compiled, the arena is the one TFLM proved
         add_budget_check(result, artifact, profile, flash=None,
-                         declared_arena=(result.get("arena") or {}).get("recommended_bytes"))
+                         declared_arena=(result.get("arena") or {}).get("recommended_bytes"),
+                         arena_source="recommended tensor arena (proven in TFLite Micro plus the margin)")
     return result
 
 
 def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, flash: dict | None,
-                     declared_arena: int | None) -> None:
+                     declared_arena: int | None,
+                     arena_source: str = "tensor arena as declared in model_settings.h") -> None:
     """Append the budget check and update `passed`.
 
     Every figure is what it names. Flash: the model array measured with the Cortex-M toolchain (`flash`, from
@@ -63,7 +65,7 @@ def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, f
     keeps the I/O tensors inside it). Neither counts the TFLite Micro runtime, kernels or stack: the report
     says so until a linked firmware image is measured.
     """
-    budget = _budget_check(artifact, profile, flash, declared_arena)
+    budget = _budget_check(artifact, profile, flash, declared_arena, arena_source)
     if budget is not None:
         result["checks"].append(budget)
         result["passed"] = all(c["passed"] for c in result["checks"])
@@ -308,7 +310,7 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None,
-                  declared_arena: int | None) -> dict | None:
+                  declared_arena: int | None, arena_source: str) -> dict | None:
     budget = profile.budget
     if budget.flash is None and budget.ram is None:
         return None
@@ -324,8 +326,7 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None
                             f"{budget.flash:,} by {flash_used - budget.flash:,}")
     ram_used = declared_arena
     if budget.ram is not None and ram_used is not None:
-        parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes (tensor arena as declared in model_settings.h; "
-                     "stack and runtime state not included)")
+        parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes ({arena_source}; stack and runtime state not included)")
         if ram_used > budget.ram:
             problems.append(f"the tensor arena alone needs {ram_used:,} bytes of RAM, over the budget "
                             f"{budget.ram:,} by {ram_used - budget.ram:,}")
@@ -334,5 +335,5 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None
             "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash, "source": flash_source,
                       "scope": "model array"},
             "ram": {"used_bytes": ram_used, "budget_bytes": budget.ram,
-                    "source": "tensor arena declared in model_settings.h" if ram_used is not None else None,
+                    "source": arena_source if ram_used is not None else None,
                     "scope": "tensor arena"}}

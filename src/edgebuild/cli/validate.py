@@ -51,6 +51,6 @@ def validate(
     else:
         out.print(validation_table(result, f"{artifact_path} against '{profile.name}'"))
     if not result["passed"] and not no_gates:
-        failed = "; ".join(c["summary"] for c in result["checks"] if not c["passed"])
+        failed = "; ".join(c["summary"].rstrip(". ") for c in result["checks"] if not c["passed"])
         raise GateFailed(f"{artifact_path} failed validation for '{profile.name}': {failed}.")
     return 0
