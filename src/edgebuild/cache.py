@@ -1,7 +1,8 @@
 """A content-addressed cache of finished target folders.
 
 The key hashes everything that decides the output: the model files, the
-resolved profile, the data files, the relevant CLI flags, and the versions of
+resolved profile and the files it points to (Vela config, distillation models,
+an explicit edgetpu_compiler), the data files, the relevant CLI flags, and the versions of
 edgebuild, TensorFlow, LiteRT, TFLite Micro and the compilers. A hit restores
 the folder without importing TensorFlow. Entries are written to a temporary
 folder and renamed into place (atomic; concurrent writers of one key are
@@ -21,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from edgebuild import __version__
 from edgebuild.hashing import hash_path
@@ -30,7 +32,8 @@ MANIFEST = "manifest.json"
 KEY_VERSION = 1
 _PACKAGES = ("tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro",
              "ethos-u-vela", "numpy")
-_TOOLS = ("arm-none-eabi-g++", "edgetpu_compiler")
+DEFAULT_COMPILER = "edgetpu_compiler"
+_TOOLS = ("arm-none-eabi-g++", DEFAULT_COMPILER)
 
 
 def default_cache_dir() -> Path:
@@ -59,10 +62,46 @@ def stack_fingerprint() -> dict[str, str]:
 
 
 def build_key(*, model_sha256: str, profile_toml: str, data_sha256: dict[str, str | None], flags: dict,
-              versions: dict[str, str]) -> str:
+              versions: dict[str, str], files: dict[str, str | None] | None = None) -> str:
+    """`files`: `referenced_files(profile)`, the contents of the files the profile points to."""
     payload = json.dumps({"model": model_sha256, "profile": profile_toml, "data": data_sha256, "flags": flags,
-                          "versions": versions}, sort_keys=True)
+                          "versions": versions, "files": files or {}}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def referenced_files(profile: Any) -> dict[str, str | None]:
+    """Profile key -> sha256 of the file (or model folder) it points to, for every file the build reads.
+
+    The profile's TOML holds only the path; the content decides the output too, so it goes into the key.
+    Paths resolve as the stages resolve them: relative to the working directory; a bare
+    `edgetpu.compiler` name through PATH. None when the file does not exist (the build will say so). Only
+    files the build would read are listed: the Vela config when Vela runs and the name is a file (else Vela
+    looks it up among its own bundled configs, covered by Vela's version), the distillation teacher and
+    student when distillation is on and they name paths, and an explicitly configured edgetpu_compiler
+    (the default one on PATH is covered by its version in `stack_fingerprint`).
+    """
+    files: dict[str, str | None] = {}
+    vela = profile.vela
+    if vela.accelerator and vela.config_file:
+        path = Path(vela.config_file)
+        files["vela.config_file"] = _file_sha256(path) if path.is_file() else None
+    distillation = profile.distillation
+    if distillation.enabled:
+        if distillation.teacher != "original":
+            files["distillation.teacher"] = _file_sha256(Path(distillation.teacher))
+        if distillation.student != "pruned" and Path(distillation.student).exists():  # not "width:F": a model file
+            files["distillation.student"] = _file_sha256(Path(distillation.student))
+    edgetpu = profile.edgetpu
+    if edgetpu.compile and edgetpu.compiler != DEFAULT_COMPILER:
+        from edgebuild.compilers.edgetpu import find_compiler
+
+        resolved = find_compiler(edgetpu.compiler)
+        files["edgetpu.compiler"] = _file_sha256(Path(resolved)) if resolved else None
+    return files
+
+
+def _file_sha256(path: Path) -> str | None:
+    return hash_path(path) if path.exists() else None
 
 
 @dataclass(frozen=True)

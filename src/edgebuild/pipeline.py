@@ -331,7 +331,7 @@ def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
 def _cache_keys(request: BuildRequest, plans: list[TargetPlan], model_sha: str) -> tuple[object | None, dict[str, str]]:
     if not request.use_cache or request.bench_device is not None:  # device numbers are measured fresh each time
         return None, {}
-    from edgebuild.cache import BuildCache, build_key, default_cache_dir, stack_fingerprint
+    from edgebuild.cache import BuildCache, build_key, default_cache_dir, referenced_files, stack_fingerprint
     from edgebuild.hashing import hash_path
 
     cache = BuildCache(request.cache_dir or default_cache_dir())
@@ -340,7 +340,8 @@ def _cache_keys(request: BuildRequest, plans: list[TargetPlan], model_sha: str) 
     flags = {"random_calibration": request.random_calibration}
     versions = stack_fingerprint()
     keys = {plan.target: build_key(model_sha256=model_sha, profile_toml=to_toml(plan.profile), data_sha256=data,
-                                   flags=flags, versions=versions) for plan in plans}
+                                   flags=flags, versions=versions, files=referenced_files(plan.profile))
+            for plan in plans}
     return cache, keys
 
 

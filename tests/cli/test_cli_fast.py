@@ -99,3 +99,16 @@ def test_bad_set_syntax(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["targets", "show", "mcu", "--set", "quantization.io"], capsys)
     assert code == 3
     assert "is not of the form key.path=value" in err
+
+
+def test_keyword_symbol_fails_in_the_profile_before_tensorflow_loads(tmp_path: Path) -> None:
+    model = tmp_path / "m.h5"
+    model.write_bytes(b"")
+    code = (f"import sys; from edgebuild.cli.main import main; "
+            f"rc = main(['build', {str(model)!r}, '-t', 'mcu', '--calibration', 'random', '-o', {str(tmp_path / 'out')!r}, "
+            f"'--set', 'mcu.symbol=class']); print('TF', 'tensorflow' in sys.modules); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    assert "'mcu.symbol' = 'class': a C/C++ keyword" in " ".join(result.stderr.split())
+    assert result.stdout.strip().endswith("TF False")
+    assert not (tmp_path / "out").exists()

@@ -109,3 +109,138 @@ def test_cache_commands(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None
     assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
     assert "removed 1 entries" in capsys.readouterr().out
     assert BuildCache(cache).info()["entries"] == 0
+
+
+# ---- files a profile points to: their contents are in the key ------------------------------------------------
+
+BOARD_INI = """[System_Config.My_Board]
+core_clock={clock}
+axi0_port=Sram
+axi1_port=OffChipFlash
+Sram_clock_scale=1.0
+Sram_burst_length=32
+Sram_read_latency=32
+Sram_write_latency=32
+OffChipFlash_clock_scale=0.125
+OffChipFlash_burst_length=128
+OffChipFlash_read_latency=64
+OffChipFlash_write_latency=64
+
+[Memory_Mode.Shared_Sram]
+const_mem_area=Axi1
+arena_mem_area=Axi0
+cache_mem_area=Axi0
+"""
+
+# A stand-in for Coral's edgetpu_compiler (not installable here): answers --version and writes the
+# <stem>_edgetpu.tflite the real one writes. Only its bytes matter to the cache key.
+FAKE_COMPILER = """#!/bin/sh
+# {comment}
+if [ "$1" = "--version" ]; then echo "Edge TPU Compiler version 16.0.384591198"; exit 0; fi
+while [ "$#" -gt 1 ]; do
+  if [ "$1" = "-o" ]; then out="$2"; shift; fi
+  shift
+done
+cp "$1" "$out/$(basename "$1" .tflite)_edgetpu.tflite"
+echo "Edge TPU Compiler version 16.0.384591198"
+echo "Model compiled successfully in 5 ms."
+"""
+
+
+def _hit(args: list[str], target: str) -> bool:
+    assert main(args) == 0
+    out = Path(args[args.index("-o") + 1])
+    return json.loads((out / target / "report.json").read_text())["cache"]["hit"]
+
+
+def _target_args(model: Path, data: Path, out: Path, cache: Path, target: str, *extra: str) -> list[str]:
+    return ["build", str(model), "-t", target, "-d", str(data), "-o", str(out), "--cache-dir", str(cache), *FAST,
+            "--set", "validation.enabled=false", *extra]
+
+
+def test_vela_config_file_content_is_in_the_key(keras2_cnn, digits_data, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative config_file resolves against the working directory, as Vela's stage does
+    ini = tmp_path / "board.ini"
+    ini.write_text(BOARD_INI.format(clock="400e6"))
+    cache = tmp_path / "cache"
+    vela = ["--set", "vela.config_file=board.ini", "--set", "vela.system_config=My_Board"]
+
+    def args(out: str) -> list[str]:
+        return _target_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / out, cache, "ethos-u55",
+                            *vela)
+
+    assert _hit(args("a"), "ethos-u55") is False
+    ini.write_text(BOARD_INI.format(clock="400e6"))  # rewritten, same content
+    assert _hit(args("b"), "ethos-u55") is True
+    ini.write_text(BOARD_INI.format(clock="500e6"))
+    assert _hit(args("c"), "ethos-u55") is False
+    report = json.loads((tmp_path / "c" / "ethos-u55" / "report.json").read_text())
+    assert report["compile"]["vela"]["core_clock_hz"] == 500e6  # the miss really rebuilt with the new file
+
+
+def test_explicit_edgetpu_compiler_binary_is_in_the_key(keras2_cnn, digits_data, tmp_path: Path) -> None:
+    compiler = tmp_path / "bin" / "edgetpu_compiler"
+    compiler.parent.mkdir()
+    compiler.write_text(FAKE_COMPILER.format(comment="build 1"))
+    compiler.chmod(0o755)
+    cache = tmp_path / "cache"
+
+    def args(out: str) -> list[str]:
+        return _target_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / out, cache, "edgetpu",
+                            "--set", f"edgetpu.compiler={compiler}")
+
+    assert _hit(args("a"), "edgetpu") is False
+    assert (tmp_path / "a" / "edgetpu" / "model_edgetpu.tflite").is_file()  # the stand-in compiler ran
+    compiler.write_text(FAKE_COMPILER.format(comment="build 1"))
+    assert _hit(args("b"), "edgetpu") is True
+    compiler.write_text(FAKE_COMPILER.format(comment="build 2"))  # a different binary at the same path
+    assert _hit(args("c"), "edgetpu") is False
+
+
+def _save_scaled(source: Path, dest: Path, scale: float) -> None:
+    """Save the tf_keras model at `source` to `dest` with its last layer's weights scaled (new content, same shapes)."""
+    import tf_keras
+
+    model = tf_keras.models.load_model(source)
+    layer = [layer for layer in model.layers if layer.get_weights()][-1]
+    layer.set_weights([w * scale for w in layer.get_weights()])
+    model.save(dest)
+
+
+def test_distillation_teacher_and_student_files_are_in_the_key(keras2_cnn, digits_data, tmp_path: Path) -> None:
+    teacher, student = tmp_path / "teacher.keras", tmp_path / "student.keras"
+    _save_scaled(keras2_cnn.paths["keras"], teacher, 1.0)
+    _save_scaled(keras2_cnn.paths["keras"], student, 0.5)
+    cache = tmp_path / "cache"
+    distill = ["--set", "distillation.enabled=true", "--set", f"distillation.teacher={teacher}",
+               "--set", f"distillation.student={student}", "--set", "training.recovery_epochs=1"]
+
+    def args(out: str) -> list[str]:
+        return _target_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / out, cache, "mobile",
+                            *distill)
+
+    assert _hit(args("a"), "mobile") is False
+    teacher.write_bytes(teacher.read_bytes())  # rewritten, same content
+    assert _hit(args("b"), "mobile") is True
+    _save_scaled(keras2_cnn.paths["keras"], teacher, 1.1)
+    assert _hit(args("c"), "mobile") is False
+    _save_scaled(keras2_cnn.paths["keras"], student, 0.25)
+    assert _hit(args("d"), "mobile") is False
+    assert _hit(args("e"), "mobile") is True
+
+
+def test_referenced_files_lists_only_files_the_build_reads(tmp_path: Path, monkeypatch) -> None:
+    from edgebuild.cache import referenced_files
+    from edgebuild.hashing import hash_path
+    from edgebuild.profiles import resolve
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "board.ini").write_text("x")
+    assert referenced_files(resolve("mcu")) == {}
+    assert referenced_files(resolve("ethos-u55", ["vela.config_file=board.ini"])) == {
+        "vela.config_file": hash_path(tmp_path / "board.ini")}
+    assert referenced_files(resolve("ethos-u55", ["vela.config_file=Arm/vela.ini"])) == {"vela.config_file": None}
+    assert referenced_files(resolve("mcu", ["vela.config_file=board.ini"])) == {}  # no Vela on mcu
+    assert referenced_files(resolve("mobile", ["distillation.enabled=true", "distillation.student=width:0.5"])) == {}
+    assert referenced_files(resolve("edgetpu")) == {}  # the default compiler on PATH: its version is in the key
+    assert referenced_files(resolve("edgetpu", ["edgetpu.compiler=./nope"])) == {"edgetpu.compiler": None}

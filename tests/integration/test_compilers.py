@@ -128,3 +128,91 @@ def test_edgetpu_compiler_for_real(int8_cnn: Path, tmp_path: Path) -> None:
     assert (tmp_path / "edgetpu" / "model_edgetpu.log").is_file()
     assert result["ops_mapped_edgetpu"] > 0 and result["per_op_complete"]
     assert "edgetpu-custom-op" in read_artifact(tmp_path / "edgetpu" / "model_edgetpu.tflite").op_counts()
+
+
+# ---- edgetpu.min_mapped_fraction without the compiler: the rules' own mapped fraction is the gate ----------------
+
+@pytest.fixture(scope="module")
+def leaky_cnn(digits_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained digits CNN whose second op (LeakyReLU) is not an Edge TPU op: mapping stops there."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    layers = tf_keras.layers
+    model = tf_keras.Sequential([
+        layers.Input((32, 32, 1)),
+        layers.Conv2D(8, 3, strides=2),
+        layers.LeakyReLU(0.1),
+        layers.Conv2D(16, 3, strides=2, activation="relu"),
+        layers.Conv2D(16, 3, activation="relu"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(10),
+        layers.Softmax(),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(digits_data.train_x, digits_data.train_y, epochs=8, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("leaky_cnn") / "leaky.keras"
+    model.save(path)
+    return path
+
+
+def _edgetpu_build(model: Path, data: Path, out: Path, *extra: str) -> tuple[int, dict]:
+    import json
+
+    from edgebuild.cli.main import main
+
+    code = main(["build", str(model), "-t", "edgetpu", "-d", str(data), "-o", str(out), "--no-cache",
+                 "--set", "benchmark.enabled=false",
+                 "--set", f"edgetpu.compiler={out.parent / 'absent' / 'edgetpu_compiler'}", *extra])
+    report = json.loads((out / "edgetpu" / "report.json").read_text())
+    return code, report
+
+
+def _check(report: dict, name: str) -> dict:
+    return next(c for c in report["validation"]["checks"] if c["name"] == name)
+
+
+def test_min_mapped_fraction_gates_on_the_rules_without_the_compiler(leaky_cnn, digits_data, tmp_path: Path) -> None:
+    # op rules on (the default): the first unsupported op is an error of its own; the fraction gate adds its verdict
+    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "strict",
+                                  "--set", "edgetpu.min_mapped_fraction=0.9")
+    assert code == 8
+    rules = report["compile"]["edgetpu"]["rules"]
+    assert report["compile"]["edgetpu"]["available"] is False
+    assert rules["first_unsupported"]["op"] == "LEAKY_RELU" and rules["first_unsupported"]["index"] <= 2
+    assert rules["mapped_ops_fraction"] < 0.5
+    gate = _check(report, "edgetpu mapped fraction")
+    assert gate["passed"] is False and gate["source"] == "edgebuild rules"
+    assert gate["mapped_fraction"] == rules["mapped_ops_fraction"]
+    assert "edgebuild's own rules" in gate["summary"] and "edgetpu_compiler not installed" in gate["summary"]
+    assert "required 90.0%" in gate["summary"] and "LEAKY_RELU" in gate["summary"]
+    # the same number as the op-rules check reports
+    assert _check(report, "op rules (edgetpu)")["details"]["mapped_ops_fraction"] == rules["mapped_ops_fraction"]
+
+    # op rules off (CPU fallback accepted): the fraction gate alone decides the exit code
+    lenient = ["--set", "validation.rules=none"]
+    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "zero", *lenient,
+                                  "--set", "edgetpu.min_mapped_fraction=0")
+    assert code == 0, report["validation"]["checks"]
+    assert _check(report, "edgetpu mapped fraction")["passed"] is True
+    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "ninety", *lenient,
+                                  "--set", "edgetpu.min_mapped_fraction=0.9")
+    assert code == 8
+    assert [c["name"] for c in report["validation"]["checks"] if not c["passed"]] == ["edgetpu mapped fraction"]
+
+
+def test_min_mapped_fraction_uses_the_compilers_count_when_it_ran() -> None:
+    from types import SimpleNamespace
+
+    from edgebuild.stages.compile import add_compiler_checks
+
+    profile = SimpleNamespace(edgetpu=SimpleNamespace(min_mapped_fraction=0.9))
+    compiled = {"edgetpu": {"available": True, "compiler_version": "16.0", "ops_mapped_edgetpu": 8, "total_ops": 10,
+                            "mapped_fraction": 0.8}}
+    validation = {"checks": [{"name": "op rules (edgetpu)", "passed": True}], "passed": True}
+    add_compiler_checks(validation, compiled, profile)
+    gate = validation["checks"][-1]
+    assert (gate["name"], gate["source"], gate["passed"], validation["passed"]) == (
+        "edgetpu_compiler", "edgetpu_compiler", False, False)
+    assert "by edgetpu_compiler 16.0 (80.0%, required 90.0%)" in gate["summary"]

@@ -28,17 +28,46 @@ def test_parallel_build_is_byte_identical_to_serial(keras2_cnn, digits_data, tmp
         (tmp_path / "2" / "mcu" / "c" / "model_data.cc").read_bytes()
 
 
+# A board's own Vela config whose system config Vela cannot parse: only Vela reads it, in the compile stage, after
+# conversion, so the target fails late (exit 10) while another target runs beside it.
+BAD_BOARD_INI = """[System_Config.My_Board]
+core_clock=fast
+axi0_port=Sram
+axi1_port=OffChipFlash
+Sram_clock_scale=1.0
+Sram_burst_length=32
+Sram_read_latency=32
+Sram_write_latency=32
+OffChipFlash_clock_scale=0.125
+OffChipFlash_burst_length=128
+OffChipFlash_read_latency=64
+OffChipFlash_write_latency=64
+
+[Memory_Mode.Shared_Sram]
+const_mem_area=Axi1
+arena_mem_area=Axi0
+cache_mem_area=Axi0
+"""
+
+
 def test_one_failing_target_leaves_the_others_complete(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
-    # `class` passes the profile's identifier check but codegen refuses C++ keywords: mcu fails late, in emit;
-    # mobile writes no C and must finish normally beside it.
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-t", "mobile", "-d", str(digits_data.npz),
-                 "-o", str(tmp_path), "-j", "2", "--set", "mcu.symbol=class", *FAST])
-    assert code == 2
-    assert "keyword" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["mobile"]  # no partial mcu folder
-    report = json.loads((tmp_path / "mobile" / "report.json").read_text())
+    # The board target fails late, when Vela reads its config; mobile runs no Vela and must finish normally beside it.
+    ini = tmp_path / "board.ini"
+    ini.write_text(BAD_BOARD_INI)
+    board = tmp_path / "board.toml"
+    board.write_text(f'extends = "ethos-u55"\nname = "board"\n[vela]\nconfig_file = "{ini}"\n'
+                     'system_config = "My_Board"\n')
+    out = tmp_path / "out"
+    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", str(board), "-t", "mobile", "-d", str(digits_data.npz),
+                 "-o", str(out), "-j", "2", *FAST])
+    assert code == 10
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Vela could not compile" in err and "could not convert string to float: 'fast" in err
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["mobile"]  # no partial board folder
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    report = json.loads((out / "mobile" / "report.json").read_text())
     assert report["validation"]["passed"] is True
-    assert (tmp_path / "mobile" / "model.tflite").stat().st_size == report["artifact"]["size_bytes"]
+    assert (out / "mobile" / "model.tflite").stat().st_size == report["artifact"]["size_bytes"]
 
 
 def test_default_jobs_respects_cores_targets_and_requests() -> None:

@@ -123,6 +123,16 @@ def test_good_symbols_pass(symbol):
     assert CSourceOptions(symbol=symbol).symbol == symbol
 
 
+def test_the_profile_schema_can_import_the_symbol_rules_without_tensorflow():
+    import sys
+
+    code = ("import sys; from edgebuild.codegen.identifiers import C_CPP_KEYWORDS, symbol_problem; "
+            "from edgebuild.profiles.schema import McuSection; McuSection(symbol='g_model'); "
+            "print('HEAVY', [m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in result.stdout
+
+
 @pytest.mark.parametrize("arena", [0, -5, 1.5, True, "100"])
 def test_bad_arena_size_is_a_usage_error(arena):
     with pytest.raises(UsageError, match="tensor arena size must be a positive number of bytes"):

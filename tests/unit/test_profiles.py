@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_unknown_key_names_the_file_key_and_valid_keys(tmp_path: Path) -> None:
     message = str(err.value)
     assert str(board) in message
     assert "unknown key 'quantization.shceme'" in message
-    assert "calibration_samples, io, method, scheme" in message
+    assert "calibration_samples, dense_per_channel, io, method, scheme" in message
 
 
 def test_wrong_value_lists_the_choices() -> None:
@@ -91,6 +92,28 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 def test_bad_c_symbol_is_rejected() -> None:
     with pytest.raises(ProfileError, match="'mcu.symbol' = '1model': not a C identifier"):
         resolve("mcu", ["mcu.symbol=1model"])
+
+
+@pytest.mark.parametrize(("symbol", "message"), [
+    ("class", "a C/C++ keyword"), ("int", "a C/C++ keyword"), ("constexpr", "a C/C++ keyword"),
+    ("_Bool", "a C/C++ keyword"), ("__model", "reserved for the compiler"), ("_Model", "reserved for the compiler"),
+])
+def test_symbols_the_code_generator_refuses_are_refused_by_the_profile(symbol: str, message: str) -> None:
+    with pytest.raises(ProfileError, match=re.escape(f"'mcu.symbol' = '{symbol}': {message}")):
+        resolve("mcu", [f"mcu.symbol={symbol}"])
+
+
+def test_profile_and_code_generator_share_one_keyword_list() -> None:
+    from edgebuild.codegen.identifiers import C_CPP_KEYWORDS, validate_symbol
+    from edgebuild.errors import UsageError
+    from edgebuild.profiles.schema import McuSection
+
+    for keyword in sorted(C_CPP_KEYWORDS):
+        with pytest.raises(ValueError, match="C/C\\+\\+ keyword"):
+            McuSection(symbol=keyword)
+        with pytest.raises(UsageError):
+            validate_symbol(keyword)
+    assert McuSection(symbol="g_class_model").symbol == "g_class_model"
 
 
 def test_resolved_profile_round_trips_through_toml(tmp_path: Path) -> None:

@@ -1,4 +1,9 @@
-"""C/C++ identifier checks for the symbol names the generated sources declare."""
+"""C/C++ identifier checks for the symbol names the generated sources declare.
+
+The one list of C/C++ keywords and the one set of rules: the profile schema (`mcu.symbol`) asks
+`symbol_problem` before anything is built, and the code generator asks `validate_symbol`, so a name
+the generator would refuse never gets past the profile. Imports nothing heavy (no TensorFlow).
+"""
 
 from __future__ import annotations
 
@@ -26,27 +31,45 @@ C_CPP_KEYWORDS = frozenset(
 )
 
 
+def _bad_characters(symbol: str) -> str:
+    bad = sorted({c for c in symbol if not (c.isascii() and (c.isalnum() or c == "_"))})
+    return "it contains " + ", ".join(repr(c) for c in bad) if bad else "it starts with a digit"
+
+
+def _is_reserved(symbol: str) -> bool:
+    return symbol.startswith("__") or (symbol.startswith("_") and symbol[1:2].isupper())
+
+
+def symbol_problem(symbol: object) -> str | None:
+    """Why `symbol` cannot name a C/C++ array (a short phrase), or None when it can."""
+    if not isinstance(symbol, str) or not symbol:
+        return "empty; use a C identifier such as 'g_model'"
+    if not _IDENTIFIER.match(symbol):
+        return f"not a C identifier (letters, digits, _; no leading digit): {_bad_characters(symbol)}"
+    if symbol in C_CPP_KEYWORDS:
+        return f"a C/C++ keyword, which cannot name an array; pick another name, for example 'g_{symbol}_model'"
+    if _is_reserved(symbol):
+        return ("reserved for the compiler and standard library (it starts with '__' or '_' and an upper-case "
+                "letter); pick a name such as 'g_model'")
+    return None
+
+
 def validate_symbol(symbol: str, *, what: str = "C symbol name") -> str:
     """Return `symbol` if it can name a C/C++ array; UsageError saying why not otherwise."""
+    if symbol_problem(symbol) is None:
+        return symbol
     if not isinstance(symbol, str) or not symbol:
         raise UsageError(f"The {what} is empty. Pass a C identifier such as 'g_model'.")
     if not _IDENTIFIER.match(symbol):
-        bad = sorted({c for c in symbol if not (c.isascii() and (c.isalnum() or c == "_"))})
-        if bad:
-            detail = "it contains " + ", ".join(repr(c) for c in bad)
-        else:
-            detail = "it starts with a digit"
         raise UsageError(
-            f"The {what} {symbol!r} is not a valid C identifier: {detail}. "
+            f"The {what} {symbol!r} is not a valid C identifier: {_bad_characters(symbol)}. "
             "Use letters, digits and underscores, not starting with a digit (for example 'g_model')."
         )
     if symbol in C_CPP_KEYWORDS:
         raise UsageError(
             f"The {what} {symbol!r} is a C/C++ keyword. Pick another name, for example 'g_{symbol}_model'."
         )
-    if symbol.startswith("__") or (symbol.startswith("_") and symbol[1:2].isupper()):
-        raise UsageError(
-            f"The {what} {symbol!r} is reserved for the compiler and standard library "
-            "(it starts with '__' or '_' and an upper-case letter). Pick a name such as 'g_model'."
-        )
-    return symbol
+    raise UsageError(
+        f"The {what} {symbol!r} is reserved for the compiler and standard library "
+        "(it starts with '__' or '_' and an upper-case letter). Pick a name such as 'g_model'."
+    )

@@ -107,8 +107,12 @@ class McuSection(Section):
     @field_validator("symbol")
     @classmethod
     def _symbol_is_c_identifier(cls, symbol: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", symbol):
-            raise ValueError("not a C identifier (letters, digits, _; no leading digit)")
+        # the code generator's own rules and keyword list, so a name it would refuse fails here, before TensorFlow
+        from edgebuild.codegen.identifiers import symbol_problem
+
+        problem = symbol_problem(symbol)
+        if problem is not None:
+            raise ValueError(problem)
         return symbol
 
 

@@ -13,8 +13,11 @@ def run_compilers(profile: Profile, artifact_path: Path, work_dir: Path) -> dict
         from edgebuild.compilers.edgetpu import compile_edgetpu, edgetpu_status
 
         status = edgetpu_status(profile.edgetpu.compiler)
-        compiled["edgetpu"] = (compile_edgetpu(artifact_path, work_dir, status["compiler"], profile.edgetpu.min_runtime)
-                               if status["available"] else status)
+        if status["available"]:
+            compiled["edgetpu"] = compile_edgetpu(artifact_path, work_dir, status["compiler"],
+                                                  profile.edgetpu.min_runtime)
+        else:  # no compiler: edgebuild's own rules estimate how far its mapping would reach
+            compiled["edgetpu"] = {**status, "rules": rules_mapping(artifact_path, profile.edgetpu.min_runtime)}
     if profile.vela.accelerator:
         from edgebuild.compilers.vela import compile_vela
 
@@ -24,13 +27,26 @@ def run_compilers(profile: Profile, artifact_path: Path, work_dir: Path) -> dict
     return compiled
 
 
+def rules_mapping(artifact_path: Path, runtime: int) -> dict:
+    """The mapping edgebuild's Edge TPU rules predict: where it stops, and the share of ops and MACs before that."""
+    from edgebuild.artifact import read_artifact
+    from edgebuild.checks.edgetpu import check
+
+    extra = check(read_artifact(artifact_path), runtime).extra
+    keys = ("first_unsupported", "mapped_ops", "total_ops", "mapped_ops_fraction", "mapped_macs", "total_macs",
+            "mapped_macs_fraction", "edgetpu_runtime")
+    return {key: extra[key] for key in keys}
+
+
 def compile_note(compiled: dict) -> str:
     """The progress line's note for the compile stage."""
     notes = []
     edgetpu = compiled.get("edgetpu")
     if edgetpu is not None:
+        rules = edgetpu.get("rules") or {}
         notes.append(f"edgetpu: {edgetpu.get('ops_mapped_edgetpu')}/{edgetpu.get('total_ops')} ops mapped"
-                     if edgetpu.get("available", True) else "edgetpu_compiler not installed: own rule check only")
+                     if edgetpu.get("available", True) else
+                     f"edgetpu_compiler not installed: own rules map {rules.get('mapped_ops')}/{rules.get('total_ops')} ops")
     vela = compiled.get("vela")
     if vela is not None:
         notes.append(f"vela: {vela.get('npu_ops')} NPU / {vela.get('cpu_ops')} CPU ops, "
@@ -39,13 +55,39 @@ def compile_note(compiled: dict) -> str:
 
 
 def add_compiler_checks(validation: dict, compiled: dict, profile: Profile) -> None:
-    """The real compiler's verdict, when it ran: fewer ops mapped than the profile requires fails the build."""
+    """Gate on `edgetpu.min_mapped_fraction`: fewer ops mapped to the Edge TPU than required fails the build.
+
+    The share of ops mapped is the real compiler's when it ran; without the compiler it is the share
+    edgebuild's own Edge TPU rules predict (ops before the first one the compiler cannot map). The check
+    says which number it used.
+    """
     edgetpu = compiled.get("edgetpu")
-    if edgetpu is not None and edgetpu.get("available", True) and edgetpu.get("mapped_fraction") is not None:
-        need = profile.edgetpu.min_mapped_fraction
+    if edgetpu is None:
+        return
+    need = profile.edgetpu.min_mapped_fraction
+    if edgetpu.get("available", True) and edgetpu.get("mapped_fraction") is not None:
         got = edgetpu["mapped_fraction"]
         validation["checks"].append({
-            "name": "edgetpu_compiler", "passed": got >= need,
+            "name": "edgetpu_compiler", "passed": got >= need, "source": "edgetpu_compiler",
+            "mapped_fraction": got, "min_mapped_fraction": need,
             "summary": f"{edgetpu['ops_mapped_edgetpu']} of {edgetpu['total_ops']} ops mapped to the Edge TPU "
-                       f"({100 * got:.0f}%, required {100 * need:.0f}%)"})
-        validation["passed"] = all(c["passed"] for c in validation["checks"])
+                       f"by edgetpu_compiler {edgetpu.get('compiler_version') or ''}".rstrip()
+                       + f" ({_pct(got)}, required {_pct(need)})"})
+    elif edgetpu.get("available") is False and edgetpu.get("rules"):
+        rules = edgetpu["rules"]
+        got = rules["mapped_ops_fraction"]
+        first = rules.get("first_unsupported")
+        stops = (f"; mapping stops at op #{first['index']} ({first['op']})" if first else "")
+        validation["checks"].append({
+            "name": "edgetpu mapped fraction", "passed": got >= need, "source": "edgebuild rules",
+            "mapped_fraction": got, "min_mapped_fraction": need,
+            "summary": f"{rules['mapped_ops']} of {rules['total_ops']} ops map to the Edge TPU by edgebuild's own "
+                       f"rules ({_pct(got)}, required {_pct(need)}; edgetpu_compiler not installed, so this is the "
+                       f"rules' estimate, not the compiler's count){stops}"})
+    else:
+        return
+    validation["passed"] = all(c["passed"] for c in validation["checks"])
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
