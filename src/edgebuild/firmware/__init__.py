@@ -1,0 +1,1 @@
+"""Firmware for microcontroller builds (placeholder docstring)."""
