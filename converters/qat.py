@@ -242,6 +242,14 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
     tensors without a range: `calibration` fills those (the converter keeps the
     learnt ranges for the rest). An artifact that still computes in float32 is a
     ConversionError, never a silently half-quantized model.
+
+    Dense layers: TFMOT's default 8-bit registry fake-quantizes a Dense kernel per
+    tensor (`LastValueQuantizer(per_axis=False)`), so a QAT artifact has one weight
+    scale per FULLY_CONNECTED whatever `quantization.dense_per_channel` says (checked
+    on the FC autoencoder: 1 scale on every layer either way). With the switch off the
+    converter is told so too (`set_dense_granularity`), so a tensor no fake-quant covers
+    cannot come out per channel; with it on, QAT still gives per-tensor dense weights
+    (`dense_quantization_note` says so in the report).
     """
     from edgebuild._tf import tf
 
@@ -251,11 +259,12 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
             f"quantization.method = 'qat' produces full-integer int8 models, but scheme = '{quant.scheme}'. "
             "Use --set quantization.scheme=int8, or --set quantization.method=ptq for other schemes."
         )
-    from edgebuild.converters.ptq import conversion_error_summary, trace_keras
+    from edgebuild.converters.ptq import conversion_error_summary, set_dense_granularity, trace_keras
 
     shape = (batch, *tuple(qat_model.inputs[0].shape)[1:])
     converter = tensorflow.lite.TFLiteConverter.from_concrete_functions([trace_keras(qat_model, shape)], qat_model)
     converter.optimizations = [tensorflow.lite.Optimize.DEFAULT]
+    set_dense_granularity(converter, quant)
     if calibration is not None and len(calibration):
         converter.target_spec.supported_ops = [tensorflow.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.representative_dataset = lambda: ([s[None, ...].astype(np.float32)] for s in calibration)
