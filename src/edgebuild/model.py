@@ -110,9 +110,19 @@ class LoadedModel:
             tensorflow = tf()
             export_dir = Path(tempfile.mkdtemp(prefix=f"edgebuild-b{batch}-"))
             atexit.register(shutil.rmtree, export_dir, True)
-            tensorflow.saved_model.save(
-                self.keep_alive, str(export_dir), signatures={"serving_default": self.concrete_function(batch)},
-                options=tensorflow.saved_model.SaveOptions(save_debug_info=True))
+            function = self.concrete_function(batch)
+            options = tensorflow.saved_model.SaveOptions(save_debug_info=True)
+            # A bare module holding only the variables the traced function captures saves in a fraction of the
+            # time a Keras model takes (no layer call functions to re-trace) and converts faster and identically.
+            holder = tensorflow.Module()
+            holder.captured = list(function.variables)
+            try:
+                tensorflow.saved_model.save(holder, str(export_dir), signatures={"serving_default": function},
+                                            options=options)
+            except (ValueError, AssertionError):  # it captures an untracked resource (a lookup table, say)
+                shutil.rmtree(export_dir, ignore_errors=True)
+                tensorflow.saved_model.save(self.keep_alive, str(export_dir),
+                                            signatures={"serving_default": function}, options=options)
             self._exported[batch] = export_dir
         return self._exported[batch]
 
