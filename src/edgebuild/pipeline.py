@@ -433,7 +433,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
 
 def _run_stages(ctx: TargetContext, request: BuildRequest, cache_key: str | None) -> dict:
     """The plan's stages in order; returns the report (also written into the work folder)."""
-    from edgebuild.converters.ptq import convert, trace_keras
+    from edgebuild.converters.ptq import convert, dense_quantization_note, trace_keras
     from edgebuild.stages import compile as compile_stage
     from edgebuild.stages import emit, measure, train
     from edgebuild.validation import add_budget_check
@@ -507,6 +507,9 @@ def _run_stages(ctx: TargetContext, request: BuildRequest, cache_key: str | None
             artifact_file="model.tflite", float_reference=float_reference, data=ctx.data_block(),
             timings=ctx.timings, validation=validation, benchmark=benchmark, extra_files=emitted,
         )
+        dense_note = dense_quantization_note(profile.quantization)
+        if dense_note and "FULLY_CONNECTED" in artifact.op_counts():
+            report["quantization"] = {"dense_per_channel": profile.quantization.dense_per_channel, "notes": [dense_note]}
         if compiled:
             report["compile"] = compiled
         if training is not None:

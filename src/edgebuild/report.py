@@ -134,6 +134,8 @@ def render_markdown(report: dict) -> str:
     lines.append(f"| Ops | {', '.join(f'{k} x{v}' for k, v in art['ops'].items())} |")
     lines.append(f"| MACs | {art['macs']:,} |")
     lines.append(f"| Weights | {', '.join(f'{k}: {kib(v)}' for k, v in art['weight_bytes_by_dtype'].items())} |")
+    for note in (report.get("quantization") or {}).get("notes", []):
+        lines.append(f"| Quantization | {note} |")
     lines += _pruning_md(report)
     lines += _training_md(report.get("training"))
     lines += _compile_md(report.get("compile"))
