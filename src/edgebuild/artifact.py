@@ -82,6 +82,7 @@ class TfliteArtifact:
     output_indices: tuple[int, ...]
     subgraph_count: int
     signature_outputs: tuple[tuple[str, int], ...] = ()  # (signature output name, tensor index)
+    operator_codes: tuple[tuple[str, bool], ...] = ()  # (op name, custom) of every subgraph, model-wide
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -247,6 +248,7 @@ def parse_artifact(data: bytes, source: str = "<bytes>") -> TfliteArtifact:
         output_indices=outputs,
         subgraph_count=len(model.subgraphs),
         signature_outputs=_signature_outputs(model),
+        operator_codes=tuple(_code_name(code) for code in model.operatorCodes or []),
     )
 
 
@@ -287,14 +289,17 @@ def _tensor_info(index: int, tensor: Any, buffers: list[Any]) -> TensorInfo:
     )
 
 
+def _code_name(code: Any) -> tuple[str, bool]:
+    """(name, custom) of one operator code: the builtin's schema name, or the custom op's own code."""
+    builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+    if code.customCode is not None and _OP_NAMES.get(builtin) == "CUSTOM":
+        return (code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)), True
+    return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}"), False
+
+
 def _op_info(index: int, op: Any, codes: list[Any]) -> OpInfo:
     code = codes[op.opcodeIndex]
-    builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-    custom = code.customCode is not None and _OP_NAMES.get(builtin) == "CUSTOM"
-    if custom:
-        name = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
-    else:
-        name = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+    name, custom = _code_name(code)
     return OpInfo(
         index=index,
         name=name,

@@ -187,4 +187,4 @@ def test_multi_subgraph_models_use_the_model_wide_operator_codes(sources, int8_m
 
     artifact, _, _ = sources
     only_codes = dataclasses.replace(artifact, ops=(), subgraph_count=2)
-    assert resolver_methods(only_codes, int8_model.read_bytes()) == resolver_methods(artifact)
+    assert resolver_methods(only_codes) == resolver_methods(artifact)

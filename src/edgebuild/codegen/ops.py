@@ -156,34 +156,16 @@ def resolver_method(op_name: str, *, custom: bool = False) -> str:
     return method
 
 
-def resolver_methods(artifact: TfliteArtifact, tflite_bytes: bytes | None = None) -> list[tuple[str, str]]:
+def resolver_methods(artifact: TfliteArtifact) -> list[tuple[str, str]]:
     """(op name, Add method) for each distinct op of the model, sorted by op name like TFLM's tool.
 
-    The artifact lists the ops of the main subgraph; a model with more subgraphs
-    (IF, WHILE, CALL_ONCE bodies) also needs theirs, so then the model-wide
-    operator-code table of `tflite_bytes` is used, as TFLM's own generator does.
+    The artifact's ops are those of the main subgraph; a model with more subgraphs (IF, WHILE, CALL_ONCE
+    bodies) also needs theirs, so the model-wide operator-code table is used too, as TFLM's generator does.
     """
     kinds: dict[str, bool] = {}
     for op in artifact.ops:
         kinds.setdefault(op.name, op.custom)
-    if artifact.subgraph_count > 1 and tflite_bytes is not None:
-        for name, custom in _operator_codes(tflite_bytes):
+    if artifact.subgraph_count > 1:
+        for name, custom in artifact.operator_codes:
             kinds.setdefault(name, custom)
     return [(name, resolver_method(name, custom=kinds[name])) for name in sorted(kinds)]
-
-
-def _operator_codes(tflite_bytes: bytes) -> list[tuple[str, bool]]:
-    from ai_edge_litert import schema_py_generated as schema  # flatbuffer bindings only, no TensorFlow
-
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
-    model = schema.Model.GetRootAs(tflite_bytes, 0)
-    codes = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
-        custom = code.CustomCode()
-        if custom is not None and names.get(builtin) == "CUSTOM":
-            codes.append((custom.decode(), True))
-        else:
-            codes.append((names.get(builtin, f"BUILTIN_{builtin}"), False))
-    return codes

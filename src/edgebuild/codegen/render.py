@@ -118,7 +118,7 @@ def model_data_cc(tflite_bytes: bytes, artifact: TfliteArtifact, symbol: str, xx
 
 
 def model_ops_h(tflite_bytes: bytes, artifact: TfliteArtifact, symbol: str) -> str:
-    methods = resolver_methods(artifact, tflite_bytes)
+    methods = resolver_methods(artifact)
     calls = "\n".join(
         f"  if (resolver.{method}() != kTfLiteOk) return kTfLiteError;  // {_comment_text(op)}"
         for op, method in methods
