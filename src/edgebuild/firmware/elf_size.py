@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from edgebuild.compilers._process import run_tool
+from edgebuild.process import run_tool
 from edgebuild.errors import ExternalToolError
 from edgebuild.firmware.boards import Board
 

@@ -90,7 +90,7 @@ def makefile_text(*, board: Board, flavor: Flavor, tree: Path | None, c_dir_rel:
     qemu_args = " ".join(board.qemu_args)
     return f"""# Firmware for the model in {c_dir_rel}/ on {board.name} ({board.cpu}), written by edgebuild {edgebuild.__version__}.
 #
-#   make                 -> {ELF} (+ .map), compiling TensorFlow Lite Micro from TFLM_DIR
+#   make                 -> $(BUILD)/firmware.elf (+ .map), compiling TensorFlow Lite Micro from TFLM_DIR
 #   make run             -> run it in QEMU ({board.qemu_machine or 'no QEMU machine for this board'}); exit status = the firmware's
 #   make host run-host   -> the same runner on this machine (g++, reference kernels), plus the generated main.cc
 #   make ARENA_BYTES=N   -> a tensor arena of N bytes instead of kTensorArenaSize (model_settings.h)
@@ -153,7 +153,7 @@ endif
 
 .PHONY: all fw run host run-host clean
 all: fw
-fw: {ELF}
+fw: $(BUILD)/firmware.elf
 
 $(BUILD)/app/%.cc.o: %.cc
 \t@mkdir -p $(dir $@)
@@ -165,7 +165,7 @@ $(BUILD)/app/%.c.o: board/%.c
 \t@mkdir -p $(dir $@)
 \t$(ARM_PREFIX)gcc $(CFLAGS) -c $< -o $@
 
-{ELF}: $(APP_OBJS) $(TFLM_LIB_USED) board/board.ld
+$(BUILD)/firmware.elf: $(APP_OBJS) $(TFLM_LIB_USED) board/board.ld
 \t$(ARM_PREFIX)g++ $(LDFLAGS) $(APP_OBJS) $(TFLM_LIB_USED) -lm -o $@
 \t$(ARM_PREFIX)size $@
 
@@ -182,8 +182,8 @@ $(BUILD)/tflm/libtflm.a: $(patsubst %,$(BUILD)/tflm/%.o,$(TFLM_SRCS))
 \t@rm -f $@
 \t$(ARM_PREFIX)ar rcs $@ $^
 
-run: {ELF}
-\ttimeout $(QEMU_TIMEOUT) $(QEMU) -M {board.qemu_machine} {qemu_args} -kernel {ELF}
+run: $(BUILD)/firmware.elf
+\ttimeout $(QEMU_TIMEOUT) $(QEMU) -M {board.qemu_machine} {qemu_args} -kernel $(BUILD)/firmware.elf
 
 # ------------------------------------------------------------ host (g++, reference kernels)
 ifeq ($(strip $(TFLM_HOST_LIB)),)
@@ -194,7 +194,7 @@ endif
 HOST_OBJS := $(BUILD)/host/app/{RUNNER}.o $(BUILD)/host/app/samples.cc.o $(BUILD)/host/app/model_data.cc.o \\
   $(BUILD)/host/app/platform_host.cc.o
 
-host: {HOST_RUNNER} {HOST_EXAMPLE}
+host: $(BUILD)/host/firmware_host $(BUILD)/host/example_main
 $(BUILD)/host/app/%.cc.o: %.cc
 \t@mkdir -p $(dir $@)
 \t$(HOST_CXX) $(HOST_CXXFLAGS) -c $< -o $@
@@ -207,10 +207,10 @@ $(BUILD)/host/app/model_data.cc.o: $(C_DIR)/model_data.cc
 $(BUILD)/host/app/main.cc.o: $(C_DIR)/main.cc
 \t@mkdir -p $(dir $@)
 \t$(HOST_CXX) $(HOST_CXXFLAGS) -c $< -o $@
-{HOST_RUNNER}: $(HOST_OBJS) $(TFLM_HOST_LIB_USED)
+$(BUILD)/host/firmware_host: $(HOST_OBJS) $(TFLM_HOST_LIB_USED)
 \t$(HOST_CXX) $(HOST_OBJS) $(TFLM_HOST_LIB_USED) -lm -o $@
 # The generated example entry point ($(C_DIR)/main.cc), unchanged.
-{HOST_EXAMPLE}: $(BUILD)/host/app/main.cc.o $(BUILD)/host/app/model_data.cc.o $(TFLM_HOST_LIB_USED)
+$(BUILD)/host/example_main: $(BUILD)/host/app/main.cc.o $(BUILD)/host/app/model_data.cc.o $(TFLM_HOST_LIB_USED)
 \t$(HOST_CXX) $^ -lm -o $@
 
 $(BUILD)/host/tflm/%.cc.o: $(TFLM_DIR)/%.cc
@@ -225,9 +225,9 @@ $(BUILD)/host/tflm/libtflm.a: $(patsubst %,$(BUILD)/host/tflm/%.o,$(TFLM_HOST_SR
 \t@rm -f $@
 \tar rcs $@ $^
 
-run-host: {HOST_RUNNER} {HOST_EXAMPLE}
-\t{HOST_RUNNER}
-\t{HOST_EXAMPLE}
+run-host: $(BUILD)/host/firmware_host $(BUILD)/host/example_main
+\t$(BUILD)/host/firmware_host
+\t$(BUILD)/host/example_main
 
 clean:
 \trm -rf $(BUILD)

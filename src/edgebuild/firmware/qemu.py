@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebuild.compilers._process import run_tool
+from edgebuild.process import run_tool
 from edgebuild.errors import ExternalToolError
 from edgebuild.firmware.boards import Board
 

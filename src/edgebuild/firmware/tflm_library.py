@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -366,6 +367,11 @@ def _stderr_log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _sha(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -441,7 +447,7 @@ class ObjectCache:
         with tempfile.TemporaryDirectory(prefix="edgebuild-tflm-", dir=folder) as scratch:
             obj, dep = Path(scratch) / "out.o", Path(scratch) / "out.d"
             cmd = self.compile_command(rel, obj, dep)
-            from edgebuild.compilers._process import run_tool, tail
+            from edgebuild.process import run_tool, tail
 
             result = run_tool(cmd, COMPILE_TIMEOUT_S, cmd[0], cwd=self.tree.root)
             if result.returncode != 0:
@@ -492,12 +498,14 @@ class Library:
     compiled: int  # objects compiled by this call (0: everything came from the cache)
     seconds: float
     cache_hit: bool
+    compile_cpu_seconds: float = 0.0  # CPU time of the compilers this call ran (user + system)
 
     def describe(self) -> dict:
         return {"path": str(self.path), "flavor": self.flavor.name, "kernels": self.flavor.kernels,
                 "tree": str(self.tree), "tree_sha256": self.tree_sha256, "scope": self.scope,
                 "sources": len(self.sources), "objects_compiled": self.compiled,
-                "seconds": round(self.seconds, 2), "cached": self.cache_hit}
+                "seconds": round(self.seconds, 2), "compile_cpu_seconds": round(self.compile_cpu_seconds, 1),
+                "cached": self.cache_hit}
 
 
 class LibraryBuilder:
@@ -574,7 +582,7 @@ class LibraryBuilder:
     # ---- symbols
     def _symbols(self, objects: Sequence[Path]) -> tuple[set[str], set[str]]:
         """(defined, undefined) demangled symbols over `objects`."""
-        from edgebuild.compilers._process import run_tool
+        from edgebuild.process import run_tool
 
         defined: set[str] = set()
         undefined: set[str] = set()
@@ -595,27 +603,31 @@ class LibraryBuilder:
         return defined, undefined
 
     def _definers(self, symbols: set[str], candidates: Sequence[str]) -> list[str]:
-        """Sources among `candidates` that look like they define one of `symbols` (confirmed later with nm)."""
+        """Sources among `candidates` that look like they define one of `symbols` (confirmed later with nm).
+
+        Helper files (no Register_ function) are searched first; an op's kernel file only when no helper
+        matches, so a name that kernels merely mention does not pull whole kernels in.
+        """
         by_stem = {Path(r).stem: r for r in candidates if r.endswith(".c")}
-        patterns: list[re.Pattern[str]] = []
+        helpers = [r for r in candidates if "Register_" not in self.tree.text(r)]
+        kernels = [r for r in candidates if r not in set(helpers)]
         found: list[str] = []
-        for sym in symbols:
+        for sym in sorted(symbols):
             how = _definition_pattern(sym)
             if how is None:
                 continue
             if how[0] == "stem":  # CMSIS-NN: one function per file, named after it
-                if how[1] in by_stem and by_stem[how[1]] not in found:
-                    found.append(by_stem[how[1]])
+                if how[1] in by_stem:
+                    if by_stem[how[1]] not in found:
+                        found.append(by_stem[how[1]])
                     continue
                 how = ("regex", rf"\b{re.escape(how[1])}\s*\(")
-            patterns.append(re.compile(rf"(?m)^[A-Za-z_][^;\n]*{how[1]}[^;\n]*$"))
-        if patterns:
-            for rel in candidates:
-                if rel in found:
-                    continue
-                text = self.tree.text(rel)
-                if any(p.search(text) for p in patterns):
-                    found.append(rel)
+            pattern = re.compile(rf"(?m)^[A-Za-z_][^;\n]*{how[1]}[^;\n]*$")
+            for group in (helpers, kernels):
+                hits = [r for r in group if pattern.search(self.tree.text(r))]
+                if hits:
+                    found.extend(r for r in hits if r not in found)
+                    break
         return found
 
     def resolve(self, ops: Sequence[tuple[str, str]], extra_undefined: Iterable[str] = ()) -> list[str]:
@@ -651,6 +663,7 @@ class LibraryBuilder:
         if scope not in ("ops", "full"):
             raise UsageError(f"TFLM library scope must be 'ops' or 'full', got {scope!r}.")
         started = time.perf_counter()
+        cpu_before = _children_cpu()
         self._compiled = 0
         extra = sorted(set(extra_undefined))
         if scope == "full":
@@ -677,10 +690,10 @@ class LibraryBuilder:
         if not lib.is_file():
             self._archive(lib, [objs[r] for r in sources], sources)
         return Library(lib, self.flavor, self.tree.root, self.tree.fingerprint, scope, sources, self._compiled,
-                       time.perf_counter() - started, hit)
+                       time.perf_counter() - started, hit, _children_cpu() - cpu_before)
 
     def _archive(self, lib: Path, objects: Sequence[Path], sources: Sequence[str]) -> None:
-        from edgebuild.compilers._process import run_tool
+        from edgebuild.process import run_tool
 
         lib.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".ar-", dir=lib.parent) as scratch:

@@ -1,0 +1,88 @@
+"""The generated C++ compiled with the host's g++ against the same TFLite Micro tree, and run.
+
+Two programs, both from the firmware project's Makefile (`make host`), linked with a host library of
+the same tree (reference kernels, built and cached like the device one):
+
+- `example_main`: the emit stage's `main.cc` with `model_ops.h`, `model_settings.h` and `model_data.cc`,
+  unchanged. It must exit 0 and print output 0's first value for an all-zero input, which must match
+  LiteRT's reference kernels on the same input: the generated code is valid TFLite Micro code.
+- `firmware_host`: the firmware runner on the same embedded samples. Its outputs are compared with the
+  device's (CMSIS-NN on the board vs reference kernels here).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edgebuild.process import run_tool, tail
+from edgebuild.firmware.qemu import RunnerOutput, parse_runner_output
+
+RUN_TIMEOUT_S = 120.0
+_FIRST_VALUE = re.compile(r"Output 0, first (value|byte): (\S+)")
+_ARENA = re.compile(r"Arena used: (\d+) of (\d+) bytes")
+
+
+def run_host_runner(project_dir: Path) -> RunnerOutput:
+    exe = Path(project_dir) / "build/host/firmware_host"
+    res = run_tool([str(exe)], RUN_TIMEOUT_S, "firmware_host (host build of the firmware runner)")
+    out = parse_runner_output(res.stdout + "\n" + res.stderr, res.returncode)
+    out.seconds = res.seconds
+    return out
+
+
+def run_example_main(project_dir: Path) -> dict:
+    """Run the unchanged generated main.cc; what it printed and its exit status."""
+    exe = Path(project_dir) / "build/host/example_main"
+    res = run_tool([str(exe)], RUN_TIMEOUT_S, "example_main (the generated main.cc built for the host)")
+    text = res.stdout + "\n" + res.stderr
+    result: dict = {"exit_code": res.returncode, "seconds": res.seconds}
+    value = _FIRST_VALUE.search(text)
+    if value:
+        try:
+            result["first_output"] = float(value.group(2))
+        except ValueError:
+            result["first_output"] = value.group(2)
+        result["first_output_kind"] = value.group(1)
+    arena = _ARENA.search(text)
+    if arena:
+        result["arena_used_bytes"], result["arena_bytes"] = int(arena.group(1)), int(arena.group(2))
+    if res.returncode != 0 or value is None:
+        result["log"] = tail(text, 12)
+    return result
+
+
+def compare_example(result: dict, reference_first: float | None, output_scale: float | None,
+                    max_steps: float) -> tuple[bool, str]:
+    """Does the example's printed first output match LiteRT's reference kernels on the same (zero) input?"""
+    if result.get("exit_code") != 0:
+        return False, (f"the generated main.cc built for the host exited with status {result.get('exit_code')}"
+                       + (f":\n{result['log']}" if result.get("log") else ""))
+    value = result.get("first_output")
+    if not isinstance(value, float):
+        return False, "the generated main.cc did not print 'Output 0, first value'"
+    if reference_first is None:
+        return True, f"generated main.cc ran on the host (output 0 first value {value:g})"
+    diff = abs(value - reference_first)
+    if output_scale:
+        steps = diff / output_scale
+        result["difference_steps"] = round(steps, 3)
+        ok = steps <= max_steps + 1e-3  # %f prints 6 decimals
+        return ok, (f"generated main.cc on the host: output 0 = {value:g}, LiteRT reference {reference_first:g} "
+                    f"({steps:.2f} quantization step(s){'' if ok else f', limit {max_steps:g}'})")
+    ok = diff <= max(1e-5, 1e-3 * abs(reference_first))
+    result["difference"] = diff
+    return ok, f"generated main.cc on the host: output 0 = {value:g}, LiteRT reference {reference_first:g}"
+
+
+def step_difference(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
+    """Largest and mean difference between two runs' raw outputs (integer outputs: in quantization steps)."""
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+        return {"comparable": False}
+    diffs = [np.abs(x.astype(np.float64) - y.astype(np.float64)).reshape(-1) for x, y in zip(a, b)]
+    flat = np.concatenate(diffs) if diffs else np.zeros(0)
+    identical = all(np.array_equal(x, y) for x, y in zip(a, b))
+    return {"comparable": True, "identical": identical, "max": float(flat.max()) if flat.size else 0.0,
+            "mean": round(float(flat.mean()), 4) if flat.size else 0.0}

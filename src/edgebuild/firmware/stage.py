@@ -1,0 +1,375 @@
+"""The firmware stage of an mcu build: link, measure and run the generated C on an (emulated) Cortex-M.
+
+`run_firmware_stage` does, in order:
+
+1. write `OUT/mcu/firmware/` (Makefile project, runner, K samples as C arrays, board files): always, even
+   when nothing below can run, so a user with the tools can `make` it;
+2. build (or take from the cache) the TFLite Micro library for the board's CPU and the model's ops;
+3. `make` the firmware against it (the project's own Makefile, with `TFLM_LIB=` the cached library);
+4. measure flash and RAM from the ELF (`arm-none-eabi-size -A` + the linker map);
+5. run it under QEMU: outputs vs LiteRT's reference kernels, `arena_used_bytes()` with exactly
+   kTensorArenaSize, instructions per inference from SysTick under `-icount shift=0`;
+6. the host check: the generated main.cc and the runner compiled with g++ against the same tree and run.
+
+Missing parts (no TFLM tree, no cross compiler, no QEMU) make it return `status: "skipped"` with one note
+saying how to get them: never an error for users who only want the C arrays. Failures that the model or
+the tree cause (an op the tree has no kernel for, a firmware that does not link, run or match) return
+`status: "failed"` with `error` and failing `checks`; the caller decides whether that fails the build.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgebuild.errors import EdgebuildError, ExternalToolError, UnsupportedError
+from edgebuild.firmware import host_check as host
+from edgebuild.firmware.boards import Board, load_board
+from edgebuild.firmware.elf_size import measure_elf
+from edgebuild.firmware.project import ELF, write_project
+from edgebuild.firmware.qemu import DEFAULT_TIMEOUT_S, RunnerOutput, instructions, qemu_missing, run_qemu
+from edgebuild.firmware.tflm_library import (
+    HOST_FLAVOR, TREE_HINT, LibraryBuilder, check_tree, default_jobs, missing_tools, resolver_registrations,
+    load_tree,
+)
+
+Log = Callable[[str], None]
+MAKE_TIMEOUT_S = 900
+APT_HINT = ("apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib "
+            "qemu-system-arm (or `make install`)")
+
+
+def resolve_tflm_dir(explicit: Path | str | None) -> Path | None:
+    """mcu.tflm_dir, else $EDGEBUILD_TFLM_DIR, else None."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("EDGEBUILD_TFLM_DIR")
+    return Path(env).expanduser() if env else None
+
+
+def _ops(artifact_bytes: bytes, artifact) -> list[tuple[str, str]]:
+    from edgebuild.codegen.ops import resolver_methods
+
+    return resolver_methods(artifact)
+
+
+def run_make(project_dir: Path, targets: list[str], variables: dict[str, str], jobs: int) -> tuple[int, str, float]:
+    from edgebuild.process import run_tool
+
+    cmd = ["make", "-C", str(project_dir), f"-j{jobs}", *targets, *(f"{k}={v}" for k, v in variables.items())]
+    res = run_tool(cmd, MAKE_TIMEOUT_S, "make")
+    return res.returncode, res.output, res.seconds
+
+
+def explain_build_failure(output: str, ops: list[tuple[str, str]], registrations: dict[str, list[str]],
+                          what: str) -> str:
+    """A build error in words: an op without a kernel (named), else the undefined symbols or compiler errors."""
+    undefined = sorted(set(re.findall(r"undefined reference to [`'](.+?)'", output)))
+    missing_ops = []
+    for sym in undefined:
+        reg = re.search(r"\b(Register_\w+)\s*\(", sym)
+        if reg:
+            names = [op for op, method in ops if reg.group(1) in registrations.get(method, [])]
+            missing_ops.append(f"{'/'.join(names) or reg.group(1)} ({sym})")
+    no_member = re.findall(r"has no member named '(Add\w+)'", output)
+    for method in sorted(set(no_member)):
+        names = [op for op, m in ops if m == method]
+        missing_ops.append(f"{'/'.join(names) or method} (MicroMutableOpResolver has no {method}())")
+    if missing_ops:
+        return (f"{what} failed: the TensorFlow Lite Micro build has no kernel for {', '.join(missing_ops)}. "
+                "Use a TFLite Micro tree with that kernel, or replace the layer.")
+    if undefined:
+        return f"{what} failed: undefined reference to {', '.join(undefined[:6])}."
+    errors = [line.strip() for line in output.splitlines() if "error" in line.lower()][:8]
+    return f"{what} failed:\n    " + "\n    ".join(errors or output.strip().splitlines()[-12:])
+
+
+def _skipped(note: str, result: dict) -> dict:
+    result.update(status="skipped", note=note)
+    return result
+
+
+def _quantize_like_litert(model_path: Path, samples: np.ndarray | list[np.ndarray] | None, artifact):
+    """(inputs in the model's input types, LiteRT reference-kernel outputs, float samples used)."""
+    from edgebuild.runtime import LiteRTModel
+
+    ref = LiteRTModel(model_path, reference_kernels=True)
+    if samples is None or (isinstance(samples, np.ndarray) and samples.shape[0] == 0):
+        samples = [np.zeros((1, *t.shape[1:]), np.float32) for t in artifact.inputs]
+        if len(samples) == 1:
+            samples = samples[0]
+    inputs = ref.prepare_inputs(samples)
+    reference = ref.predict(samples)
+    return inputs, reference, ref
+
+
+def _requantize(reference: list[np.ndarray], artifact) -> list[np.ndarray | None]:
+    """LiteRT's dequantized outputs back to the integers it computed (exact: they came from integers)."""
+    out = []
+    for i, r in enumerate(reference):
+        t = artifact.outputs[i] if i < len(artifact.outputs) else None
+        if t is not None and t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0]:
+            zp = t.zero_point[0] if t.zero_point else 0
+            out.append(np.rint(np.asarray(r, np.float64) / t.scale[0] + zp).astype(np.int64))
+        else:
+            out.append(None)
+    return out
+
+
+def compare_with_reference(device: list[np.ndarray], reference: list[np.ndarray], artifact, max_steps: float) -> dict:
+    """Device raw outputs vs LiteRT reference kernels: steps (quantized outputs), top-1 agreement (class vectors)."""
+    ints = _requantize(reference, artifact)
+    outputs, all_steps, ok = [], [], True
+    agreement = None
+    for i, (dev, ref) in enumerate(zip(device, reference)):
+        entry: dict = {"index": i}
+        if dev.shape[0] != ref.shape[0] or dev.size != ref.size:
+            entry["error"] = f"device output {i} has {dev.size} values, LiteRT {ref.size}"
+            ok = False
+            outputs.append(entry)
+            continue
+        dev = dev.reshape(ref.shape)
+        if ints[i] is not None:
+            steps = np.abs(dev.astype(np.int64) - ints[i])
+            entry.update(max_steps=int(steps.max()) if steps.size else 0,
+                         mean_steps=round(float(steps.mean()), 4) if steps.size else 0.0,
+                         identical=bool(np.array_equal(dev.astype(np.int64), ints[i])))
+            all_steps.append(steps.reshape(-1))
+        else:
+            diff = np.abs(dev.astype(np.float64) - np.asarray(ref, np.float64))
+            span = float(np.abs(ref).max()) if ref.size else 0.0
+            entry["rel_error"] = float(diff.max() / span) if span > 0 else float(diff.max() if diff.size else 0.0)
+            ok = ok and entry["rel_error"] <= 1e-4
+        if i == 0 and ref.ndim == 2 and ref.shape[1] > 1:
+            dev_pick = dev.argmax(axis=-1)
+            ref_pick = (ints[i] if ints[i] is not None else ref).argmax(axis=-1)
+            agreement = float(np.mean(dev_pick == ref_pick)) if ref_pick.size else 1.0
+            entry["top1_agreement"] = agreement
+        outputs.append(entry)
+    flat = np.concatenate(all_steps) if all_steps else None
+    result = {"reference": "LiteRT reference kernels (BUILTIN_REF)", "samples": int(device[0].shape[0]) if device else 0,
+              "outputs": outputs, "top1_agreement": agreement,
+              "max_steps": int(flat.max()) if flat is not None and flat.size else None,
+              "mean_steps": round(float(flat.mean()), 4) if flat is not None and flat.size else None,
+              "limit_steps": max_steps}
+    if result["max_steps"] is not None and result["max_steps"] > max_steps:
+        ok = False
+    result["passed"] = ok
+    return result
+
+
+def _dequantized(device: list[np.ndarray], artifact) -> list[list]:
+    out = []
+    for i, arr in enumerate(device):
+        t = artifact.outputs[i] if i < len(artifact.outputs) else None
+        if t is not None and t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0]:
+            zp = t.zero_point[0] if t.zero_point else 0
+            out.append(((arr.astype(np.float64) - zp) * t.scale[0]).round(7).tolist())
+        else:
+            out.append(np.asarray(arr, np.float64).tolist())
+    return out
+
+
+def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples: np.ndarray | list | None,
+                       board: str | Board, tflm_dir: Path | str | None, arena_bytes: int, *,
+                       kernels: str = "cmsis-nn", host_check: bool = True, max_steps: float = 16.0,
+                       qemu_timeout: float = DEFAULT_TIMEOUT_S, jobs: int | None = None, symbol: str = "g_model",
+                       cache_dir: Path | None = None, log: Log | None = None) -> dict:
+    """Build, measure and run the firmware for one mcu artifact; a JSON-able dict for report.json.
+
+    artifact_path: the .tflite the C sources in `c_dir` embed; out_dir: OUT/mcu/firmware (created);
+    samples: float validation inputs (samples first; one array per input for multi-input models), None for
+    one all-zero sample; arena_bytes: the kTensorArenaSize model_settings.h declares.
+    """
+    from edgebuild.artifact import parse_artifact
+
+    started = time.perf_counter()
+    log = log or (lambda text: None)
+    jobs = jobs or default_jobs()
+    artifact_path, c_dir, out_dir = Path(artifact_path), Path(c_dir), Path(out_dir)
+    board_obj = board if isinstance(board, Board) else load_board(board)
+    flavor = board_obj.flavor(kernels)
+    blob = artifact_path.read_bytes()
+    artifact = parse_artifact(blob, source=str(artifact_path))
+    result: dict = {"status": "ok", "board": board_obj.describe(), "kernels": kernels, "project_dir": str(out_dir),
+                    "declared_arena_bytes": arena_bytes, "checks": []}
+    tree = resolve_tflm_dir(tflm_dir)
+    tree_problem = check_tree(tree) if tree is not None else None
+    ops = _ops(blob, artifact)  # UnsupportedError here means codegen could not write model_ops.h either
+    inputs, reference, _ = _quantize_like_litert(artifact_path, samples, artifact)
+    result["samples"] = int(inputs[0].shape[0]) if inputs else 0
+
+    usable_tree = tree if tree is not None and tree_problem is None else None
+    project_args = dict(c_dir=c_dir, board=board_obj, flavor=flavor, tree=usable_tree, symbol=symbol, samples=inputs)
+    write_project(out_dir, **project_args)
+    if tree is None:
+        return _skipped(f"firmware not built: no TensorFlow Lite Micro tree. {TREE_HINT}", result)
+    if tree_problem is not None:
+        return _skipped(f"firmware not built: {tree_problem}. {TREE_HINT}", result)
+    missing = missing_tools(flavor) + ([] if shutil.which("make") else ["make"])
+    if missing:
+        return _skipped(f"firmware not built: {', '.join(missing)} not found ({APT_HINT}).", result)
+
+    # ---- libraries (cached per tree x compiler x flags x op set)
+    tree_obj = load_tree(tree)
+    registrations = resolver_registrations(tree_obj)
+    try:
+        device_lib = LibraryBuilder(tree, flavor, cache_dir=cache_dir, jobs=jobs, log=log).build(ops)
+    except (UnsupportedError, ExternalToolError) as exc:
+        return _failed(result, "TFLite Micro library", exc)
+    result["tflm"] = {"tree": str(tree_obj.root), "tree_sha256": tree_obj.fingerprint, "library": device_lib.describe()}
+    host_lib = None
+    want_host = host_check and not missing_tools(HOST_FLAVOR)
+    if want_host:
+        try:
+            host_lib = LibraryBuilder(tree, HOST_FLAVOR, cache_dir=cache_dir, jobs=jobs, log=log).build(ops)
+            result["tflm"]["host_library"] = host_lib.describe()
+        except (UnsupportedError, ExternalToolError) as exc:
+            result["host_check"] = {"status": "failed", "summary": str(exc)}
+    write_project(out_dir, **project_args, device_sources=device_lib.sources,
+                  host_sources=host_lib.sources if host_lib else None)
+
+    # ---- link
+    shutil.rmtree(out_dir / "build", ignore_errors=True)
+    code, output, seconds = run_make(out_dir, ["fw"], {"TFLM_LIB": str(device_lib.path)}, jobs)
+    if code != 0 and "undefined reference" in output and "Register_" not in output:
+        # a helper the closure missed: resolve the linker's undefined symbols into the library, link again
+        undefined = set(re.findall(r"undefined reference to [`'](.+?)'", output))
+        device_lib = LibraryBuilder(tree, flavor, cache_dir=cache_dir, jobs=jobs, log=log).build(
+            ops, extra_undefined=undefined)
+        code, output, seconds = run_make(out_dir, ["fw"], {"TFLM_LIB": str(device_lib.path)}, jobs)
+    if code != 0:
+        message = explain_build_failure(output, ops, registrations, f"Linking the firmware for {board_obj.name}")
+        return _failed(result, "firmware build", ExternalToolError(message))
+    elf = out_dir / ELF
+    result["elf"] = str(elf.relative_to(out_dir.parent)) if out_dir.parent in elf.parents else str(elf)
+    result["build_seconds"] = round(seconds, 2)
+
+    # ---- sizes
+    sizes = measure_elf(elf, board_obj, out_dir / "build/firmware.map")
+    result["flash"], result["ram"] = sizes["flash"], sizes["ram"]
+    result["size_tool"] = sizes["tool"]
+
+    # ---- QEMU
+    why_not = qemu_missing(board_obj)
+    device: RunnerOutput | None = None
+    if why_not is not None:
+        result["device"] = {"status": "skipped", "note": f"firmware built and measured, not run: {why_not}"}
+        result["status"] = "skipped"
+        result["note"] = result["device"]["note"]
+    else:
+        try:
+            device = run_qemu(board_obj, elf, qemu_timeout)
+        except ExternalToolError as exc:
+            return _failed(result, "QEMU run", exc)
+        result["device"] = _device_block(device, board_obj, arena_bytes)
+        ran = device.exit_code == 0 and device.done
+        result["checks"].append({
+            "name": "firmware runs on QEMU", "passed": ran,
+            "summary": (f"ran {result['samples']} sample(s) on {board_obj.qemu_machine} with exactly kTensorArenaSize "
+                        f"= {arena_bytes:,} bytes; arena_used_bytes() = {device.arena_used:,}"
+                        if ran and device.arena_used is not None else f"firmware failed on QEMU: {device.failure_summary()}"),
+        })
+        if ran:
+            raw = device.output_arrays()
+            comparison = compare_with_reference(raw, reference, artifact, max_steps)
+            result["comparison"] = comparison
+            result["device"]["outputs_dequantized"] = _dequantized(raw, artifact)
+            parts = [f"max {comparison['max_steps']} step(s), mean {comparison['mean_steps']}"
+                     if comparison["max_steps"] is not None else "float outputs"]
+            if comparison["top1_agreement"] is not None:
+                parts.append(f"top-1 agreement {100 * comparison['top1_agreement']:.1f}%")
+            result["checks"].append({"name": "device outputs vs LiteRT reference", "passed": comparison["passed"],
+                                     "summary": f"{board_obj.qemu_machine} ({kernels}) vs LiteRT reference kernels on "
+                                                f"{comparison['samples']} sample(s): " + ", ".join(parts)
+                                                + ("" if comparison["passed"] else f" (limit {max_steps:g} steps)")})
+
+    # ---- host check
+    if host_lib is not None:
+        result["host_check"] = _host_check(out_dir, host_lib, jobs, device, artifact, artifact_path, max_steps,
+                                           ops, registrations)
+        result["checks"].append({"name": "host C++ check", "passed": result["host_check"]["status"] == "passed",
+                                 "summary": result["host_check"]["summary"]})
+    elif host_check and "host_check" not in result:
+        result["host_check"] = {"status": "skipped", "summary": "g++ not found: host C++ check not run"}
+    if any(not c["passed"] for c in result["checks"]):
+        result["status"] = "failed"
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _failed(result: dict, where: str, exc: EdgebuildError) -> dict:
+    result["status"] = "failed"
+    result["error"] = {"stage": where, "type": type(exc).__name__, "message": str(exc)}
+    result["checks"].append({"name": where, "passed": False, "summary": str(exc)})
+    return result
+
+
+def _device_block(device: RunnerOutput, board: Board, arena_bytes: int) -> dict:
+    block: dict = {"machine": board.qemu_machine, "command": f"qemu-system-arm -M {board.qemu_machine} "
+                   f"{' '.join(board.qemu_args)} -kernel firmware.elf", "exit_code": device.exit_code,
+                   "seconds": device.seconds, "arena_size_bytes": arena_bytes,
+                   "arena_used_bytes": device.arena_used, "stack_used_bytes": device.memory.get("stack_used"),
+                   "heap_used_bytes": device.memory.get("heap_used")}
+    if device.error:
+        block["error"] = device.error
+        block["log"] = device.log[-12:]
+    cost = instructions(device)
+    if cost is not None:
+        block["instructions_per_inference"] = cost
+    raw = device.output_arrays()
+    block["outputs"] = [a.tolist() for a in raw]
+    return block
+
+
+def _host_check(project_dir: Path, host_lib, jobs: int, device: RunnerOutput | None, artifact, artifact_path: Path,
+                max_steps: float, ops, registrations) -> dict:
+    code, output, seconds = run_make(project_dir, ["host"], {"TFLM_HOST_LIB": str(host_lib.path)}, jobs)
+    if code != 0:
+        return {"status": "failed", "summary": explain_build_failure(output, ops, registrations,
+                                                                      "Building the generated C++ with host g++")}
+    check: dict = {"status": "passed", "compiler": "g++", "build_seconds": round(seconds, 2)}
+    problems = []
+    runner = host.run_host_runner(project_dir)
+    check["runner"] = {"exit_code": runner.exit_code, "arena_used_bytes": runner.arena_used}
+    if runner.exit_code != 0 or not runner.done:
+        problems.append(f"the firmware runner built for the host failed: {runner.failure_summary()}")
+    elif device is not None and device.done:
+        diff = host.step_difference(runner.output_arrays(), device.output_arrays())
+        check["runner"]["vs_device"] = diff
+        if not diff.get("comparable") or diff["max"] > max_steps:
+            problems.append(f"host (reference kernels) and device outputs differ: {diff}")
+    example = host.run_example_main(project_dir)
+    check["example_main"] = example
+    reference_first, scale = _reference_first_output(artifact_path, artifact)
+    ok, summary = host.compare_example(example, reference_first, scale, max_steps)
+    if not ok:
+        problems.append(summary)
+    if problems:
+        check.update(status="failed", summary="; ".join(problems))
+    else:
+        vs = check["runner"].get("vs_device")
+        same = ("" if not vs else "; runner outputs identical to the device's" if vs["identical"]
+                else f"; runner outputs within {vs['max']:g} step(s) of the device's")
+        check["summary"] = f"{summary}{same}"
+    return check
+
+
+def _reference_first_output(artifact_path: Path, artifact) -> tuple[float | None, float | None]:
+    """LiteRT reference kernels' output 0, first value, on the all-zero input the generated main.cc feeds."""
+    if len(artifact.inputs) != 1:
+        return None, None
+    from edgebuild.runtime import LiteRTModel
+
+    ref = LiteRTModel(artifact_path, reference_kernels=True)
+    x = np.zeros((1, *artifact.inputs[0].shape[1:]), np.float32)
+    first = float(np.asarray(ref.predict(x)[0]).reshape(-1)[0])
+    t = artifact.outputs[0]
+    scale = t.scale[0] if t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0] else None
+    return first, scale

@@ -1,0 +1,257 @@
+"""The mcu firmware, for real: TFLite Micro from the shared tree, arm-none-eabi-g++, QEMU mps2-an386, host g++.
+
+The demo's digits CNN is converted to int8 with the real converter, its arena proven in TFLite Micro and
+its C sources written by the project's codegen (as the emit stage does). One module-scoped firmware
+stage then builds the TFLM library (cached across tests and runs), links, measures, runs under QEMU and
+runs the host C++ check; the tests read its result and rebuild only where they must (a smaller arena, a
+library without an op, a tree without a kernel).
+
+The TFLM object cache persists across runs in $EDGEBUILD_TFLM_CACHE_DIR, else <repo>/build/tflm-cache
+(content-addressed: safe to share), so only the first run on a machine compiles TFLite Micro.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+ARM_TOOLS = ("arm-none-eabi-g++", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "arm-none-eabi-ar")
+INSTALL = "`make install` (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)"
+
+
+def tflm_tree() -> Path | None:
+    """$EDGEBUILD_TFLM_DIR, else ../shared/tflm/tflm_tree beside the repo (CI), else /work/shared/tflm/tflm_tree."""
+    candidates = [os.environ.get("EDGEBUILD_TFLM_DIR"), REPO.parent / "shared/tflm/tflm_tree",
+                  Path("/work/shared/tflm/tflm_tree")]
+    for c in candidates:
+        if c and (Path(c) / "tensorflow/lite/micro/micro_interpreter.h").is_file():
+            return Path(c)
+    return None
+
+
+def tflm_cache() -> Path:
+    return Path(os.environ.get("EDGEBUILD_TFLM_CACHE_DIR") or REPO / "build" / "tflm-cache")
+
+
+def _missing() -> str | None:
+    if tflm_tree() is None:
+        return "no TFLite Micro tree (../shared/tflm/tflm_tree or EDGEBUILD_TFLM_DIR)"
+    tools = [t for t in (*ARM_TOOLS, "qemu-system-arm", "g++", "make") if shutil.which(t) is None]
+    return f"{', '.join(tools)} not found: {INSTALL}" if tools else None
+
+
+MISSING = _missing()
+needs_tools = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+
+
+@pytest.fixture(scope="module")
+def digits_mcu(keras2_cnn, digits_data, tmp_path_factory):
+    """The demo digits CNN as the mcu target emits it: model.tflite + c/ with the proven arena."""
+    import tf_keras
+    from tflite_helpers import to_tflite
+
+    from edgebuild.artifact import read_artifact
+    from edgebuild.codegen import CSourceOptions, write_c_sources
+    from edgebuild.runtime import prove_arena
+
+    model = tf_keras.models.load_model(keras2_cnn.paths["keras"])
+    root = tmp_path_factory.mktemp("mcu")
+    path = root / "model.tflite"
+    path.write_bytes(to_tflite(model, "int8", calibration=digits_data.train_x[:200]))
+    arena = prove_arena(path, 0.10).recommended_bytes
+    write_c_sources(path.read_bytes(), read_artifact(path), root / "c", CSourceOptions(arena_bytes=arena))
+    return {"root": root, "model": path, "c": root / "c", "arena": arena, "x": digits_data.test_x[:20]}
+
+
+@pytest.fixture(scope="module")
+def firmware(digits_mcu):
+    """One full firmware stage (library, link, sizes, QEMU, host check) for the digits CNN."""
+    from edgebuild.firmware import run_firmware_stage
+
+    started = time.perf_counter()
+    result = run_firmware_stage(digits_mcu["model"], digits_mcu["c"], digits_mcu["root"] / "firmware",
+                                digits_mcu["x"], "mps2-an386", tflm_tree(), digits_mcu["arena"],
+                                cache_dir=tflm_cache(), log=print)
+    result["_wall_seconds"] = time.perf_counter() - started
+    print({k: result.get(k) for k in ("status", "build_seconds", "seconds", "_wall_seconds")},
+          result.get("tflm", {}).get("library"), result.get("tflm", {}).get("host_library"))
+    return result
+
+
+@needs_tools
+def test_firmware_runs_on_qemu_and_matches_litert_reference(firmware, digits_mcu) -> None:
+    assert firmware["status"] == "ok", firmware.get("error") or firmware["checks"]
+    device = firmware["device"]
+    assert device["exit_code"] == 0
+    assert len(device["outputs"]) == 1 and len(device["outputs"][0]) == len(digits_mcu["x"])
+    comparison = firmware["comparison"]
+    assert comparison["samples"] == len(digits_mcu["x"])
+    # CMSIS-NN on the Cortex-M4 vs LiteRT's reference kernels: same top-1, within a step
+    assert comparison["top1_agreement"] == 1.0
+    assert comparison["max_steps"] <= 1, comparison
+    cost = device["instructions_per_inference"]
+    assert cost["instructions_per_tick"] == pytest.approx(40.0, abs=0.01)  # -icount shift=0, 25 MHz SysTick
+    assert 100_000 < cost["median"] < 50_000_000
+    assert {o["op"] for o in cost["per_op"]} == {"CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
+    assert "not cycles" in cost["unit"]
+
+
+@needs_tools
+def test_runs_with_exactly_the_declared_arena_and_fails_cleanly_with_a_much_smaller_one(firmware, digits_mcu) -> None:
+    from edgebuild.firmware.boards import load_board
+    from edgebuild.firmware.qemu import run_qemu
+    from edgebuild.firmware.stage import run_make
+
+    settings = (digits_mcu["c"] / "model_settings.h").read_text()
+    declared = int(re.search(r"kTensorArenaSize = (\d+);", settings).group(1))
+    device = firmware["device"]
+    assert device["arena_size_bytes"] == declared == firmware["declared_arena_bytes"]
+    assert 0 < device["arena_used_bytes"] <= declared
+
+    project = Path(firmware["project_dir"])
+    small = declared // 8
+    code, output, _ = run_make(project, ["fw"], {"TFLM_LIB": firmware["tflm"]["library"]["path"],
+                                                 "ARENA_BYTES": str(small), "BUILD": "build-small"}, 2)
+    assert code == 0, output
+    run = run_qemu(load_board("mps2-an386"), project / "build-small/firmware.elf", timeout_s=60)
+    assert run.exit_code == 2, run.failure_summary()  # the runner's "AllocateTensors() failed" status, not a fault
+    assert run.error == {"kind": "allocate_tensors", "arena_size": str(small)}
+    assert run.done and not run.outputs
+    assert "failed to allocate" in " ".join(run.log).lower()  # TFLite Micro's own message about the shortage
+
+
+@needs_tools
+def test_flash_in_the_report_equals_the_elf_sections(firmware, digits_mcu) -> None:
+    project = Path(firmware["project_dir"])
+    elf = project / "build/firmware.elf"
+    listing = subprocess.run(["arm-none-eabi-size", "-A", "-d", str(elf)], capture_output=True, text=True,
+                             check=True).stdout
+    sections = {p[0]: (int(p[1]), int(p[2])) for p in (line.split() for line in listing.splitlines())
+                if len(p) == 3 and p[1].isdigit() and p[2].isdigit()}
+    in_flash = sum(size for name, (size, addr) in sections.items() if addr < 0x00400000 and size
+                   and not name.startswith((".debug", ".comment", ".ARM.attributes")))
+    flash = firmware["flash"]
+    assert flash["total_bytes"] == in_flash + sections[".data"][0]
+    berkeley = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True,
+                              check=True).stdout.splitlines()[1].split()
+    assert flash["total_bytes"] == int(berkeley[0]) + int(berkeley[1])  # text + data
+    assert sum(flash["breakdown"].values()) == flash["total_bytes"]
+    assert 0 <= flash["breakdown"]["padding"] < 0.02 * flash["total_bytes"]
+    model_size = digits_mcu["model"].stat().st_size
+    assert model_size <= flash["breakdown"]["model_array"] <= model_size + 16
+    assert flash["breakdown"]["validation_samples"] >= len(digits_mcu["x"]) * 32 * 32
+    for part in ("tflm_runtime", "tflm_kernels", "application", "c_cpp_libraries"):
+        assert flash["breakdown"][part] > 0, part
+    ram = firmware["ram"]
+    assert ram["total_bytes"] == sum(ram["sections"].values())
+    assert ram["arena_bytes"] == firmware["declared_arena_bytes"]
+    assert sum(ram["breakdown"].values()) == ram["total_bytes"]
+    assert 0 < firmware["device"]["stack_used_bytes"] < ram["stack_bytes"]
+
+
+@needs_tools
+def test_host_cpp_check_passes(firmware) -> None:
+    check = firmware["host_check"]
+    assert check["status"] == "passed", check
+    assert check["example_main"]["exit_code"] == 0
+    assert check["example_main"]["difference_steps"] <= 1
+    assert check["runner"]["vs_device"]["comparable"]
+    assert check["runner"]["vs_device"]["max"] <= 1
+
+
+@needs_tools
+def test_an_op_the_tflm_build_lacks_fails_naming_it(firmware, digits_mcu, tmp_path) -> None:
+    from edgebuild.firmware import run_firmware_stage
+    from edgebuild.firmware.boards import load_board
+    from edgebuild.firmware.stage import explain_build_failure, run_make
+    from edgebuild.firmware.tflm_library import LibraryBuilder, load_tree, resolver_registrations
+
+    tree = tflm_tree()
+    ops = [("CONV_2D", "AddConv2D"), ("FULLY_CONNECTED", "AddFullyConnected"), ("MAX_POOL_2D", "AddMaxPool2D"),
+           ("RESHAPE", "AddReshape"), ("SOFTMAX", "AddSoftmax")]
+    flavor = load_board("mps2-an386").flavor()
+
+    # link time: a library without SOFTMAX's kernel, linked with the model's resolver
+    lib = LibraryBuilder(tree, flavor, cache_dir=tflm_cache()).build([o for o in ops if o[0] != "SOFTMAX"])
+    project = Path(firmware["project_dir"])
+    code, output, _ = run_make(project, ["fw"], {"TFLM_LIB": str(lib.path), "BUILD": "build-nosoftmax"}, 2)
+    assert code != 0
+    message = explain_build_failure(output, ops, resolver_registrations(load_tree(tree)), "Linking")
+    assert "no kernel for SOFTMAX" in message, message
+
+    # resolver time, before compiling anything: a tree whose sources lack the SOFTMAX kernel
+    farm = tmp_path / "tree"
+    for path in tree.rglob("*"):
+        rel = path.relative_to(tree)
+        if path.is_file() and not str(rel).endswith("kernels/softmax.cc") and "cmsis_nn/softmax.cc" not in str(rel):
+            (farm / rel).parent.mkdir(parents=True, exist_ok=True)
+            (farm / rel).symlink_to(path)
+    result = run_firmware_stage(digits_mcu["model"], digits_mcu["c"], tmp_path / "firmware", digits_mcu["x"][:2],
+                                "mps2-an386", farm, digits_mcu["arena"], host_check=False, cache_dir=tflm_cache())
+    assert result["status"] == "failed"
+    assert result["error"]["type"] == "UnsupportedError"
+    assert "SOFTMAX" in result["error"]["message"] and "Register_SOFTMAX" in result["error"]["message"]
+    assert (tmp_path / "firmware" / "Makefile").is_file()  # the project is still written for the user
+
+
+@needs_tools
+def test_the_library_comes_from_the_cache_after_the_first_build(firmware) -> None:
+    from edgebuild.firmware.boards import load_board
+    from edgebuild.firmware.tflm_library import LibraryBuilder
+
+    ops = [("CONV_2D", "AddConv2D"), ("FULLY_CONNECTED", "AddFullyConnected"), ("MAX_POOL_2D", "AddMaxPool2D"),
+           ("RESHAPE", "AddReshape"), ("SOFTMAX", "AddSoftmax")]
+    started = time.perf_counter()
+    lib = LibraryBuilder(tflm_tree(), load_board("mps2-an386").flavor(), cache_dir=tflm_cache()).build(ops)
+    assert lib.cache_hit and lib.compiled == 0
+    assert str(lib.path) == firmware["tflm"]["library"]["path"]
+    assert time.perf_counter() - started < 10
+
+
+@needs_tools
+def test_the_project_builds_with_one_make(firmware) -> None:
+    """What a user runs: `make` in OUT/mcu/firmware with the cached library (the TFLM sources are listed too)."""
+    project = Path(firmware["project_dir"])
+    makefile = (project / "Makefile").read_text()
+    assert "tensorflow/lite/micro/micro_interpreter.cc" in makefile
+    assert "third_party/cmsis_nn/Source/ConvolutionFunctions/arm_convolve_s8.c" in makefile
+    assert (project / "board/board.ld").is_file() and (project / "samples.cc").is_file()
+    result = subprocess.run(["make", "-C", str(project), "-q", "fw", f"TFLM_LIB={firmware['tflm']['library']['path']}"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, "the firmware is up to date after the stage built it with the same Makefile"
+
+
+def test_without_a_tree_the_stage_is_skipped_with_a_note(digits_mcu, tmp_path, monkeypatch) -> None:
+    from edgebuild.firmware import run_firmware_stage
+
+    monkeypatch.delenv("EDGEBUILD_TFLM_DIR", raising=False)
+    result = run_firmware_stage(digits_mcu["model"], digits_mcu["c"], tmp_path / "firmware", digits_mcu["x"][:2],
+                                "mps2-an386", None, digits_mcu["arena"])
+    assert result["status"] == "skipped"
+    assert "EDGEBUILD_TFLM_DIR" in result["note"] and "create_tflm_tree.py" in result["note"]
+    assert (tmp_path / "firmware" / "Makefile").is_file() and (tmp_path / "firmware" / "samples.cc").is_file()
+    assert "checks" in result and not any(not c["passed"] for c in result["checks"])
+
+
+def test_samples_embedded_as_c_arrays_are_the_quantized_inputs(digits_mcu, tmp_path) -> None:
+    from edgebuild.firmware import run_firmware_stage
+    from edgebuild.runtime import LiteRTModel
+
+    run_firmware_stage(digits_mcu["model"], digits_mcu["c"], tmp_path / "fw", digits_mcu["x"][:3], "mps2-an386",
+                       None, digits_mcu["arena"])
+    text = (tmp_path / "fw" / "samples.cc").read_text()
+    body = text.split("= {", 1)[1].split("};", 1)[0]
+    values = np.array([int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body)], np.uint8).view(np.int8)
+    expected = LiteRTModel(digits_mcu["model"]).prepare_inputs(digits_mcu["x"][:3])[0]
+    assert np.array_equal(values, expected.reshape(-1))
+    assert "constexpr int kSampleCount = 3;" in (tmp_path / "fw" / "samples.h").read_text()
