@@ -31,8 +31,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
+# Every test in benchmarks/ runs (no --benchmark-only: that would skip tests without the `benchmark` fixture).
 bench: install
-	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=build/bench.json -p no:cacheprovider -q
+	mkdir -p build
+	$(BIN)/python -m pytest benchmarks --benchmark-json=build/bench.json -p no:cacheprovider -q
 
 wheel-check: install
 	scripts/wheel-check.sh

@@ -45,11 +45,12 @@ def conv_samples() -> np.ndarray:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """A short table of the speed ratios measured by test_build_speed (machine speed cancels out)."""
+    """A short table of the speed ratios measured by test_build_speed (machine speed cancels out), against the goals."""
     module = sys.modules.get("test_build_speed")
     results = getattr(module, "RESULTS", None)
     if not results:
         return
+    goals = getattr(module, "GOALS", {})
     write = terminalreporter.write_line
     write("")
     write("edgebuild vs the hand-written recipe (ratios < 1 mean edgebuild is faster/smaller)")
@@ -60,5 +61,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
         if name == "--help":
             continue
         write(f"{name:<12}" + "".join(f"{row[c]:>32.3f}" for c in columns))
+    write(f"{'goal':<12}" + "".join(f"{'<= ' + str(goals[c]) if c in goals else '-':>32}" for c in columns))
     if "--help" in results:
-        write(f"edgebuild --help: {results['--help']['seconds']:.3f} s")
+        seconds, cpu = results["--help"]["seconds"], results["--help"].get("cpu_seconds")
+        goal = goals.get("help_seconds")
+        write(f"edgebuild --help: {seconds:.3f} s wall" + (f", {cpu:.3f} s CPU" if cpu is not None else "")
+              + (f" (goal < {goal} s wall)" if goal is not None else ""))

@@ -1,8 +1,10 @@
 """edgebuild against the hand-written recipe, in one run: wall time, warm rebuilds, --jobs, memory, --help.
 
 Every measurement runs a fresh process (both sides pay `import tensorflow`), and each result is a ratio
-against a baseline measured in the same run, so machine speed cancels out. Goals (issue: build performance):
-cold conversion-only build <= 1.1x the recipe, warm rebuild <= 0.02x cold, --help < 0.3 s, memory <= 1.2x.
+against a baseline measured in the same run, so machine speed cancels out. Goals (issue: build performance),
+each asserted as stated (GOALS): cold conversion-only build <= 1.1x the recipe, warm rebuild <= 0.02x cold,
+peak memory <= 1.2x the recipe, --help < 0.3 s. Goals not met today are listed with their measured values in
+docs/bench-status.md, never hidden by a looser assert. `-j 2` vs `-j 1` and the full build are recorded, not gated.
 """
 
 from __future__ import annotations
@@ -19,17 +21,30 @@ import pytest
 RECIPE = Path(__file__).with_name("peer_recipe.py")
 TARGETS = ["-t", "mobile", "-t", "edgetpu", "-t", "mcu"]
 RESULTS: dict[str, dict[str, float]] = {}
+# ratio or seconds -> the stated upper bound (exclusive for --help, inclusive for the ratios)
+GOALS: dict[str, float] = {
+    "cold_conversion_only_vs_recipe": 1.1,
+    "warm_vs_cold": 0.02,
+    "peak_rss_vs_recipe": 1.2,
+    "help_seconds": 0.3,
+}
 
 
-def _timed(argv: list[str], env: dict | None = None) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of one child process."""
+def _run(argv: list[str], env: dict | None = None) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS bytes, CPU seconds user + system) of one child process."""
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise AssertionError(f"{argv} failed: {proc.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024
+    return seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+
+
+def _timed(argv: list[str], env: dict | None = None) -> tuple[float, int]:
+    """(wall seconds, peak RSS bytes) of one child process."""
+    seconds, rss, _ = _run(argv, env)
+    return seconds, rss
 
 
 def _edgebuild(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -78,20 +93,22 @@ def test_cold_build_vs_recipe(model_and_data, tmp_path: Path, benchmark) -> None
         "warm_vs_cold": warm_s / cold_s,
         "peak_rss_vs_recipe": serial_rss / recipe_rss,
     }
+    ratios["warm_s"], ratios["cold_s"] = warm_s, cold_s
     RESULTS[name] = ratios
     benchmark.extra_info.update(ratios)
     benchmark.pedantic(lambda: None, rounds=1)
-    assert ratios["warm_vs_cold"] <= 0.2, ratios  # the goal is 0.02 on big models; small ones are dominated by start-up
-    assert ratios["peak_rss_vs_recipe"] <= 1.5, ratios
+    missed = [f"{goal} = {ratios[goal]:.3f} > {GOALS[goal]}" for goal in
+              ("cold_conversion_only_vs_recipe", "warm_vs_cold", "peak_rss_vs_recipe") if ratios[goal] > GOALS[goal]]
+    assert not missed, f"{name}: goals not met: {'; '.join(missed)} (all: {ratios})"
 
 
 def test_help_is_fast(benchmark) -> None:
-    def help_once() -> float:
-        return _timed([sys.executable, "-m", "edgebuild.cli.main", "--help"])[0]
-
-    seconds = min(help_once() for _ in range(3))
-    RESULTS["--help"] = {"seconds": seconds}
-    benchmark.extra_info["seconds"] = seconds
+    runs = [_run([sys.executable, "-m", "edgebuild.cli.main", "--help"]) for _ in range(3)]
+    seconds = min(wall for wall, _, _ in runs)  # best of 3: other processes on the machine only add time
+    cpu = min(cpu for _, _, cpu in runs)  # recorded beside it: what --help itself costs, whatever the load
+    RESULTS["--help"] = {"seconds": seconds, "cpu_seconds": cpu}
+    benchmark.extra_info.update(seconds=seconds, cpu_seconds=cpu)
     benchmark.pedantic(lambda: None, rounds=1)
-    assert seconds < 0.5  # goal 0.3 s; interpreter start-up alone is ~0.05 s here
+    assert seconds < GOALS["help_seconds"], (
+        f"edgebuild --help took {seconds:.3f} s wall, {cpu:.3f} s CPU (goal < {GOALS['help_seconds']} s wall)")
 
