@@ -142,3 +142,32 @@ def test_samples_and_makefile_text() -> None:
     assert "TFLM_DIR ?= $(error" in text and "-DEDGEBUILD_MODEL_SYMBOL=g_digits" in text
     assert "find third_party/cmsis_nn/Source" in text  # no resolved list: every library source
     assert "  tensorflow/lite/micro/micro_log.cc" in text
+
+
+def test_flash_overflow_explained() -> None:
+    output = "ld: build/firmware.elf section `.rodata' will not fit in region `FLASH'\nld: region `FLASH' overflowed by 1234 bytes\n"
+    message = explain_build_failure(output, [], {}, "Linking the firmware")
+    assert "does not fit the board's FLASH by 1,234 bytes" in message
+
+
+def test_report_section_and_note() -> None:
+    from edgebuild.firmware.render import markdown_lines, stage_note
+
+    firmware = {"status": "ok", "board": {"name": "mps2-an386", "cpu": "cortex-m4"}, "kernels": "cmsis-nn",
+                "declared_arena_bytes": 12576,
+                "flash": {"total_bytes": 1000, "total_bytes_without_samples": 900,
+                          "breakdown": {"model_array": 500, "validation_samples": 100, "padding": 400}},
+                "ram": {"total_bytes": 300, "data_bytes": 10, "bss_bytes": 90, "arena_bytes": 64, "heap_bytes": 100,
+                        "stack_bytes": 100},
+                "device": {"arena_size_bytes": 12576, "arena_used_bytes": 10516, "stack_used_bytes": 5536,
+                           "heap_used_bytes": 0, "instructions_per_inference": {
+                               "median": 1607608, "min": 1607568, "max": 1607648,
+                               "per_op": [{"op": "CONV_2D", "count": 2, "instructions": 1471251}]}},
+                "comparison": {"samples": 10, "max_steps": 0, "mean_steps": 0.0, "top1_agreement": 1.0},
+                "host_check": {"status": "passed", "summary": "generated main.cc ran"}}
+    text = "\n".join(markdown_lines(firmware))
+    assert "## Firmware" in text and "| model array (model_data.cc) | 500 |" in text
+    assert "1,607,608" in text and "not cycles or time" in text and "top-1 agreement 100.0%" in text
+    assert stage_note(firmware) == "flash 1.0 KiB, arena 10,516/12,576 B on device, 1,607,608 instructions/inference on QEMU"
+    skipped = {"status": "skipped", "note": "no tree", "project_dir": "firmware"}
+    assert stage_note(skipped) == "skipped: no tree" and "Not built: no tree" in "\n".join(markdown_lines(skipped))

@@ -81,6 +81,12 @@ def explain_build_failure(output: str, ops: list[tuple[str, str]], registrations
     for method in sorted(set(no_member)):
         names = [op for op, m in ops if m == method]
         missing_ops.append(f"{'/'.join(names) or method} (MicroMutableOpResolver has no {method}())")
+    overflow = re.search(r"region [`'](\w+)' overflowed by (\d+) bytes", output)
+    if overflow or "RAM overflow" in output:
+        region, by = (overflow.group(1), int(overflow.group(2))) if overflow else ("RAM", None)
+        amount = f" by {by:,} bytes" if by is not None else ""
+        return (f"{what} failed: the firmware does not fit the board's {region}{amount}. Shrink the model "
+                "(pruning, int8, a smaller input), lower mcu.firmware_samples, or use a board with more memory.")
     if missing_ops:
         return (f"{what} failed: the TensorFlow Lite Micro build has no kernel for {', '.join(missing_ops)}. "
                 "Use a TFLite Micro tree with that kernel, or replace the layer.")
@@ -180,12 +186,13 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
                        board: str | Board, tflm_dir: Path | str | None, arena_bytes: int, *,
                        kernels: str = "cmsis-nn", host_check: bool = True, max_steps: float = 16.0,
                        qemu_timeout: float = DEFAULT_TIMEOUT_S, jobs: int | None = None, symbol: str = "g_model",
-                       cache_dir: Path | None = None, log: Log | None = None) -> dict:
+                       labels: np.ndarray | None = None, cache_dir: Path | None = None, log: Log | None = None) -> dict:
     """Build, measure and run the firmware for one mcu artifact; a JSON-able dict for report.json.
 
     artifact_path: the .tflite the C sources in `c_dir` embed; out_dir: OUT/mcu/firmware (created);
     samples: float validation inputs (samples first; one array per input for multi-input models), None for
-    one all-zero sample; arena_bytes: the kTensorArenaSize model_settings.h declares.
+    one all-zero sample; arena_bytes: the kTensorArenaSize model_settings.h declares; labels: class labels of
+    `samples` (optional) for the device's own top-1 accuracy; kernels: "cmsis-nn" or "reference".
     """
     from edgebuild.artifact import parse_artifact
 
@@ -203,6 +210,12 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
     tree_problem = check_tree(tree) if tree is not None else None
     ops = _ops(blob, artifact)  # UnsupportedError here means codegen could not write model_ops.h either
     inputs, reference, _ = _quantize_like_litert(artifact_path, samples, artifact)
+    per_sample = sum(int(a[0].nbytes) for a in inputs) if inputs and inputs[0].shape[0] else 0
+    fits = max(1, (board_obj.flash_length // 4) // per_sample) if per_sample else 1
+    if inputs and inputs[0].shape[0] > fits:  # the embedded samples take at most a quarter of the flash
+        inputs, reference = [a[:fits] for a in inputs], [r[:fits] for r in reference]
+        result["samples_note"] = (f"{fits} sample(s) embedded (at most a quarter of {board_obj.name}'s "
+                                  f"{board_obj.flash_length:,}-byte flash)")
     result["samples"] = int(inputs[0].shape[0]) if inputs else 0
 
     usable_tree = tree if tree is not None and tree_problem is None else None
@@ -279,6 +292,10 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
         if ran:
             raw = device.output_arrays()
             comparison = compare_with_reference(raw, reference, artifact, max_steps)
+            if labels is not None and raw and raw[0].ndim == 2 and raw[0].shape[1] > 1:
+                y = np.asarray(labels).reshape(-1)[: raw[0].shape[0]]
+                if y.size == raw[0].shape[0]:
+                    comparison["device_top1_accuracy"] = float(np.mean(raw[0].argmax(axis=-1) == y))
             result["comparison"] = comparison
             result["device"]["outputs_dequantized"] = _dequantized(raw, artifact)
             parts = [f"max {comparison['max_steps']} step(s), mean {comparison['mean_steps']}"
