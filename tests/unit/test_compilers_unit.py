@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from edgebuild.compilers import vela
-from edgebuild.compilers._process import run_tool
+from edgebuild.process import run_tool
 from edgebuild.compilers.edgetpu import (
     compile_edgetpu, compiler_command, edgetpu_status, failure_message, find_compiler, parse_compiler_output,
     size_to_bytes,

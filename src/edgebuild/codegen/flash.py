@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from edgebuild.compilers._process import run_tool
+from edgebuild.process import run_tool
 from edgebuild.errors import ExternalToolError
 
 CORTEX_M_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c++17", "-fno-exceptions", "-fno-rtti")

@@ -51,7 +51,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgebuild.compilers._process import run_tool, tail
+from edgebuild.process import run_tool, tail
 from edgebuild.errors import ExternalToolError
 
 DEFAULT_COMPILER = "edgetpu_compiler"

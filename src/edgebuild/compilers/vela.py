@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgebuild.compilers._process import run_tool, tail
+from edgebuild.process import run_tool, tail
 from edgebuild.errors import ArtifactError, ExternalToolError, ProfileError
 
 ACCELERATORS = (

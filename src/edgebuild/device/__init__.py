@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgebuild.artifact import TFLITE_IDENTIFIER
 from edgebuild.device.errors import (
     DeviceArtifactError,
     DeviceAuthError,
@@ -60,7 +61,7 @@ def _check_inputs(artifact: Path, threads: list[int], runs: int, warmup: int, ti
         head = artifact.open("rb").read(8)
     except OSError as exc:
         raise ArtifactError(f"Cannot read {artifact}: {exc.strerror}. Check the path and its permissions.") from None
-    if head[4:8] != b"TFL3":
+    if head[4:8] != TFLITE_IDENTIFIER:  # the artifact reader's check, on the first 8 bytes only
         raise ArtifactError(f"{artifact} is not a TensorFlow Lite flatbuffer (no 'TFL3' identifier). Pass a .tflite file.")
     if identity is not None and not Path(identity).expanduser().is_file():
         raise UsageError(f"The SSH identity file {identity} does not exist. Pass the private key's path to --identity.")

@@ -1,4 +1,8 @@
-"""Run an external tool with a hard timeout that also ends the tool's own child processes."""
+"""Run an external tool with a hard timeout that also ends the tool's own child processes.
+
+Shared by the compilers (Vela, edgetpu_compiler), the firmware builder and the device
+benchmarks (ssh, scp, adb).
+"""
 
 from __future__ import annotations
 
@@ -27,18 +31,25 @@ class ToolRun:
 
 
 def run_tool(argv: list[str], timeout_s: float, tool: str, cwd: Path | None = None,
-             timeout_hint: str = "") -> ToolRun:
+             timeout_hint: str = "", *, errors: str | None = None,
+             timeout_error: BaseException | None = None) -> ToolRun:
     """Run `argv`; ExternalToolError if it cannot start or outlives `timeout_s`.
 
     The tool runs in its own process group so a timeout kills everything it
-    started (edgetpu_compiler forks a compilation child), not just the parent.
-    stdin is /dev/null: a tool that prompts fails instead of hanging.
-    A non-zero exit is returned, not raised: each caller words its own message.
+    started (edgetpu_compiler forks a compilation child, ssh a ProxyCommand),
+    not just the parent. stdin is /dev/null: a tool that prompts fails instead
+    of hanging. A non-zero exit is returned, not raised: each caller words its
+    own message.
+
+    `errors` is how undecodable output bytes are handled (as in `open`; None is
+    strict). `timeout_error`, when given, is raised on a timeout (after the
+    tool is stopped) in place of the generic ExternalToolError, for callers
+    that word their own timeout message or carry on after one.
     """
     started = time.perf_counter()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=cwd, start_new_session=True)
+                                text=True, errors=errors, cwd=cwd, start_new_session=True)
     except FileNotFoundError:
         raise ExternalToolError(f"{tool} was not found at '{argv[0]}'. Check the path or install it.") from None
     except PermissionError:
@@ -49,6 +60,8 @@ def run_tool(argv: list[str], timeout_s: float, tool: str, cwd: Path | None = No
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         proc.communicate()
+        if timeout_error is not None:
+            raise timeout_error from None
         raise ExternalToolError(
             f"{tool} did not finish within {timeout_s:g} s and was stopped. "
             f"{timeout_hint}Command: {' '.join(argv)}".rstrip()
