@@ -32,7 +32,8 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
     checks: list[dict] = []
     result: dict = {"checks": checks}
     if profile.validation.rules != "none":
-        checks.append(_rules_check(profile.validation.rules, artifact, profile.edgetpu.min_runtime))
+        checks.append(_rules_check(profile.validation.rules, artifact, profile.edgetpu.min_runtime,
+                                   accept_cpu_fallback=profile.edgetpu.min_mapped_fraction < 1.0))
     litert_outputs = None
     if data is not None:
         from edgebuild.runtime import LiteRTModel
@@ -71,10 +72,11 @@ def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, f
         result["passed"] = all(c["passed"] for c in result["checks"])
 
 
-def _rules_check(rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int) -> dict:
+def _rules_check(rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int, accept_cpu_fallback: bool) -> dict:
     from edgebuild.checks import check_rules
 
-    report = check_rules(rule_set, artifact, edgetpu_runtime=edgetpu_runtime)
+    report = check_rules(rule_set, artifact, edgetpu_runtime=edgetpu_runtime,
+                         edgetpu_accept_cpu_fallback=accept_cpu_fallback)
     details = report.to_dict()
     errors = [f for f in report.findings if f.severity == "error"]
     warnings = [f for f in report.findings if f.severity != "error"]

@@ -125,16 +125,23 @@ def test_same_inputs_give_byte_identical_artifacts(keras2_cnn, digits_data, tmp_
 
 
 def test_failed_rebuild_keeps_previous_result(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
-    args = ["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
-            "--set", "benchmark.enabled=false"]
+    from test_parallel import BAD_BOARD_INI
+
+    ini = tmp_path / "board.ini"
+    ini.write_text(BAD_BOARD_INI.replace("core_clock=fast", "core_clock=400e6"))
+    out = tmp_path / "out"
+    args = ["build", str(keras2_cnn.paths["keras"]), "-t", "ethos-u55", "-d", str(digits_data.npz), "-o", str(out),
+            "--set", "benchmark.enabled=false", "--set", f'vela.config_file="{ini}"',
+            "--set", "vela.system_config=My_Board"]
     assert main(args) == 0
-    before = (tmp_path / "mcu" / "model.tflite").read_bytes()
-    # A C++ keyword as symbol passes the identifier check but fails late, in the emit stage.
-    code = main(args + ["--set", "mcu.symbol=class", "--set", "quantization.calibration_samples=10"])
-    assert code == 2
-    assert "keyword" in capsys.readouterr().err
-    assert (tmp_path / "mcu" / "model.tflite").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["mcu"]
+    before = (out / "ethos-u55" / "model.tflite").read_bytes()
+    # The board's Vela config turns unreadable: the target fails late, in the compile stage, after conversion.
+    ini.write_text(BAD_BOARD_INI)
+    code = main(args + ["--set", "quantization.calibration_samples=10"])
+    assert code == 10
+    assert "Vela could not compile" in " ".join(capsys.readouterr().err.split())
+    assert (out / "ethos-u55" / "model.tflite").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ethos-u55"]
 
 
 def test_random_calibration_is_opt_in_and_reported_loudly(keras2_cnn, tmp_path: Path, capsys) -> None:

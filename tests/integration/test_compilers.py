@@ -190,16 +190,20 @@ def test_min_mapped_fraction_gates_on_the_rules_without_the_compiler(leaky_cnn, 
     # the same number as the op-rules check reports
     assert _check(report, "op rules (edgetpu)")["details"]["mapped_ops_fraction"] == rules["mapped_ops_fraction"]
 
-    # op rules off (CPU fallback accepted): the fraction gate alone decides the exit code
-    lenient = ["--set", "validation.rules=none"]
-    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "zero", *lenient,
-                                  "--set", "edgetpu.min_mapped_fraction=0")
+    # a fraction below 1 accepts a CPU tail: the first unsupported op becomes a warning, the fraction gate decides
+    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "zero", "--set", "edgetpu.min_mapped_fraction=0")
     assert code == 0, report["validation"]["checks"]
+    rules_check = _check(report, "op rules (edgetpu)")
+    assert rules_check["passed"] is True
+    assert any(f["op"] == "LEAKY_RELU" and f["severity"] == "warning" and "accepted" in f["message"]
+               for f in rules_check["findings"])
     assert _check(report, "edgetpu mapped fraction")["passed"] is True
-    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "ninety", *lenient,
-                                  "--set", "edgetpu.min_mapped_fraction=0.9")
+    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "ninety", "--set", "edgetpu.min_mapped_fraction=0.5")
     assert code == 8
     assert [c["name"] for c in report["validation"]["checks"] if not c["passed"]] == ["edgetpu mapped fraction"]
+    # the built-in edgetpu profile expects every op on the Edge TPU (1.0): the default gate can fail
+    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "default")
+    assert code == 8 and _check(report, "edgetpu mapped fraction")["passed"] is False
 
 
 def test_min_mapped_fraction_uses_the_compilers_count_when_it_ran() -> None:

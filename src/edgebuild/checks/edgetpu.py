@@ -179,8 +179,12 @@ def _op_violations(artifact: TfliteArtifact, op: OpInfo, runtime: int) -> tuple[
     return tensor, support
 
 
-def check(artifact: TfliteArtifact, runtime: int = DEFAULT_RUNTIME) -> RuleReport:
-    """Run every Edge TPU rule, and work out how far the compiler's mapping reaches."""
+def check(artifact: TfliteArtifact, runtime: int = DEFAULT_RUNTIME, accept_cpu_fallback: bool = False) -> RuleReport:
+    """Run every Edge TPU rule, and work out how far the compiler's mapping reaches.
+
+    The first op the Edge TPU cannot run is an error unless the profile accepts a CPU tail
+    (`edgetpu.min_mapped_fraction` below 1): then it is a warning and the mapped-fraction gate decides.
+    """
     table = load_table("edgetpu")
     findings: list[Finding] = []
     first: OpInfo | None = None
@@ -206,7 +210,8 @@ def check(artifact: TfliteArtifact, runtime: int = DEFAULT_RUNTIME) -> RuleRepor
             continue
         if first is None:
             first = op
-            findings += support
+            findings += [_as_warning(f, "accepted: edgetpu.min_mapped_fraction < 1") for f in support] \
+                if accept_cpu_fallback else support
         elif op.custom and tflm_only_custom_op(op.name):
             findings += support  # no CPU fallback either: LiteRT has no kernel for it
         else:
@@ -239,6 +244,5 @@ def check(artifact: TfliteArtifact, runtime: int = DEFAULT_RUNTIME) -> RuleRepor
     return RuleReport("edgetpu", table.runtime, findings, extra)
 
 
-def _as_warning(f: Finding) -> Finding:
-    return Finding(f.op_index, f.op, f.tensor, f.rule, f.message + " (already on the CPU after the first unsupported op)",
-                   f.fix, "warning")
+def _as_warning(f: Finding, why: str = "already on the CPU after the first unsupported op") -> Finding:
+    return Finding(f.op_index, f.op, f.tensor, f.rule, f"{f.message} ({why})", f.fix, "warning")
