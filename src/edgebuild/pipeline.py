@@ -17,12 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebuild.artifact import parse_artifact
 from edgebuild.data import check_fits, check_labels, load_dataset
 from edgebuild.errors import EdgebuildError, GateFailed
 from edgebuild.plan import TargetPlan, make_plan, needs_baseline
 from edgebuild.profiles import Profile, resolve, to_toml
-from edgebuild.report import build_report, first_p50, render_markdown, write_json
+from edgebuild.report import write_json
 from edgebuild.stages.context import BuildCancelled, Progress, SharedInputs, SilentProgress, TargetContext
 
 
@@ -83,7 +82,8 @@ def plan_build(request: BuildRequest) -> list[TargetPlan]:
 
             raise DataError(f"Data {path} does not exist. Pass an .npz with 'x' (and 'y'), an .npy, or an image folder.")
     profiles = resolve_targets(request.targets, request.overrides)
-    return [make_plan(p, request.data is not None, request.random_calibration) for p in profiles]
+    return [make_plan(p, request.data is not None, request.random_calibration,
+                      bench_device=request.bench_device is not None) for p in profiles]
 
 
 def default_out_dir(model_path: Path) -> Path:
@@ -417,7 +417,7 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
     work_dir.mkdir()
     ctx = TargetContext(profile=profile, shared=shared, work_dir=work_dir, progress=progress)
     try:
-        report = _run_stages(ctx, request, cache_key)
+        report = _run_stages(ctx, plan, request, cache_key)
         if shared.cancelled.is_set():
             raise BuildCancelled()
         _move_into_place(work_dir, final_dir)
@@ -431,98 +431,16 @@ def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs,
     return result
 
 
-def _run_stages(ctx: TargetContext, request: BuildRequest, cache_key: str | None) -> dict:
-    """The plan's stages in order; returns the report (also written into the work folder)."""
-    from edgebuild.converters.ptq import convert, dense_quantization_note, trace_keras
-    from edgebuild.stages import compile as compile_stage
-    from edgebuild.stages import emit, measure, train
-    from edgebuild.validation import add_budget_check
+def _run_stages(ctx: TargetContext, plan: TargetPlan, request: BuildRequest, cache_key: str | None) -> dict:
+    """Run exactly the plan's stages, in order (the list `edgebuild plan` prints); returns the report."""
+    from edgebuild.stages.steps import STEPS, TargetState
 
-    profile, shared, work_dir = ctx.profile, ctx.shared, ctx.work_dir
+    state = TargetState(bench_device=request.bench_device, cache_key=cache_key)
     ctx.choose_samples()
-    blob, training, keras_model, passes = None, None, None, {}
-    if profile.pruning.kind != "none" or profile.distillation.enabled:
-        with ctx.stage("prune" if profile.pruning.kind != "none" else "distill") as note:
-            keras_model, passes = train.train_prune_distill(ctx)
-            pruned = passes.get("pruning")
-            note.append(f"{pruned['mac_reduction']:.2f}x fewer MACs" if pruned else "")
-    if profile.quantization.method == "qat":
-        with ctx.stage("train") as note:
-            blob, training = train.train_qat(ctx, keras_model)
-            note.append(f"{training['epochs_run']} epochs (best {training['best_epoch']})"
-                        + (", stopped early" if training["stopped_early"] else ""))
-    with ctx.stage("convert") as note:
-        if blob is None and keras_model is not None:  # the pruned / distilled model
-            blob = convert(trace_keras(keras_model, shared.model.fixed_input_shape(profile.model.batch)), keras_model,
-                           profile.quantization, ctx.calibration)
-        elif blob is None:
-            model = shared.model
-            blob = convert(model.export(profile.model.batch), None, profile.quantization,
-                           ctx.calibration)
-        artifact_path = work_dir / "model.tflite"
-        artifact_path.write_bytes(blob)
-        note.append(f"{len(blob) / 1024:.1f} KiB")
-    with ctx.stage("inspect"):
-        artifact = parse_artifact(blob, source=str(artifact_path))
-    float_reference = None
-    if needs_baseline(profile):
-        with ctx.stage("baseline"):
-            float_reference = shared.float_baseline(profile.model.batch)
-    compiled: dict = {}
-    if profile.edgetpu.compile or profile.vela.accelerator:
-        with ctx.stage("compile") as note:
-            compiled = compile_stage.run_compilers(profile, artifact_path, work_dir)
-            note.append(compile_stage.compile_note(compiled))
-    validation, benchmark = None, None
-    if profile.validation.enabled:
-        with ctx.stage("validate") as note:
-            validation = measure.validate(ctx, artifact_path, artifact)
-            compile_stage.add_compiler_checks(validation, compiled, profile)
-            note.append("checks passed" if validation["passed"] else "FAILED")
-    if profile.benchmark.enabled:
-        with ctx.stage("benchmark") as note:
-            benchmark = measure.benchmark(ctx, artifact_path)
-            note.append(f"p50 {first_p50(benchmark) or 0.0:.3f} ms")
-        if request.bench_device is not None:
-            with ctx.stage("device") as note:
-                device = benchmark["device"] = measure.bench_device(ctx, artifact_path, request.bench_device)
-                note.append(f"p50 {first_p50(device) or 0.0:.3f} ms on {device.get('device', {}).get('cpu', '?')}"
-                            if "error" not in device else f"FAILED: {device['error']['type']}")
-    emitted: list[str] = []
-    flash, declared_arena = None, None
-    if profile.mcu.c_array:
-        with ctx.stage("emit") as note:
-            emitted, flash, declared_arena = emit.emit_c(blob, artifact, profile, work_dir, validation,
-                                                         compiled.get("vela"))
-            note.append(f"model array {flash['model_array_bytes']:,} bytes of flash (Cortex-M4)" if flash
-                        else "no arm-none-eabi-gcc: flash not measured")
-    if validation is not None:
-        if compiled.get("vela") is not None and declared_arena is not None:
-            emit.declare_vela_arena(validation, declared_arena)
-        add_budget_check(validation, artifact, profile, flash,
-                         declared_arena or (validation.get("arena") or {}).get("recommended_bytes"))
-    with ctx.stage("report"):
-        report = build_report(
-            profile=profile, model=shared.model, model_sha256=shared.model_sha256, artifact=artifact,
-            artifact_file="model.tflite", float_reference=float_reference, data=ctx.data_block(),
-            timings=ctx.timings, validation=validation, benchmark=benchmark, extra_files=emitted,
-        )
-        dense_note = dense_quantization_note(profile.quantization)
-        if dense_note and "FULLY_CONNECTED" in artifact.op_counts():
-            report["quantization"] = {"dense_per_channel": profile.quantization.dense_per_channel, "notes": [dense_note]}
-        if compiled:
-            report["compile"] = compiled
-        if training is not None:
-            report["training"] = training
-        report.update(passes)
-        if cache_key is not None:
-            report["cache"] = {"hit": False, "key": cache_key}
-        if profile.mcu.c_array:
-            report["flash"] = flash or emit.NO_CROSS_COMPILER
-        (work_dir / "profile.resolved.toml").write_text(to_toml(profile))
-        write_json(work_dir / "report.json", report)
-        (work_dir / "report.md").write_text(render_markdown(report))
-    return report
+    for stage in plan.stages:
+        with ctx.stage(stage.name) as note:
+            note.append(STEPS[stage.name](ctx, state))
+    return state.report
 
 
 def _move_into_place(work_dir: Path, final_dir: Path) -> None:

@@ -28,7 +28,8 @@ class TargetPlan:
         return self.profile.name
 
 
-def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> TargetPlan:
+def make_plan(profile: Profile, has_data: bool, random_calibration: bool, bench_device: bool = False) -> TargetPlan:
+    """The stages one target's build runs, in order: the pipeline executes exactly this list."""
     _check_training_passes(profile, has_data)
     quant = profile.quantization
     if quant.method == "qat":
@@ -67,17 +68,22 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool) -> Tar
     stages.append(Stage("inspect", "read the artifact back: ops, dtypes, sizes"))
     if needs_baseline(profile):
         stages.append(Stage("baseline", "plain float32 conversion once per build, for size and latency ratios"))
-    if profile.edgetpu.compile:
-        stages.append(Stage("compile", f"edgetpu_compiler -m {profile.edgetpu.min_runtime} when it is installed"))
-    if profile.vela.accelerator:
-        stages.append(Stage("compile", f"Arm Vela for {profile.vela.accelerator}"))
+    compilers = ([f"edgetpu_compiler -m {profile.edgetpu.min_runtime} when it is installed"] if profile.edgetpu.compile
+                 else []) + ([f"Arm Vela for {profile.vela.accelerator}"] if profile.vela.accelerator else [])
+    if compilers:
+        stages.append(Stage("compile", "; ".join(compilers)))
     if profile.validation.enabled:
         stages.append(Stage("validate", _validate_text(profile, has_data)))
     if profile.benchmark.enabled:
         threads = ", ".join(str(t) for t in profile.benchmark.threads)
-        stages.append(Stage("benchmark", f"LiteRT invoke() latency, {profile.benchmark.runs} runs, threads {threads}"))
+        stages.append(Stage("benchmark", f"LiteRT invoke() latency on this host, {profile.benchmark.runs} runs, "
+                                         f"threads {threads}"))
+        if bench_device:
+            stages.append(Stage("device", "the same benchmark on the device (--bench-device)"))
     if profile.mcu.c_array:
         stages.append(Stage("emit", f"C sources (model_data.cc/.h, model_ops.h, model_settings.h) as '{profile.mcu.symbol}'"))
+    if profile.validation.enabled and (profile.budget.flash or profile.budget.ram):
+        stages.append(Stage("budgets", "flash (model array) and RAM (declared tensor arena) against the budget"))
     stages.append(Stage("report", "report.json, report.md, profile.resolved.toml"))
     return TargetPlan(profile=profile, stages=tuple(stages))
 
@@ -130,6 +136,4 @@ def _validate_text(profile: Profile, has_data: bool) -> str:
         parts.append(f"accuracy vs float (max drop {profile.validation.max_accuracy_drop} points)")
     if profile.validation.tflm:
         parts.append("TFLite Micro run + exact arena")
-    if profile.budget.flash or profile.budget.ram:
-        parts.append("flash/RAM budgets")
     return ", ".join(parts) or "nothing to check"

@@ -1,0 +1,171 @@
+"""One function per stage of a target's build, keyed by the stage names `plan.make_plan` emits.
+
+The pipeline walks the plan and calls `STEPS[stage.name]` for each stage, in order; nothing else decides
+what runs. Each step reads what earlier steps left in the target's `TargetState` and fills in its own
+fields; the one-line note it returns is printed beside the stage's timing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from edgebuild.report import first_p50
+
+if TYPE_CHECKING:
+    from edgebuild.artifact import TfliteArtifact
+    from edgebuild.stages.context import TargetContext
+
+
+@dataclass
+class TargetState:
+    """What one target's stages have produced so far (each field is written by the step named beside it)."""
+
+    bench_device: Any = None  # the request's device options (the `device` step uses them)
+    cache_key: str | None = None
+    keras_model: Any = None  # prune / distill: the model the later steps convert
+    passes: dict = field(default_factory=dict)  # prune / distill: their report blocks
+    training: dict | None = None  # train (QAT)
+    blob: bytes | None = None  # train (QAT) or convert
+    artifact_path: Path | None = None  # convert
+    artifact: TfliteArtifact | None = None  # inspect
+    float_reference: dict | None = None  # baseline
+    compiled: dict = field(default_factory=dict)  # compile
+    validation: dict | None = None  # validate; budgets appends its check
+    benchmark: dict | None = None  # benchmark; device adds benchmark["device"]
+    emitted: list[str] = field(default_factory=list)  # emit
+    flash: dict | None = None  # emit: the model array's flash
+    declared_arena: int | None = None  # emit: kTensorArenaSize in model_settings.h
+    firmware: dict | None = None  # firmware
+    report: dict = field(default_factory=dict)  # report
+
+
+def prune_or_distill(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages import train
+
+    state.keras_model, state.passes = train.train_prune_distill(ctx)
+    pruned = state.passes.get("pruning")
+    return f"{pruned['mac_reduction']:.2f}x fewer MACs" if pruned else ""
+
+
+def train_qat(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages import train
+
+    state.blob, training = train.train_qat(ctx, state.keras_model)
+    state.training = training
+    return (f"{training['epochs_run']} epochs (best {training['best_epoch']})"
+            + (", stopped early" if training["stopped_early"] else ""))
+
+
+def convert(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.converters.ptq import convert as convert_model
+    from edgebuild.converters.ptq import trace_keras
+
+    profile, shared = ctx.profile, ctx.shared
+    if state.blob is None and state.keras_model is not None:  # the pruned / distilled model
+        shape = shared.model.fixed_input_shape(profile.model.batch)
+        state.blob = convert_model(trace_keras(state.keras_model, shape), state.keras_model, profile.quantization,
+                                   ctx.calibration)
+    elif state.blob is None:
+        state.blob = convert_model(shared.model.export(profile.model.batch), None, profile.quantization,
+                                   ctx.calibration)
+    state.artifact_path = ctx.work_dir / "model.tflite"
+    state.artifact_path.write_bytes(state.blob)
+    return f"{len(state.blob) / 1024:.1f} KiB"
+
+
+def inspect(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.artifact import parse_artifact
+
+    assert state.blob is not None
+    state.artifact = parse_artifact(state.blob, source=str(state.artifact_path))
+    return ""
+
+
+def baseline(ctx: TargetContext, state: TargetState) -> str:
+    state.float_reference = ctx.shared.float_baseline(ctx.profile.model.batch)
+    return ""
+
+
+def compile_model(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages import compile as compile_stage
+
+    assert state.artifact_path is not None
+    state.compiled = compile_stage.run_compilers(ctx.profile, state.artifact_path, ctx.work_dir)
+    return compile_stage.compile_note(state.compiled)
+
+
+def validate(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages import compile as compile_stage
+    from edgebuild.stages import measure
+
+    assert state.artifact_path is not None and state.artifact is not None
+    state.validation = measure.validate(ctx, state.artifact_path, state.artifact)
+    compile_stage.add_compiler_checks(state.validation, state.compiled, ctx.profile)
+    return "checks passed" if state.validation["passed"] else "FAILED"
+
+
+def benchmark(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages import measure
+
+    assert state.artifact_path is not None
+    state.benchmark = measure.benchmark(ctx, state.artifact_path)
+    return f"p50 {first_p50(state.benchmark) or 0.0:.3f} ms"
+
+
+def device(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages import measure
+
+    assert state.artifact_path is not None and state.benchmark is not None
+    result = state.benchmark["device"] = measure.bench_device(ctx, state.artifact_path, state.bench_device)
+    if "error" in result:
+        return f"FAILED: {result['error']['type']}"
+    return f"p50 {first_p50(result) or 0.0:.3f} ms on {result.get('device', {}).get('cpu', '?')}"
+
+
+def emit(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages import emit as emit_stage
+
+    assert state.blob is not None and state.artifact is not None
+    state.emitted, state.flash, state.declared_arena = emit_stage.emit_c(
+        state.blob, state.artifact, ctx.profile, ctx.work_dir, state.validation, state.compiled.get("vela"))
+    if state.validation is not None and state.compiled.get("vela") is not None and state.declared_arena is not None:
+        emit_stage.declare_vela_arena(state.validation, state.declared_arena)
+    if state.flash:
+        return f"model array {state.flash['model_array_bytes']:,} bytes of flash (Cortex-M4)"
+    return "no arm-none-eabi-gcc: flash not measured"
+
+
+def budgets(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.validation import add_budget_check
+
+    assert state.validation is not None and state.artifact is not None
+    declared = state.declared_arena or (state.validation.get("arena") or {}).get("recommended_bytes")
+    add_budget_check(state.validation, state.artifact, ctx.profile, state.flash, declared)
+    budget = next((c for c in state.validation["checks"] if c["name"] == "budgets"), None)
+    return "" if budget is None else ("within budget" if budget["passed"] else "OVER BUDGET")
+
+
+def report(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages.assemble import write_report
+
+    state.report = write_report(ctx, state)
+    return ""
+
+
+STEPS: dict[str, Callable[[TargetContext, TargetState], str]] = {
+    "prune": prune_or_distill,
+    "distill": prune_or_distill,
+    "train": train_qat,
+    "convert": convert,
+    "inspect": inspect,
+    "baseline": baseline,
+    "compile": compile_model,
+    "validate": validate,
+    "benchmark": benchmark,
+    "device": device,
+    "emit": emit,
+    "budgets": budgets,
+    "report": report,
+}
