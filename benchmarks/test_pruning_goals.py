@@ -14,6 +14,14 @@ LiteRT p50 latency and top-1 on the same held-out digits.
    dominates its invoke(), so this is where the latency goal is measured. Asserted: >= 2x fewer MACs,
    >= 1.6x lower int8 p50 latency, distilled int8 top-1 within 1.5 points of the unpruned int8 model.
 
+3. A plain residual network at 64x64 (`build_resnet64` below: 3x3 Conv/BN/ReLU with Add shortcuts, channels
+   28-56-112, ~37 M MACs), pruned at ratio 0.5 by a real `edgebuild build` with DEFAULT recovery settings
+   (`--set pruning.kind=structured --set pruning.ratio=0.5`, nothing else about training). The build trains on
+   the teacher's own 1,200 training digits (its early-stopping split carved from them) and the gate scores 500
+   held-out digits (`--val-data`) no training pass has seen. Asserted: the recovered float model within 1.5
+   points of the unpruned float model on those samples, and the float16 artifact too (the gate, at 1.5).
+   The other two tests also recover with the default recovery settings (`recovery_settings(TrainingSection())`).
+
 Latency: every model of a pair/triple is measured in interleaved rounds (A B C A B C ...) so background
 load hits all of them alike; the p50 reported is the lowest of the rounds' p50s (all rounds are in
 build/pruning_goals.json). Distillation vs plain fine-tuning is reported, not asserted (a 1-2 sample
@@ -133,12 +141,14 @@ def _save(tmp: Path) -> None:
 
 
 def _split(x: np.ndarray, y: np.ndarray) -> tuple:
-    """train 1000 / val 200 (also the 200 calibration samples) / test 597, the same digits for both models."""
+    """train 1000 / early stopping 200 (also the 200 calibration samples) / test 597, the same digits for both
+    models; top-1 is measured on the test digits, which no training saw."""
     return (x[:1000], y[:1000]), (x[1000:1200], y[1000:1200]), x[1000:1200], (x[1200:], y[1200:])
 
 
 def test_pruning_plus_distillation_goals(benchmark, tmp_path) -> None:
     from edgebuild._tf import tf_keras
+    from edgebuild.converters.train import recovery_settings
     from edgebuild.profiles.schema import TrainingSection
     from edgebuild.runtime import LiteRTModel
 
@@ -148,7 +158,7 @@ def test_pruning_plus_distillation_goals(benchmark, tmp_path) -> None:
     started = time.perf_counter()
     teacher = digits.train(digits.build_residual(keras2), *train, epochs=30)
     teacher_seconds = time.perf_counter() - started
-    recovery = TrainingSection(epochs=40, learning_rate=2e-3, early_stopping=5)
+    recovery = recovery_settings(TrainingSection())  # the defaults a build uses to recover after surgery
     plain, distilled, timings = _prune_and_recover(teacher, train, val, recovery)
     r = _run_triple("", teacher, teacher_seconds, plain, distilled, timings, cal, test, tmp_path)
 
@@ -170,6 +180,7 @@ WIDE_EPOCHS = 10
 def test_pruning_latency_on_wide_model(benchmark, tmp_path) -> None:
     """The latency goal where arithmetic dominates: 64x64 digits, channels 32-64-128, trained briefly."""
     from edgebuild._tf import tf_keras
+    from edgebuild.converters.train import recovery_settings
     from edgebuild.profiles.schema import TrainingSection
     from edgebuild.runtime import LiteRTModel
 
@@ -182,7 +193,7 @@ def test_pruning_latency_on_wide_model(benchmark, tmp_path) -> None:
     started = time.perf_counter()
     teacher = digits.train(digits.build_residual_wide(keras2, size=WIDE_SIZE), *train, epochs=WIDE_EPOCHS)
     teacher_seconds = time.perf_counter() - started
-    recovery = TrainingSection(epochs=12, learning_rate=2e-3, early_stopping=4)
+    recovery = recovery_settings(TrainingSection())  # the defaults a build uses to recover after surgery
     plain, distilled, timings = _prune_and_recover(teacher, train, val, recovery)
     r = _run_triple(f"wide{WIDE_SIZE}:", teacher, teacher_seconds, plain, distilled, timings, cal, test, tmp_path)
 
@@ -199,6 +210,84 @@ def test_pruning_latency_on_wide_model(benchmark, tmp_path) -> None:
     assert r["tflite_mac_ratio"] >= 2.0
     assert r["latency_ratio"] >= 1.6
     assert r["top1_delta"] >= -1.5
+
+
+def build_resnet64(keras2, size: int = 64, widths: tuple[int, ...] = (28, 56, 112)):
+    """3x3 Conv/BN/ReLU residual network (ResNet basic blocks, one per stage, 1x1 projection shortcuts where
+    the shape changes): stride-2 stem, then stages at 32x32, 16x16, 8x8. ~37 M MACs at 64x64."""
+    layers = keras2.layers
+
+    def conv_bn(x, filters: int, kernel: int, strides: int = 1, relu: bool = True):
+        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        return layers.ReLU()(x) if relu else x
+
+    inputs = keras2.Input((size, size, 1))
+    x = conv_bn(inputs, widths[0], 3, strides=2)
+    for stage, width in enumerate(widths):
+        strides = 1 if stage == 0 else 2
+        shortcut = x if stage == 0 else conv_bn(x, width, 1, strides, relu=False)
+        y = conv_bn(conv_bn(x, width, 3, strides), width, 3, relu=False)
+        x = layers.ReLU()(layers.Add()([shortcut, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras2.Model(inputs, layers.Dense(10, activation="softmax")(x))
+
+
+RESNET_EPOCHS = 8
+RECOVERY_GOAL_POINTS = 1.5
+
+
+def test_default_recovery_of_resnet64_at_ratio_half(benchmark, tmp_path) -> None:
+    """Issue 12: default recovery must bring a ratio-0.5 pruned 64x64 residual model back within 1.5 points."""
+    from edgebuild._tf import tf_keras
+    from edgebuild.cli.main import main
+    from edgebuild.converters.macs import summary
+
+    keras2 = tf_keras()
+    x, y = digits.load_digits_32(seed=0)
+    x = np.kron(x[..., 0], np.ones((2, 2), np.float32))[..., None]  # 64x64, nearest-neighbour
+    keras2.utils.set_random_seed(0)
+    started = time.perf_counter()
+    teacher = digits.train(build_resnet64(keras2), x[:1200], y[:1200], epochs=RESNET_EPOCHS)
+    teacher_seconds = time.perf_counter() - started
+    model_path, data, held_out = tmp_path / "resnet64.keras", tmp_path / "train.npz", tmp_path / "held_out.npz"
+    teacher.save(model_path)
+    np.savez(data, x=x[:1200], y=y[:1200])
+    np.savez(held_out, x=x[1200:], y=y[1200:])
+    out = tmp_path / "out"
+    argv = ["build", str(model_path), "-t", "mobile", "-d", str(data), "--val-data", str(held_out), "-o", str(out),
+            "--no-cache", "--set", "pruning.kind=structured", "--set", "pruning.ratio=0.5",
+            "--set", f"validation.max_accuracy_drop={RECOVERY_GOAL_POINTS}", "--set", "benchmark.enabled=false"]
+    codes = []
+    benchmark.pedantic(lambda: codes.append(main(argv)), rounds=1, iterations=1)  # the whole build, timed
+    report = json.loads((out / "mobile" / "report.json").read_text())
+    pruning, gate = report["pruning"], report["validation"]["accuracy"]
+    accuracy, training = pruning["accuracy"], pruning["training"]
+    training = training.get("training", training)  # a distillation block holds its TrainingResult
+    fallback = pruning.get("distillation_fallback")
+    row = {"macs": summary(teacher)["macs"], "macs_after": pruning["after"]["macs"],
+           "teacher_epochs": RESNET_EPOCHS, "teacher_seconds": round(teacher_seconds, 1),
+           "float_top1": accuracy["original"], "pruned_top1": accuracy["pruned"],
+           "recovered_top1": accuracy["recovered"], "samples": accuracy["samples"],
+           "recovery": pruning["recovery"], "epochs": training["epochs_run"], "best_epoch": training["best_epoch"],
+           "stop_reason": training["stop_reason"], "recovery_seconds": training["seconds"],
+           "fallback_seconds": fallback["training"]["seconds"] if fallback else 0.0,
+           "time_budget_s": training["time_budget_s"], "artifact_drop_points": gate["drop_points"],
+           "prune_stage_seconds": report["timings_s"].get("prune")}
+    RESULTS["resnet64:ratio0.5-defaults"] = row
+    benchmark.extra_info.update(row)
+    _save(tmp_path)
+    print(f"\nresnet64 ({row['macs'] / 1e6:.1f} M MACs -> {row['macs_after'] / 1e6:.1f} M) at ratio 0.5, default "
+          f"recovery ({row['recovery']}): float {row['float_top1']:.2f}% -> pruned {row['pruned_top1']:.2f}% -> "
+          f"recovered {row['recovered_top1']:.2f}% on {row['samples']} held-out digits; {row['epochs']} epochs "
+          f"(best {row['best_epoch']}), {row['recovery_seconds']:.0f} s + fallback {row['fallback_seconds']:.0f} s "
+          f"(budget {row['time_budget_s']:.0f} s; {row['stop_reason']}); float16 artifact "
+          f"{-row['artifact_drop_points']:+.2f} pts vs the unpruned float model")
+    assert codes == [0], "the build failed (its gate is the same 1.5-point goal)"
+    assert row["macs_after"] * 2 <= row["macs"]
+    assert training["stopped_by"] != "time_budget", "recovery ran out of its time budget before converging"
+    assert accuracy["original"] - accuracy["recovered"] <= RECOVERY_GOAL_POINTS
+    assert gate["drop_points"] <= RECOVERY_GOAL_POINTS
 
 
 def _table() -> str:

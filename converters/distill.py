@@ -275,10 +275,12 @@ class DistillationOutcome:
 
 def distill(teacher: Any, student: Any, train: tuple[np.ndarray, np.ndarray | None],
             val: tuple[np.ndarray, np.ndarray | None] | None, section: Any, training: Any, seed: int = 0,
-            progress: Any = None, student_label: str = "") -> DistillationOutcome:
+            progress: Any = None, student_label: str = "", cancel: Any = None) -> DistillationOutcome:
     """Train `student` in place on `teacher`'s soft targets (see the module doc).
 
-    `section` is a DistillationSection (temperature, alpha); `training` a TrainingSection.
+    `section` is a DistillationSection (temperature, alpha); `training` a TrainingSection. `val` is what
+    early stopping watches (in a build: the early-stopping split, never the gate's validation samples);
+    `cancel` (a threading.Event) stops training at the next batch end.
     """
     from edgebuild._tf import tf, tf_keras
     from edgebuild.converters.train import _as_class_ids, _check_range, fit, num_classes_of
@@ -315,9 +317,12 @@ def distill(teacher: Any, student: Any, train: tuple[np.ndarray, np.ndarray | No
     section_off = training.model_copy(update={"mixed_precision": "off"}) \
         if getattr(training, "mixed_precision", "off") != "off" else training
     try:
-        result = fit(distiller, (x, y), val_fit, section_off, loss="mse", progress=progress, seed=seed)
+        result = fit(distiller, (x, y), val_fit, section_off, loss="mse", progress=progress, seed=seed, cancel=cancel)
     finally:
         teacher.trainable = was_trainable
+    if result.cancelled:  # Ctrl-C: nothing more to compute; the stage raises BuildCancelled
+        return DistillationOutcome(student, result, temperature, alpha if labelled else 0.0, labelled,
+                                   student_label or student.name, {})
     logits = {"teacher": logits_view(teacher)[1], "student": logits_view(student)[1]}
     return DistillationOutcome(student, result, temperature, alpha if labelled else 0.0, labelled,
                                student_label or student.name, logits)
@@ -334,11 +339,11 @@ def distill_files(teacher_path: Any, student_spec: str, data_path: Any, out_dir:
     from edgebuild.model import load_model
 
     loaded = load_model(Path(teacher_path))
-    train, val = load_training_data(data_path, loaded.input_shape, seed)
+    train, held_out, val = load_training_data(data_path, loaded.input_shape, seed)
     teacher, _ = model_for_training(loaded, train[0][:8])
     student, what = make_student(teacher, student_spec, round_to=round_to)
     before = top1(student, val)
-    outcome = distill(teacher, student, train, val, section, training, seed=seed, progress=progress,
+    outcome = distill(teacher, student, train, held_out, section, training, seed=seed, progress=progress,
                       student_label=what)
     report = outcome.report()
     report.update({"teacher": str(teacher_path), "teacher_summary": summary(teacher),

@@ -555,15 +555,20 @@ def prune_structured(model: Any, options: PruningOptions | None = None, copy_wei
     return PruningResult(new_model, summary(model), summary(new_model), channels, groups, options, fallback)
 
 
+RECOVERIES = ("auto", "fine-tune", "distill")
+AUTO_DISTILL_GAP = 1.0  # points of early-stopping top-1 below the unpruned model that make "auto" distill too
+
+
 @dataclass
 class PruneOutcome:
     """Pruning plus recovery training: what the pipeline stage gets back."""
 
     model: Any
     pruning: PruningResult
-    accuracy: dict[str, float | None]  # validation top-1 of original, pruned before and after recovery
-    training: Any  # TrainingResult or DistillationResult, or None without training
-    recovery: str  # "fine-tune", "distill" or "none"
+    accuracy: dict[str, Any]  # top-1 of original, pruned before and after recovery (on `evaluation` samples)
+    training: Any  # TrainingResult or DistillationOutcome, or None without training
+    recovery: str  # "fine-tune", "distill", "fine-tune + distill" or "none"
+    fallback: dict[str, Any] | None = None  # "auto": why distillation ran after fine-tuning, and what was kept
 
     def report(self) -> dict[str, Any]:
         block = self.pruning.report()
@@ -571,38 +576,103 @@ class PruneOutcome:
         block["recovery"] = self.recovery
         if self.training is not None:
             block["training"] = self.training.to_dict()
+        if self.fallback is not None:
+            block["distillation_fallback"] = self.fallback
         return block
+
+
+def recovery_mode(pruning: Any, distillation: Any, labelled: bool) -> str:
+    """"fine-tune", "distill" or "auto" for a [pruning] section (see `run_structured_pruning`)."""
+    if distillation is not None and getattr(distillation, "enabled", False):
+        return "distill"
+    mode = getattr(pruning, "recovery", "auto")
+    if mode not in RECOVERIES:
+        raise ProfileError(f"pruning.recovery = {mode!r} is not known; choose one of {', '.join(RECOVERIES)}.")
+    if not labelled:
+        return "distill"  # no labels: learn from the unpruned model's outputs
+    return mode
 
 
 def run_structured_pruning(model: Any, train: tuple[np.ndarray, np.ndarray | None],
                            val: tuple[np.ndarray, np.ndarray | None] | None, pruning: Any, training: Any,
                            distillation: Any = None, seed: int = 0, progress: Any = None,
-                           teacher: Any = None) -> PruneOutcome:
+                           teacher: Any = None, evaluation: tuple[np.ndarray, np.ndarray | None] | None = None,
+                           cancel: Any = None) -> PruneOutcome:
     """The `prune` stage: prune `model` (tf_keras) by `[pruning]`, then recover accuracy.
 
-    Recovery is distillation from the unpruned model when `[distillation]` is enabled,
-    else plain fine-tuning with `train.fit` (early stopping per `[training]`); none when
-    `training` is None. `teacher` defaults to `model` (the unpruned original). The report's `training` block is the TrainingResult, or with
-    distillation the distillation block (which holds its TrainingResult).
+    `val` is what early stopping watches (in a build: the early-stopping split); `evaluation` the samples the
+    report's accuracy is measured on (in a build: the gate's validation samples, never trained on; default
+    `val`). Recovery (`training` None: none):
+    - "distill" (`[distillation]` enabled, `pruning.recovery = "distill"`, or data without labels):
+      distillation from `teacher` (default `model`, the unpruned original);
+    - "fine-tune": `train.fit` on the labels;
+    - "auto" (default): fine-tune; when the result still scores more than AUTO_DISTILL_GAP points below the
+      unpruned model on `val`, distill from it, starting from the fine-tuned weights, and keep whichever
+      scores higher on `val` (the fine-tuned weights on a tie). Both share the one time budget.
+    The report's `training` block is the TrainingResult, or with distillation only the distillation block
+    (which holds its TrainingResult); "auto" adds `distillation_fallback` when it distilled.
     """
+    from edgebuild.converters.train import fit
+
     options = PruningOptions.from_section(pruning)
     result = prune_structured(model, options)
-    before_acc = top1(model, val)
-    pruned_acc = top1(result.model, val)
-    if training is None:
-        trained, recovery = None, "none"
-    elif distillation is not None and getattr(distillation, "enabled", False):
-        from edgebuild.converters.distill import distill
+    evaluation = val if evaluation is None else evaluation
+    teacher = model if teacher is None else teacher
+    before_acc = top1(model, evaluation)
+    pruned_acc = top1(result.model, evaluation)
+    trained, recovery, fallback = None, "none", None
+    if training is not None:
+        mode = recovery_mode(pruning, distillation, train[1] is not None)
+        if mode == "distill":
+            trained = _distill(teacher, result.model, train, val, distillation, training, seed, progress, cancel)
+            recovery = "distill"
+        else:
+            trained = fit(result.model, train, val, training, progress=progress, seed=seed, cancel=cancel)
+            recovery = "fine-tune"
+            if mode == "auto" and trained.stopped_by not in ("cancelled", "time_budget"):
+                fallback = _distill_fallback(model, teacher, result.model, train, val, distillation, training, seed,
+                                             progress, cancel, trained.seconds)
+                if fallback is not None and fallback["kept"] == "distill":
+                    recovery = "fine-tune + distill"
+    accuracy = {"original": before_acc, "pruned": pruned_acc, "recovered": top1(result.model, evaluation),
+                "samples": 0 if evaluation is None else len(evaluation[0])}
+    return PruneOutcome(result.model, result, accuracy, trained, recovery, fallback)
 
-        outcome = distill(teacher if teacher is not None else model, result.model, train, val, distillation, training, seed=seed, progress=progress,
-                          student_label="the structurally pruned model")
-        trained, recovery = outcome, "distill"
-    else:
-        from edgebuild.converters.train import fit
 
-        trained, recovery = fit(result.model, train, val, training, progress=progress, seed=seed), "fine-tune"
-    accuracy = {"original": before_acc, "pruned": pruned_acc, "recovered": top1(result.model, val)}
-    return PruneOutcome(result.model, result, accuracy, trained, recovery)
+def _distill(teacher: Any, student: Any, train: Any, val: Any, distillation: Any, training: Any, seed: int,
+             progress: Any, cancel: Any) -> Any:
+    from edgebuild.converters.distill import distill
+    from edgebuild.profiles.schema import DistillationSection
+
+    section = distillation if distillation is not None else DistillationSection(enabled=True)
+    return distill(teacher, student, train, val, section, training, seed=seed, progress=progress,
+                   student_label="the structurally pruned model", cancel=cancel)
+
+
+def _distill_fallback(original: Any, teacher: Any, student: Any, train: Any, val: Any, distillation: Any,
+                      training: Any, seed: int, progress: Any, cancel: Any, spent: float) -> dict[str, Any] | None:
+    """"auto": distill after fine-tuning when the early-stopping split says fine-tuning fell short."""
+    if val is None or val[1] is None or len(val[0]) == 0:
+        return None
+    reference, fine_tuned = top1(original, val), top1(student, val)
+    if reference is None or fine_tuned is None or reference - fine_tuned <= AUTO_DISTILL_GAP:
+        return None
+    budget = float(getattr(training, "time_budget", 0) or 0)
+    if budget:
+        left = budget - spent
+        if left <= 0:
+            return None
+        training = training.model_copy(update={"time_budget": left})
+    kept_weights = student.get_weights()
+    outcome = _distill(teacher, student, train, val, distillation, training, seed, progress, cancel)
+    distilled = top1(student, val)
+    kept = "distill" if distilled is not None and distilled > fine_tuned else "fine-tune"
+    if kept == "fine-tune":
+        student.set_weights(kept_weights)
+    return {"reason": f"fine-tuning left early-stopping top-1 at {fine_tuned:.2f}% vs {reference:.2f}% unpruned "
+                      f"(more than {AUTO_DISTILL_GAP:g} points below)",
+            "early_stopping_top1": {"original": reference, "fine-tune": fine_tuned, "distill": distilled},
+            "kept": kept, "cancelled": outcome.training.cancelled, **outcome.report()}
 
 
 def top1(model: Any, data: tuple[np.ndarray, np.ndarray | None] | None, batch_size: int = 256) -> float | None:
@@ -618,8 +688,14 @@ def top1(model: Any, data: tuple[np.ndarray, np.ndarray | None] | None, batch_si
 # --------------------------------------------------------------------------- the standalone commands' library side
 
 def load_training_data(data_path: Any, input_shape: tuple, seed: int = 0, validation_fraction: float = 0.2
-                       ) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
-    """`--data` -> seeded, non-overlapping (train, validation) splits (labels may be None)."""
+                       ) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None] | None,
+                                  tuple[np.ndarray, np.ndarray | None]]:
+    """`--data` -> seeded, non-overlapping (train, early-stopping, validation) splits (labels may be None).
+
+    The same rule as a build's split (`edgebuild.data.split`, no calibration samples): training passes watch
+    the early-stopping split (None when the data is too small for one); the validation samples only
+    measure the accuracy the report gives.
+    """
     from pathlib import Path
 
     from edgebuild.data import check_fits, load_dataset, split
@@ -632,7 +708,8 @@ def load_training_data(data_path: Any, input_shape: tuple, seed: int = 0, valida
     def take(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return data.x[idx], None if y is None else y[idx]
 
-    return take(splits.training), take(splits.validation)
+    held_out = take(splits.early_stopping) if len(splits.early_stopping) else None
+    return take(splits.training), held_out, take(splits.validation)
 
 
 def save_model(model: Any, out_dir: Any, report: dict[str, Any], report_name: str) -> dict[str, str]:
@@ -658,14 +735,15 @@ def prune_file(model_path: Any, data_path: Any, out_dir: Any, options: PruningOp
     from edgebuild.model import load_model
 
     loaded = load_model(Path(model_path))
-    train, val = load_training_data(data_path, loaded.input_shape, seed)
+    train, held_out, val = load_training_data(data_path, loaded.input_shape, seed)
     model, bridge = model_for_training(loaded, train[0][:8])
     if train[1] is None and (distillation is None or not distillation.enabled):
         from edgebuild.profiles.schema import DistillationSection
 
         distillation = DistillationSection(enabled=True, alpha=0.0)  # no labels: learn from the original's outputs
     section = _SectionView(options)
-    outcome = run_structured_pruning(model, train, val, section, training, distillation, seed, progress)
+    outcome = run_structured_pruning(model, train, held_out, section, training, distillation, seed, progress,
+                                     evaluation=val)
     report = outcome.report()
     report["model"] = str(model_path)
     if bridge:

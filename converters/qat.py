@@ -322,7 +322,8 @@ class QatOutcome:
 
 def run_qat(keras_model: Any, train: tuple[np.ndarray, np.ndarray | None],
             val: tuple[np.ndarray, np.ndarray | None] | None, training: Any, quant: QuantizationSection,
-            batch: int = 1, seed: int = 0, progress: Any = None, calibration: np.ndarray | None = None) -> QatOutcome:
+            batch: int = 1, seed: int = 0, progress: Any = None, calibration: np.ndarray | None = None,
+            cancel: Any = None) -> QatOutcome:
     """The whole QAT pass: check data, audit, wrap, fine-tune (early stopping), convert to full int8.
 
     Everything that can fail on user input (labels, layers, scheme) fails before training starts.
@@ -340,7 +341,9 @@ def run_qat(keras_model: Any, train: tuple[np.ndarray, np.ndarray | None],
     audit = audit_layers(keras_model)
     qat_model = quantize_aware(precision.to_float32(keras_model), audit)
     section = training.model_copy(update={"mixed_precision": "off"}) if training.mixed_precision != "off" else training
-    result = fit(qat_model, train, val, section, progress=progress, seed=seed)
+    result = fit(qat_model, train, val, section, progress=progress, seed=seed, cancel=cancel)
+    if result.cancelled:  # Ctrl-C: no conversion; the stage raises BuildCancelled
+        return QatOutcome(model=qat_model, blob=b"", training=result, audit=audit)
     if calibration is None:  # ranges for tensors no quantizer covers; training inputs are fair for that
         calibration = np.asarray(train[0][: quant.calibration_samples], dtype=np.float32)
     blob = convert_qat(qat_model, quant, batch, calibration)

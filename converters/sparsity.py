@@ -222,8 +222,12 @@ class SparsityOutcome:
 
 def run_sparsity(model: Any, train: tuple[np.ndarray, np.ndarray | None],
                  val: tuple[np.ndarray, np.ndarray | None] | None, pruning: Any, training: Any, seed: int = 0,
-                 progress: Any = None) -> SparsityOutcome:
-    """The sparsity stage: wrap, fine-tune with `train.fit` (schedule driven per step), strip, measure."""
+                 progress: Any = None, cancel: Any = None) -> SparsityOutcome:
+    """The sparsity stage: wrap, fine-tune with `train.fit` (schedule driven per step), strip, measure.
+
+    `val` is what early stopping watches (in a build: the early-stopping split); `cancel` (a threading.Event)
+    stops training at the next batch end, and then nothing else is done (the stage raises BuildCancelled).
+    """
     from edgebuild.converters.train import check_training_data, fit, num_classes_of
 
     options = pruning if isinstance(pruning, SparsityOptions) else SparsityOptions.from_section(pruning)
@@ -233,7 +237,9 @@ def run_sparsity(model: Any, train: tuple[np.ndarray, np.ndarray | None],
     section = training.model_copy(update={"mixed_precision": "off"}) \
         if getattr(training, "mixed_precision", "off") != "off" else training
     result = fit(wrapped, train, val, section, progress=progress, seed=seed,
-                 callbacks=(_tfmot().sparsity.keras.UpdatePruningStep(),))  # the sparsity schedule's clock
+                 callbacks=(_tfmot().sparsity.keras.UpdatePruningStep(),), cancel=cancel)  # the schedule's clock
+    if result.cancelled:
+        return SparsityOutcome(wrapped, options, names, {}, {}, result, skipped)
     _final_mask(wrapped)
     stripped = strip(wrapped)
     dense, sparse = float_tflite(model), float_tflite(stripped)

@@ -1,14 +1,37 @@
-"""The one training loop every training-time pass uses (QAT here; fine-tuning and distillation later).
+"""The one training loop every training-time pass uses: QAT, pruning recovery, distillation, sparsity.
 
 `fit` checks the data before any training starts (labels present, in range,
-enough samples), trains a tf_keras model with the profile's `[training]`
+enough samples), trains a tf_keras model with a `[training]` section's
 settings, stops early when the monitored loss stops improving for
 `early_stopping` epochs (0 turns it off) and restores the best weights. It
 returns a `TrainingResult` whose `to_dict()` is the report's `training` block.
 
-Early stopping monitors `val_loss` when validation data is given, else the
-training `loss`. An epoch counts as an improvement when the monitored loss
-falls by more than `MIN_DELTA`.
+Early stopping monitors `val_loss` on the data passed as `val` (in a build:
+the early-stopping split, carved from the training samples; never the
+validation samples the accuracy gate scores), else the training `loss`. An
+epoch counts as an improvement when the monitored loss falls by more than
+`MIN_DELTA`.
+
+Learning-rate schedules (`schedule`):
+- "constant": the learning rate throughout;
+- "cosine": per epoch, from the learning rate down to `MIN_LR_FACTOR` of it
+  over the epoch ceiling (suits a fixed number of epochs);
+- "plateau": multiplied by `PLATEAU_FACTOR` whenever the monitored loss has
+  not improved for `plateau_patience(early_stopping)` epochs (at least one
+  reduction always comes before early stopping), down to `MIN_LR_FACTOR` of
+  it. Suits "train until it converges" with a generous epoch ceiling.
+
+Two things end training between batches (within one batch, not at the end of
+the epoch): the `cancel` event (Ctrl-C in a build; the stage then raises
+BuildCancelled) and the time budget (`time_budget` seconds per training pass,
+0 = none; the result says `stopped_by = "time_budget"` and keeps the best
+weights so far).
+
+Recovery after pruning or for a student (`recovery_settings`) uses the
+`recovery_*` fields of `[training]`: a higher learning rate, a generous epoch
+ceiling, patience and the plateau schedule, because the weights after surgery
+are far from any optimum, while QAT starts from a trained model and uses the
+plain fields (few epochs at a small learning rate).
 """
 
 from __future__ import annotations
@@ -19,11 +42,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgebuild.errors import DataError
+from edgebuild.errors import DataError, ProfileError
 
 MIN_TRAINING_SAMPLES = 16
 MIN_DELTA = 1e-4
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine", "plateau")
+PLATEAU_FACTOR = 0.3
+MIN_LR_FACTOR = 1e-3  # the lowest learning rate a schedule reaches, as a share of the initial one
+STOP_REASONS = ("epoch_limit", "early_stopping", "time_budget", "cancelled")
 
 Progress = Callable[[dict[str, Any]], None]  # called after each epoch with that epoch's record
 
@@ -38,13 +65,41 @@ class TrainingResult:
     monitor: str  # "val_loss" or "loss"
     history: list[dict[str, float]] = field(default_factory=list)  # one record per epoch
     seconds: float = 0.0
-    samples: dict[str, int] = field(default_factory=dict)  # {"training": n, "validation": m}
+    samples: dict[str, int] = field(default_factory=dict)  # {"training": n, "early_stopping": m}
     optimizer: str = "adam"
     mixed_precision: str = "off"  # the policy actually used for training, or "off"
+    learning_rate: float = 0.0  # initial
+    schedule: str = "constant"
+    final_learning_rate: float = 0.0
+    time_budget_s: float = 0.0  # 0 = none
+    stopped_by: str = "epoch_limit"  # one of STOP_REASONS
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stopped_by == "cancelled"
 
     def to_dict(self) -> dict[str, Any]:
         """The report's `training` block (JSON-ready)."""
         return asdict(self)
+
+
+def recovery_settings(section: Any) -> Any:
+    """The `[training]` section as recovery after surgery sees it: `recovery_*` in place of the QAT fields.
+
+    Builds call this for pruning recovery, sparsity and distillation; the `prune`/`distill` commands pass
+    the section their flags made as it is. Objects without `recovery_*` fields are returned unchanged.
+    """
+    if getattr(section, "recovery_epochs", None) is None:
+        return section
+    return section.model_copy(update={"epochs": section.recovery_epochs,
+                                      "learning_rate": section.recovery_learning_rate,
+                                      "early_stopping": section.recovery_early_stopping,
+                                      "schedule": section.recovery_schedule})
+
+
+def plateau_patience(early_stopping: int) -> int:
+    """Epochs without improvement before the plateau schedule lowers the learning rate."""
+    return max(1, early_stopping // 3) if early_stopping else 2
 
 
 def check_training_data(train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
@@ -123,12 +178,14 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
 
 def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
         section: Any, loss: Any = None, progress: Progress | None = None, seed: int = 0,
-        optimizer: str | None = None, callbacks: tuple[Any, ...] = ()) -> TrainingResult:
+        optimizer: str | None = None, callbacks: tuple[Any, ...] = (), cancel: Any = None) -> TrainingResult:
     """Train `model` (a tf_keras model) in place; see the module doc. `section` is a TrainingSection.
 
+    `val` is what early stopping (and the plateau schedule) watch: never the accuracy gate's samples.
     `loss` defaults to sparse categorical cross-entropy, from logits unless the
     model already outputs probabilities. `optimizer` overrides `section.optimizer`.
     `callbacks` run before the best-weights tracker (e.g. TFMOT's UpdatePruningStep).
+    `cancel` (a threading.Event) stops training at the next batch end once set.
     """
     from edgebuild._tf import tf_keras
     from edgebuild.converters import precision
@@ -138,6 +195,10 @@ def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.n
     y, val_y = check_training_data(train, val, num_classes_of(model))
     val_x = None if val is None else np.asarray(val[0], dtype=np.float32)
     opt_name = optimizer or getattr(section, "optimizer", "adam")
+    schedule = getattr(section, "schedule", "constant")
+    if schedule not in SCHEDULES:
+        raise ProfileError(f"training.schedule = {schedule!r} is not known; choose one of {', '.join(SCHEDULES)}.")
+    budget = float(getattr(section, "time_budget", 0) or 0)
 
     keras2.utils.set_random_seed(seed)
     if loss is None:
@@ -150,32 +211,74 @@ def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.n
     trained.compile(optimizer=make_optimizer(opt_name, section.learning_rate), loss=loss, metrics=["accuracy"])
 
     monitor = "val_loss" if val_x is not None else "loss"
-    tracker = _BestWeights(keras2, monitor, section.early_stopping, progress)
     started = time.perf_counter()
-    trained.fit(
-        x, y, validation_data=None if val_x is None else (val_x, val_y),
-        epochs=section.epochs, batch_size=section.batch_size, shuffle=True, verbose=0, callbacks=[*callbacks, tracker],
-    )
+    control = _Control(keras2, cancel, started + budget if budget > 0 else None)
+    tracker = _BestWeights(keras2, monitor, section.early_stopping, progress, schedule, section.learning_rate,
+                           section.epochs)
+    if not (cancel is not None and cancel.is_set()):
+        trained.fit(
+            x, y, validation_data=None if val_x is None else (val_x, val_y),
+            epochs=section.epochs, batch_size=section.batch_size, shuffle=True, verbose=0,
+            callbacks=[*callbacks, control, tracker],
+        )
+    else:
+        control.stopped_by = "cancelled"
     seconds = time.perf_counter() - started
     if tracker.best_weights is not None:
         trained.set_weights(tracker.best_weights)
     if trained is not model:
         model.set_weights(trained.get_weights())
 
-    epochs_run = len(tracker.history)
-    stopped = tracker.stopped_early
-    reason = (f"early stopping: {monitor} did not improve for {section.early_stopping} epochs"
-              if stopped else f"epoch limit ({section.epochs})")
+    stopped_by = control.stopped_by or ("early_stopping" if tracker.stopped_early else "epoch_limit")
+    reason = {
+        "early_stopping": f"early stopping: {monitor} did not improve for {section.early_stopping} epochs",
+        "epoch_limit": f"epoch limit ({section.epochs})",
+        "time_budget": f"time budget of {budget:g} s exceeded (training.time_budget); the best epoch so far is kept",
+        "cancelled": "cancelled (Ctrl-C)",
+    }[stopped_by]
     return TrainingResult(
-        epochs_run=epochs_run, epochs_limit=section.epochs, stopped_early=stopped, stop_reason=reason,
-        best_epoch=tracker.best_epoch, monitor=monitor, history=tracker.history, seconds=round(seconds, 3),
-        samples={"training": len(x), "validation": 0 if val_x is None else len(val_x)},
-        optimizer=opt_name, mixed_precision=policy or "off",
+        epochs_run=len(tracker.history), epochs_limit=section.epochs, stopped_early=stopped_by == "early_stopping",
+        stop_reason=reason, best_epoch=tracker.best_epoch, monitor=monitor, history=tracker.history,
+        seconds=round(seconds, 3), samples={"training": len(x), "early_stopping": 0 if val_x is None else len(val_x)},
+        optimizer=opt_name, mixed_precision=policy or "off", learning_rate=float(section.learning_rate),
+        schedule=schedule, final_learning_rate=float(tracker.lr), time_budget_s=budget, stopped_by=stopped_by,
     )
 
 
-def _BestWeights(keras2: Any, monitor: str, patience: int, progress: Progress | None) -> Any:
-    """A callback that records every epoch, keeps the best weights and stops after `patience` bad epochs."""
+def _Control(keras2: Any, cancel: Any, deadline: float | None) -> Any:
+    """A callback that stops training at the next batch end on cancel or past the deadline."""
+
+    class Control(keras2.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stopped_by: str | None = None
+
+        def _check(self) -> None:
+            if self.stopped_by is None:
+                if cancel is not None and cancel.is_set():
+                    self.stopped_by = "cancelled"
+                elif deadline is not None and time.perf_counter() > deadline:
+                    self.stopped_by = "time_budget"
+            if self.stopped_by is not None:
+                self.model.stop_training = True
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self._check()
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._check()
+
+    return Control()
+
+
+def _BestWeights(keras2: Any, monitor: str, patience: int, progress: Progress | None, schedule: str = "constant",
+                 learning_rate: float = 0.0, epochs: int = 1) -> Any:
+    """A callback that records every epoch, keeps the best weights, applies the learning-rate schedule and
+    stops after `patience` epochs without improvement."""
+    import math
+
+    floor = learning_rate * MIN_LR_FACTOR
+    reduce_after = plateau_patience(patience)
 
     class BestWeights(keras2.callbacks.Callback):
         def __init__(self) -> None:
@@ -185,21 +288,36 @@ def _BestWeights(keras2: Any, monitor: str, patience: int, progress: Progress | 
             self.best_epoch = 0
             self.best_weights: list[np.ndarray] | None = None
             self.wait = 0
+            self.since_reduce = 0
             self.stopped_early = False
+            self.lr = learning_rate
+
+        def _set_lr(self, value: float) -> None:
+            self.lr = float(value)
+            keras2.backend.set_value(self.model.optimizer.learning_rate, self.lr)
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            if schedule == "cosine" and epochs > 1:
+                self._set_lr(floor + (learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * epoch / (epochs - 1))))
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
-            record = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items()}}
+            record = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items() if k != "lr"},
+                      "lr": float(f"{self.lr:.4g}")}
             self.history.append(record)
             current = float(logs.get(monitor, float("nan")))
             if np.isfinite(current) and current < self.best - MIN_DELTA:
-                self.best, self.best_epoch, self.wait = current, epoch + 1, 0
+                self.best, self.best_epoch, self.wait, self.since_reduce = current, epoch + 1, 0, 0
                 self.best_weights = self.model.get_weights()
             else:
                 self.wait += 1
+                self.since_reduce += 1
                 if patience and self.wait >= patience:
                     self.stopped_early = True
                     self.model.stop_training = True
+                elif schedule == "plateau" and self.since_reduce >= reduce_after and self.lr > floor * 1.0001:
+                    self._set_lr(max(floor, self.lr * PLATEAU_FACTOR))
+                    self.since_reduce = 0
             if progress is not None:
                 progress(record)
 

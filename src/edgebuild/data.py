@@ -2,15 +2,19 @@
 
 The split is seeded and documented: a permutation of all samples by
 `data.seed`; the first `validation_fraction` (at most `max_validation_samples`)
-are validation, the next `calibration_samples` calibrate quantization, and
-the rest are training data. The three never share a sample, so accuracy is
-never measured on the data the quantizer saw.
+are validation, the next `calibration_samples` calibrate quantization, then
+`EARLY_STOPPING_FRACTION` of what is left (at most `max_validation_samples`;
+none when fewer than `MIN_EARLY_STOPPING_POOL` are left) is the early-stopping
+split, and the rest are training data. The four never share a sample: accuracy
+is never measured on the data the quantizer saw, and the validation samples the
+accuracy gate scores are never trained on nor used to pick the best epoch
+(every training pass watches the early-stopping split instead).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,8 @@ import numpy as np
 from edgebuild.errors import DataError
 from edgebuild.profiles.schema import DataSection
 
+EARLY_STOPPING_FRACTION = 0.15
+MIN_EARLY_STOPPING_POOL = 40  # fewer samples left after calibration: no early-stopping split, all train
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
@@ -33,9 +39,11 @@ class Splits:
     validation: np.ndarray  # sample indices
     calibration: np.ndarray
     training: np.ndarray
+    early_stopping: np.ndarray = field(default_factory=lambda: np.empty((0,), np.int64))
 
     def describe(self) -> dict[str, int]:
-        return {"validation": len(self.validation), "calibration": len(self.calibration), "training": len(self.training)}
+        return {"validation": len(self.validation), "calibration": len(self.calibration),
+                "early_stopping": len(self.early_stopping), "training": len(self.training)}
 
 
 def load_dataset(path: Path, input_shape: tuple[int, ...] | None = None, image_range: str = "0-255") -> Dataset:
@@ -113,10 +121,12 @@ def check_labels(data: Dataset, num_classes: int | None) -> None:
         )
 
 
-def split(n: int, section: DataSection, calibration_samples: int, hold_out_validation: bool = True) -> Splits:
-    """Seeded, non-overlapping validation / calibration / training indices (see module doc).
+def split(n: int, section: DataSection, calibration_samples: int, hold_out_validation: bool = True,
+          early_stopping_fraction: float = EARLY_STOPPING_FRACTION) -> Splits:
+    """Seeded, non-overlapping validation / calibration / early-stopping / training indices (see module doc).
 
-    With a separate validation set (`--val-data`) nothing is held out for validation here.
+    With a separate validation set (`--val-data`) nothing is held out for validation here. The validation
+    and calibration samples do not depend on `early_stopping_fraction`.
     """
     if n < 2 and hold_out_validation:
         raise DataError(f"Only {n} sample given: edgebuild needs at least 2 (one to calibrate, one to validate).")
@@ -126,7 +136,12 @@ def split(n: int, section: DataSection, calibration_samples: int, hold_out_valid
         n_val = min(max(1, math.ceil(n * section.validation_fraction)), section.max_validation_samples, n - 1)
     rest = order[n_val:]
     n_cal = min(calibration_samples, len(rest))
-    return Splits(validation=np.sort(order[:n_val]), calibration=rest[:n_cal], training=rest[n_cal:])
+    pool = rest[n_cal:]
+    n_es = 0
+    if len(pool) >= MIN_EARLY_STOPPING_POOL and early_stopping_fraction > 0:
+        n_es = min(math.ceil(len(pool) * early_stopping_fraction), section.max_validation_samples)
+    return Splits(validation=np.sort(order[:n_val]), calibration=rest[:n_cal], training=pool[n_es:],
+                  early_stopping=pool[:n_es])
 
 
 def random_calibration(input_shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:

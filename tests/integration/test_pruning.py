@@ -209,22 +209,44 @@ def test_add_and_concatenate_rebuild_exactly_and_convert(keras2) -> None:
     np.testing.assert_allclose(lite, model(x).numpy(), atol=1e-4)
 
 
-def test_pruned_cnn_fine_tunes_with_early_stopping(keras2, digits_data) -> None:
+def test_pruned_cnn_fine_tunes_with_early_stopping(trained_cnn, digits_data) -> None:
     from edgebuild.converters.prune import run_structured_pruning
     from edgebuild.profiles.schema import PruningSection, TrainingSection
 
-    keras2.utils.set_random_seed(0)
-    d = digits_data
-    model = digits.train(digits.build_cnn(keras2), d.train_x[:900], d.train_y[:900], epochs=4)
+    d, model = digits_data, trained_cnn
     outcome = run_structured_pruning(
         model, (d.train_x[:900], d.train_y[:900]), (d.train_x[900:1200], d.train_y[900:1200]),
-        PruningSection(kind="structured", ratio=0.5), TrainingSection(epochs=6, learning_rate=2e-3, early_stopping=2))
+        PruningSection(kind="structured", ratio=0.5, recovery="fine-tune"),
+        TrainingSection(epochs=6, learning_rate=2e-3, early_stopping=2))
     report = outcome.report()
-    assert report["recovery"] == "fine-tune"
+    assert report["recovery"] == "fine-tune" and "distillation_fallback" not in report
     assert report["after"]["macs"] * 2 <= report["before"]["macs"]
     assert report["accuracy"]["recovered"] >= report["accuracy"]["pruned"]
     assert report["accuracy"]["recovered"] >= report["accuracy"]["original"] - 10
     assert report["training"]["epochs_run"] >= 1
+
+
+def test_auto_recovery_distills_when_fine_tuning_falls_short(trained_cnn, digits_data) -> None:
+    """"auto": fine-tuning that leaves a gap on the early-stopping split is followed by distillation from the
+    unpruned model; whichever scores higher there is kept. Report accuracy is on separate evaluation samples."""
+    from edgebuild.converters.prune import AUTO_DISTILL_GAP, run_structured_pruning, top1
+    from edgebuild.profiles.schema import PruningSection, TrainingSection
+
+    d, model = digits_data, trained_cnn
+    held_out, evaluation = (d.train_x[900:1200], d.train_y[900:1200]), (d.test_x, d.test_y)
+    outcome = run_structured_pruning(  # one epoch at a tiny rate: fine-tuning cannot close the gap
+        model, (d.train_x[:900], d.train_y[:900]), held_out, PruningSection(kind="structured", ratio=0.5),
+        TrainingSection(epochs=1, learning_rate=1e-6), evaluation=evaluation)
+    report = outcome.report()
+    fallback = report["distillation_fallback"]
+    scores = fallback["early_stopping_top1"]
+    assert scores["original"] - scores["fine-tune"] > AUTO_DISTILL_GAP
+    assert fallback["kept"] == ("distill" if scores["distill"] > scores["fine-tune"] else "fine-tune")
+    assert report["recovery"] == ("fine-tune + distill" if fallback["kept"] == "distill" else "fine-tune")
+    assert top1(outcome.model, held_out) == max(scores["fine-tune"], scores["distill"])  # the kept weights
+    assert fallback["training"]["epochs_run"] == 1 and fallback["temperature"] == 4.0
+    assert report["accuracy"]["samples"] == len(d.test_x)
+    assert report["accuracy"]["recovered"] == top1(outcome.model, evaluation)
 
 
 def test_keras3_model_prunes_through_the_bridge(keras3_models, digits_data) -> None:

@@ -28,7 +28,12 @@ def test_qat_build_reports_float_ptq_and_qat(keras2_cnn, digits_data, tmp_path: 
     artifact = read_artifact(tmp_path / "mcu" / "model.tflite")
     assert artifact.inputs[0].dtype == "int8"
     assert "QAT int8" in (tmp_path / "mcu" / "report.md").read_text()
-    assert report["data"]["splits"]["training"] > 0
+    splits = report["data"]["splits"]
+    assert splits["training"] > 0 and splits["early_stopping"] > 0
+    # early stopping watched its own split; the comparison (like the gate) scored the validation samples
+    assert training["samples"] == {"training": splits["training"], "early_stopping": splits["early_stopping"]}
+    assert comparison["qat"]["samples"] == splits["validation"]
+    assert training["learning_rate"] == 1e-4 and training["schedule"] == "constant"  # QAT's own defaults
 
 
 def test_qat_needs_labels_before_training(keras2_cnn, tmp_path: Path, capsys) -> None:

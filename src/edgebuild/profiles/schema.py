@@ -174,8 +174,8 @@ class TrainingSection(Section):
     time_budget: float = Field(1800.0, ge=0.0, description="seconds per training pass, then stop; 0 = no limit")
     # recovery after pruning surgery, sparsity and distillation (the fields above are QAT's)
     recovery_epochs: int = Field(100, ge=1, description="epoch ceiling; early stopping ends recovery sooner")
-    recovery_learning_rate: float = Field(1e-3, gt=0.0)
-    recovery_early_stopping: int = Field(8, ge=0, description="patience in epochs; 0 turns it off")
+    recovery_learning_rate: float = Field(2e-3, gt=0.0)
+    recovery_early_stopping: int = Field(12, ge=0, description="patience in epochs; 0 turns it off")
     recovery_schedule: Literal["constant", "cosine", "plateau"] = "plateau"
 
 

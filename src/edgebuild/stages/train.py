@@ -3,33 +3,58 @@
 from __future__ import annotations
 
 from edgebuild.errors import DataError
-from edgebuild.stages.context import TargetContext
+from edgebuild.stages.context import BuildCancelled, TargetContext
 
 
 def training_sets(ctx: TargetContext, labels_required: bool = True):
-    """(train, val) arrays: the training split of --data, and the validation samples of this build."""
+    """(train, early_stopping) arrays: the training and early-stopping splits of --data.
+
+    Never the validation samples the accuracy gate scores (see `gate_samples`): no training pass trains on
+    them or picks its best epoch with them. `early_stopping` is None when the data was too small to hold
+    one out (training then watches its own loss).
+    """
     shared = ctx.shared
     if shared.dataset is None or ctx.splits is None or (labels_required and shared.dataset.y is None):
         raise DataError("quantization.method = \"qat\" fine-tunes the model: pass labelled data with --data "
                         "(an .npz with 'x' and 'y', or an image folder with class sub-folders).")
     x, y = shared.dataset.x, shared.dataset.y
-    train = (x[ctx.splits.training], y[ctx.splits.training] if y is not None else None)
+
+    def take(indices):
+        return x[indices], (y[indices] if y is not None else None)
+
+    held_out = ctx.splits.early_stopping
+    return take(ctx.splits.training), (take(held_out) if len(held_out) else None)
+
+
+def gate_samples(ctx: TargetContext):
+    """(x, y) of the accuracy gate's validation samples, for reporting accuracy only; None without any."""
     samples = ctx.validation_samples()
-    val = (samples[0], samples[1]) if samples is not None else None
-    return train, val
+    return (samples[0], samples[1]) if samples is not None else None
+
+
+def _stop_if_cancelled(ctx: TargetContext) -> None:
+    """Ctrl-C during training stopped it at a batch end; the stage ends here, before any further work."""
+    if ctx.shared.cancelled.is_set():
+        raise BuildCancelled()
 
 
 def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
-    """[pruning]/[distillation]: (the tf_keras model to convert, the report blocks they produced)."""
+    """[pruning]/[distillation]: (the tf_keras model to convert, the report blocks they produced).
+
+    Training uses the `recovery_*` settings of [training], early stopping watches the early-stopping split,
+    and the accuracy in the report is measured on the gate's validation samples (never trained on).
+    """
     from edgebuild.converters.qat import model_for_training
+    from edgebuild.converters.train import recovery_settings
 
     profile, shared = ctx.profile, ctx.shared
-    train, val = training_sets(ctx, labels_required=False)
-    model, bridge = model_for_training(shared.model, sample=(val[0] if val is not None else train[0])[:32])
+    train, held_out = training_sets(ctx, labels_required=False)
+    model, bridge = model_for_training(shared.model, sample=train[0][:32])
     pruning, distillation, blocks = profile.pruning, profile.distillation, {}
+    training, cancel = recovery_settings(profile.training), shared.cancelled
 
     def progress(e: dict) -> None:
-        ctx.progress.message(f"  {profile.name:<10} train      epoch {e['epoch']}: loss {e['loss']:.4f}")
+        _epoch_message(ctx, e)
 
     teacher = model
     if distillation.enabled and distillation.teacher != "original":
@@ -39,22 +64,29 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
     if pruning.kind == "structured":
         from edgebuild.converters.prune import run_structured_pruning
 
-        out = run_structured_pruning(model, train, val, pruning, profile.training,
-                                     distillation if distillation.enabled else None, seed=profile.data.seed,
-                                     progress=progress, teacher=teacher)
+        out = run_structured_pruning(model, train, held_out, pruning, training, distillation, seed=profile.data.seed,
+                                     progress=progress, teacher=teacher, evaluation=gate_samples(ctx), cancel=cancel)
+        _stop_if_cancelled(ctx)
         model, blocks["pruning"] = out.model, out.report()
+        _budget_note(ctx, out.training)
         blocks["pruning"]["artifact_before"] = _unpruned_artifact(ctx)
     elif pruning.kind in ("unstructured", "m_by_n"):
         from edgebuild.converters.sparsity import run_sparsity
 
-        out = run_sparsity(model, train, val, pruning, profile.training, seed=profile.data.seed, progress=progress)
+        out = run_sparsity(model, train, held_out, pruning, training, seed=profile.data.seed, progress=progress,
+                           cancel=cancel)
+        _stop_if_cancelled(ctx)
         model, blocks["sparsity"] = out.model, out.report()
+        _budget_note(ctx, out.training)
     elif distillation.enabled:
         from edgebuild.converters.distill import distill, make_student
 
         student, what = make_student(teacher, distillation.student, round_to=pruning.round_to)
-        blocks["distillation"] = distill(teacher, student, train, val, distillation, profile.training,
-                                         seed=profile.data.seed, progress=progress, student_label=what).report()
+        outcome = distill(teacher, student, train, held_out, distillation, training, seed=profile.data.seed,
+                          progress=progress, student_label=what, cancel=cancel)
+        _stop_if_cancelled(ctx)
+        blocks["distillation"] = outcome.report()
+        _budget_note(ctx, outcome.training)
         model = student
     if bridge:
         blocks["keras3_bridge"] = bridge
@@ -72,22 +104,24 @@ def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[by
     from edgebuild.runtime import LiteRTModel
 
     profile, shared = ctx.profile, ctx.shared
-    train, val = training_sets(ctx)
-    sample = (val[0] if val is not None else train[0])[:32]
+    train, held_out = training_sets(ctx)
+    sample = train[0][:32]
     bridge = None
     if keras_model is None:  # QAT of the loaded model; else of the pruned/distilled one
         keras_model, bridge = model_for_training(shared.model, sample=sample)
 
     def epoch_done(e: dict) -> None:
-        val_loss = e.get("val_loss")
-        ctx.progress.message(f"  {profile.name:<10} train      epoch {e['epoch']}: loss {e['loss']:.4f}"
-                             + (f", val_loss {val_loss:.4f}" if val_loss is not None else ""))
+        _epoch_message(ctx, e)
 
-    outcome = run_qat(keras_model, train, val, profile.training, profile.quantization, batch=profile.model.batch,
-                      seed=profile.data.seed, progress=epoch_done, calibration=ctx.calibration)
+    outcome = run_qat(keras_model, train, held_out, profile.training, profile.quantization, batch=profile.model.batch,
+                      seed=profile.data.seed, progress=epoch_done, calibration=ctx.calibration,
+                      cancel=shared.cancelled)
+    _stop_if_cancelled(ctx)
     block = outcome.report()
+    _budget_note(ctx, outcome.training)
     if bridge:
         block["keras3_bridge"] = bridge
+    val = gate_samples(ctx)
     if val is not None:
         model = shared.model
         ptq_blob = convert(model.concrete_function(profile.model.batch), model.keep_alive, profile.quantization,
@@ -96,6 +130,21 @@ def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[by
         block["comparison"] = {name: compare(reference, LiteRTModel(blob).predict(val[0]), val[1])
                                for name, blob in (("ptq", ptq_blob), ("qat", outcome.blob))}
     return outcome.blob, block
+
+
+def _epoch_message(ctx: TargetContext, e: dict) -> None:
+    val_loss, lr = e.get("val_loss"), e.get("lr")
+    ctx.progress.message(f"  {ctx.profile.name:<10} train      epoch {e['epoch']}: loss {e['loss']:.4f}"
+                         + (f", early-stopping loss {val_loss:.4f}" if val_loss is not None else "")
+                         + (f", lr {lr:.2g}" if lr is not None else ""))
+
+
+def _budget_note(ctx: TargetContext, result: object) -> None:
+    """Say on the console when a training pass ran out of its time budget (the report's block says so too)."""
+    result = getattr(result, "training", result)  # a DistillationOutcome holds its TrainingResult
+    if getattr(result, "stopped_by", None) == "time_budget":
+        ctx.progress.message(f"  {ctx.profile.name:<10} train      {result.stop_reason} after "
+                             f"{result.epochs_run} epochs; raise training.time_budget to train longer")
 
 
 def _unpruned_artifact(ctx: TargetContext) -> dict:
