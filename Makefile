@@ -40,4 +40,4 @@ wheel-check: install
 	scripts/wheel-check.sh
 
 clean:
-	rm -rf build dist $(DEMO_MODEL) $(DEMO_DATA) .pytest_cache
+	rm -rf build dist $(DEMO_MODEL) .pytest_cache  # examples/digits.npz is tracked: kept

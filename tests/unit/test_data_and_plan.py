@@ -18,9 +18,9 @@ def test_split_is_seeded_disjoint_and_complete() -> None:
     section = DataSection(seed=3, validation_fraction=0.25)
     a, b = split(400, section, 100), split(400, section, 100)
     assert np.array_equal(a.validation, b.validation) and np.array_equal(a.calibration, b.calibration)
-    sets = [set(a.validation), set(a.calibration), set(a.training)]
+    sets = [set(a.validation), set(a.calibration), set(a.training), set(a.early_stopping)]
     assert sum(len(s) for s in sets) == 400
-    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    assert len(set().union(*sets)) == 400  # pairwise disjoint and complete
     assert (len(a.validation), len(a.calibration)) == (100, 100)
     assert not np.array_equal(split(400, DataSection(seed=4), 100).validation, a.validation)
 
@@ -93,7 +93,7 @@ def test_plan_needs_calibration_data_for_integer_targets() -> None:
 
 def test_mcu_plan_emits_c_sources() -> None:
     names = [s.name for s in make_plan(resolve("mcu"), True, False).stages]
-    assert names == ["convert", "inspect", "baseline", "validate", "benchmark", "emit", "report"]
+    assert names == ["convert", "inspect", "baseline", "validate", "benchmark", "emit", "budgets", "report"]
 
 
 def test_slower_than_float32_is_a_warning() -> None:

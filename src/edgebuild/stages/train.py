@@ -124,7 +124,7 @@ def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[by
     val = gate_samples(ctx)
     if val is not None:
         model = shared.model
-        ptq_blob = convert(model.concrete_function(profile.model.batch), model.keep_alive, profile.quantization,
+        ptq_blob = convert(model.export(profile.model.batch), None, profile.quantization,
                            ctx.calibration)
         reference = shared.reference_outputs(val[0], f"qat-val/{len(val[0])}")
         block["comparison"] = {name: compare(reference, LiteRTModel(blob).predict(val[0]), val[1])
@@ -153,7 +153,7 @@ def _unpruned_artifact(ctx: TargetContext) -> dict:
     from edgebuild.converters.ptq import convert
 
     model, profile = ctx.shared.model, ctx.profile
-    blob = convert(model.concrete_function(profile.model.batch), model.keep_alive, profile.quantization, ctx.calibration)
+    blob = convert(model.export(profile.model.batch), None, profile.quantization, ctx.calibration)
     block: dict = {"size_bytes": len(blob)}
     if profile.benchmark.enabled:
         block["p50_ms"] = benchmark(blob, threads=profile.benchmark.threads[0], runs=profile.benchmark.runs,
