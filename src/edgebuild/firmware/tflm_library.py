@@ -84,6 +84,18 @@ KERNEL_PREFIXES = ("tensorflow/lite/micro/kernels/", "signal/", "third_party/cms
 CMSIS_NN_KERNEL_DIR = "tensorflow/lite/micro/kernels/cmsis_nn/"
 CORTEX_M_DIR = "tensorflow/lite/micro/cortex_m_generic/"
 CMSIS_NN_SOURCE_DIR = "third_party/cmsis_nn/Source"
+# Precompiled header for cold builds: parsing these (flatbuffers' schema above all) is most of compiling one
+# TFLM C++ file; with it a cold library takes ~40% less time. The code is the same with and without it, but
+# GCC may emit an object's sections in another order, so whether it was used is part of each object's key and
+# every eligible file always uses it (EDGEBUILD_TFLM_PCH=0 turns it off): the same inputs give the same objects.
+PCH_NAME = "edgebuild_tflm_pch.h"
+PCH_HEADERS = (
+    "tensorflow/lite/schema/schema_generated.h", "tensorflow/lite/c/common.h",
+    "tensorflow/lite/kernels/internal/common.h", "tensorflow/lite/kernels/internal/types.h",
+    "tensorflow/lite/kernels/kernel_util.h", "tensorflow/lite/micro/kernels/kernel_util.h",
+    "tensorflow/lite/micro/micro_log.h", "tensorflow/lite/micro/micro_context.h",
+)
+
 # Library sources only tests use: left out of per-op libraries (the closure brings any back that is needed).
 TEST_ONLY = frozenset({
     "tensorflow/lite/micro/test_helpers.cc", "tensorflow/lite/micro/test_helper_custom_ops.cc",
@@ -411,7 +423,7 @@ class ObjectCache:
     def compile_command(self, rel: str, obj: Path, depfile: Path) -> list[str]:
         is_c = rel.endswith(".c")
         tool = self.flavor.cc if is_c else self.flavor.cxx
-        opt = "-O2" if rel.startswith(KERNEL_PREFIXES) else "-Os"
+        opt = _opt(rel)
         lang = C_ONLY if is_c else CXX_ONLY
         includes = [f"-I{i}" for i in self.flavor.includes]
         return [tool, *lang, *self.flavor.base_flags(), opt, *includes, "-MMD", "-MF", str(depfile),
@@ -420,8 +432,11 @@ class ObjectCache:
     def key(self, rel: str) -> str:
         tool = self.flavor.cc if rel.endswith(".c") else self.flavor.cxx
         flags = self.compile_command(rel, Path("OBJ"), Path("DEP"))[1:]
-        return _sha({"layout": CACHE_LAYOUT, "compiler": compiler_identity(tool), "flags": flags, "source": rel,
-                     "sha256": self.tree.hashes[rel]})
+        payload = {"layout": CACHE_LAYOUT, "compiler": compiler_identity(tool), "flags": flags, "source": rel,
+                   "sha256": self.tree.hashes[rel]}
+        if self.uses_pch(rel):
+            payload["pch"] = PCH_HEADERS
+        return _sha(payload)
 
     def _dir(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -441,7 +456,19 @@ class ObjectCache:
                     return obj
         return None
 
-    def compile(self, rel: str) -> Path:
+    def uses_pch(self, rel: str) -> bool:
+        """C++ sources that define or undefine a macro before their first #include keep their own include order."""
+        if not rel.endswith(".cc") or os.environ.get("EDGEBUILD_TFLM_PCH", "1") == "0":
+            return False
+        for line in self.tree.text(rel).splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#include"):
+                return True
+            if stripped.startswith(("#define", "#undef")):
+                return False
+        return True
+
+    def compile(self, rel: str, pch: Pch | None = None) -> Path:
         folder = self._dir(self.key(rel))
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="edgebuild-tflm-", dir=folder) as scratch:
@@ -449,14 +476,22 @@ class ObjectCache:
             cmd = self.compile_command(rel, obj, dep)
             from edgebuild.process import run_tool, tail
 
-            result = run_tool(cmd, COMPILE_TIMEOUT_S, cmd[0], cwd=self.tree.root)
+            use_pch = pch is not None and self.uses_pch(rel)
+            if use_pch:
+                cut = cmd.index("-MMD")
+                cmd_pch = [*cmd[:cut], "-I", str(pch.folder), "-include", PCH_NAME, "-Winvalid-pch", *cmd[cut:]]
+                result = run_tool(cmd_pch, COMPILE_TIMEOUT_S, cmd[0], cwd=self.tree.root)
+                if result.returncode != 0:  # never fail because of the accelerator: compile the plain way
+                    use_pch = False
+            if not use_pch:
+                result = run_tool(cmd, COMPILE_TIMEOUT_S, cmd[0], cwd=self.tree.root)
             if result.returncode != 0:
                 raise ExternalToolError(
                     f"Compiling TensorFlow Lite Micro's {rel} for {self.flavor.describe()} failed "
                     f"(exit {result.returncode}):\n{tail(result.output, 20)}\n"
                     f"Command (in {self.tree.root}): {' '.join(cmd)}"
                 )
-            deps = {}
+            deps = dict(pch.deps) if use_pch else {}
             for path in _parse_depfile(dep.read_text()):
                 rel_dep = _tree_relative(path, self.tree.root)
                 if rel_dep is not None and rel_dep in self.tree.hashes:
@@ -466,6 +501,41 @@ class ObjectCache:
             os.replace(obj, final_obj)
             _atomic_write(folder / f"{deps_id}.deps.json", json.dumps(deps, sort_keys=True).encode())
         return final_obj
+
+    def build_pch(self, opt: str, scratch: Path) -> Pch | None:
+        """The precompiled header for C++ files compiled with `opt` (None if it cannot be built)."""
+        from edgebuild.process import run_tool
+
+        headers = [h for h in PCH_HEADERS if h in self.tree.hashes]
+        if not headers:
+            return None
+        folder = scratch / opt.lstrip("-")
+        folder.mkdir(parents=True, exist_ok=True)
+        header = folder / PCH_NAME
+        header.write_text("".join(f'#include "{h}"\n' for h in headers))
+        dep = folder / "pch.d"
+        cmd = [self.flavor.cxx, *CXX_ONLY, *self.flavor.base_flags(), opt, *(f"-I{i}" for i in self.flavor.includes),
+               "-MMD", "-MF", str(dep), "-x", "c++-header", str(header), "-o", str(header) + ".gch"]
+        result = run_tool(cmd, COMPILE_TIMEOUT_S, self.flavor.cxx, cwd=self.tree.root)
+        if result.returncode != 0:
+            return None
+        deps = {}
+        for path in _parse_depfile(dep.read_text()):
+            rel_dep = _tree_relative(path, self.tree.root)
+            if rel_dep is not None and rel_dep in self.tree.hashes:
+                deps[rel_dep] = self.tree.hashes[rel_dep]
+        return Pch(folder, deps)
+
+
+@dataclass(frozen=True)
+class Pch:
+    folder: Path  # holds edgebuild_tflm_pch.h and its .gch
+    deps: dict[str, str]  # tree headers it includes, with their hashes (recorded in every object built with it)
+
+
+def _opt(rel: str) -> str:
+    """-O2 for kernels (TFLM, signal, CMSIS-NN), -Os for the framework, as upstream."""
+    return "-O2" if rel.startswith(KERNEL_PREFIXES) else "-Os"
 
 
 def _parse_depfile(text: str) -> list[str]:
@@ -525,6 +595,8 @@ class LibraryBuilder:
         self.log = log or _stderr_log
         self.sources = self.tree.library_sources(flavor)
         self._compiled = 0
+        self._pchs: dict[str, Pch | None] = {}  # per -O level, for this builder's lifetime (one build call)
+        self._pch_scratch: tempfile.TemporaryDirectory | None = None
 
     # ---- compiling
     def _ensure_objects(self, sources: Sequence[str], what: str) -> dict[str, Path]:
@@ -562,9 +634,21 @@ class LibraryBuilder:
         step = max(1, total // 10)
         result: dict[str, Path] = {}
 
+        cxx = [r for r in todo if self.objects.uses_pch(r)]
+        pchs = self._pchs
+        wanted = [o for o in sorted({_opt(r) for r in cxx}) if o not in pchs]
+        if wanted:
+            if self._pch_scratch is None:
+                self._pch_scratch = tempfile.TemporaryDirectory(prefix="pch-", dir=self.root)
+            scratch = Path(self._pch_scratch.name)
+            with ThreadPoolExecutor(max_workers=min(self.jobs, len(wanted))) as pool:
+                for opt, pch in zip(wanted, pool.map(lambda o: self.objects.build_pch(o, scratch), wanted)):
+                    pchs[opt] = pch
+            self.log(f"  precompiled headers for {' '.join(wanted)} ready ({time.perf_counter() - started:.0f} s)")
+
         def one(rel: str) -> tuple[str, Path]:
             nonlocal done
-            obj = self.objects.compile(rel)
+            obj = self.objects.compile(rel, pchs.get(_opt(rel)))
             with lock:
                 done += 1
                 if done % step == 0 or done == total:
@@ -660,6 +744,15 @@ class LibraryBuilder:
     def build(self, ops: Sequence[tuple[str, str]] = (), scope: str = "ops",
               extra_undefined: Iterable[str] = ()) -> Library:
         """The library for `ops` (scope "ops") or every library source (scope "full"), from the cache when built."""
+        try:
+            return self._build(ops, scope, extra_undefined)
+        finally:  # precompiled headers are large (~250 MB each) and only speed up cold builds: never kept
+            if self._pch_scratch is not None:
+                self._pch_scratch.cleanup()
+                self._pch_scratch = None
+                self._pchs = {}
+
+    def _build(self, ops: Sequence[tuple[str, str]], scope: str, extra_undefined: Iterable[str]) -> Library:
         if scope not in ("ops", "full"):
             raise UsageError(f"TFLM library scope must be 'ops' or 'full', got {scope!r}.")
         started = time.perf_counter()
