@@ -53,7 +53,12 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool, bench_
     stages = []
     pruning, distillation = profile.pruning, profile.distillation
     if pruning.kind != "none":
-        recovery = "distillation" if distillation.enabled else "fine-tuning"
+        t = profile.training
+        recovery = ("distillation" if distillation.enabled else
+                    {"auto": "fine-tuning (distillation if it recovers better)", "fine-tune": "fine-tuning",
+                     "distill": "distillation"}[pruning.recovery])
+        recovery += (f" (up to {t.recovery_epochs} epochs, lr {t.recovery_learning_rate} {t.recovery_schedule}, "
+                     f"early stopping {t.recovery_early_stopping or 'off'}, budget {t.time_budget:g} s)")
         what = (f"structured: remove {pruning.ratio:.0%} of channels by {pruning.criterion}, then {recovery}"
                 if pruning.kind == "structured" else f"{pruning.kind} sparsity, then fine-tuning")
         stages.append(Stage("prune", what))

@@ -80,12 +80,28 @@ def _warnings(report: dict) -> list[str]:
                         f"(p50 {guard['float32_p50_ms'] * guard['ratio']:.3f} vs {guard['float32_p50_ms']:.3f} ms, "
                         f"{guard['threads']} thread(s)). Expected for some schemes on x86 (dynamic range, float16 "
                         "without a GPU); check on the device before shipping it for speed.")
+    for name, block in _training_blocks(report):
+        if block.get("stopped_by") == "time_budget":
+            warnings.append(f"{name} stopped at its time budget ({block.get('time_budget_s', '?')} s, training."
+                            "time_budget) before it converged; the best epoch so far was kept. Raise the budget for "
+                            "a better model.")
     validation = report.get("validation")
     if report["data"].get("source") is None and validation is not None:
         warnings.append("No --data given: accuracy against the float model was not measured.")
     elif validation is not None and validation.get("accuracy") is None:
         warnings.append("Accuracy against the float model was not measured (no validation samples reached it).")
     return warnings
+
+
+def _training_blocks(report: dict) -> list[tuple[str, dict]]:
+    """Every training block in the report (QAT, pruning recovery, distillation, sparsity), with a name for people."""
+    blocks = [("Quantization-aware training", report.get("training"))]
+    for key, name in (("pruning", "Pruning recovery"), ("distillation", "Distillation"), ("sparsity", "Sparsity")):
+        block = report.get(key) or {}
+        blocks.append((name, block.get("training")))
+        inner = (block.get("distillation") or {}) if isinstance(block.get("distillation"), dict) else {}
+        blocks.append((name, inner.get("training")))
+    return [(name, block) for name, block in blocks if isinstance(block, dict)]
 
 
 def write_json(path: Path, report: dict) -> None:
