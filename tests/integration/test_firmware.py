@@ -243,6 +243,16 @@ def test_without_a_tree_the_stage_is_skipped_with_a_note(digits_mcu, tmp_path, m
     assert "checks" in result and not any(not c["passed"] for c in result["checks"])
 
 
+def test_c_sources_of_another_model_are_not_linked(digits_mcu, tmp_path) -> None:
+    from edgebuild.firmware import run_firmware_stage
+
+    other = tmp_path / "other.tflite"
+    other.write_bytes(digits_mcu["model"].read_bytes() + bytes(16))  # another file: another sha256
+    result = run_firmware_stage(other, digits_mcu["c"], tmp_path / "fw", digits_mcu["x"][:1], "mps2-an386",
+                                tflm_tree(), digits_mcu["arena"])
+    assert result["status"] == "skipped" and "embeds another model" in result["note"]
+
+
 def test_samples_embedded_as_c_arrays_are_the_quantized_inputs(digits_mcu, tmp_path) -> None:
     from edgebuild.firmware import run_firmware_stage
     from edgebuild.runtime import LiteRTModel

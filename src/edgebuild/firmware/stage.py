@@ -206,9 +206,20 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
     artifact = parse_artifact(blob, source=str(artifact_path))
     result: dict = {"status": "ok", "board": board_obj.describe(), "kernels": kernels, "project_dir": str(out_dir),
                     "declared_arena_bytes": arena_bytes, "checks": []}
+    embedded = re.search(r"sha256 ([0-9a-f]{64})", (c_dir / "model_data.h").read_text(errors="replace")) \
+        if (c_dir / "model_data.h").is_file() else None
+    if embedded is None or not (c_dir / "model_settings.h").is_file():
+        return _skipped(f"firmware not built: {c_dir} has no model_data.h/model_settings.h (the emit stage writes "
+                        "model_settings.h only when the tensor arena was measured)", result)
+    if embedded.group(1) != artifact.sha256:
+        return _skipped(f"firmware not built: {c_dir}/model_data.cc embeds another model than {artifact_path.name} "
+                        f"(sha256 {embedded.group(1)[:12]} vs {artifact.sha256[:12]})", result)
+    ops = _ops(blob, artifact)  # UnsupportedError here means codegen could not write model_ops.h either
+    if any(op == "ethos-u" for op, _ in ops):
+        return _skipped("firmware not run: the model's Ethos-U subgraph needs an Arm Ethos-U NPU (e.g. the Corstone-300 "
+                        "FVP); QEMU's Cortex-M boards have none", result)
     tree = resolve_tflm_dir(tflm_dir)
     tree_problem = check_tree(tree) if tree is not None else None
-    ops = _ops(blob, artifact)  # UnsupportedError here means codegen could not write model_ops.h either
     inputs, reference, _ = _quantize_like_litert(artifact_path, samples, artifact)
     per_sample = sum(int(a[0].nbytes) for a in inputs) if inputs and inputs[0].shape[0] else 0
     fits = max(1, (board_obj.flash_length // 4) // per_sample) if per_sample else 1
@@ -390,3 +401,24 @@ def _reference_first_output(artifact_path: Path, artifact) -> tuple[float | None
     t = artifact.outputs[0]
     scale = t.scale[0] if t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0] else None
     return first, scale
+
+
+def firmware_for_artifact(artifact_path: Path, work_dir: Path, samples: np.ndarray | list | None,
+                          board: str | Board = "mps2-an386", tflm_dir: Path | str | None = None, *,
+                          arena_margin: float = 0.10, symbol: str = "g_model", **kwargs) -> dict:
+    """A .tflite alone (no build folder) on the board: prove the arena, emit the C sources, run the stage.
+
+    What `edgebuild bench ART --device qemu:mps2-an386` needs: `work_dir/c/` and `work_dir/firmware/` are
+    written; the rest is `run_firmware_stage` (kwargs pass through: kernels, host_check, max_steps, ...).
+    """
+    from edgebuild.artifact import parse_artifact
+    from edgebuild.codegen import CSourceOptions, write_c_sources
+    from edgebuild.runtime import prove_arena
+
+    artifact_path, work_dir = Path(artifact_path), Path(work_dir)
+    blob = artifact_path.read_bytes()
+    arena = prove_arena(artifact_path, arena_margin).recommended_bytes
+    write_c_sources(blob, parse_artifact(blob, source=str(artifact_path)), work_dir / "c",
+                    CSourceOptions(symbol=symbol, arena_bytes=arena))
+    return run_firmware_stage(artifact_path, work_dir / "c", work_dir / "firmware", samples, board, tflm_dir, arena,
+                              symbol=symbol, **kwargs)
