@@ -171,3 +171,16 @@ def test_report_section_and_note() -> None:
     assert stage_note(firmware) == "flash 1.0 KiB, arena 10,516/12,576 B on device, 1,607,608 instructions/inference on QEMU"
     skipped = {"status": "skipped", "note": "no tree", "project_dir": "firmware"}
     assert stage_note(skipped) == "skipped: no tree" and "Not built: no tree" in "\n".join(markdown_lines(skipped))
+
+
+def test_report_flash_block() -> None:
+    from edgebuild.firmware.render import report_flash
+
+    assert report_flash({"status": "skipped", "note": "x"}) is None
+    firmware = {"board": {"name": "mps2-an386"}, "size_tool": "size",
+                "flash": {"total_bytes": 1000, "total_bytes_without_samples": 900,
+                          "breakdown": {"model_array": 500, "validation_samples": 100, "padding": 400}},
+                "ram": {"total_bytes": 300, "breakdown": {"heap": 100}}}
+    block = report_flash(firmware)
+    assert block["total_bytes"] == 900 and block["image_bytes"] == 1000 and block["model_array_bytes"] == 500
+    assert "validation_samples" not in block["breakdown"] and block["ram_bytes"] == 300

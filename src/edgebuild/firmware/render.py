@@ -89,3 +89,22 @@ def markdown_lines(firmware: dict | None) -> list[str]:
     if host:
         lines += ["", f"Host C++ check ({host.get('status')}): {host.get('summary', '')}"]
     return lines
+
+
+def report_flash(firmware: dict | None) -> dict | None:
+    """The report's top-level `flash` block measured from the linked firmware (None when it was not linked).
+
+    Replaces the model-array-only figure: `total_bytes` is the image a product would flash (the runner's
+    embedded validation samples excluded), `model_array_bytes` stays as one line of the breakdown (the old
+    figure, now from the linker map), and RAM is what the linker reserves: .data + .bss (with the tensor
+    arena) + heap + stack.
+    """
+    if not firmware or "flash" not in firmware or "breakdown" not in firmware["flash"]:
+        return None
+    flash, ram = firmware["flash"], firmware["ram"]
+    breakdown = {k: v for k, v in flash["breakdown"].items() if k != "validation_samples"}
+    return {"measured": True, "scope": "linked firmware image (validation samples excluded)",
+            "tool": firmware.get("size_tool", "arm-none-eabi-size -A"), "board": firmware["board"]["name"],
+            "total_bytes": flash["total_bytes_without_samples"], "image_bytes": flash["total_bytes"],
+            "model_array_bytes": flash["breakdown"]["model_array"], "breakdown": breakdown,
+            "ram_bytes": ram["total_bytes"], "ram_breakdown": ram.get("breakdown", {})}

@@ -256,6 +256,7 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
             result["tflm"]["host_library"] = host_lib.describe()
         except (UnsupportedError, ExternalToolError) as exc:
             result["host_check"] = {"status": "failed", "summary": str(exc)}
+            result["checks"].append({"name": "host C++ check", "passed": False, "summary": str(exc)})
     write_project(out_dir, **project_args, device_sources=device_lib.sources,
                   host_sources=host_lib.sources if host_lib else None)
 
