@@ -6,6 +6,7 @@ flags, so every target converts the same way and the flags live in one place.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +16,26 @@ from edgebuild.errors import ConversionError
 from edgebuild.profiles.schema import QuantizationSection
 
 _IO_DTYPES = {"int8": "int8", "uint8": "uint8", "int16": "int16"}
+
+
+_CONSTRUCTION = threading.Lock()
+
+
+def new_converter(source: Any, keep_alive: Any) -> Any:
+    """A TFLiteConverter for an exported SavedModel folder (a Path) or a concrete function owned by `keep_alive`.
+
+    Constructing one is not thread-safe in TensorFlow: `from_saved_model` / `from_concrete_functions` leave the
+    model type in a class attribute that the constructor reads and resets, so two targets constructing at once
+    could record the wrong type in the artifact's conversion metadata (and break byte-identical builds).
+    Construction is cheap; it is serialized here, the conversions themselves still run in parallel.
+    """
+    from edgebuild._tf import tf
+
+    lite = tf().lite
+    with _CONSTRUCTION:
+        if isinstance(source, Path):
+            return lite.TFLiteConverter.from_saved_model(str(source))
+        return lite.TFLiteConverter.from_concrete_functions([source], keep_alive)
 
 
 def convert(source: Any, keep_alive: Any, quant: QuantizationSection,
@@ -27,10 +48,7 @@ def convert(source: Any, keep_alive: Any, quant: QuantizationSection,
     from edgebuild._tf import tf
 
     tensorflow = tf()
-    if isinstance(source, Path):
-        converter = tensorflow.lite.TFLiteConverter.from_saved_model(str(source))
-    else:
-        converter = tensorflow.lite.TFLiteConverter.from_concrete_functions([source], keep_alive)
+    converter = new_converter(source, keep_alive)
     _configure(converter, tensorflow, quant, calibration)
     from edgebuild.native_output import capture_native
 

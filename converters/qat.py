@@ -259,10 +259,10 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
             f"quantization.method = 'qat' produces full-integer int8 models, but scheme = '{quant.scheme}'. "
             "Use --set quantization.scheme=int8, or --set quantization.method=ptq for other schemes."
         )
-    from edgebuild.converters.ptq import conversion_error_summary, set_dense_granularity, trace_keras
+    from edgebuild.converters.ptq import conversion_error_summary, new_converter, set_dense_granularity, trace_keras
 
     shape = (batch, *tuple(qat_model.inputs[0].shape)[1:])
-    converter = tensorflow.lite.TFLiteConverter.from_concrete_functions([trace_keras(qat_model, shape)], qat_model)
+    converter = new_converter(trace_keras(qat_model, shape), qat_model)
     converter.optimizations = [tensorflow.lite.Optimize.DEFAULT]
     set_dense_granularity(converter, quant)
     if calibration is not None and len(calibration):
