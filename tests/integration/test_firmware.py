@@ -174,7 +174,11 @@ def test_an_op_the_tflm_build_lacks_fails_naming_it(firmware, digits_mcu, tmp_pa
     from edgebuild.firmware import run_firmware_stage
     from edgebuild.firmware.boards import load_board
     from edgebuild.firmware.stage import explain_build_failure, run_make
-    from edgebuild.firmware.tflm_library import LibraryBuilder, load_tree, resolver_registrations
+    from edgebuild.firmware.tflm_library import (
+        LibraryBuilder,
+        load_tree,
+        resolver_registrations,
+    )
 
     tree = tflm_tree()
     ops = [("CONV_2D", "AddConv2D"), ("FULLY_CONNECTED", "AddFullyConnected"), ("MAX_POOL_2D", "AddMaxPool2D"),
@@ -227,7 +231,7 @@ def test_the_project_builds_with_one_make(firmware) -> None:
     assert "third_party/cmsis_nn/Source/ConvolutionFunctions/arm_convolve_s8.c" in makefile
     assert (project / "board/board.ld").is_file() and (project / "samples.cc").is_file()
     result = subprocess.run(["make", "-C", str(project), "-q", "fw", f"TFLM_LIB={firmware['tflm']['library']['path']}"],
-                            capture_output=True, text=True)
+                            check=False, capture_output=True, text=True)
     assert result.returncode == 0, "the firmware is up to date after the stage built it with the same Makefile"
 
 

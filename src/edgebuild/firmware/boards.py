@@ -9,10 +9,11 @@ Unknown keys are errors that name the file and the key, like target profiles.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+import tomllib
 
 from edgebuild.errors import ProfileError
 

@@ -15,9 +15,9 @@ import re
 import shutil
 from pathlib import Path
 
-from edgebuild.process import run_tool
 from edgebuild.errors import ExternalToolError
 from edgebuild.firmware.boards import Board
+from edgebuild.process import run_tool
 
 ARENA_SYMBOL = "g_edgebuild_arena"
 FLASH_PARTS = ("model_array", "tflm_runtime", "tflm_kernels", "application", "validation_samples",

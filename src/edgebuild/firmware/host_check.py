@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebuild.process import run_tool, tail
 from edgebuild.firmware.qemu import RunnerOutput, parse_runner_output
+from edgebuild.process import run_tool, tail
 
 RUN_TIMEOUT_S = 120.0
 _FIRST_VALUE = re.compile(r"Output 0, first (value|byte): (\S+)")

@@ -26,7 +26,14 @@ import numpy as np
 
 import edgebuild
 from edgebuild.firmware.boards import Board
-from edgebuild.firmware.tflm_library import C_ONLY, COMMON_FLAGS, CXX_ONLY, HOST_FLAVOR, KERNEL_PREFIXES, Flavor
+from edgebuild.firmware.tflm_library import (
+    C_ONLY,
+    COMMON_FLAGS,
+    CXX_ONLY,
+    HOST_FLAVOR,
+    KERNEL_PREFIXES,
+    Flavor,
+)
 
 RUNNER = "edgebuild_runner.cc"
 ELF = "build/firmware.elf"

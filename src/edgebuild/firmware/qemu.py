@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebuild.process import run_tool
 from edgebuild.errors import ExternalToolError
 from edgebuild.firmware.boards import Board
+from edgebuild.process import run_tool
 
 DEFAULT_TIMEOUT_S = 120.0
 EXIT_MEANINGS = {0: "ok", 1: "model or op registration failed", 2: "AllocateTensors() failed (tensor arena too small)",

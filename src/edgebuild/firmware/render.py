@@ -53,26 +53,26 @@ def markdown_lines(firmware: dict | None) -> list[str]:
         lines += ["", f"Error ({firmware['error'].get('stage')}): {firmware['error'].get('message')}"]
     flash, ram = firmware.get("flash"), firmware.get("ram")
     if flash:
-        lines += ["", f"Flash of the linked image: **{flash['total_bytes']:,} bytes** "
+        lines += ["", (f"Flash of the linked image: **{flash['total_bytes']:,} bytes** "
                       f"({flash.get('total_bytes_without_samples', flash['total_bytes']):,} without the embedded "
-                      "samples), measured with arm-none-eabi-size; split with the linker map:", "",
+                      "samples), measured with arm-none-eabi-size; split with the linker map:"), "",
                   "| part | bytes |", "|---|---:|"]
         for key, value in (flash.get("breakdown") or {}).items():
             lines.append(f"| {PART_LABELS.get(key, key)} | {value:,} |")
     if ram:
-        lines += ["", f"RAM reserved by the linker: **{ram['total_bytes']:,} bytes** = .data {ram['data_bytes']:,} + "
+        lines += ["", (f"RAM reserved by the linker: **{ram['total_bytes']:,} bytes** = .data {ram['data_bytes']:,} + "
                       f".bss {ram['bss_bytes']:,} (tensor arena {ram.get('arena_bytes', 0):,}) + heap "
-                      f"{ram['heap_bytes']:,} + stack {ram['stack_bytes']:,}."]
+                      f"{ram['heap_bytes']:,} + stack {ram['stack_bytes']:,}.")]
     device = firmware.get("device") or {}
     if device.get("note"):
         lines += ["", device["note"]]
     elif device:
         cost = device.get("instructions_per_inference") or {}
         lines += ["", "| on the device (QEMU) | |", "|---|---|",
-                  f"| tensor arena | kTensorArenaSize {device.get('arena_size_bytes', 0):,} bytes, "
-                  f"arena_used_bytes() {device.get('arena_used_bytes') or 0:,} |",
-                  f"| stack / heap used | {device.get('stack_used_bytes') or 0:,} / "
-                  f"{device.get('heap_used_bytes') or 0:,} bytes |"]
+                  (f"| tensor arena | kTensorArenaSize {device.get('arena_size_bytes', 0):,} bytes, "
+                  f"arena_used_bytes() {device.get('arena_used_bytes') or 0:,} |"),
+                  (f"| stack / heap used | {device.get('stack_used_bytes') or 0:,} / "
+                  f"{device.get('heap_used_bytes') or 0:,} bytes |")]
         if cost:
             lines.append(f"| instructions per inference | {cost['median']:,} (min {cost['min']:,}, max {cost['max']:,}); "
                          "instructions on QEMU -icount, not cycles or time |")

@@ -33,10 +33,22 @@ from edgebuild.firmware import host_check as host
 from edgebuild.firmware.boards import Board, load_board
 from edgebuild.firmware.elf_size import measure_elf
 from edgebuild.firmware.project import ELF, write_project
-from edgebuild.firmware.qemu import DEFAULT_TIMEOUT_S, RunnerOutput, instructions, qemu_missing, run_qemu
+from edgebuild.firmware.qemu import (
+    DEFAULT_TIMEOUT_S,
+    RunnerOutput,
+    instructions,
+    qemu_missing,
+    run_qemu,
+)
 from edgebuild.firmware.tflm_library import (
-    HOST_FLAVOR, TREE_HINT, LibraryBuilder, check_tree, default_jobs, missing_tools, resolver_registrations,
+    HOST_FLAVOR,
+    TREE_HINT,
+    LibraryBuilder,
+    check_tree,
+    default_jobs,
     load_tree,
+    missing_tools,
+    resolver_registrations,
 )
 
 Log = Callable[[str], None]
@@ -230,7 +242,8 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
     result["samples"] = int(inputs[0].shape[0]) if inputs else 0
 
     usable_tree = tree if tree is not None and tree_problem is None else None
-    project_args = dict(c_dir=c_dir, board=board_obj, flavor=flavor, tree=usable_tree, symbol=symbol, samples=inputs)
+    project_args = {"c_dir": c_dir, "board": board_obj, "flavor": flavor, "tree": usable_tree, "symbol": symbol,
+                    "samples": inputs}
     write_project(out_dir, **project_args)
     if tree is None:
         return _skipped(f"firmware not built: no TensorFlow Lite Micro tree. {TREE_HINT}", result)

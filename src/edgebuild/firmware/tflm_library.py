@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from edgebuild.errors import ExternalToolError, UnsupportedError, UsageError
@@ -338,15 +338,15 @@ def framework_sources(sources: Sequence[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ tools
-@lru_cache(maxsize=None)
+@cache
 def compiler_identity(compiler: str) -> str:
     """`<path> | <first --version line> | <-dumpmachine>`: part of every object's cache key."""
     path = shutil.which(compiler)
     if path is None:
         raise ExternalToolError(f"{compiler} was not found on PATH.")
     try:
-        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
-        machine = subprocess.run([path, "-dumpmachine"], capture_output=True, text=True, timeout=30).stdout
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
+        machine = subprocess.run([path, "-dumpmachine"], capture_output=True, text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ExternalToolError(f"{compiler} --version failed: {exc}") from None
     first = version.strip().splitlines()[0] if version.strip() else "?"
