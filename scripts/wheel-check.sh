@@ -12,3 +12,10 @@ python3 -m venv "$TMP/venv"
 cd "$TMP"
 "$TMP/venv/bin/edgebuild" targets
 "$TMP/venv/bin/python" -c "import importlib.util as u, edgebuild; assert u.find_spec('edgebuild.converters.ptq'), 'converters missing'; print('converters found in', edgebuild.__file__)"
+"$TMP/venv/bin/python" -c "
+import importlib.util as u, importlib.resources as r
+for name in ('edgebuild.stages.steps', 'edgebuild.runtime.tflm', 'edgebuild.firmware.stage', 'edgebuild.device.ssh'):
+    assert u.find_spec(name), name + ' missing from the wheel'
+assert r.files('edgebuild.targets').joinpath('boards/mps2-an386.toml').is_file(), 'board profile missing'
+assert r.files('edgebuild.firmware').joinpath('templates/edgebuild_runner.cc').is_file(), 'firmware template missing'
+print('every package and data file is in the wheel')"
