@@ -125,10 +125,10 @@ def test_same_inputs_give_byte_identical_artifacts(keras2_cnn, digits_data, tmp_
 
 
 def test_failed_rebuild_keeps_previous_result(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
-    from test_parallel import BAD_BOARD_INI
+    from vela_boards import board_ini
 
     ini = tmp_path / "board.ini"
-    ini.write_text(BAD_BOARD_INI.replace("core_clock=fast", "core_clock=400e6"))
+    ini.write_text(board_ini("400e6"))
     out = tmp_path / "out"
     args = ["build", str(keras2_cnn.paths["keras"]), "-t", "ethos-u55", "-d", str(digits_data.npz), "-o", str(out),
             "--set", "benchmark.enabled=false", "--set", f'vela.config_file="{ini}"',
@@ -136,7 +136,7 @@ def test_failed_rebuild_keeps_previous_result(keras2_cnn, digits_data, tmp_path:
     assert main(args) == 0
     before = (out / "ethos-u55" / "model.tflite").read_bytes()
     # The board's Vela config turns unreadable: the target fails late, in the compile stage, after conversion.
-    ini.write_text(BAD_BOARD_INI)
+    ini.write_text(board_ini("fast"))
     code = main(args + ["--set", "quantization.calibration_samples=10"])
     assert code == 10
     assert "Vela could not compile" in " ".join(capsys.readouterr().err.split())

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vela_boards import board_ini
+
 from edgebuild.cache import BuildCache, build_key
 from edgebuild.cli.main import main
 
@@ -113,24 +115,6 @@ def test_cache_commands(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None
 
 # ---- files a profile points to: their contents are in the key ------------------------------------------------
 
-BOARD_INI = """[System_Config.My_Board]
-core_clock={clock}
-axi0_port=Sram
-axi1_port=OffChipFlash
-Sram_clock_scale=1.0
-Sram_burst_length=32
-Sram_read_latency=32
-Sram_write_latency=32
-OffChipFlash_clock_scale=0.125
-OffChipFlash_burst_length=128
-OffChipFlash_read_latency=64
-OffChipFlash_write_latency=64
-
-[Memory_Mode.Shared_Sram]
-const_mem_area=Axi1
-arena_mem_area=Axi0
-cache_mem_area=Axi0
-"""
 
 # A stand-in for Coral's edgetpu_compiler (not installable here): answers --version and writes the
 # <stem>_edgetpu.tflite the real one writes. Only its bytes matter to the cache key.
@@ -161,7 +145,7 @@ def _target_args(model: Path, data: Path, out: Path, cache: Path, target: str, *
 def test_vela_config_file_content_is_in_the_key(keras2_cnn, digits_data, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # a relative config_file resolves against the working directory, as Vela's stage does
     ini = tmp_path / "board.ini"
-    ini.write_text(BOARD_INI.format(clock="400e6"))
+    ini.write_text(board_ini("400e6"))
     cache = tmp_path / "cache"
     vela = ["--set", "vela.config_file=board.ini", "--set", "vela.system_config=My_Board"]
 
@@ -170,9 +154,9 @@ def test_vela_config_file_content_is_in_the_key(keras2_cnn, digits_data, tmp_pat
                             *vela)
 
     assert _hit(args("a"), "ethos-u55") is False
-    ini.write_text(BOARD_INI.format(clock="400e6"))  # rewritten, same content
+    ini.write_text(board_ini("400e6"))  # rewritten, same content
     assert _hit(args("b"), "ethos-u55") is True
-    ini.write_text(BOARD_INI.format(clock="500e6"))
+    ini.write_text(board_ini("500e6"))
     assert _hit(args("c"), "ethos-u55") is False
     report = json.loads((tmp_path / "c" / "ethos-u55" / "report.json").read_text())
     assert report["compile"]["vela"]["core_clock_hz"] == 500e6  # the miss really rebuilt with the new file

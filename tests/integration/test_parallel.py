@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from vela_boards import board_ini
+
 from edgebuild.cli.main import main
 from edgebuild.pipeline import default_jobs
 
@@ -28,32 +30,11 @@ def test_parallel_build_is_byte_identical_to_serial(keras2_cnn, digits_data, tmp
         (tmp_path / "2" / "mcu" / "c" / "model_data.cc").read_bytes()
 
 
-# A board's own Vela config whose system config Vela cannot parse: only Vela reads it, in the compile stage, after
-# conversion, so the target fails late (exit 10) while another target runs beside it.
-BAD_BOARD_INI = """[System_Config.My_Board]
-core_clock=fast
-axi0_port=Sram
-axi1_port=OffChipFlash
-Sram_clock_scale=1.0
-Sram_burst_length=32
-Sram_read_latency=32
-Sram_write_latency=32
-OffChipFlash_clock_scale=0.125
-OffChipFlash_burst_length=128
-OffChipFlash_read_latency=64
-OffChipFlash_write_latency=64
-
-[Memory_Mode.Shared_Sram]
-const_mem_area=Axi1
-arena_mem_area=Axi0
-cache_mem_area=Axi0
-"""
-
-
 def test_one_failing_target_leaves_the_others_complete(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
-    # The board target fails late, when Vela reads its config; mobile runs no Vela and must finish normally beside it.
+    # A board's own Vela config that Vela cannot parse (core_clock=fast): only Vela reads it, in the compile stage
+    # after conversion, so the board target fails late (exit 10); mobile runs no Vela and must finish beside it.
     ini = tmp_path / "board.ini"
-    ini.write_text(BAD_BOARD_INI)
+    ini.write_text(board_ini("fast"))
     board = tmp_path / "board.toml"
     board.write_text(f'extends = "ethos-u55"\nname = "board"\n[vela]\nconfig_file = "{ini}"\n'
                      'system_config = "My_Board"\n')
