@@ -10,7 +10,7 @@ ARG EDGETPU_COMPILER=1
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      make gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi openssh-client curl gnupg ca-certificates \
+      make gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm openssh-client curl gnupg ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # Coral's repository and key, then edgetpu-compiler (found on PATH by `edgebuild build --target edgetpu`).
