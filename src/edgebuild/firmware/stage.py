@@ -65,7 +65,7 @@ def resolve_tflm_dir(explicit: Path | str | None) -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def _ops(artifact_bytes: bytes, artifact) -> list[tuple[str, str]]:
+def _ops(artifact) -> list[tuple[str, str]]:
     from edgebuild.codegen.ops import resolver_methods
 
     return resolver_methods(artifact)
@@ -226,7 +226,7 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
     if embedded.group(1) != artifact.sha256:
         return _skipped(f"firmware not built: {c_dir}/model_data.cc embeds another model than {artifact_path.name} "
                         f"(sha256 {embedded.group(1)[:12]} vs {artifact.sha256[:12]})", result)
-    ops = _ops(blob, artifact)  # UnsupportedError here means codegen could not write model_ops.h either
+    ops = _ops(artifact)  # UnsupportedError here means codegen could not write model_ops.h either
     if any(op == "ethos-u" for op, _ in ops):
         return _skipped("firmware not run: the model's Ethos-U subgraph needs an Arm Ethos-U NPU (e.g. the Corstone-300 "
                         "FVP); QEMU's Cortex-M boards have none", result)
