@@ -33,7 +33,7 @@ KEY_VERSION = 1
 _PACKAGES = ("tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro",
              "ethos-u-vela", "numpy")
 DEFAULT_COMPILER = "edgetpu_compiler"
-_TOOLS = ("arm-none-eabi-g++", DEFAULT_COMPILER)
+_TOOLS = ("arm-none-eabi-g++", "qemu-system-arm", "g++", DEFAULT_COMPILER)
 
 
 def default_cache_dir() -> Path:
@@ -91,12 +91,29 @@ def referenced_files(profile: Any) -> dict[str, str | None]:
             files["distillation.teacher"] = _file_sha256(Path(distillation.teacher))
         if distillation.student != "pruned" and Path(distillation.student).exists():  # not "width:F": a model file
             files["distillation.student"] = _file_sha256(Path(distillation.student))
+    files.update(_firmware_files(profile))
     edgetpu = profile.edgetpu
     if edgetpu.compile and edgetpu.compiler != DEFAULT_COMPILER:
         from edgebuild.compilers.edgetpu import find_compiler
 
         resolved = find_compiler(edgetpu.compiler)
         files["edgetpu.compiler"] = _file_sha256(Path(resolved)) if resolved else None
+    return files
+
+
+def _firmware_files(profile: Any) -> dict[str, str | None]:
+    """The firmware stage's inputs: the TFLite Micro tree (content fingerprint) and a board file given by path."""
+    mcu = profile.mcu
+    if not (mcu.c_array and mcu.firmware and profile.validation.enabled):
+        return {}
+    from edgebuild.firmware.stage import resolve_tflm_dir
+    from edgebuild.firmware.tflm_library import check_tree, tree_fingerprint
+
+    files: dict[str, str | None] = {}
+    tree = resolve_tflm_dir(mcu.tflm_dir)
+    files["mcu.tflm_dir"] = tree_fingerprint(tree) if tree is not None and check_tree(tree) is None else None
+    if Path(mcu.board).suffix == ".toml":
+        files["mcu.board"] = _file_sha256(Path(mcu.board))
     return files
 
 

@@ -149,7 +149,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
 
 SIGTERM_GRACE_S = 5.0
 DEFAULT_STAGE_TIMEOUT_S = 1800.0
-UNTIMED_STAGES = {"prune", "distill", "train", "device"}  # training has its own time budget; devices their own timeouts
+UNTIMED_STAGES = {"prune", "distill", "train", "device", "firmware"}  # own budgets / tool timeouts
 _ACTIVE_PARTIALS: set[Path] = set()  # partial folders of this process, removed on a forced exit
 
 

@@ -87,8 +87,17 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool, bench_
             stages.append(Stage("device", "the same benchmark on the device (--bench-device)"))
     if profile.mcu.c_array:
         stages.append(Stage("emit", f"C sources (model_data.cc/.h, model_ops.h, model_settings.h) as '{profile.mcu.symbol}'"))
+    firmware = profile.mcu.c_array and profile.mcu.firmware and profile.validation.enabled
+    if firmware:
+        mcu = profile.mcu
+        stages.append(Stage("firmware", (
+            f"link a TFLite Micro firmware for {mcu.board} ({mcu.firmware_kernels} kernels), measure flash and RAM "
+            f"from the ELF, run {mcu.firmware_samples} validation samples under QEMU against LiteRT's reference "
+            "kernels" + ("; compile the generated C++ with host g++" if mcu.firmware_host_check else "")
+            + " (skipped with a note without a TFLite Micro tree, the cross compiler or QEMU)")))
     if profile.validation.enabled and (profile.budget.flash or profile.budget.ram):
-        stages.append(Stage("budgets", "flash (model array) and RAM (declared tensor arena) against the budget"))
+        stages.append(Stage("budgets", "flash and RAM against the budget: the linked firmware image when it was "
+                                       "built, else the model array and the declared tensor arena"))
     stages.append(Stage("report", "report.json, report.md, profile.resolved.toml"))
     return TargetPlan(profile=profile, stages=tuple(stages))
 

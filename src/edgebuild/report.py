@@ -12,6 +12,7 @@ from typing import Any
 
 from edgebuild import __version__
 from edgebuild.artifact import TfliteArtifact
+from edgebuild.firmware.render import markdown_lines as firmware_markdown
 from edgebuild.profiles import Profile
 
 SCHEMA_VERSION = 1
@@ -158,6 +159,7 @@ def render_markdown(report: dict) -> str:
     lines += _validation_md(report.get("validation"))
     lines += _benchmark_md(report.get("benchmark"))
     lines += _device_benchmark_md((report.get("benchmark") or {}).get("device"))
+    lines += firmware_markdown(report.get("firmware"))
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in report["timings_s"].items())

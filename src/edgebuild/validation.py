@@ -61,10 +61,11 @@ def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, f
                      arena_source: str = "tensor arena as declared in model_settings.h") -> None:
     """Append the budget check and update `passed`.
 
-    Every figure is what it names. Flash: the model array measured with the Cortex-M toolchain (`flash`, from
-    emit), else the .tflite size. RAM: the tensor arena the firmware declares (model_settings.h; TFLite Micro
-    keeps the I/O tensors inside it). Neither counts the TFLite Micro runtime, kernels or stack: the report
-    says so until a linked firmware image is measured.
+    Every figure is what it names. With a linked firmware (`flash` from `firmware.render.report_flash`):
+    flash is the whole image and RAM what its linker reserves (.data, .bss with the arena, heap, stack).
+    Without one: flash is the model array measured with the Cortex-M toolchain (from emit), else the
+    .tflite size, and RAM the tensor arena model_settings.h declares; the check says they leave out the
+    runtime, kernels and stack.
     """
     budget = _budget_check(artifact, profile, flash, declared_arena, arena_source)
     if budget is not None:
@@ -317,25 +318,41 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None
     if budget.flash is None and budget.ram is None:
         return None
     problems, parts = [], []
-    if flash and flash.get("measured"):
-        flash_used, flash_source = flash["model_array_bytes"], "model array, arm-none-eabi-size; runtime and kernels not included"
+    firmware = bool(flash and flash.get("total_bytes") is not None)
+    if firmware:
+        assert flash is not None
+        flash_used, flash_scope = flash["total_bytes"], "firmware image"
+        flash_source = (f"linked firmware for {flash.get('board')}: model, TFLite Micro runtime and kernels, "
+                        "application; arm-none-eabi-size, validation samples excluded")
+    elif flash and flash.get("measured"):
+        flash_used, flash_scope = flash["model_array_bytes"], "model array"
+        flash_source = "model array, arm-none-eabi-size; runtime and kernels not included"
     else:
-        flash_used, flash_source = artifact.size_bytes, ".tflite size (model array estimate; runtime and kernels not included)"
+        flash_used, flash_scope = artifact.size_bytes, "model array"
+        flash_source = ".tflite size (model array estimate; runtime and kernels not included)"
     if budget.flash is not None:
         parts.append(f"flash {flash_used:,} / {budget.flash:,} bytes ({flash_source})")
         if flash_used > budget.flash:
-            problems.append(f"the model array alone takes {flash_used:,} bytes of flash, over the budget "
+            what = "the linked firmware takes" if firmware else "the model array alone takes"
+            problems.append(f"{what} {flash_used:,} bytes of flash, over the budget "
                             f"{budget.flash:,} by {flash_used - budget.flash:,}")
-    ram_used = declared_arena
+    if firmware:
+        assert flash is not None
+        ram_used, ram_scope = flash.get("ram_bytes"), "firmware RAM"
+        ram_source = "linker: .data + .bss (with the tensor arena) + heap + stack of the linked firmware"
+    else:
+        ram_used, ram_scope = declared_arena, "tensor arena"
+        ram_source = f"{arena_source}; stack and runtime state not included"
     if budget.ram is not None and ram_used is not None:
-        parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes ({arena_source}; stack and runtime state not included)")
+        parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes ({ram_source})")
         if ram_used > budget.ram:
-            problems.append(f"the tensor arena alone needs {ram_used:,} bytes of RAM, over the budget "
+            what = "the linked firmware reserves" if firmware else "the tensor arena alone needs"
+            problems.append(f"{what} {ram_used:,} bytes of RAM, over the budget "
                             f"{budget.ram:,} by {ram_used - budget.ram:,}")
     summary = "; ".join(problems) + " — shrink the model (pruning, smaller input) or raise the budget" if problems else ", ".join(parts)
     return {"name": "budgets", "passed": not problems, "summary": summary,
             "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash, "source": flash_source,
-                      "scope": "model array"},
+                      "scope": flash_scope},
             "ram": {"used_bytes": ram_used, "budget_bytes": budget.ram,
-                    "source": arena_source if ram_used is not None else None,
-                    "scope": "tensor arena"}}
+                    "source": ram_source if ram_used is not None else None,
+                    "scope": ram_scope}}

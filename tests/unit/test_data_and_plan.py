@@ -91,9 +91,17 @@ def test_plan_needs_calibration_data_for_integer_targets() -> None:
     assert [s.name for s in plan.stages][:2] == ["convert", "inspect"]
 
 
-def test_mcu_plan_emits_c_sources() -> None:
+def test_mcu_plan_emits_c_sources_then_links_and_runs_a_firmware() -> None:
     names = [s.name for s in make_plan(resolve("mcu"), True, False).stages]
-    assert names == ["convert", "inspect", "baseline", "validate", "benchmark", "emit", "budgets", "report"]
+    assert names == ["convert", "inspect", "baseline", "validate", "benchmark", "emit", "firmware", "budgets", "report"]
+    without = [s.name for s in make_plan(resolve("mcu", ["mcu.firmware=false"]), True, False).stages]
+    assert "firmware" not in without and "emit" in without
+    assert "firmware" not in [s.name for s in make_plan(resolve("ethos-u55"), True, False).stages]
+
+
+def test_an_unknown_board_is_refused_before_tensorflow() -> None:
+    with pytest.raises(ProfileError, match="Unknown board 'nope'.*mps2-an386"):
+        resolve("mcu", ["mcu.board=nope"])
 
 
 def test_slower_than_float32_is_a_warning() -> None:

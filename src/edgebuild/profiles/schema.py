@@ -103,6 +103,25 @@ class McuSection(Section):
     symbol: str = "g_model"
     xxd_names: bool = False
     arena_margin: float = Field(0.1, ge=0.0, le=4.0, description="safety margin on the measured arena")
+    # The firmware stage: link the C sources against TensorFlow Lite Micro, measure the ELF, run it on `board`.
+    firmware: bool = False
+    board: str = "mps2-an386"  # a built-in board (targets/boards/<name>.toml) or a board .toml path
+    tflm_dir: str | None = None  # a TFLite Micro tree; else $EDGEBUILD_TFLM_DIR; without either: stage skipped
+    firmware_samples: int = Field(10, ge=1, le=1000, description="validation samples the firmware runs")
+    firmware_kernels: Literal["cmsis-nn", "reference"] = "cmsis-nn"
+    firmware_host_check: bool = True  # also compile the generated C++ with host g++ and compare its outputs
+
+    @field_validator("board")
+    @classmethod
+    def _board_exists(cls, board: str) -> str:
+        from edgebuild.errors import ProfileError
+        from edgebuild.firmware.boards import load_board
+
+        try:
+            load_board(board)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return board
 
     @field_validator("symbol")
     @classmethod

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 def write_report(ctx: TargetContext, state: TargetState) -> dict:
     """report.json, report.md and profile.resolved.toml into the work folder; returns the report."""
     from edgebuild.converters.ptq import dense_quantization_note
+    from edgebuild.firmware.render import report_flash
     from edgebuild.stages.emit import NO_CROSS_COMPILER
 
     profile, shared, work_dir = ctx.profile, ctx.shared, ctx.work_dir
@@ -35,7 +36,7 @@ def write_report(ctx: TargetContext, state: TargetState) -> dict:
     if state.cache_key is not None:
         report["cache"] = {"hit": False, "key": state.cache_key}
     if profile.mcu.c_array:
-        report["flash"] = state.flash or NO_CROSS_COMPILER
+        report["flash"] = report_flash(state.firmware) or state.flash or NO_CROSS_COMPILER
     if state.firmware is not None:
         report["firmware"] = state.firmware
     (work_dir / "profile.resolved.toml").write_text(to_toml(profile))

@@ -137,12 +137,22 @@ def emit(ctx: TargetContext, state: TargetState) -> str:
     return "no arm-none-eabi-gcc: flash not measured"
 
 
+def firmware(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages.firmware import run_firmware
+
+    assert state.artifact_path is not None and state.validation is not None
+    state.firmware, note = run_firmware(ctx, state.artifact_path, state.declared_arena, state.validation)
+    return note
+
+
 def budgets(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.firmware.render import report_flash
     from edgebuild.validation import add_budget_check
 
     assert state.validation is not None and state.artifact is not None
     declared = state.declared_arena or (state.validation.get("arena") or {}).get("recommended_bytes")
-    add_budget_check(state.validation, state.artifact, ctx.profile, state.flash, declared)
+    add_budget_check(state.validation, state.artifact, ctx.profile, report_flash(state.firmware) or state.flash,
+                     declared)
     budget = next((c for c in state.validation["checks"] if c["name"] == "budgets"), None)
     return "" if budget is None else ("within budget" if budget["passed"] else "OVER BUDGET")
 
@@ -166,6 +176,7 @@ STEPS: dict[str, Callable[[TargetContext, TargetState], str]] = {
     "benchmark": benchmark,
     "device": device,
     "emit": emit,
+    "firmware": firmware,
     "budgets": budgets,
     "report": report,
 }
