@@ -1,7 +1,8 @@
-"""The build's overview across targets: OUT/summary.md and OUT/summary.png.
+"""The build's overview across targets: OUT/summary.md, OUT/summary.png and OUT/report.html.
 
 One chart answers what a person compares first (size, accuracy, latency per target)
 faster than reading four reports. Written atomically after all targets finished.
+report.html (edgebuild.report_html) is the whole build in one self-contained page.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _rows(reports: dict[str, dict]) -> list[dict]:
 
 
 def write_summary(out_root: Path, reports: dict[str, dict]) -> list[Path]:
-    """Write summary.md (always) and summary.png (when there is more than one target)."""
+    """Write summary.md and report.html (always) and summary.png (when there is more than one target)."""
     rows = _rows(reports)
     if not rows:
         return []
@@ -44,7 +45,23 @@ def write_summary(out_root: Path, reports: dict[str, dict]) -> list[Path]:
         if not unchanged:  # a warm rebuild restores the same numbers: skip matplotlib (a third of its time)
             _write_atomic(chart, _chart(rows))
         written.append(chart)
+    html = _write_html(out_root, reports)
+    if html is not None:
+        written.append(html)
     return written
+
+
+def _write_html(out_root: Path, reports: dict[str, dict]) -> Path | None:
+    """report.html; a page that fails to render must not fail a build whose artifacts are fine: say so instead."""
+    from edgebuild.report_html import write_report_html
+
+    try:
+        return write_report_html(out_root, reports)
+    except Exception as exc:  # noqa: BLE001 - the artifacts and report.json files are already written
+        import sys
+
+        sys.stderr.write(f"edgebuild: warning: report.html not written ({type(exc).__name__}: {exc})\n")
+        return None
 
 
 def _markdown(rows: list[dict]) -> str:
@@ -57,7 +74,8 @@ def _markdown(rows: list[dict]) -> str:
         p50 = f"{r['p50_ms']:.3f} ms" if r["p50_ms"] is not None else "-"
         lines.append(f"| [{r['target']}]({r['target']}/report.md) | {r['size_kib']:.1f} KiB | {ratio} | {top1} | "
                      f"{float_top1} | {p50} | {'pass' if r['passed'] else 'FAIL'} |")
-    lines += ["", "![size, accuracy and latency per target](summary.png)" if len(rows) > 1 else "", ""]
+    lines += ["", "![size, accuracy and latency per target](summary.png)" if len(rows) > 1 else "",
+              "", "Every check, size breakdown, latency distribution and budget: [report.html](report.html).", ""]
     return "\n".join(lines)
 
 
