@@ -71,7 +71,7 @@ def test_softmax_outputs_give_logits_equivalent_to_the_true_ones(keras2, teacher
 
 def test_distill_into_pruned_student_with_and_without_labels(keras2, teacher, split) -> None:
     from edgebuild.converters.distill import distill
-    from edgebuild.converters.prune import PruningOptions, prune_structured, top1
+    from edgebuild.converters.pruning import PruningOptions, prune_structured, top1
     from edgebuild.profiles.schema import DistillationSection, TrainingSection
 
     training = TrainingSection(epochs=6, learning_rate=2e-3, early_stopping=2)

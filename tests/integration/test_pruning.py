@@ -64,7 +64,7 @@ def _convert(model) -> bytes:
 
 
 def test_sequential_cnn_with_flatten_is_exact_when_removed_filters_are_zero(keras2) -> None:
-    from edgebuild.converters.prune import PruningOptions, prune_structured
+    from edgebuild.converters.pruning import PruningOptions, prune_structured
 
     keras2.utils.set_random_seed(0)
     model = digits.build_cnn(keras2)
@@ -90,7 +90,7 @@ def test_sequential_cnn_with_flatten_is_exact_when_removed_filters_are_zero(kera
 
 
 def test_residual_model_is_exact_and_its_add_group_shares_one_mask(keras2) -> None:
-    from edgebuild.converters.prune import PruningOptions, prune_structured
+    from edgebuild.converters.pruning import PruningOptions, prune_structured
 
     keras2.utils.set_random_seed(0)
     model = digits.build_residual(keras2)
@@ -122,7 +122,7 @@ def test_residual_model_is_exact_and_its_add_group_shares_one_mask(keras2) -> No
 
 
 def test_bn_scale_criterion_ranks_by_gamma(keras2) -> None:
-    from edgebuild.converters.prune import PruningOptions, prune_structured
+    from edgebuild.converters.pruning import PruningOptions, prune_structured
 
     keras2.utils.set_random_seed(0)
     model = digits.build_residual(keras2)
@@ -146,7 +146,7 @@ def test_bn_scale_criterion_ranks_by_gamma(keras2) -> None:
     (0.9, 8, {16: 8, 32: 8, 64: 8}),
 ])
 def test_channel_counts_follow_ratio_and_rounding(keras2, ratio, round_to, expected) -> None:
-    from edgebuild.converters.prune import PruningOptions, prune_structured
+    from edgebuild.converters.pruning import PruningOptions, prune_structured
 
     model = digits.build_residual(keras2)
     result = prune_structured(model, PruningOptions(ratio=ratio, round_to=round_to))
@@ -155,7 +155,7 @@ def test_channel_counts_follow_ratio_and_rounding(keras2, ratio, round_to, expec
 
 
 def test_min_channels_and_layer_ratios(keras2) -> None:
-    from edgebuild.converters.prune import PruningOptions, prune_structured
+    from edgebuild.converters.pruning import PruningOptions, prune_structured
 
     model = digits.build_residual(keras2)
     expand1, expand2 = _layers(model, "Conv2D")[2:]
@@ -184,7 +184,7 @@ def _add_concat_model(keras2):
 
 
 def test_add_and_concatenate_rebuild_exactly_and_convert(keras2) -> None:
-    from edgebuild.converters.prune import PruningOptions, prune_structured
+    from edgebuild.converters.pruning import PruningOptions, prune_structured
     from edgebuild.runtime import LiteRTModel
 
     keras2.utils.set_random_seed(0)
@@ -210,7 +210,7 @@ def test_add_and_concatenate_rebuild_exactly_and_convert(keras2) -> None:
 
 
 def test_pruned_cnn_fine_tunes_with_early_stopping(trained_cnn, digits_data) -> None:
-    from edgebuild.converters.prune import run_structured_pruning
+    from edgebuild.converters.pruning import run_structured_pruning
     from edgebuild.profiles.schema import PruningSection, TrainingSection
 
     d, model = digits_data, trained_cnn
@@ -229,7 +229,7 @@ def test_pruned_cnn_fine_tunes_with_early_stopping(trained_cnn, digits_data) -> 
 def test_auto_recovery_distills_when_fine_tuning_falls_short(trained_cnn, digits_data) -> None:
     """"auto": fine-tuning that leaves a gap on the early-stopping split is followed by distillation from the
     unpruned model; whichever scores higher there is kept. Report accuracy is on separate evaluation samples."""
-    from edgebuild.converters.prune import AUTO_DISTILL_GAP, run_structured_pruning, top1
+    from edgebuild.converters.pruning import AUTO_DISTILL_GAP, run_structured_pruning, top1
     from edgebuild.profiles.schema import PruningSection, TrainingSection
 
     d, model = digits_data, trained_cnn
@@ -250,7 +250,7 @@ def test_auto_recovery_distills_when_fine_tuning_falls_short(trained_cnn, digits
 
 
 def test_keras3_model_prunes_through_the_bridge(keras3_models, digits_data) -> None:
-    from edgebuild.converters.prune import PruningOptions, prune_structured
+    from edgebuild.converters.pruning import PruningOptions, prune_structured
     from edgebuild.converters.qat import model_for_training
     from edgebuild.model import load_model
 
@@ -261,7 +261,7 @@ def test_keras3_model_prunes_through_the_bridge(keras3_models, digits_data) -> N
 
 
 def test_bad_inputs_are_clear_errors(keras2) -> None:
-    from edgebuild.converters.prune import PruningOptions, prune_structured
+    from edgebuild.converters.pruning import PruningOptions, prune_structured
 
     for ratio in (1.0, -0.1, 1.5):
         with pytest.raises(ProfileError, match=r"pruning.ratio = .* out of range.*0 \(keep all\)"):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from edgebuild.converters.distill import distillation_loss_reference
-from edgebuild.converters.prune import ChannelGraph, PruningOptions, check_ratio, keep_count, select
+from edgebuild.converters.pruning import ChannelGraph, PruningOptions, check_ratio, keep_count, select
 from edgebuild.errors import ProfileError
+from edgebuild.profiles.schema import PruningSection
 
 
 @pytest.mark.parametrize("n, ratio, round_to, min_channels, expected", [
@@ -39,12 +40,18 @@ def test_options_check_their_fields() -> None:
         PruningOptions(layer_ratios={"conv": 1.0})
 
 
-def test_from_section_takes_defaults_for_missing_fields() -> None:
-    class Section:
-        ratio = 0.25
-
-    options = PruningOptions.from_section(Section())
+def test_options_are_the_profile_section() -> None:
+    """One options type: code-made options are the profile's [pruning] section (strict, errors name the key)."""
+    options = PruningOptions(ratio=0.25)
+    assert isinstance(options, PruningSection) and options.kind == "structured"
     assert (options.ratio, options.criterion, options.round_to, options.min_channels) == (0.25, "l1", 1, 1)
+    with pytest.raises(ProfileError, match=r"pruning.round_to = 8.0 must be a whole number >= 1"):
+        PruningOptions(round_to=8.0)  # no silent coercion
+    with pytest.raises(ProfileError, match=r"pruning.recovery = 'retrain' is not known; choose one of auto, "
+                                           r"fine-tune, distill"):
+        PruningOptions(recovery="retrain")
+    section = PruningSection(kind="structured", ratio=0.5)  # what a build passes, as it is
+    assert select(_graph(), {}, section) == select(_graph(), {}, PruningOptions(ratio=0.5))
 
 
 def _graph() -> ChannelGraph:
@@ -117,7 +124,7 @@ def test_distillation_loss_hand_checked() -> None:
 def test_this_module_needs_no_tensorflow() -> None:
     import subprocess
 
-    code = ("import sys; import edgebuild.converters.prune, edgebuild.converters.distill, "
+    code = ("import sys; import edgebuild.converters.pruning, edgebuild.converters.distill, "
             "edgebuild.converters.sparsity, edgebuild.converters.macs; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

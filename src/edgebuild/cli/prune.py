@@ -45,8 +45,8 @@ def prune(
         except ValueError:
             raise UsageError(f"--layer-ratio {item!r} is not LAYER=RATIO (e.g. --layer-ratio conv2d_3=0.25).") from None
 
-    from edgebuild.converters.prune import PruningOptions, prune_file
-    from edgebuild.profiles.schema import DistillationSection, TrainingSection
+    from edgebuild.converters.pruning import PruningOptions, prune_file
+    from edgebuild.profiles.schema import DataSection, DistillationSection, TrainingSection
 
     from edgebuild.errors import ProfileError
 
@@ -62,7 +62,7 @@ def prune(
         raise UsageError(text) from None
     training = _training(TrainingSection, epochs, learning_rate, batch_size, patience)
     distillation = _distillation(DistillationSection, distill, temperature, alpha)
-    report = prune_file(model_path, data, out, options, training, distillation, seed=seed)
+    report = prune_file(model_path, data, out, options, training, distillation, DataSection(seed=seed))
     if as_json:
         import json
 

@@ -62,7 +62,7 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
 
         teacher = load_keras(distillation.teacher)
     if pruning.kind == "structured":
-        from edgebuild.converters.prune import run_structured_pruning
+        from edgebuild.converters.pruning import run_structured_pruning
 
         out = run_structured_pruning(model, train, held_out, pruning, training, distillation, seed=profile.data.seed,
                                      progress=progress, teacher=teacher, evaluation=gate_samples(ctx), cancel=cancel)
