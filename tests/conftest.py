@@ -16,6 +16,8 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The TFLite Micro object cache is content-addressed and safe to share across sessions (unlike the build cache).
+os.environ.setdefault("EDGEBUILD_TFLM_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "build" / "tflm-cache"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 import digits  # noqa: E402

@@ -12,6 +12,7 @@ The TFLM object cache persists across runs in $EDGEBUILD_TFLM_CACHE_DIR, else <r
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -55,37 +56,90 @@ needs_tools = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 
 @pytest.fixture(scope="module")
-def digits_mcu(keras2_cnn, digits_data, tmp_path_factory):
-    """The demo digits CNN as the mcu target emits it: model.tflite + c/ with the proven arena."""
-    import tf_keras
-    from tflite_helpers import to_tflite
+def mcu_build(keras2_cnn, digits_data, tmp_path_factory, monkeypatch_module):
+    """`edgebuild build --target mcu` of the demo digits CNN with the tree: the firmware stage runs in the build."""
+    from edgebuild.cli.main import main
 
-    from edgebuild.artifact import read_artifact
-    from edgebuild.codegen import CSourceOptions, write_c_sources
-    from edgebuild.runtime import prove_arena
-
-    model = tf_keras.models.load_model(keras2_cnn.paths["keras"])
-    root = tmp_path_factory.mktemp("mcu")
-    path = root / "model.tflite"
-    path.write_bytes(to_tflite(model, "int8", calibration=digits_data.train_x[:200]))
-    arena = prove_arena(path, 0.10).recommended_bytes
-    write_c_sources(path.read_bytes(), read_artifact(path), root / "c", CSourceOptions(arena_bytes=arena))
-    return {"root": root, "model": path, "c": root / "c", "arena": arena, "x": digits_data.test_x[:20]}
+    if MISSING is not None:
+        pytest.skip(MISSING)
+    out = tmp_path_factory.mktemp("mcu-build")
+    monkeypatch_module.setenv("EDGEBUILD_TFLM_DIR", str(tflm_tree()))
+    monkeypatch_module.setenv("EDGEBUILD_TFLM_CACHE_DIR", str(tflm_cache()))
+    started = time.perf_counter()
+    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(out),
+                 "--set", "mcu.firmware_samples=20", "--set", "benchmark.enabled=false"])
+    report = json.loads((out / "mcu/report.json").read_text())
+    print(f"mcu build with firmware: {time.perf_counter() - started:.1f} s; firmware stage "
+          f"{report['timings_s'].get('firmware')} s")
+    assert code == 0, report["validation"]["checks"]
+    return {"dir": out / "mcu", "report": report}
 
 
 @pytest.fixture(scope="module")
-def firmware(digits_mcu):
-    """One full firmware stage (library, link, sizes, QEMU, host check) for the digits CNN."""
-    from edgebuild.firmware import run_firmware_stage
+def digits_mcu(mcu_build, digits_data):
+    """The build's model.tflite, c/ and declared arena, and the validation samples its firmware ran."""
+    from edgebuild.data import load_dataset, split
+    from edgebuild.profiles import resolve
 
-    started = time.perf_counter()
-    result = run_firmware_stage(digits_mcu["model"], digits_mcu["c"], digits_mcu["root"] / "firmware",
-                                digits_mcu["x"], "mps2-an386", tflm_tree(), digits_mcu["arena"],
-                                cache_dir=tflm_cache(), log=print)
-    result["_wall_seconds"] = time.perf_counter() - started
-    print({k: result.get(k) for k in ("status", "build_seconds", "seconds", "_wall_seconds")},
-          result.get("tflm", {}).get("library"), result.get("tflm", {}).get("host_library"))
-    return result
+    target = mcu_build["dir"]
+    dataset = load_dataset(digits_data.npz)
+    profile = resolve("mcu")
+    splits = split(len(dataset.x), profile.data, profile.quantization.calibration_samples, hold_out_validation=True)
+    return {"root": target, "model": target / "model.tflite", "c": target / "c",
+            "arena": mcu_build["report"]["validation"]["arena"]["recommended_bytes"],
+            "x": dataset.x[splits.validation][:20]}
+
+
+@pytest.fixture(scope="module")
+def firmware(mcu_build):
+    """The build's firmware block, with its project folder made absolute."""
+    block = dict(mcu_build["report"]["firmware"])
+    block["project_dir"] = str(mcu_build["dir"] / block["project_dir"])
+    return block
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@needs_tools
+def test_the_build_ran_the_firmware_and_reports_its_numbers(mcu_build, firmware) -> None:
+    """The firmware stage is part of the build: planned, timed, its checks in validation, its sizes in budgets."""
+    report, target = mcu_build["report"], mcu_build["dir"]
+    assert "firmware" in report["timings_s"]
+    names = [c["name"] for c in report["validation"]["checks"]]
+    assert {"firmware: firmware runs on QEMU", "firmware: device outputs vs LiteRT reference",
+            "firmware: host C++ check"} <= set(names)
+    assert names.index("firmware: firmware runs on QEMU") < names.index("budgets")
+    flash = report["flash"]
+    assert flash["measured"] and flash["total_bytes"] == firmware["flash"]["total_bytes_without_samples"]
+    assert flash["model_array_bytes"] == firmware["flash"]["breakdown"]["model_array"]
+    assert "validation_samples" not in flash["breakdown"]
+    budget = next(c for c in report["validation"]["checks"] if c["name"] == "budgets")
+    assert budget["flash"]["used_bytes"] == flash["total_bytes"] and budget["flash"]["scope"] == "firmware image"
+    assert budget["ram"]["used_bytes"] == firmware["ram"]["total_bytes"] and budget["ram"]["scope"] == "firmware RAM"
+    on_device = report["validation"]["arena"]["on_device"]
+    assert on_device["used_bytes"] == firmware["device"]["arena_used_bytes"] <= on_device["declared_bytes"]
+    assert (target / firmware["elf"]).is_file()
+    markdown = (target / "report.md").read_text()
+    assert "## Firmware" in markdown and f"{flash['total_bytes']:,} bytes" in markdown
+    assert "instructions per inference" in markdown
+
+
+@needs_tools
+def test_a_rebuild_restores_the_firmware_from_the_build_cache(mcu_build, keras2_cnn, digits_data, tmp_path,
+                                                             monkeypatch) -> None:
+    from edgebuild.cli.main import main
+
+    monkeypatch.setenv("EDGEBUILD_TFLM_DIR", str(tflm_tree()))
+    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
+                 "--set", "mcu.firmware_samples=20", "--set", "benchmark.enabled=false"])
+    assert code == 0
+    report = json.loads((tmp_path / "mcu/report.json").read_text())
+    assert report["cache"]["hit"] and report["firmware"] == mcu_build["report"]["firmware"]
+    assert (tmp_path / "mcu" / report["firmware"]["elf"]).is_file()
 
 
 @needs_tools

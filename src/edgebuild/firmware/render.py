@@ -30,7 +30,7 @@ def stage_note(firmware: dict) -> str:
     flash = firmware.get("flash", {})
     device = firmware.get("device", {})
     cost = (device.get("instructions_per_inference") or {}).get("median")
-    parts = [f"flash {_kib(flash.get('total_bytes'))}"]
+    parts = [f"flash {_kib(flash.get('total_bytes_without_samples', flash.get('total_bytes')))}"]
     if device.get("arena_used_bytes") is not None:
         parts.append(f"arena {device['arena_used_bytes']:,}/{firmware.get('declared_arena_bytes', 0):,} B on device")
     if cost:
@@ -53,9 +53,10 @@ def markdown_lines(firmware: dict | None) -> list[str]:
         lines += ["", f"Error ({firmware['error'].get('stage')}): {firmware['error'].get('message')}"]
     flash, ram = firmware.get("flash"), firmware.get("ram")
     if flash:
-        lines += ["", (f"Flash of the linked image: **{flash['total_bytes']:,} bytes** "
-                      f"({flash.get('total_bytes_without_samples', flash['total_bytes']):,} without the embedded "
-                      "samples), measured with arm-none-eabi-size; split with the linker map:"), "",
+        product = flash.get("total_bytes_without_samples", flash["total_bytes"])
+        lines += ["", (f"Flash of the linked image: **{product:,} bytes** without the embedded validation samples "
+                      f"({flash['total_bytes']:,} with them), measured with arm-none-eabi-size; split with the "
+                      "linker map:"), "",
                   "| part | bytes |", "|---|---:|"]
         for key, value in (flash.get("breakdown") or {}).items():
             lines.append(f"| {PART_LABELS.get(key, key)} | {value:,} |")
