@@ -168,7 +168,7 @@ def test_report_section_and_note() -> None:
     text = "\n".join(markdown_lines(firmware))
     assert "## Firmware" in text and "| model array (model_data.cc) | 500 |" in text
     assert "1,607,608" in text and "not cycles or time" in text and "top-1 agreement 100.0%" in text
-    assert stage_note(firmware) == "flash 1.0 KiB, arena 10,516/12,576 B on device, 1,607,608 instructions/inference on QEMU"
+    assert stage_note(firmware) == "flash 0.9 KiB, arena 10,516/12,576 B on device, 1,607,608 instructions/inference on QEMU"
     skipped = {"status": "skipped", "note": "no tree", "project_dir": "firmware"}
     assert stage_note(skipped) == "skipped: no tree" and "Not built: no tree" in "\n".join(markdown_lines(skipped))
 
