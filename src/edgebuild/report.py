@@ -293,6 +293,13 @@ def _device_benchmark_md(device: dict | None) -> list[str]:
         return ["", f"## Latency on the device ({device.get('url')})", "",
                 f"**Failed** ({device['error']['type']}): {device['error']['message']}"]
     info = device.get("device", {})
+    if "instructions_per_inference" in device:
+        cost = device["instructions_per_inference"]
+        return ["", f"## Cost on the device ({info.get('url', '')}, {info.get('cpu')}, {info.get('kernels')} kernels)",
+                "", f"{cost['median']:,} instructions per inference (min {cost['min']:,}, max {cost['max']:,}, "
+                f"{device['runs']} runs); {device['unit']}. Firmware flash {device['flash_bytes']:,} bytes, RAM "
+                f"{device['ram_bytes']:,} bytes, arena used {device['arena']['used_bytes']:,} of "
+                f"{device['arena']['declared_bytes']:,} bytes."]
     lines = ["", f"## Latency on the device ({info.get('url', '')})", "",
              "| Threads | p50 ms | p90 ms | p99 ms | mean ms | runs | load ms |", "|---|---|---|---|---|---|---|"]
 

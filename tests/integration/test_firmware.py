@@ -323,3 +323,30 @@ def test_samples_embedded_as_c_arrays_are_the_quantized_inputs(digits_mcu, tmp_p
     expected = LiteRTModel(digits_mcu["model"]).prepare_inputs(digits_mcu["x"][:3])[0]
     assert np.array_equal(values, expected.reshape(-1))
     assert "constexpr int kSampleCount = 3;" in (tmp_path / "fw" / "samples.h").read_text()
+
+
+@needs_tools
+def test_bench_on_qemu_reports_instructions_not_milliseconds(digits_mcu, monkeypatch, capsys) -> None:
+    from edgebuild.cli.main import main
+
+    monkeypatch.setenv("EDGEBUILD_TFLM_DIR", str(tflm_tree()))
+    code = main(["bench", str(digits_mcu["model"]), "--device", "qemu:mps2-an386", "--runs", "3", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["device"]["transport"] == "qemu" and result["device"]["cpu"] == "cortex-m4"
+    assert result["runs"] == 3 and "not cycles or time" in result["unit"]
+    cost = result["instructions_per_inference"]
+    assert 100_000 < cost["min"] <= cost["median"] <= cost["max"] < 50_000_000
+    assert 0 < result["arena"]["used_bytes"] <= result["arena"]["declared_bytes"]
+    assert result["flash_bytes"] == sum(result["flash_breakdown"].values())
+    assert result["vs_litert_reference"]["max_steps"] <= 1
+
+
+def test_bench_on_qemu_without_a_tree_exits_10_saying_how_to_get_one(digits_mcu, monkeypatch, capsys) -> None:
+    from edgebuild.cli.main import main
+
+    monkeypatch.delenv("EDGEBUILD_TFLM_DIR", raising=False)
+    code = main(["bench", str(digits_mcu["model"]), "--device", "qemu:mps2-an386", "--runs", "1"])
+    assert code == 10
+    err = capsys.readouterr().err
+    assert "qemu:mps2-an386" in err and "EDGEBUILD_TFLM_DIR" in err and "Traceback" not in err

@@ -4,8 +4,10 @@
     result = bench_on_device(Path("model.tflite"), "ssh://pi@raspberrypi.local", threads=[1, 4], runs=100, warmup=10)
 
 Device URLs: `ssh://[user@]host[:port]` (a Linux board with Python 3, NumPy and a
-TFLite interpreter; see `ssh.py`) and `adb:SERIAL` (Android, with TFLite's
-`benchmark_model`; see `adb.py`). The result mirrors
+TFLite interpreter; see `ssh.py`), `adb:SERIAL` (Android, with TFLite's
+`benchmark_model`; see `adb.py`) and `qemu:BOARD` (a TFLite Micro firmware on an
+emulated Cortex-M, instructions per inference instead of milliseconds; see
+`qemu.py`). The ssh/adb result mirrors
 `edgebuild.bench.benchmark_threads`: per-thread results under "threads" with
 the host benchmark's fields, "best_threads", "speedup", plus "device" (CPU,
 machine, cores, OS, Python, NumPy, runtime, URL) in place of "host".
@@ -135,6 +137,10 @@ def bench_on_device(
     artifact = Path(artifact)
     threads = [int(t) for t in threads]
     _check_inputs(artifact, threads, runs, warmup, timeout, connect_timeout, identity)
+    if device.startswith("qemu:"):
+        from edgebuild.device.qemu import bench_qemu
+
+        return bench_qemu(artifact, device, runs)
     if device.startswith("ssh://"):
         from edgebuild.device.ssh import SSHDevice, SSHOptions, bench_ssh
 
@@ -160,8 +166,8 @@ def bench_on_device(
                             benchmark_model=benchmark_model, timeout=timeout)
         return _shape(payload, device, "adb", threads, runs, warmup)
     raise UsageError(
-        f"Unknown device {device!r}. Use ssh://user@host[:port] (e.g. ssh://pi@raspberrypi.local) or adb:SERIAL "
-        "(e.g. adb:emulator-5554)."
+        f"Unknown device {device!r}. Use ssh://user@host[:port] (e.g. ssh://pi@raspberrypi.local), adb:SERIAL "
+        "(e.g. adb:emulator-5554) or qemu:BOARD (e.g. qemu:mps2-an386, a TFLite Micro firmware on QEMU)."
     )
 
 

@@ -121,7 +121,10 @@ def device(ctx: TargetContext, state: TargetState) -> str:
     result = state.benchmark["device"] = measure.bench_device(ctx, state.artifact_path, state.bench_device)
     if "error" in result:
         return f"FAILED: {result['error']['type']}"
-    return f"p50 {first_p50(result) or 0.0:.3f} ms on {result.get('device', {}).get('cpu', '?')}"
+    cpu = result.get("device", {}).get("cpu", "?")
+    if "instructions_per_inference" in result:
+        return f"{result['instructions_per_inference']['median']:,} instructions/inference on {cpu} (QEMU)"
+    return f"p50 {first_p50(result) or 0.0:.3f} ms on {cpu}"
 
 
 def emit(ctx: TargetContext, state: TargetState) -> str:
