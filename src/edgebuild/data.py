@@ -179,3 +179,147 @@ def _load_image_folder(path: Path, input_shape: tuple[int, ...], image_range: st
     elif image_range == "-1-1":
         x = x / 127.5 - 1.0
     return _checked(Dataset(x=x.astype(np.float32), y=np.asarray(labels, dtype=np.int64), source=str(path)))
+
+
+# In-memory data (the Python API): arrays, (x, y) tuples, dicts of named arrays, tf.data.Dataset.
+
+LABEL_KEYS = ("y", "label", "labels")
+
+
+def dataset_from_object(obj: object, source: str, input_names: tuple[str, ...] = (),
+                        input_rank: int | None = None) -> Dataset:
+    """In-memory data as a checked `Dataset` (the same checks as an .npz), without importing TensorFlow.
+
+    Accepts a NumPy array (inputs only), an `(x,)` / `(x, y)` tuple or list, a dict (`{"x": ..., "y": ...}`,
+    or `{input_name: ..., "y": ...}` naming the model's input), or a `tf.data.Dataset` of such elements,
+    batched or not. `input_names` (the model's input names) and `input_rank` (its rank, batch included)
+    are used when known to pick the input out of a dict and to tell a batched dataset from an unbatched one.
+    """
+    if _is_tf_dataset(obj):
+        x, y = _from_tf_dataset(obj, source, input_names, input_rank)
+    else:
+        x, y = _split_element(obj, source, input_names)
+        x = _as_array(x, source, "x")
+        y = None if y is None else _as_array(y, source, "y")
+    return _checked(Dataset(x=x, y=y, source=source))
+
+
+def write_npz(path: Path, data: Dataset) -> Path:
+    """Write `x` (and `y`) as an .npz that `load_dataset` reads back identically.
+
+    The archive is byte-for-byte deterministic (fixed timestamps, stored entries), so the same arrays give
+    the same file hash, and the build cache recognizes them across calls and sessions.
+    """
+    import zipfile
+
+    arrays = {"x": data.x} if data.y is None else {"x": data.x, "y": data.y}
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.ascontiguousarray(array), allow_pickle=False)
+    return path
+
+
+def _is_tf_dataset(obj: object) -> bool:
+    """A tf.data.Dataset, recognized without importing TensorFlow."""
+    return hasattr(obj, "element_spec") and hasattr(obj, "as_numpy_iterator") and any(
+        cls.__module__.startswith("tensorflow") for cls in type(obj).__mro__)
+
+
+def _split_element(obj: object, source: str, input_names: tuple[str, ...]) -> tuple[object, object | None]:
+    """(x, y) out of one data object or dataset element; y may be None."""
+    if isinstance(obj, dict):
+        labels = [k for k in obj if k in LABEL_KEYS]
+        if len(labels) > 1:
+            raise DataError(f"{source} has several label entries ({', '.join(labels)}); give exactly one, named 'y'.")
+        y = obj[labels[0]] if labels else None
+        inputs = {k: v for k, v in obj.items() if k not in LABEL_KEYS}
+        if "x" in inputs and len(inputs) > 1:
+            raise DataError(f"{source} has 'x' and also {', '.join(sorted(k for k in inputs if k != 'x'))}: "
+                            "give the inputs as 'x' only, or one entry per model input name.")
+        if len(inputs) == 1:
+            (name, x), = inputs.items()
+            if name != "x" and input_names and name not in input_names:
+                raise DataError(f"{source} names an input '{name}', but the model's input is "
+                                f"'{', '.join(input_names)}'. Name the entry after the input, or 'x'.")
+            return x, y
+        if not inputs:
+            raise DataError(f"{source} has no inputs (keys: {', '.join(map(str, obj)) or 'none'}). "
+                            "Give {'x': inputs, 'y': labels}.")
+        from edgebuild.errors import UnsupportedError
+
+        raise UnsupportedError(
+            f"{source} has arrays for {len(inputs)} inputs ({', '.join(map(str, inputs))}); edgebuild builds "
+            "single-input models. Wrap the model so it takes one input tensor, and pass that tensor's data.")
+    if isinstance(obj, (tuple, list)) and not _is_numeric_sequence(obj):
+        if len(obj) == 1:
+            return obj[0], None
+        if len(obj) in (2, 3):  # (x, y) or Keras' (x, y, sample_weight)
+            return obj[0], obj[1]
+        raise DataError(f"{source} is a sequence of {len(obj)} items; give x, (x,) or (x, y).")
+    return obj, None
+
+
+def _is_numeric_sequence(obj: tuple | list) -> bool:
+    """A plain nested list of numbers (an array written as a list), not an (x, y) pair."""
+    return bool(obj) and all(isinstance(v, (int, float, bool, np.number)) for v in obj)
+
+
+def _as_array(value: object, source: str, what: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "numpy"):  # an eager tf.Tensor or a Keras 3 tensor
+        value = value.numpy()
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{source}: '{what}' cannot be read as an array ({exc}). Give NumPy arrays.") from None
+    if array.dtype == object:
+        raise DataError(f"{source}: '{what}' is a ragged or non-numeric sequence ({type(value).__name__}). "
+                        "Give one NumPy array of samples with equal shapes.")
+    return array
+
+
+def _from_tf_dataset(dataset: object, source: str, input_names: tuple[str, ...],
+                     input_rank: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every element of a finite tf.data.Dataset, batched or not, as (x, y) arrays."""
+    cardinality = int(dataset.cardinality())  # type: ignore[attr-defined]
+    if cardinality == -1:  # tf.data.INFINITE_CARDINALITY
+        raise DataError(f"{source} is an infinite tf.data.Dataset (it repeats). Pass dataset.take(N) instead.")
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    batched: bool | None = None
+    for element in dataset.as_numpy_iterator():  # type: ignore[attr-defined]
+        x, y = _split_element(element, source, input_names)
+        x = _as_array(x, source, "x")
+        if batched is None:
+            batched = _looks_batched(dataset, x, input_rank)
+        xs.append(x if batched else x[None])
+        if y is not None:
+            y = _as_array(y, source, "y")
+            ys.append(y if batched else y[None])
+    if not xs:
+        raise DataError(f"{source} holds no samples (the tf.data.Dataset is empty).")
+    if ys and len(ys) != len(xs):
+        raise DataError(f"{source}: some elements have labels and some do not. Give labels for every element.")
+    try:
+        x_all = np.concatenate(xs)
+        y_all = np.concatenate(ys) if ys else None
+    except ValueError as exc:
+        raise DataError(f"{source}: elements have different shapes ({exc}). Resize them to the model input.") from None
+    return x_all, y_all
+
+
+def _looks_batched(dataset: object, x: np.ndarray, input_rank: int | None) -> bool:
+    """Batched elements have the model's rank (batch included); without a model, a None first dim says batched."""
+    if input_rank is not None:
+        return x.ndim == input_rank
+    spec = dataset.element_spec  # type: ignore[attr-defined]
+    while isinstance(spec, (tuple, list)):
+        spec = spec[0]
+    if isinstance(spec, dict):
+        spec = spec.get("x", next(iter(spec.values())))
+    shape = getattr(spec, "shape", None)
+    return shape is not None and len(shape) > 0 and shape[0] is None

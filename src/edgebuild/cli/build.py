@@ -34,8 +34,9 @@ def build(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache location (default: $XDG_CACHE_HOME/edgebuild)."),
 ) -> int:
     """Convert, validate and benchmark MODEL for each target; write OUT/<target>/."""
-    from edgebuild.cli.render import StageProgress, build_summary, out as console
-    from edgebuild.pipeline import BuildRequest, build as run_build
+    from edgebuild.api import build as api_build
+    from edgebuild.cli.render import StageProgress
+    from edgebuild.errors import EdgebuildError
 
     if not target:
         raise UsageError("No target given. Pass --target mobile|edgetpu|mcu|all (see `edgebuild targets`).")
@@ -43,28 +44,32 @@ def build(
         raise UsageError(f"--calibration {calibration!r} is not valid; use 'data' or 'random'.")
     device_options = None
     if bench_device is not None:
-        from edgebuild.device import DeviceBenchOptions
+        device_options = {"identity": identity, "accept_new_host_key": accept_new_host_key,
+                          "known_hosts": known_hosts, "device_python": device_python, "benchmark_model": benchmark_model}
+    try:
+        result = api_build(model, target, data, val_data=val_data, out=out, overrides=set_, gates=not no_gates,
+                           calibration=calibration, jobs=jobs, cache=not no_cache, cache_dir=cache_dir,
+                           progress=StageProgress(), bench_device=bench_device, device_options=device_options)
+    except EdgebuildError as exc:
+        if getattr(exc, "result", None) is not None:  # the targets ran: show them, then fail
+            _print_result(exc.result)  # type: ignore[attr-defined]
+        raise
+    _print_result(result)
+    return 0
 
-        device_options = DeviceBenchOptions(device=bench_device, identity=identity, accept_new_host_key=accept_new_host_key,
-                                            known_hosts=known_hosts, device_python=device_python,
-                                            benchmark_model=benchmark_model)
-    request = BuildRequest(
-        model=model, targets=tuple(target), data=data, val_data=val_data, out=out, overrides=tuple(set_),
-        random_calibration=calibration == "random", gates=not no_gates, use_cache=not no_cache, cache_dir=cache_dir, jobs=jobs,
-        bench_device=device_options,
-    )
-    results = run_build(request, StageProgress())
-    console.print(build_summary(results))
+
+def _print_result(result) -> None:
+    """The summary table, each target's warnings, and notes said once per build."""
+    from edgebuild.cli.render import build_summary, out as console
+
+    console.print(build_summary(list(result)))
     notes = []
-    for r in results:
-        for warning in r.report.get("warnings", []):
+    for r in result:
+        report = r.report or {}
+        for warning in report.get("warnings", []):
             console.print(f"[yellow]warning[/yellow] ({r.target}): {warning}")
-        edgetpu = (r.report.get("compile") or {}).get("edgetpu") or {}
+        edgetpu = (report.get("compile") or {}).get("edgetpu") or {}
         if edgetpu.get("available") is False and edgetpu["message"] not in notes:
             notes.append(edgetpu["message"])
     for note in notes:  # said once per build, not once per target
         console.print(f"[cyan]note[/cyan]: {note}")
-    errors = [r.error for r in results if r.error is not None]
-    if errors:
-        raise max(errors, key=lambda e: e.exit_code != 8)  # real errors outrank gate failures
-    return 0

@@ -20,13 +20,8 @@ def carray(
     arena: Optional[int] = typer.Option(None, "--arena", help="Arena bytes for model_settings.h (from a build report)."),
 ) -> int:
     """Write model_data.h/.cc and model_ops.h (and model_settings.h, main.cc with --arena)."""
-    from edgebuild.artifact import read_artifact
-    from edgebuild.codegen import CSourceOptions, write_c_sources
+    from edgebuild.api import carray as api_carray
 
-    artifact = read_artifact(artifact_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = write_c_sources(artifact_path.read_bytes(), artifact, out_dir,
-                            CSourceOptions(symbol=name, xxd_names=xxd_names, arena_bytes=arena))
-    for path in paths:
+    for path in api_carray(artifact_path, out_dir, name=name, xxd_names=xxd_names, arena=arena):
         typer.echo(str(path))
     return 0

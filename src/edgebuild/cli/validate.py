@@ -25,32 +25,23 @@ def validate(
     no_gates: bool = typer.Option(False, "--no-gates"),
 ) -> int:
     """Check an existing artifact against a target's rules, accuracy gates, arena and budgets."""
-    from edgebuild.artifact import read_artifact
-    from edgebuild.cli.render import out, validation_table
-    from edgebuild.data import check_fits, load_dataset
+    from edgebuild.api import validate as api_validate
     from edgebuild.profiles import resolve
-    from edgebuild.validation import ValidationData, validate_artifact
 
-    profile = resolve(target, set_)
-    artifact = read_artifact(artifact_path)
-    vdata = None
-    if data is not None:
-        shape = (None, *artifact.inputs[0].shape[1:])
-        dataset = check_fits(load_dataset(data, shape, profile.data.image_range), shape, str(artifact_path))
-        x = dataset.x[: profile.data.max_validation_samples]
-        y = dataset.y[: len(x)] if dataset.y is not None else None
-        ref_outputs = None
-        if reference is not None:
-            from edgebuild.model import load_model
+    name = resolve(target, set_).name
+    try:
+        report = api_validate(artifact_path, target, data, reference=reference, overrides=set_, gates=not no_gates)
+    except GateFailed as exc:
+        _show(exc.result.raw, artifact_path, name, as_json)  # type: ignore[attr-defined]
+        raise
+    _show(report.raw, artifact_path, name, as_json)
+    return 0
 
-            ref_outputs = load_model(reference).predict(x)
-        vdata = ValidationData(x=x, y=y, reference=ref_outputs)
-    result = validate_artifact(artifact_path, artifact, profile, vdata)
+
+def _show(result: dict, artifact_path: Path, profile_name: str, as_json: bool) -> None:
+    from edgebuild.cli.render import out, validation_table
+
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
-        out.print(validation_table(result, f"{artifact_path} against '{profile.name}'"))
-    if not result["passed"] and not no_gates:
-        failed = "; ".join(c["summary"].rstrip(". ") for c in result["checks"] if not c["passed"])
-        raise GateFailed(f"{artifact_path} failed validation for '{profile.name}': {failed}.")
-    return 0
+        out.print(validation_table(result, f"{artifact_path} against '{profile_name}'"))
