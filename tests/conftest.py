@@ -135,3 +135,15 @@ def reference_model(tmp_path_factory: pytest.TempPathFactory):
         return built[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def digits_build(keras2_cnn: SavedModels, digits_data: DigitsData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build of the digits CNN for every built-in target, shared by the report.html and compare tests."""
+    from edgebuild.cli.main import main
+
+    out = tmp_path_factory.mktemp("digits-build") / "out"
+    code = main(["build", str(keras2_cnn.paths["savedmodel"]), "--target", "all", "--data", str(digits_data.npz),
+                 "--out", str(out), "--set", "benchmark.runs=20"])
+    assert code == 0, "the shared digits build failed"
+    return out

@@ -135,7 +135,7 @@ def stacked(chart_id: str, parts_in: Sequence[tuple[str, float]], caption: str, 
         col, line = i % 2, i // 2
         lx, ly = 10 + col * (WIDTH // 2), legend_y + line * 18
         parts.append(f'<rect x="{lx}" y="{ly - 10}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>')
-        parts.append(_text(lx + 14, ly, f"{_clip(label, 38)}: {fmt(value)}", size=11))
+        parts.append(_text(lx + 14, ly, f"{_clip(label, 42)}: {fmt(value)}", size=11))
     height = legend_y + 18 * ((len(parts_in) + 1) // 2)
     return figure(chart_id, "".join(parts), height, len(parts_in), caption, caption)
 

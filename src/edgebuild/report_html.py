@@ -501,10 +501,11 @@ def budget_rows(report: dict) -> list[tuple[str, float, float | None, str]]:
     firmware = _dict(report.get("firmware"))
     fw_flash, fw_ram = _dict(firmware.get("flash")), _dict(firmware.get("ram"))
     total = fw_flash.get("total_bytes_without_samples", fw_flash.get("total_bytes"))
-    if _num(total):
+    shown = {used for _, used, _, _ in rows}  # the budgets check may already measure the linked firmware
+    if _num(total) and float(total) not in shown:
         rows.append(("flash (linked firmware)", float(total), budget.get("flash"),
                      f"linked firmware image: {total:,} bytes (embedded validation samples excluded)"))
-    if _num(fw_ram.get("total_bytes")):
+    if _num(fw_ram.get("total_bytes")) and float(fw_ram["total_bytes"]) not in shown:
         rows.append(("RAM (linked firmware)", float(fw_ram["total_bytes"]), budget.get("ram"),
                      f"RAM the linker reserves: {fw_ram['total_bytes']:,} bytes"))
     device = _dict(firmware.get("device"))
@@ -696,6 +697,14 @@ def _firmware(target: str, report: dict) -> str:
                                   + (f" against a {budget:,}-byte budget (grey)" if _num(budget) else "")
                                   + " (arm-none-eabi-size, split with the linker map).",
                                   _size_fmt, budget=budget if _num(budget) else None))
+    ram = _dict(firmware.get("ram"))
+    ram_parts = [(k.replace("_", " "), float(v)) for k, v in _dict(ram.get("breakdown")).items() if _num(v)]
+    if ram_parts:
+        budget = _dict(_dict(report.get("profile")).get("budget")).get("ram")
+        out.append(charts.stacked(f"{target}:firmware-ram", ram_parts,
+                                  f"RAM the linker reserves: {ram.get('total_bytes', 0):,} bytes"
+                                  + (f" against a {budget:,}-byte budget (grey)" if _num(budget) else "") + ".",
+                                  _size_fmt, budget=budget if _num(budget) else None))
     device = _dict(firmware.get("device"))
     cost = _dict(device.get("instructions_per_inference"))
     per_op = [r for r in _list(cost.get("per_op")) if isinstance(r, dict) and _num(r.get("instructions"))]
@@ -707,8 +716,9 @@ def _firmware(target: str, report: dict) -> str:
                                 "instructions, not cycles or time).", color=charts.PALETTE[3]))
     if device.get("note"):
         out.append(f"<p>{_e(device['note'])}</p>")
-    checks = [c for c in _list(firmware.get("checks")) if isinstance(c, dict)]
-    if checks:
+    listed = {c.get("name") for c in _list(_dict(report.get("validation")).get("checks")) if isinstance(c, dict)}
+    checks = [c for c in _list(firmware.get("checks")) if isinstance(c, dict) and f"firmware: {c.get('name')}" not in listed]
+    if checks:  # those the validation's checks table does not already list
         rows = [f"<tr><th scope=\"row\">{_e(c.get('name'))}</th>" + _cell(_status(c.get("passed")), c.get("passed"),
                                                                            "passed")
                 + f"<td>{_e(c.get('summary', ''))}</td></tr>" for c in checks]
@@ -760,6 +770,7 @@ STYLE = """
 *{box-sizing:border-box}
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);
   margin:0 auto;max-width:1000px;padding:12px 16px 40px}
+h1,h2,p,li,nav,figcaption{overflow-wrap:anywhere}
 h1{font-size:1.5em;margin:.4em 0}h2{font-size:1.25em;margin:1.6em 0 .3em;border-bottom:2px solid var(--line)}
 h3{font-size:1.05em;margin:1.2em 0 .3em}h4{font-size:.95em;margin:.8em 0 .2em}
 nav{font-size:.9em;margin:.5em 0 1em}nav a{margin-right:.8em}
@@ -787,7 +798,7 @@ def render_report_html(reports: dict[str, dict], out_root: Path | None = None, t
     reports = {t: r for t, r in reports.items() if isinstance(r, dict)}
     first = next(iter(reports.values()), {})
     model = _dict(first.get("model"))
-    heading = title or f"edgebuild report: {model.get('path', 'build')}"
+    heading = title or f"edgebuild report: {Path(str(model.get('path') or 'build')).name}"
     failed = [t for t, r in reports.items() if not target_passed(r)]
     status = (f"{len(reports)} target(s), all passed" if not failed
               else f"{len(reports)} target(s); <span class=\"fail\">failed: {_e(', '.join(failed))}</span>")
@@ -795,8 +806,9 @@ def render_report_html(reports: dict[str, dict], out_root: Path | None = None, t
     version = _dict(first.get("versions")).get("edgebuild", "")
     body = [
         f"<h1>{_e(heading)}</h1>",
-        (f"<p>{status}. Built by edgebuild {_e(version)}; data <code>{_e(_dict(first.get('data')).get('source', '-'))}"
-        "</code>. Sizes in bytes (KiB = 1024 B); latency measured on the build host unless labelled device.</p>"),
+        (f"<p>{status}. Model <code>{_e(model.get('path', '-'))}</code> ({_e(model.get('format', '?'))}), built by "
+         f"edgebuild {_e(version)}; data <code>{_e(_dict(first.get('data')).get('source', '-'))}"
+         "</code>. Sizes in bytes (KiB = 1024 B); latency measured on the build host unless labelled device.</p>"),
         f"<nav>Targets: {nav} · <a href=\"summary.md\">summary.md</a></nav>" if reports else "",
         "<h2 id=\"overview\">Overview</h2>", _overview(reports), targets_chart(reports),
         *(_target_section(t, r, out_root) for t, r in reports.items()),
