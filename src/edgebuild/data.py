@@ -275,7 +275,8 @@ def _as_array(value: object, source: str, what: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"{source}: '{what}' cannot be read as an array ({exc}). Give NumPy arrays.") from None
+        raise DataError(f"{source}: '{what}' cannot be read as one array: ragged or mixed shapes "
+                        f"({str(exc).splitlines()[0]}). Give one NumPy array of samples with equal shapes.") from None
     if array.dtype == object:
         raise DataError(f"{source}: '{what}' is a ragged or non-numeric sequence ({type(value).__name__}). "
                         "Give one NumPy array of samples with equal shapes.")
