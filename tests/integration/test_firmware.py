@@ -350,3 +350,25 @@ def test_bench_on_qemu_without_a_tree_exits_10_saying_how_to_get_one(digits_mcu,
     assert code == 10
     err = capsys.readouterr().err
     assert "qemu:mps2-an386" in err and "EDGEBUILD_TFLM_DIR" in err and "Traceback" not in err
+
+
+@needs_tools
+def test_flash_builds_for_a_real_board_then_exits_10_without_a_probe(mcu_build, monkeypatch, capsys) -> None:
+    """What is testable without hardware: the board's own firmware is built and measured, pyOCD finds no probe."""
+    from edgebuild.cli.main import main
+    from edgebuild.firmware.boards import load_board
+
+    monkeypatch.setenv("EDGEBUILD_TFLM_DIR", str(tflm_tree()))
+    code = main(["flash", str(mcu_build["dir"]), "--board", "cortex-m4-generic"])
+    err = capsys.readouterr().err
+    assert code == 10, err
+    elf = mcu_build["dir"] / "firmware-cortex-m4-generic/build/firmware.elf"
+    assert "no debug probe is connected" in err and str(elf) in " ".join(err.split()).replace("\n", "")
+    assert "Traceback" not in err
+    header = subprocess.run(["arm-none-eabi-readelf", "-l", str(elf)], capture_output=True, text=True, check=True).stdout
+    board = load_board("cortex-m4-generic")
+    loads = [int(line.split()[2], 16) for line in header.splitlines() if line.strip().startswith("LOAD")]
+    assert min(loads) == board.flash_origin  # linked for the board's memory map, not QEMU's
+
+    code = main(["flash", str(mcu_build["dir"])])  # the build's own board is emulated: no probe target
+    assert code == 2 and "qemu:mps2-an386" in capsys.readouterr().err

@@ -31,9 +31,10 @@ def _root(
 
 
 def _register() -> None:
-    from edgebuild.cli import bench, build, cache, carray, compare, distill, doctor, plan, prune, targets, validate
+    from edgebuild.cli import (bench, build, cache, carray, compare, distill, doctor, flash, plan, prune, targets,
+                               validate)
 
-    for module in (build, targets, plan, validate, bench, compare, carray, prune, distill, doctor, cache):
+    for module in (build, targets, plan, validate, bench, compare, carray, flash, prune, distill, doctor, cache):
         module.register(app)
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 import textwrap
 
-COMMANDS = {"build", "targets", "plan", "validate", "bench", "compare", "carray", "prune", "distill", "doctor", "cache"}
+COMMANDS = {"build", "targets", "plan", "validate", "bench", "compare", "carray", "flash", "prune", "distill", "doctor", "cache"}
 ROOT_FLAGS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
 
 

@@ -20,10 +20,11 @@ from edgebuild.errors import ProfileError
 _UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
 
 _TOP_KEYS = {"name", "description", "cpu", "arch_flags", "cmsis_device", "cpu_define", "support", "device_irqs",
-             "memory", "clock", "qemu"}
+             "memory", "clock", "qemu", "probe"}
 _MEMORY_KEYS = {"flash_origin", "flash_length", "ram_origin", "ram_length", "stack", "heap"}
 _CLOCK_KEYS = {"systick_hz"}
 _QEMU_KEYS = {"machine", "args"}
+_PROBE_KEYS = {"pyocd_target"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Board:
     systick_hz: int
     qemu_machine: str | None
     qemu_args: tuple[str, ...]
+    pyocd_target: str | None  # `pyocd list --targets` name, for `edgebuild flash`
     source: str  # the file it was read from
 
     @property
@@ -105,9 +107,11 @@ def load_board(name_or_path: str | Path) -> Board:
 def _parse(data: dict, source: str) -> Board:
     _no_unknown(data, _TOP_KEYS, source, "")
     memory, clock, qemu = data.get("memory", {}), data.get("clock", {}), data.get("qemu", {})
+    probe = data.get("probe", {})
     _no_unknown(memory, _MEMORY_KEYS, source, "memory.")
     _no_unknown(clock, _CLOCK_KEYS, source, "clock.")
     _no_unknown(qemu, _QEMU_KEYS, source, "qemu.")
+    _no_unknown(probe, _PROBE_KEYS, source, "probe.")
 
     def need(table: dict, key: str, prefix: str = "") -> object:
         if key not in table:
@@ -133,6 +137,7 @@ def _parse(data: dict, source: str) -> Board:
         systick_hz=_size(need(clock, "systick_hz", "clock."), source, "clock.systick_hz"),
         qemu_machine=str(qemu["machine"]) if "machine" in qemu else None,
         qemu_args=string_list(qemu.get("args", []), "qemu.args"),
+        pyocd_target=str(probe["pyocd_target"]) if "pyocd_target" in probe else None,
         source=source,
     )
 

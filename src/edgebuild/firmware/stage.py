@@ -104,7 +104,8 @@ def explain_build_failure(output: str, ops: list[tuple[str, str]], registrations
                 "Use a TFLite Micro tree with that kernel, or replace the layer.")
     if undefined:
         return f"{what} failed: undefined reference to {', '.join(undefined[:6])}."
-    errors = [line.strip() for line in output.splitlines() if "error" in line.lower()][:8]
+    errors = [line.strip() for line in output.splitlines()
+              if "error" in line.lower() or line.startswith("make: ***")][:8]
     return f"{what} failed:\n    " + "\n    ".join(errors or output.strip().splitlines()[-12:])
 
 

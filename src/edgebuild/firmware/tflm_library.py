@@ -386,8 +386,8 @@ def default_jobs() -> int:
 
 
 def tflm_cache_dir() -> Path:
-    if os.environ.get("EDGEBUILD_TFLM_CACHE_DIR"):
-        return Path(os.environ["EDGEBUILD_TFLM_CACHE_DIR"])
+    if os.environ.get("EDGEBUILD_TFLM_CACHE_DIR"):  # absolute: Makefiles run in other folders read its paths
+        return Path(os.environ["EDGEBUILD_TFLM_CACHE_DIR"]).resolve()
     from edgebuild.cache import default_cache_dir
 
     return default_cache_dir() / "tflm"
@@ -607,7 +607,7 @@ class LibraryBuilder:
                                     f"{flavor.describe()}.")
         self.tree = load_tree(tree_dir)
         self.flavor = flavor
-        self.root = Path(cache_dir) if cache_dir is not None else tflm_cache_dir()
+        self.root = Path(cache_dir).resolve() if cache_dir is not None else tflm_cache_dir()
         self.objects = ObjectCache(self.root, self.tree, flavor)
         self.jobs = jobs or default_jobs()
         self.log = log or _stderr_log
