@@ -405,24 +405,38 @@ def _who(identity: tuple) -> str:
     return " ".join(str(p) for p in identity if p not in (None, "", "None")) or "unknown"
 
 
-def _flash_blocks(report: dict) -> dict[str, Any]:
-    firmware_flash = _d(_d(report.get("firmware")).get("flash"))
-    model_array = budget_block(report, "flash").get("used_bytes")
-    if not _is_num(model_array):
-        model_array = _d(report.get("flash")).get("model_array_bytes")
-    return {"flash (model array)": model_array,
-            "flash (linked firmware)": firmware_flash.get("total_bytes_without_samples",
-                                                          firmware_flash.get("total_bytes"))}
+def _memory_figures(report: dict) -> dict[str, tuple[str, Any]]:
+    """Every memory figure of a report by a name that includes its scope, so only like is compared with like:
+    name -> (threshold kind, bytes). Flash of the model array exists in every mcu-like report; the budgets
+    check measures the linked firmware instead when there is one (its `scope` says which)."""
+    figures: dict[str, tuple[str, Any]] = {"tensor arena": ("arena", arena_bytes(report)),
+                                           "flash (model array)": ("flash",
+                                                                   _d(report.get("flash")).get("model_array_bytes"))}
+    firmware = _d(report.get("firmware"))
+    figures["arena used on device"] = ("arena", _d(firmware.get("device")).get("arena_used_bytes"))
+    for kind in ("flash", "ram"):
+        block = budget_block(report, kind)
+        scope = block.get("scope") or ""
+        if scope and scope not in ("model array", "tensor arena"):
+            figures[f"{'flash' if kind == 'flash' else 'RAM'} ({scope})"] = (
+                "flash" if kind == "flash" else "arena", block.get("used_bytes"))
+        elif kind == "flash" and not _is_num(figures["flash (model array)"][1]):
+            figures["flash (model array)"] = ("flash", block.get("used_bytes"))
+    fw_flash = _d(firmware.get("flash"))
+    total = fw_flash.get("total_bytes_without_samples", fw_flash.get("total_bytes"))
+    if _is_num(total) and "flash (firmware image)" not in figures:
+        figures["flash (firmware image)"] = ("flash", total)
+    return {k: v for k, v in figures.items() if _is_num(v[1])}
 
 
 def _memory(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
-    _growth_row(diff, "tensor arena", arena_bytes(base), arena_bytes(new), th.arena)
-    used_a = _d(_d(base.get("firmware")).get("device")).get("arena_used_bytes")
-    used_b = _d(_d(new.get("firmware")).get("device")).get("arena_used_bytes")
-    _growth_row(diff, "arena used on device", used_a, used_b, th.arena)
-    fa, fb = _flash_blocks(base), _flash_blocks(new)
-    for key in fa:
-        _growth_row(diff, key, fa[key], fb[key], th.flash)
+    fa, fb = _memory_figures(base), _memory_figures(new)
+    for name, (kind, value) in fa.items():
+        if name in fb:
+            _growth_row(diff, name, value, fb[name][1], th.flash if kind == "flash" else th.arena)
+    only = sorted(set(fa) ^ set(fb))
+    if only:
+        diff.notes.append(f"measured in only one build, not compared: {', '.join(only)}")
 
 
 def _ops(diff: TargetDiff, base: dict, new: dict) -> None:
