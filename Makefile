@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml
 $(DEMO_MODEL)/saved_model.pb $(DEMO_DATA): examples/make_demo.py examples/digits.py | $(STAMP)
 	$(BIN)/python examples/make_demo.py --out $(DEMO_MODEL) --data $(DEMO_DATA)
 
+# The mcu target's firmware runs under QEMU when a TFLite Micro tree is at hand (EDGEBUILD_TFLM_DIR, else the
+# shared one beside the checkout); without one the firmware stage is skipped with a note.
+TFLM_TREE ?= $(firstword $(EDGEBUILD_TFLM_DIR) $(wildcard ../shared/tflm/tflm_tree))
+
 demo: install $(DEMO_MODEL)/saved_model.pb
-	$(BIN)/edgebuild build $(DEMO_MODEL) --target all --data $(DEMO_DATA) --out build/demo
+	EDGEBUILD_TFLM_DIR=$(abspath $(TFLM_TREE)) $(BIN)/edgebuild build $(DEMO_MODEL) --target all --data $(DEMO_DATA) --out build/demo
 	@echo; echo "Artifacts and reports: build/demo/<target>/ (report.md is the readable summary)"
 
 test: install

@@ -53,7 +53,33 @@ def build_summary(results: list) -> Table:
         status = "[green]ok[/green]" if r.passed else "[red]FAILED[/red]"
         table.add_row(r.target, kib(art["size_bytes"]), ratio, io, accuracy, agreement, p50, kib(arena) if arena else "-",
                       status, str(r.out_dir / art["path"]))
+    lines = [line for r in results if (line := firmware_line(r.target, (r.report or {}).get("firmware")))]
+    if lines:
+        table.caption, table.caption_justify = "\n".join(lines), "left"
     return table
+
+
+def firmware_line(target: str, firmware: dict | None) -> str | None:
+    """The firmware's result in one line under the table: what ran where, and what it measured."""
+    if not firmware:
+        return None
+    board = (firmware.get("board") or {}).get("name", "?")
+    if firmware.get("status") != "ok":
+        from edgebuild.firmware.render import stage_note
+
+        return f"{target}: firmware on {board} {stage_note(firmware)}"
+    device, comparison = firmware.get("device") or {}, firmware.get("comparison") or {}
+    cost = (device.get("instructions_per_inference") or {}).get("median")
+    agreement = comparison.get("top1_agreement")
+    parts = [f"{comparison.get('samples', 0)} samples ran on QEMU {board} ({firmware.get('kernels')})",
+             f"max {comparison.get('max_steps')} step(s) from LiteRT reference"
+             + (f", top-1 agreement {100 * agreement:.0f}%" if agreement is not None else ""),
+             f"arena used {device.get('arena_used_bytes', 0):,} of {device.get('arena_size_bytes', 0):,} B",
+             f"flash {kib((firmware.get('flash') or {}).get('total_bytes_without_samples'))}",
+             f"RAM {kib((firmware.get('ram') or {}).get('total_bytes'))}"]
+    if cost:
+        parts.append(f"{cost / 1e6:.2f} M instructions/inference")
+    return f"{target} firmware: " + "; ".join(parts)
 
 
 def validation_table(result: dict, title: str) -> Table:
