@@ -27,7 +27,7 @@ TFLM_TREE ?= $(firstword $(EDGEBUILD_TFLM_DIR) $(wildcard ../shared/tflm/tflm_tr
 
 demo: install $(DEMO_MODEL)/saved_model.pb
 	EDGEBUILD_TFLM_DIR=$(abspath $(TFLM_TREE)) $(BIN)/edgebuild build $(DEMO_MODEL) --target all --data $(DEMO_DATA) --out build/demo
-	@echo; echo "Artifacts and reports: build/demo/<target>/ (report.md is the readable summary)"
+	@echo; echo "Open build/demo/report.html: every target, check, chart and budget in one page (per target: build/demo/<target>/report.md)"
 
 test: install
 	$(BIN)/python -m pytest -q tests
