@@ -205,7 +205,7 @@ def make_student(teacher: Any, spec: Any, pruned: Any = None, round_to: int = 1)
         if not 0.0 < factor <= 1.0:
             raise ProfileError(f"distillation.student = {spec!r}: the width factor must be in (0, 1], e.g. "
                                "'width:0.5' keeps half the channels of every prunable layer.")
-        from edgebuild.converters.prune import PruningOptions, prune_structured
+        from edgebuild.converters.pruning import PruningOptions, prune_structured
 
         options = PruningOptions(ratio=min(0.999, 1.0 - factor), round_to=round_to)
         student = prune_structured(teacher, options, copy_weights=False).model
@@ -334,7 +334,7 @@ def distill_files(teacher_path: Any, student_spec: str, data_path: Any, out_dir:
     from pathlib import Path
 
     from edgebuild.converters.macs import summary
-    from edgebuild.converters.prune import load_training_data, save_model, top1
+    from edgebuild.converters.pruning import load_training_data, save_model, top1
     from edgebuild.converters.qat import model_for_training
     from edgebuild.model import load_model
 
