@@ -115,6 +115,7 @@ class Trace:
 
 
 def trace_channels(nodes: list[Node], outputs: list[tuple[str, int]]) -> Trace:
+    """Channel ids of every tensor, and the ties and fixed ids between them (see the module doc)."""
     graph = ChannelGraph()
     channels: dict[tuple[str, int], list[int]] = {}
     in_channels: dict[str, list[list[int]]] = {}

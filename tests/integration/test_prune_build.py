@@ -42,13 +42,61 @@ def test_pruned_and_distilled_mcu_build(keras2_cnn, digits_data, tmp_path: Path)
 
 def test_prune_command_and_its_errors(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
     assert main(["prune", str(keras2_cnn.paths["keras"]), "--ratio", "0.5", "--data", str(digits_data.npz),
-                 "--out", str(tmp_path / "pruned")]) == 0
+                 "--out", str(tmp_path / "pruned"), "--epochs", "2"]) == 0
     assert any((tmp_path / "pruned").glob("*.keras"))
+    training = json.loads((tmp_path / "pruned" / "pruning.json").read_text())["training"]
+    # recovery as a build does it: [training]'s recovery_* settings, the flags over them
+    assert training["learning_rate"] == 2e-3 and training["schedule"] == "plateau" and training["epochs_limit"] == 2
     capsys.readouterr()
     assert main(["prune", str(keras2_cnn.paths["keras"]), "--ratio", "1.5", "--data", str(digits_data.npz),
                  "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert "ratio" in err and "Traceback" not in err
+    assert main(["prune", str(keras2_cnn.paths["keras"]), "--lr", "-1", "--data", str(digits_data.npz),
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--lr = -1.0: Input should be greater than 0" in capsys.readouterr().err
+    assert main(["prune", str(keras2_cnn.paths["keras"]), "--set", "data.image_range=0-1", "--data",
+                 str(digits_data.npz), "--out", str(tmp_path / "bad")]) == 2
+    assert "pass --target too" in capsys.readouterr().err
+
+
+def _image_folder(digits_data, folder: Path, count: int = 200) -> Path:
+    """Digits as 8-bit PNGs in class folders (pixel values 0-255; the models take 0-1)."""
+    from PIL import Image
+
+    for index, (x, y) in enumerate(zip(digits_data.test_x[:count], digits_data.test_y[:count])):
+        (folder / f"digit_{y}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((x[..., 0] * 255).round().astype(np.uint8)).save(folder / f"digit_{y}" / f"{index}.png")
+    return folder
+
+
+def test_prune_command_reads_its_defaults_from_a_target_profile(keras2_cnn, digits_data, tmp_path: Path) -> None:
+    """-t/--set: the profile's [pruning], [training] recovery_* and [data] (image_range, as a build loads images)."""
+    images = _image_folder(digits_data, tmp_path / "images")
+    assert main(["prune", str(keras2_cnn.paths["keras"]), "-d", str(images), "-o", str(tmp_path / "pruned"),
+                 "-t", "mobile", "--set", "data.image_range=0-1", "--set", "pruning.ratio=0.25",
+                 "--set", "training.recovery_learning_rate=0.005", "--set", "training.recovery_epochs=1"]) == 0
+    report = json.loads((tmp_path / "pruned" / "pruning.json").read_text())
+    assert report["ratio"] == 0.25
+    assert report["training"]["learning_rate"] == 0.005 and report["training"]["epochs_limit"] == 1
+    assert report["accuracy"]["original"] > 90  # scaled to 0-1 like the training data, not fed 0-255
+
+
+def test_bench_command_loads_image_folders_with_the_profiles_image_range(digits_data, tmp_path: Path,
+                                                                         monkeypatch, capsys) -> None:
+    import importlib
+    from types import SimpleNamespace
+
+    images = _image_folder(digits_data, tmp_path / "images", count=20)
+    seen = []
+    monkeypatch.setattr(importlib.import_module("edgebuild.artifact"), "read_artifact",
+                        lambda path: SimpleNamespace(inputs=[SimpleNamespace(shape=(1, 32, 32, 1))]))
+    monkeypatch.setattr(importlib.import_module("edgebuild.bench"), "benchmark_threads",
+                        lambda path, threads, runs, warmup, inputs: seen.append(float(inputs.max())) or {})
+    assert main(["bench", str(tmp_path / "m.tflite"), "-d", str(images), "--json"]) == 0
+    assert main(["bench", str(tmp_path / "m.tflite"), "-d", str(images), "--json", "-t", "mobile",
+                 "--set", "data.image_range=0-1"]) == 0
+    assert seen == [255.0, 1.0]
 
 
 def test_mixed_precision_fine_tuning_converts_and_validates(keras2_cnn, digits_data, tmp_path: Path) -> None:

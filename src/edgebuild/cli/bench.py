@@ -18,7 +18,12 @@ def bench(
     threads: List[int] = typer.Option([1], "--threads", help="Thread count; repeats."),
     runs: int = typer.Option(100, "--runs", min=1),
     warmup: int = typer.Option(10, "--warmup", min=0),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Real input samples (.npz/.npy); host only."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Real input samples (.npz/.npy, or an image "
+                                        "folder scaled by data.image_range); host only."),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="Target or profile .toml whose "
+                                         "data.image_range scales --data images (default: 0-255)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a key of --target's profile, e.g. "
+                                   "--set data.image_range=0-1. Repeats."),
     as_json: bool = typer.Option(False, "--json"),
     device: Optional[str] = typer.Option(
         None, "--device", metavar="URL",
@@ -43,13 +48,15 @@ def bench(
 
     from edgebuild.artifact import read_artifact
     from edgebuild.bench import benchmark_threads
+    from edgebuild.cli.prune import target_profile
     from edgebuild.data import check_fits, load_dataset
 
+    image_range = target_profile(target, set_).data.image_range  # as a build loads --data
     artifact = read_artifact(artifact_path)
     inputs = None
     if data is not None:
         shape = (None, *artifact.inputs[0].shape[1:])
-        inputs = check_fits(load_dataset(data, shape), shape, str(artifact_path)).x
+        inputs = check_fits(load_dataset(data, shape, image_range), shape, str(artifact_path)).x
     result = benchmark_threads(artifact_path, threads, runs=runs, warmup=warmup, inputs=inputs)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

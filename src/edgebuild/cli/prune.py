@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -14,26 +14,42 @@ def register(app: typer.Typer) -> None:
 
 def prune(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .keras/.h5 file or tf_keras SavedModel."),
-    data: Path = typer.Option(..., "--data", "-d", help="Training data (.npz with x and y; without y the "
-                              "pruned model learns from the original's outputs)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Training data (.npz with x and y, .npy, or an image folder "
+                              "with class sub-folders, scaled by data.image_range; without labels the pruned "
+                              "model learns from the original's outputs)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for model.keras and pruning.json."),
-    ratio: float = typer.Option(0.5, "--ratio", help="Share of channels to remove per layer, 0 <= ratio < 1."),
-    criterion: str = typer.Option("l1", "--criterion", help="l1, l2 or bn_scale."),
-    round_to: int = typer.Option(1, "--round-to", help="Round kept channel counts to a multiple (e.g. 8)."),
-    min_channels: int = typer.Option(1, "--min-channels", help="No layer keeps fewer channels."),
+    target: Optional[str] = typer.Option(
+        None, "--target", "-t", help="Target or profile .toml whose [pruning], [training] recovery_*, "
+        "[distillation] and [data] settings are the defaults (default: the profile schema's defaults)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a key of --target's profile, e.g. "
+                                   "--set data.image_range=0-1. Repeats."),
+    ratio: Optional[float] = typer.Option(None, "--ratio", help="Share of channels to remove per layer, "
+                                          "0 <= ratio < 1 (default: pruning.ratio)."),
+    criterion: Optional[str] = typer.Option(None, "--criterion", help="l1, l2 or bn_scale (default: "
+                                            "pruning.criterion)."),
+    round_to: Optional[int] = typer.Option(None, "--round-to", help="Round kept channel counts to a multiple "
+                                           "(e.g. 8; default: pruning.round_to)."),
+    min_channels: Optional[int] = typer.Option(None, "--min-channels", help="No layer keeps fewer channels "
+                                               "(default: pruning.min_channels)."),
     layer_ratio: List[str] = typer.Option([], "--layer-ratio", metavar="LAYER=RATIO",
-                                          help="Per-layer ratio; repeats."),
-    epochs: int = typer.Option(10, "--epochs", min=0, help="Recovery training epochs (0: none)."),
-    learning_rate: float = typer.Option(1e-3, "--lr"),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    patience: int = typer.Option(3, "--patience", min=0, help="Early stopping patience (0: off)."),
-    distill: bool = typer.Option(False, "--distill", help="Recover by distillation from the original model."),
-    temperature: float = typer.Option(4.0, "--temperature"),
-    alpha: float = typer.Option(0.5, "--alpha"),
-    seed: int = typer.Option(0, "--seed"),
+                                          help="Per-layer ratio, over pruning.layer_ratios; repeats."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help="Recovery epoch ceiling; early stopping "
+                                         "ends sooner (default: training.recovery_epochs; 0: no training)."),
+    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Default: training.recovery_learning_rate."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: training.batch_size."),
+    patience: Optional[int] = typer.Option(None, "--patience", min=0, help="Early stopping patience (default: "
+                                           "training.recovery_early_stopping; 0: off)."),
+    distill: bool = typer.Option(False, "--distill", help="Recover by distillation from the original model "
+                                 "(also when distillation.enabled)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Default: distillation.temperature."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Default: distillation.alpha."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Split and training seed (default: data.seed)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
-    """Remove whole filters/channels, fine-tune (or distill), and save the narrower model."""
+    """Remove whole filters/channels, recover (fine-tune or distill, as a build does), save the narrower model.
+
+    Flags override the profile's settings; recovery trains with `[training]`'s recovery_* fields, as in a build.
+    """
     from edgebuild.cli.render import out as console
     from edgebuild.errors import UsageError
 
@@ -46,13 +62,15 @@ def prune(
             raise UsageError(f"--layer-ratio {item!r} is not LAYER=RATIO (e.g. --layer-ratio conv2d_3=0.25).") from None
 
     from edgebuild.converters.pruning import PruningOptions, prune_file
-    from edgebuild.profiles.schema import DataSection, DistillationSection, TrainingSection
-
     from edgebuild.errors import ProfileError
+    from edgebuild.profiles.schema import DataSection, DistillationSection
 
+    profile = target_profile(target, set_)
+    flags = {"ratio": ratio, "criterion": criterion, "round_to": round_to, "min_channels": min_channels}
     try:
-        options = PruningOptions(ratio=ratio, criterion=criterion, round_to=round_to, min_channels=min_channels,
-                                 layer_ratios=ratios)
+        options = PruningOptions(**{**profile.pruning.model_dump(), "kind": "structured",
+                                    **{k: v for k, v in flags.items() if v is not None},
+                                    "layer_ratios": {**profile.pruning.layer_ratios, **ratios}})
     except ProfileError as exc:  # same checks as the profile's [pruning] table, named as flags here
         text = str(exc)
         for key, flag in (("pruning.ratio", "--ratio"), ("pruning.criterion", "--criterion"),
@@ -60,9 +78,13 @@ def prune(
                           ("pruning.layer_ratios.", "--layer-ratio ")):
             text = text.replace(key, flag)
         raise UsageError(text) from None
-    training = _training(TrainingSection, epochs, learning_rate, batch_size, patience)
-    distillation = _distillation(DistillationSection, distill, temperature, alpha)
-    report = prune_file(model_path, data, out, options, training, distillation, DataSection(seed=seed))
+    training = _recovery_training(profile.training, epochs, learning_rate, batch_size, patience)
+    section = profile.distillation
+    distillation = _distillation(DistillationSection, distill or section.enabled,
+                                 section.temperature if temperature is None else temperature,
+                                 section.alpha if alpha is None else alpha)
+    data_section = profile.data if seed is None else DataSection(**{**profile.data.model_dump(), "seed": seed})
+    report = prune_file(model_path, data, out, options, training, distillation, data_section)
     if as_json:
         import json
 
@@ -73,6 +95,37 @@ def prune(
     return 0
 
 
+def target_profile(target: Optional[str], overrides: List[str]):
+    """The resolved profile of `--target` with `--set` applied; without a target, the schema's defaults."""
+    from edgebuild.errors import UsageError
+    from edgebuild.profiles import Profile, resolve
+
+    if target is not None:
+        return resolve(target, overrides)
+    if overrides:
+        raise UsageError(f"--set {overrides[0]} overrides a target's profile; pass --target too (e.g. -t mobile "
+                         "or a profile .toml).")
+    return Profile(name="defaults")
+
+
+def _recovery_training(section, epochs: Optional[int], learning_rate: Optional[float], batch_size: Optional[int],
+                       patience: Optional[int]):
+    """The profile's [training] as a build's recovery sees it (`recovery_settings`), with the flags given over it;
+    None for --epochs 0."""
+    from edgebuild.converters.train import recovery_settings
+    from edgebuild.errors import UsageError
+    from edgebuild.profiles.schema import TrainingSection
+
+    if epochs == 0:
+        return None
+    flags = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size, "early_stopping": patience}
+    try:
+        return TrainingSection(**{**recovery_settings(section).model_dump(),
+                                  **{k: v for k, v in flags.items() if v is not None}})
+    except ValueError as exc:
+        raise UsageError(_bad_training(exc)) from None
+
+
 def _training(section_cls, epochs: int, learning_rate: float, batch_size: int, patience: int):
     from edgebuild.errors import UsageError
 
@@ -81,7 +134,19 @@ def _training(section_cls, epochs: int, learning_rate: float, batch_size: int, p
     try:
         return section_cls(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, early_stopping=patience)
     except ValueError as exc:
-        raise UsageError(f"Bad training option: {str(exc).splitlines()[-1].strip()}.") from None
+        raise UsageError(_bad_training(exc)) from None
+
+
+def _bad_training(exc: ValueError) -> str:
+    """A TrainingSection's ValidationError in terms of the flag that set the value."""
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return f"Bad training option: {exc}."
+    error = errors[0]
+    field = ".".join(str(part) for part in error["loc"])
+    flag = {"epochs": "--epochs", "learning_rate": "--lr", "batch_size": "--batch-size",
+            "early_stopping": "--patience"}.get(field, f"training.{field}")
+    return f"Bad training option: {flag} = {error.get('input')!r}: {error['msg']}."
 
 
 def _distillation(section_cls, enabled: bool, temperature: float, alpha: float):
