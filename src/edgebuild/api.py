@@ -72,10 +72,15 @@ class TensorSpec:
     """One input or output tensor of an artifact."""
 
     name: str
+    """Tensor name in the flatbuffer."""
     shape: tuple[int, ...]
+    """Shape, batch first."""
     dtype: str
-    scale: float | list[float] | None  #: None when the tensor is not quantized; a list when per-channel
+    """NumPy dtype name, e.g. `int8`."""
+    scale: float | list[float] | None
+    """None when the tensor is not quantized; a list when per-channel."""
     zero_point: int | list[int] | None
+    """Quantization zero point(s), like `scale`."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
@@ -88,12 +93,19 @@ class ArtifactInfo:
     """The `.tflite` a target produced: where it is and what is in it."""
 
     path: Path
+    """The `.tflite` file."""
     size_bytes: int
+    """File size."""
     sha256: str
+    """Hash of the file."""
     inputs: tuple[TensorSpec, ...]
+    """Input tensors."""
     outputs: tuple[TensorSpec, ...]
-    ops: dict[str, int]  #: op name -> count
+    """Output tensors."""
+    ops: dict[str, int]
+    """Op name -> count."""
     macs: int | None
+    """Multiply-accumulates per inference, counted from tensor shapes."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], folder: Path) -> ArtifactInfo:
@@ -108,10 +120,15 @@ class Check:
     """One validation check (op rules, accuracy vs float, TFLite Micro arena, budgets)."""
 
     name: str
+    """E.g. `op rules (mcu)`, `accuracy vs float`, `budgets`."""
     passed: bool
+    """Whether this gate passed."""
     summary: str
-    findings: tuple[dict, ...] = ()  #: per-op findings of rule checks
+    """One line: the numbers and, when failed, why."""
+    findings: tuple[dict, ...] = ()
+    """Per-op findings of rule checks."""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    """The check as in report.json (with `details`, `flash`, `ram`, ...)."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Check:
@@ -124,14 +141,22 @@ class Check:
 class AccuracyReport:
     """The artifact against the float model on the validation samples (`validation.accuracy`)."""
 
-    metric: str  #: "top1" or "snr"
+    metric: str
+    """`top1` (classifiers) or `snr` (closeness to the float outputs, for everything else)."""
     samples: int
-    agreement: float | None  #: top-1 agreement with the float model, 0..1
-    reference_top1: float | None  #: float model top-1 with labels, 0..1
+    """Validation samples compared."""
+    agreement: float | None
+    """Top-1 agreement with the float model, 0..1."""
+    reference_top1: float | None
+    """Float model top-1 with labels, 0..1."""
     artifact_top1: float | None
-    drop_points: float | None  #: top-1 drop in percentage points
+    """The artifact's top-1 with labels, 0..1."""
+    drop_points: float | None
+    """Top-1 drop in percentage points."""
     min_snr_db: float | None
+    """Worst output's signal-to-noise ratio against the float model, dB (None: identical)."""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    """`validation.accuracy` as in report.json."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AccuracyReport:
@@ -144,10 +169,14 @@ class AccuracyReport:
 class ArenaReport:
     """The TFLite Micro tensor arena, proven by running the model (`validation.arena`, mcu targets)."""
 
-    proven_bytes: int | None  #: the smallest arena the model allocates and runs in
-    recommended_bytes: int | None  #: proven plus the profile's margin: what model_settings.h declares
-    litert_agreement: float | None  #: TFLite Micro vs LiteRT reference kernels, top-1, 0..1
+    proven_bytes: int | None
+    """The smallest arena the model allocates and runs in."""
+    recommended_bytes: int | None
+    """Proven plus the profile's margin: what model_settings.h declares."""
+    litert_agreement: float | None
+    """TFLite Micro vs LiteRT reference kernels, top-1, 0..1."""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    """`validation.arena` as in report.json."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ArenaReport:
@@ -160,10 +189,15 @@ class ValidationReport:
     """All checks of one artifact against one target; `passed` is their conjunction."""
 
     passed: bool
+    """All checks passed."""
     checks: tuple[Check, ...]
+    """Every check, in order."""
     accuracy: AccuracyReport | None
+    """Artifact vs float model (needs data and a reference model)."""
     arena: ArenaReport | None
+    """TFLite Micro arena (targets with `validation.tflm`)."""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    """The `validation` block as in report.json."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ValidationReport:
@@ -192,14 +226,23 @@ class LatencyStats:
     """invoke() latency at one thread count, in milliseconds."""
 
     threads: int
+    """Interpreter threads."""
     p50_ms: float | None
+    """Median."""
     p90_ms: float | None
+    """90th percentile."""
     p99_ms: float | None
+    """99th percentile."""
     mean_ms: float | None
+    """Mean."""
     std_ms: float | None
+    """Standard deviation."""
     runs: int
+    """Timed runs."""
     load_ms: float | None
+    """Interpreter construction and tensor allocation."""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    """The entry as measured (peak RSS, input source, ...)."""
 
     @classmethod
     def from_dict(cls, threads: int, d: Mapping[str, Any]) -> LatencyStats:
@@ -213,8 +256,11 @@ class BenchmarkReport:
     """Latency per thread count (host LiteRT, or a device with `device=`)."""
 
     threads: dict[int, LatencyStats]
+    """Latency per thread count."""
     best_threads: int | None
+    """Thread count with the lowest p50."""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    """The `benchmark` block as in report.json (host, runtime, vs_float32, ...)."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BenchmarkReport:
@@ -248,16 +294,24 @@ class Report(Mapping[str, Any]):
     """One target's report.json as typed fields; also a read-only mapping over the raw dict (`report["artifact"]`)."""
 
     def __init__(self, raw: dict, folder: Path) -> None:
-        self.raw: dict = raw  #: report.json exactly as written (see docs/report-schema.md)
+        self.raw: dict = raw
+        """Report.json exactly as written (see docs/report-schema.md)."""
         self.target: str = raw.get("target", "")
+        """Profile name."""
         self.artifact: ArtifactInfo = ArtifactInfo.from_dict(raw["artifact"], folder)
+        """The `.tflite`: path, size, tensors, ops."""
         self.validation: ValidationReport | None = (
             ValidationReport.from_dict(raw["validation"]) if raw.get("validation") is not None else None)
+        """Checks, accuracy and arena (None when validation was disabled)."""
         self.benchmark: BenchmarkReport | None = (
             BenchmarkReport.from_dict(raw["benchmark"]) if raw.get("benchmark") else None)
+        """Host latency (None when the benchmark was disabled)."""
         self.float_size_bytes: int | None = (raw.get("float_reference") or {}).get("size_bytes")
+        """Size of a plain float32 conversion of the same model, for ratios."""
         self.warnings: list[str] = list(raw.get("warnings", []))
+        """Things a person must read (random calibration, slower than float32, ...)."""
         self.timings_s: dict[str, float] = dict(raw.get("timings_s", {}))
+        """Seconds per stage."""
 
     @property
     def passed(self) -> bool:
@@ -282,10 +336,15 @@ class TargetBuild:
     """One target of a build: its folder, artifact and report, or the error that stopped it."""
 
     target: str
+    """Profile name."""
     out_dir: Path
-    report: Report | None  #: None when the target failed before writing a report
-    error: EdgebuildError | None = None  #: the failure (a GateFailed only with gates=True)
-    cached: bool = False  #: restored from the build cache
+    """OUT/<target>/."""
+    report: Report | None
+    """None when the target failed before writing a report."""
+    error: EdgebuildError | None = None
+    """The failure (a GateFailed only with gates=True)."""
+    cached: bool = False
+    """Restored from the build cache."""
 
     @property
     def passed(self) -> bool:
@@ -332,7 +391,9 @@ class BuildResult(Sequence[TargetBuild]):
 
     def __init__(self, targets: list[TargetBuild], out: Path) -> None:
         self.targets: tuple[TargetBuild, ...] = tuple(targets)
-        self.out: Path = out  #: the output root (OUT/<target>/ folders, summary.md, summary.png)
+        """Every target, in the order asked."""
+        self.out: Path = out
+        """The output root (OUT/<target>/ folders, summary.md, summary.png)."""
 
     @property
     def passed(self) -> bool:
@@ -1054,7 +1115,7 @@ class _NotebookProgress:
             self._render()
 
 
-def in_notebook() -> bool:
+def _in_notebook() -> bool:
     """True inside a Jupyter kernel (IPython's ZMQ shell); never imports IPython itself."""
     import sys
 
@@ -1073,7 +1134,7 @@ def _progress(progress: Any) -> Any:
     if progress is False or progress is None:
         return SilentProgress()
     if progress is True or progress == "auto":
-        return _NotebookProgress() if in_notebook() else _LineProgress()
+        return _NotebookProgress() if _in_notebook() else _LineProgress()
     if all(hasattr(progress, m) for m in ("stage_started", "stage_finished", "message")):
         return progress
     raise UsageError("progress must be 'auto', True, False, or an object with stage_started, stage_finished "

@@ -117,9 +117,11 @@ class BudgetCallback:
     # -- the Keras callback protocol ------------------------------------------------------------------
 
     def set_model(self, model: Any) -> None:
+        """Keras hook: the model being trained."""
         self.model = model
 
     def set_params(self, params: dict) -> None:
+        """Keras hook: the fit parameters (epochs, steps, verbose)."""
         self.params = params
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -146,61 +148,62 @@ class BudgetCallback:
         logs.update(self.measure(epoch))
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        """Remove the temporary data and build folder."""
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
     @_default_hook
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_test_begin(self, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_test_end(self, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_predict_begin(self, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_predict_end(self, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     @_default_hook
     def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Keras hook: nothing to do here."""
 
     def _implements_train_batch_hooks(self) -> bool:
         return False

@@ -207,11 +207,13 @@ def test_validate_bench_and_carray_take_the_build(cnn, digits_data, tmp_path: Pa
     report = edgebuild.validate(mcu, "mcu", data, reference=cnn)
     assert report.passed and report.accuracy.agreement > 0.95 and report.arena.proven_bytes > 0
     assert "<table" in report._repr_html_() and "pass" in str(report)
-    same = edgebuild.validate(mcu.artifact_bytes, "mcu", {"x": data[0], "y": data[1]})
-    assert same.passed and same.accuracy is None  # no reference model: rules, arena and budgets only
-    with pytest.raises(GateFailed) as caught:
-        edgebuild.validate(mcu.artifact_path, "mcu", overrides={"budget.ram": 1024})
-    assert caught.value.result.failed_checks[0].name == "budgets"
+    with pytest.raises(GateFailed) as caught:  # bytes in, no reference: rules and budgets only
+        edgebuild.validate(mcu.artifact_bytes, "mcu", {"x": data[0], "y": data[1]},
+                           overrides={"validation.tflm": False, "budget.flash": 1024})
+    assert [c.name for c in caught.value.result.failed_checks] == ["budgets"]
+    assert str(caught.value).startswith("tflite bytes (") and caught.value.result.accuracy is None
+    assert edgebuild.validate(mcu.artifact_bytes, "mcu", overrides={"validation.tflm": False, "budget.flash": 1024},
+                              gates=False).failed_checks[0].name == "budgets"
     timing = edgebuild.bench(mcu, threads=[1, 2], runs=5, warmup=1, data=data[0][:10])
     assert set(timing.threads) == {1, 2} and timing.p50_ms > 0 and timing.threads[2].runs == 5
     paths = edgebuild.carray(mcu, tmp_path / "c", name="digits_model")
@@ -245,7 +247,8 @@ def test_budget_callback_stops_keras3_training_over_budget(small_digits) -> None
     from edgebuild.keras import BudgetCallback
 
     x, y = small_digits
-    budget = BudgetCallback("mcu", data=(x[1400:], y[1400:]), overrides={"budget.flash": 1024}, verbose=0)
+    budget = BudgetCallback("mcu", data=(x[1400:], y[1400:]), overrides={"budget.flash": 1024, "validation.tflm": False},
+                            verbose=0)
     history = _tiny(keras).fit(x[:1400], y[:1400], epochs=3, verbose=0, callbacks=[budget])
     assert len(history.history["loss"]) == 1  # stopped after the first measurement
     assert history.history["mcu_within_budget"] == [0.0]
