@@ -49,7 +49,7 @@ class Limit:
         return max(allowed) if allowed else 0.0
 
     @classmethod
-    def parse(cls, text: str | float | int, kind: str = "bytes") -> Limit:
+    def parse(cls, text: str | float, kind: str = "bytes") -> Limit:
         """`5%`, `0`, `2048`, `2KiB`, `0.5ms`, `5%+1KiB` (kind `bytes`, `ms` or `count`)."""
         raw = str(text).strip()
         relative = absolute = None
