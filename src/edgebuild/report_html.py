@@ -677,7 +677,8 @@ def _firmware(target: str, report: dict) -> str:
         return ""
     status = firmware.get("status", "?")
     board = _dict(firmware.get("board"))
-    badge = _status(None if status == "skipped" else status in ("passed", "ok"), str(status), str(status).upper())
+    badge = (f'<span class="badge muted">{_e(status)}</span>' if status == "skipped"
+             else _status(status in ("passed", "ok"), str(status), str(status).upper()))
     out = [(f"<h3>Firmware</h3><p>{badge} Board <strong>{_e(board.get('name', '?'))}</strong> "
            f"({_e(board.get('cpu', ''))}), TFLite Micro kernels: {_e(firmware.get('kernels', '?'))}.</p>")]
     if firmware.get("note"):
