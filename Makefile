@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_MODEL := examples/digits_cnn
 DEMO_DATA := examples/digits.npz
 
-.PHONY: install demo test test-fast bench wheel-check clean
+.PHONY: install tflm-cache demo test test-fast bench wheel-check clean
 
 install: $(STAMP)
 
@@ -16,7 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	@scripts/install-native-tools.sh || echo "note: Cortex-M cross compiler not installed (tests that need it will say so)"
+	$(MAKE) --no-print-directory tflm-cache
 	touch $(STAMP)
+
+# TensorFlow Lite Micro compiled once for the common ops (framework + kernels, Cortex-M4 CMSIS-NN and host),
+# so the first mcu build links in seconds; an op outside the set compiles on demand. Builds, the demo and the
+# tests share this content-addressed cache.
+TFLM_CACHE := $(CURDIR)/build/tflm-cache
+export EDGEBUILD_TFLM_CACHE_DIR ?= $(TFLM_CACHE)
+
+tflm-cache:
+	@if [ -n "$(TFLM_TREE)" ] && command -v arm-none-eabi-g++ >/dev/null; then \
+	  $(BIN)/edgebuild cache tflm --tflm-dir $(abspath $(TFLM_TREE)); \
+	else echo "note: no TFLite Micro tree or cross compiler: TFLite Micro compiles on the first mcu build instead"; fi
 
 $(DEMO_MODEL)/saved_model.pb $(DEMO_DATA): examples/make_demo.py examples/digits.py | $(STAMP)
 	$(BIN)/python examples/make_demo.py --out $(DEMO_MODEL) --data $(DEMO_DATA)
@@ -44,4 +56,4 @@ wheel-check: install
 	scripts/wheel-check.sh
 
 clean:
-	rm -rf build dist $(DEMO_MODEL) .pytest_cache  # examples/digits.npz is tracked: kept
+	rm -rf $(filter-out build/tflm-cache,$(wildcard build/*)) dist $(DEMO_MODEL) .pytest_cache  # kept: examples/digits.npz (tracked), build/tflm-cache

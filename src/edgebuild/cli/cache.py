@@ -1,4 +1,4 @@
-"""`edgebuild cache info` and `edgebuild cache clear`."""
+"""`edgebuild cache info`, `edgebuild cache clear` and `edgebuild cache tflm`."""
 
 from __future__ import annotations
 
@@ -32,3 +32,18 @@ def clear(cache_dir: Optional[Path] = typer.Option(None, "--cache-dir")) -> None
     """Delete every cache entry."""
     cache = _cache(cache_dir)
     typer.echo(f"removed {cache.clear()} entries from {cache.root}")
+
+
+@cache_app.command("tflm")
+def tflm(
+    board: str = typer.Option("mps2-an386", "--board", help="Board whose CPU the library is compiled for."),
+    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="TFLite Micro tree (else $EDGEBUILD_TFLM_DIR)."),
+    reference: bool = typer.Option(False, "--reference", help="Also the reference-kernel library for the board."),
+) -> None:
+    """Compile TensorFlow Lite Micro's framework and common kernels into the cache, before the first mcu build."""
+    from edgebuild.firmware.prepare import prepare
+
+    kernels = ("cmsis-nn", "reference") if reference else ("cmsis-nn",)
+    for library in prepare(board, kernels, tflm_dir=tflm_dir, log=typer.echo):
+        typer.echo(f"{library['flavor']}: {library['sources']} sources, {library['objects_compiled']} compiled now, "
+                   f"{library['seconds']:.0f} s -> {library['path']}")
