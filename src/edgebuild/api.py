@@ -34,11 +34,14 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from edgebuild.errors import EdgebuildError, GateFailed, ModelError, UsageError
+
+if TYPE_CHECKING:
+    from edgebuild.profiles import Profile
 
 __all__ = [
     "build", "validate", "bench", "carray", "resolve_profile",
@@ -740,7 +743,7 @@ def carray(
     return write_c_sources(blob, artifact, out, CSourceOptions(symbol=name, xxd_names=xxd_names, arena_bytes=arena))
 
 
-def resolve_profile(name: str | os.PathLike, overrides: Overrides = None) -> Any:
+def resolve_profile(name: str | os.PathLike, overrides: Overrides = None) -> Profile:
     """A target profile (built-in name or `.toml` path) with overrides applied: a frozen, validated
     `edgebuild.profiles.Profile` (`profile.quantization.scheme`, `profile.budget.flash`, ...).
 

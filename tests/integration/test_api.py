@@ -136,6 +136,32 @@ def test_a_dataset_builds_end_to_end(small_digits, tmp_path: Path) -> None:
     assert report.validation.accuracy.samples == 100
 
 
+def test_unregistered_custom_layer_builds_from_a_savedmodel_export(small_digits, tmp_path: Path) -> None:
+    import tf_keras
+
+    class Doubled(tf_keras.layers.Layer):  # not registered: its .keras archive does not load back
+        def call(self, inputs):
+            return inputs * 2.0
+
+    model = tf_keras.Sequential([tf_keras.Input((8, 8, 1)), Doubled(), tf_keras.layers.Flatten(),
+                                 tf_keras.layers.Dense(10, activation="softmax")])
+    messages = []
+
+    class Progress:
+        def stage_started(self, target, stage): ...
+        def stage_finished(self, target, stage, seconds, note=""): ...
+        def message(self, text): messages.append(text)
+
+    result = edgebuild.build(model, "mobile", out=tmp_path, overrides={"benchmark.enabled": False}, progress=Progress())
+    assert result["mobile"].report["model"] == {**result["mobile"].report["model"], "format": "savedmodel",
+                                                "path": "in-memory tf_keras model 'sequential'"}
+    assert any("did not load back from .keras" in m and "SavedModel export" in m for m in messages), messages
+    x = small_digits[0][:4]
+    from edgebuild.runtime import LiteRTModel
+
+    assert np.allclose(LiteRTModel(result["mobile"].artifact_path).predict(x)[0], model.predict(x, verbose=0), atol=1e-2)
+
+
 @pytest.mark.parametrize(
     ("data", "error", "message"),
     [
