@@ -25,15 +25,17 @@ def conv_model(tmp_path_factory) -> Path:
 
     init = keras.initializers.GlorotUniform
     layers = keras.layers
-    model = keras.Sequential([
-        layers.Input((96, 96, 3)),
-        layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(seed=1)),
-        layers.Conv2D(32, 3, padding="same", activation="relu", kernel_initializer=init(seed=2)),
-        layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(seed=3)),
-        layers.Conv2D(64, 3, padding="same", activation="relu", kernel_initializer=init(seed=4)),
-        layers.GlobalAveragePooling2D(),
-        layers.Dense(10, kernel_initializer=init(seed=5)),
-    ])
+    model = keras.Sequential(
+        [
+            layers.Input((96, 96, 3)),
+            layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(seed=1)),
+            layers.Conv2D(32, 3, padding="same", activation="relu", kernel_initializer=init(seed=2)),
+            layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(seed=3)),
+            layers.Conv2D(64, 3, padding="same", activation="relu", kernel_initializer=init(seed=4)),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(10, kernel_initializer=init(seed=5)),
+        ]
+    )
     path = tmp_path_factory.mktemp("bench_models") / "conv96_float32.tflite"
     path.write_bytes(to_tflite(model))
     return path
@@ -54,8 +56,14 @@ def pytest_terminal_summary(terminalreporter) -> None:
     write = terminalreporter.write_line
     write("")
     write("edgebuild vs the hand-written recipe (ratios < 1 mean edgebuild is faster/smaller)")
-    columns = ["recipe_s", "cold_conversion_only_vs_recipe", "jobs2_vs_jobs1", "full_build_vs_recipe",
-               "warm_vs_cold", "peak_rss_vs_recipe"]
+    columns = [
+        "recipe_s",
+        "cold_conversion_only_vs_recipe",
+        "jobs2_vs_jobs1",
+        "full_build_vs_recipe",
+        "warm_vs_cold",
+        "peak_rss_vs_recipe",
+    ]
     write(f"{'model':<12}" + "".join(f"{c:>32}" for c in columns))
     for name, row in results.items():
         if name == "--help":
@@ -65,5 +73,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if "--help" in results:
         seconds, cpu = results["--help"]["seconds"], results["--help"].get("cpu_seconds")
         goal = goals.get("help_seconds")
-        write(f"edgebuild --help: {seconds:.3f} s wall" + (f", {cpu:.3f} s CPU" if cpu is not None else "")
-              + (f" (goal < {goal} s wall)" if goal is not None else ""))
+        write(
+            f"edgebuild --help: {seconds:.3f} s wall"
+            + (f", {cpu:.3f} s CPU" if cpu is not None else "")
+            + (f" (goal < {goal} s wall)" if goal is not None else "")
+        )

@@ -48,8 +48,19 @@ def _timed(argv: list[str], env: dict | None = None) -> tuple[float, int]:
 
 
 def _edgebuild(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "edgebuild.cli.main", "build", str(model), *TARGETS, "-d", str(data), "-o", str(out),
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "edgebuild.cli.main",
+        "build",
+        str(model),
+        *TARGETS,
+        "-d",
+        str(data),
+        "-o",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module", params=["small", "mobilenetv2"])
@@ -80,7 +91,9 @@ def test_cold_build_vs_recipe(model_and_data, tmp_path: Path, benchmark) -> None
     off = ["--no-cache", "--set", "validation.enabled=false", "--set", "benchmark.enabled=false", "-j", "1"]
     serial_s, serial_rss = _timed(_edgebuild(model, data, tmp_path / "serial", *off))
     parallel_s, _ = _timed(_edgebuild(model, data, tmp_path / "parallel", *off[:-2], "-j", "2"))
-    full_s, _ = _timed(_edgebuild(model, data, tmp_path / "full", "--no-cache", "--no-gates"))  # random data: timing only
+    full_s, _ = _timed(
+        _edgebuild(model, data, tmp_path / "full", "--no-cache", "--no-gates")
+    )  # random data: timing only
     cache_env = {**os.environ, "EDGEBUILD_CACHE_DIR": str(tmp_path / "cache")}
     cached = ["--set", "benchmark.enabled=false", "--no-gates"]  # random weights and data: gates would fail
     cold_s, _ = _timed(_edgebuild(model, data, tmp_path / "warm", *cached), cache_env)
@@ -97,8 +110,11 @@ def test_cold_build_vs_recipe(model_and_data, tmp_path: Path, benchmark) -> None
     RESULTS[name] = ratios
     benchmark.extra_info.update(ratios)
     benchmark.pedantic(lambda: None, rounds=1)
-    missed = [f"{goal} = {ratios[goal]:.3f} > {GOALS[goal]}" for goal in
-              ("cold_conversion_only_vs_recipe", "warm_vs_cold", "peak_rss_vs_recipe") if ratios[goal] > GOALS[goal]]
+    missed = [
+        f"{goal} = {ratios[goal]:.3f} > {GOALS[goal]}"
+        for goal in ("cold_conversion_only_vs_recipe", "warm_vs_cold", "peak_rss_vs_recipe")
+        if ratios[goal] > GOALS[goal]
+    ]
     assert not missed, f"{name}: goals not met: {'; '.join(missed)} (all: {ratios})"
 
 
@@ -110,5 +126,5 @@ def test_help_is_fast(benchmark) -> None:
     benchmark.extra_info.update(seconds=seconds, cpu_seconds=cpu)
     benchmark.pedantic(lambda: None, rounds=1)
     assert seconds < GOALS["help_seconds"], (
-        f"edgebuild --help took {seconds:.3f} s wall, {cpu:.3f} s CPU (goal < {GOALS['help_seconds']} s wall)")
-
+        f"edgebuild --help took {seconds:.3f} s wall, {cpu:.3f} s CPU (goal < {GOALS['help_seconds']} s wall)"
+    )

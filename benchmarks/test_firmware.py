@@ -30,8 +30,11 @@ SAMPLES = 10
 
 
 def _tree() -> Path | None:
-    for c in (os.environ.get("EDGEBUILD_TFLM_DIR"), REPO.parent / "shared/tflm/tflm_tree",
-              Path("/work/shared/tflm/tflm_tree")):
+    for c in (
+        os.environ.get("EDGEBUILD_TFLM_DIR"),
+        REPO.parent / "shared/tflm/tflm_tree",
+        Path("/work/shared/tflm/tflm_tree"),
+    ):
         if c and (Path(c) / "tensorflow/lite/micro/micro_interpreter.h").is_file():
             return Path(c)
     return None
@@ -42,8 +45,10 @@ def _cache() -> Path:
 
 
 _MISSING = [t for t in ("arm-none-eabi-g++", "qemu-system-arm", "make") if shutil.which(t) is None]
-pytestmark = pytest.mark.skipif(_tree() is None or bool(_MISSING),
-                                reason=f"needs the shared TFLM tree, {', '.join(_MISSING) or 'tools'} (make install)")
+pytestmark = pytest.mark.skipif(
+    _tree() is None or bool(_MISSING),
+    reason=f"needs the shared TFLM tree, {', '.join(_MISSING) or 'tools'} (make install)",
+)
 
 
 def _digits_cnn(keras):
@@ -52,7 +57,7 @@ def _digits_cnn(keras):
     x, y = digits.load_digits_32(seed=0)
     keras.utils.set_random_seed(0)
     model = digits.train(digits.build_cnn(keras), x[:1200], y[:1200], epochs=3)
-    return model, x[:200], x[1200:1200 + SAMPLES]
+    return model, x[:200], x[1200 : 1200 + SAMPLES]
 
 
 def _ds_cnn(keras):
@@ -96,15 +101,23 @@ def emitted(tmp_path_factory):
 def _row(result: dict) -> dict:
     device = result["device"]
     cost = device["instructions_per_inference"]
-    return {"instructions_per_inference": cost["median"], "per_op": cost["per_op"],
-            "flash_bytes": result["flash"]["total_bytes"], "flash_breakdown": result["flash"]["breakdown"],
-            "flash_without_samples": result["flash"]["total_bytes_without_samples"],
-            "ram_bytes": result["ram"]["total_bytes"], "arena_declared": result["declared_arena_bytes"],
-            "arena_used_on_device": device["arena_used_bytes"], "stack_used": device["stack_used_bytes"],
-            "max_steps_vs_litert_reference": result["comparison"]["max_steps"],
-            "top1_agreement": result["comparison"]["top1_agreement"], "stage_seconds": result["seconds"],
-            "build_seconds": result["build_seconds"], "qemu_seconds": device["seconds"],
-            "library": result["tflm"]["library"]}
+    return {
+        "instructions_per_inference": cost["median"],
+        "per_op": cost["per_op"],
+        "flash_bytes": result["flash"]["total_bytes"],
+        "flash_breakdown": result["flash"]["breakdown"],
+        "flash_without_samples": result["flash"]["total_bytes_without_samples"],
+        "ram_bytes": result["ram"]["total_bytes"],
+        "arena_declared": result["declared_arena_bytes"],
+        "arena_used_on_device": device["arena_used_bytes"],
+        "stack_used": device["stack_used_bytes"],
+        "max_steps_vs_litert_reference": result["comparison"]["max_steps"],
+        "top1_agreement": result["comparison"]["top1_agreement"],
+        "stage_seconds": result["seconds"],
+        "build_seconds": result["build_seconds"],
+        "qemu_seconds": device["seconds"],
+        "library": result["tflm"]["library"],
+    }
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -114,14 +127,26 @@ def test_firmware_cmsis_nn_vs_reference(name: str, emitted, benchmark) -> None:
     model, c_dir, arena, samples, root = emitted(name)
 
     def stage(kernels: str) -> dict:
-        return run_firmware_stage(model, c_dir, root / f"firmware-{kernels}", samples, "mps2-an386", _tree(), arena,
-                                  kernels=kernels, host_check=False, cache_dir=_cache(), log=print)
+        return run_firmware_stage(
+            model,
+            c_dir,
+            root / f"firmware-{kernels}",
+            samples,
+            "mps2-an386",
+            _tree(),
+            arena,
+            kernels=kernels,
+            host_check=False,
+            cache_dir=_cache(),
+            log=print,
+        )
 
     def from_artifact_alone() -> dict:  # what `bench --device qemu:...` would run: the .tflite, nothing else
         from edgebuild.firmware.stage import firmware_for_artifact
 
-        return firmware_for_artifact(model, root / "alone", samples, "mps2-an386", _tree(), host_check=False,
-                                     cache_dir=_cache(), log=print)
+        return firmware_for_artifact(
+            model, root / "alone", samples, "mps2-an386", _tree(), host_check=False, cache_dir=_cache(), log=print
+        )
 
     reference = stage("reference")
     cmsis = benchmark.pedantic(from_artifact_alone, rounds=1, iterations=1)
@@ -131,22 +156,30 @@ def test_firmware_cmsis_nn_vs_reference(name: str, emitted, benchmark) -> None:
         assert result["status"] == "ok", result.get("error") or result["checks"]
         rows[kernels] = _row(result)
     ratio = rows["cmsis-nn"]["instructions_per_inference"] / rows["reference"]["instructions_per_inference"]
-    RESULTS[name] = {"cmsis_nn": rows["cmsis-nn"], "reference": rows["reference"],
-                     "cmsis_nn_vs_reference_instructions": round(ratio, 4)}
-    benchmark.extra_info.update({
-        "instructions_cmsis_nn": rows["cmsis-nn"]["instructions_per_inference"],
-        "instructions_reference": rows["reference"]["instructions_per_inference"],
-        "cmsis_nn_vs_reference": round(ratio, 4),
-        "flash_breakdown_cmsis_nn": rows["cmsis-nn"]["flash_breakdown"],
-        "flash_breakdown_reference": rows["reference"]["flash_breakdown"],
-        "ram_bytes": rows["cmsis-nn"]["ram_bytes"], "arena_used_on_device": rows["cmsis-nn"]["arena_used_on_device"],
-    })
+    RESULTS[name] = {
+        "cmsis_nn": rows["cmsis-nn"],
+        "reference": rows["reference"],
+        "cmsis_nn_vs_reference_instructions": round(ratio, 4),
+    }
+    benchmark.extra_info.update(
+        {
+            "instructions_cmsis_nn": rows["cmsis-nn"]["instructions_per_inference"],
+            "instructions_reference": rows["reference"]["instructions_per_inference"],
+            "cmsis_nn_vs_reference": round(ratio, 4),
+            "flash_breakdown_cmsis_nn": rows["cmsis-nn"]["flash_breakdown"],
+            "flash_breakdown_reference": rows["reference"]["flash_breakdown"],
+            "ram_bytes": rows["cmsis-nn"]["ram_bytes"],
+            "arena_used_on_device": rows["cmsis-nn"]["arena_used_on_device"],
+        }
+    )
     out = REPO / "build" / "firmware_bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(RESULTS, indent=1))
-    print(f"\n{name}: instructions/inference CMSIS-NN {rows['cmsis-nn']['instructions_per_inference']:,} vs "
-          f"reference {rows['reference']['instructions_per_inference']:,} ({ratio:.3f}x); flash "
-          f"{rows['cmsis-nn']['flash_bytes']:,} B {rows['cmsis-nn']['flash_breakdown']}")
+    print(
+        f"\n{name}: instructions/inference CMSIS-NN {rows['cmsis-nn']['instructions_per_inference']:,} vs "
+        f"reference {rows['reference']['instructions_per_inference']:,} ({ratio:.3f}x); flash "
+        f"{rows['cmsis-nn']['flash_bytes']:,} B {rows['cmsis-nn']['flash_breakdown']}"
+    )
     assert ratio < 1.0, "CMSIS-NN kernels should need fewer instructions than the reference kernels"
     for row in rows.values():
         assert row["max_steps_vs_litert_reference"] <= 2

@@ -70,9 +70,13 @@ def _row(name: str, model, blob: bytes, test, tmp: Path) -> Path:
 
     path = tmp / f"{name}.tflite"
     path.write_bytes(blob)
-    RESULTS[name] = {**summary(model), "tflite_macs": parse_artifact(blob).total_macs, "tflite_bytes": len(blob),
-                     "int8_top1": 100 * digits.accuracy(LiteRTModel(blob).predict(test[0])[0], test[1]),
-                     "float_top1": 100 * digits.accuracy(model.predict(test[0], verbose=0), test[1])}
+    RESULTS[name] = {
+        **summary(model),
+        "tflite_macs": parse_artifact(blob).total_macs,
+        "tflite_bytes": len(blob),
+        "int8_top1": 100 * digits.accuracy(LiteRTModel(blob).predict(test[0])[0], test[1]),
+        "float_top1": 100 * digits.accuracy(model.predict(test[0], verbose=0), test[1]),
+    }
     return path
 
 
@@ -85,9 +89,11 @@ def _latencies(paths: dict[str, Path]) -> None:
         for name, path in paths.items():
             rounds[name].append(benchmark(path, threads=1, runs=LATENCY_RUNS, warmup=LATENCY_WARMUP))
     for name, results in rounds.items():
-        RESULTS[name].update(p50_ms=min(r["p50_ms"] for r in results),
-                             p50_rounds_ms=[round(r["p50_ms"], 5) for r in results],
-                             xnnpack=all(r["xnnpack"] for r in results))
+        RESULTS[name].update(
+            p50_ms=min(r["p50_ms"] for r in results),
+            p50_rounds_ms=[round(r["p50_ms"], 5) for r in results],
+            xnnpack=all(r["xnnpack"] for r in results),
+        )
 
 
 def _prune_and_recover(teacher, train, val, recovery) -> tuple:
@@ -104,40 +110,60 @@ def _prune_and_recover(teacher, train, val, recovery) -> tuple:
     plain_seconds = time.perf_counter() - started
     started = time.perf_counter()
     distilled = prune_structured(teacher, options)
-    kd = distill(teacher, distilled.model, train, val, DistillationSection(enabled=True, temperature=4.0, alpha=0.5),
-                 recovery, seed=0)
+    kd = distill(
+        teacher,
+        distilled.model,
+        train,
+        val,
+        DistillationSection(enabled=True, temperature=4.0, alpha=0.5),
+        recovery,
+        seed=0,
+    )
     kd_seconds = time.perf_counter() - started
-    return plain.model, distilled.model, {"finetune": (plain_training.epochs_run, plain_seconds),
-                                          "distill": (kd.training.epochs_run, kd_seconds)}
+    return (
+        plain.model,
+        distilled.model,
+        {"finetune": (plain_training.epochs_run, plain_seconds), "distill": (kd.training.epochs_run, kd_seconds)},
+    )
 
 
 def _run_triple(prefix: str, teacher, teacher_seconds: float, plain, distilled, timings, cal, test, tmp: Path) -> dict:
     names = {"base": f"{prefix}unpruned", "ft": f"{prefix}pruned+finetune", "kd": f"{prefix}pruned+distill"}
-    paths = {names["base"]: _row(names["base"], teacher, _int8(teacher, cal), test, tmp),
-             names["ft"]: _row(names["ft"], plain, _int8(plain, cal), test, tmp),
-             names["kd"]: _row(names["kd"], distilled, _int8(distilled, cal), test, tmp)}
+    paths = {
+        names["base"]: _row(names["base"], teacher, _int8(teacher, cal), test, tmp),
+        names["ft"]: _row(names["ft"], plain, _int8(plain, cal), test, tmp),
+        names["kd"]: _row(names["kd"], distilled, _int8(distilled, cal), test, tmp),
+    }
     _latencies(paths)
     RESULTS[names["base"]].update(train_seconds=round(teacher_seconds, 1))
     for key, short in (("ft", "finetune"), ("kd", "distill")):
         epochs, seconds = timings[short]
         RESULTS[names[key]].update(epochs=epochs, train_seconds=round(seconds, 1))
     base, ft, kd = (RESULTS[names[k]] for k in ("base", "ft", "kd"))
-    ratios = {"mac_ratio": base["macs"] / kd["macs"], "tflite_mac_ratio": base["tflite_macs"] / kd["tflite_macs"],
-              "latency_ratio": base["p50_ms"] / kd["p50_ms"], "top1_delta": kd["int8_top1"] - base["int8_top1"],
-              "distill_top1": kd["int8_top1"], "finetune_top1": ft["int8_top1"]}
+    ratios = {
+        "mac_ratio": base["macs"] / kd["macs"],
+        "tflite_mac_ratio": base["tflite_macs"] / kd["tflite_macs"],
+        "latency_ratio": base["p50_ms"] / kd["p50_ms"],
+        "top1_delta": kd["int8_top1"] - base["int8_top1"],
+        "distill_top1": kd["int8_top1"],
+        "finetune_top1": ft["int8_top1"],
+    }
     RATIOS[prefix.rstrip(":") or "digits32"] = ratios
     return ratios
 
 
 def _verdict(label: str, r: dict) -> str:
-    return (f"{label}: MACs {r['mac_ratio']:.2f}x fewer (goal >= 2), int8 latency {r['latency_ratio']:.2f}x lower "
-            f"(goal >= 1.6), top-1 {r['top1_delta']:+.2f} pts vs unpruned int8 (goal >= -1.5), "
-            f"distill {r['distill_top1']:.2f}% vs fine-tune {r['finetune_top1']:.2f}%")
+    return (
+        f"{label}: MACs {r['mac_ratio']:.2f}x fewer (goal >= 2), int8 latency {r['latency_ratio']:.2f}x lower "
+        f"(goal >= 1.6), top-1 {r['top1_delta']:+.2f} pts vs unpruned int8 (goal >= -1.5), "
+        f"distill {r['distill_top1']:.2f}% vs fine-tune {r['finetune_top1']:.2f}%"
+    )
 
 
 def _save(tmp: Path) -> None:
     (Path("build") if Path("build").is_dir() else tmp).joinpath("pruning_goals.json").write_text(
-        json.dumps({"results": RESULTS, "ratios": RATIOS}, indent=2))
+        json.dumps({"results": RESULTS, "ratios": RATIOS}, indent=2)
+    )
 
 
 def _split(x: np.ndarray, y: np.ndarray) -> tuple:
@@ -255,9 +281,27 @@ def test_default_recovery_of_resnet64_at_ratio_half(benchmark, tmp_path) -> None
     np.savez(data, x=x[:1200], y=y[:1200])
     np.savez(held_out, x=x[1200:], y=y[1200:])
     out = tmp_path / "out"
-    argv = ["build", str(model_path), "-t", "mobile", "-d", str(data), "--val-data", str(held_out), "-o", str(out),
-            "--no-cache", "--set", "pruning.kind=structured", "--set", "pruning.ratio=0.5",
-            "--set", f"validation.max_accuracy_drop={RECOVERY_GOAL_POINTS}", "--set", "benchmark.enabled=false"]
+    argv = [
+        "build",
+        str(model_path),
+        "-t",
+        "mobile",
+        "-d",
+        str(data),
+        "--val-data",
+        str(held_out),
+        "-o",
+        str(out),
+        "--no-cache",
+        "--set",
+        "pruning.kind=structured",
+        "--set",
+        "pruning.ratio=0.5",
+        "--set",
+        f"validation.max_accuracy_drop={RECOVERY_GOAL_POINTS}",
+        "--set",
+        "benchmark.enabled=false",
+    ]
     codes = []
     benchmark.pedantic(lambda: codes.append(main(argv)), rounds=1, iterations=1)  # the whole build, timed
     report = json.loads((out / "mobile" / "report.json").read_text())
@@ -265,24 +309,36 @@ def test_default_recovery_of_resnet64_at_ratio_half(benchmark, tmp_path) -> None
     accuracy, training = pruning["accuracy"], pruning["training"]
     training = training.get("training", training)  # a distillation block holds its TrainingResult
     fallback = pruning.get("distillation_fallback")
-    row = {"macs": summary(teacher)["macs"], "macs_after": pruning["after"]["macs"],
-           "teacher_epochs": RESNET_EPOCHS, "teacher_seconds": round(teacher_seconds, 1),
-           "float_top1": accuracy["original"], "pruned_top1": accuracy["pruned"],
-           "recovered_top1": accuracy["recovered"], "samples": accuracy["samples"],
-           "recovery": pruning["recovery"], "epochs": training["epochs_run"], "best_epoch": training["best_epoch"],
-           "stop_reason": training["stop_reason"], "recovery_seconds": training["seconds"],
-           "fallback_seconds": fallback["training"]["seconds"] if fallback else 0.0,
-           "time_budget_s": training["time_budget_s"], "artifact_drop_points": gate["drop_points"],
-           "prune_stage_seconds": report["timings_s"].get("prune")}
+    row = {
+        "macs": summary(teacher)["macs"],
+        "macs_after": pruning["after"]["macs"],
+        "teacher_epochs": RESNET_EPOCHS,
+        "teacher_seconds": round(teacher_seconds, 1),
+        "float_top1": accuracy["original"],
+        "pruned_top1": accuracy["pruned"],
+        "recovered_top1": accuracy["recovered"],
+        "samples": accuracy["samples"],
+        "recovery": pruning["recovery"],
+        "epochs": training["epochs_run"],
+        "best_epoch": training["best_epoch"],
+        "stop_reason": training["stop_reason"],
+        "recovery_seconds": training["seconds"],
+        "fallback_seconds": fallback["training"]["seconds"] if fallback else 0.0,
+        "time_budget_s": training["time_budget_s"],
+        "artifact_drop_points": gate["drop_points"],
+        "prune_stage_seconds": report["timings_s"].get("prune"),
+    }
     RESULTS["resnet64:ratio0.5-defaults"] = row
     benchmark.extra_info.update(row)
     _save(tmp_path)
-    print(f"\nresnet64 ({row['macs'] / 1e6:.1f} M MACs -> {row['macs_after'] / 1e6:.1f} M) at ratio 0.5, default "
-          f"recovery ({row['recovery']}): float {row['float_top1']:.2f}% -> pruned {row['pruned_top1']:.2f}% -> "
-          f"recovered {row['recovered_top1']:.2f}% on {row['samples']} held-out digits; {row['epochs']} epochs "
-          f"(best {row['best_epoch']}), {row['recovery_seconds']:.0f} s + fallback {row['fallback_seconds']:.0f} s "
-          f"(budget {row['time_budget_s']:.0f} s; {row['stop_reason']}); float16 artifact "
-          f"{-row['artifact_drop_points']:+.2f} pts vs the unpruned float model")
+    print(
+        f"\nresnet64 ({row['macs'] / 1e6:.1f} M MACs -> {row['macs_after'] / 1e6:.1f} M) at ratio 0.5, default "
+        f"recovery ({row['recovery']}): float {row['float_top1']:.2f}% -> pruned {row['pruned_top1']:.2f}% -> "
+        f"recovered {row['recovered_top1']:.2f}% on {row['samples']} held-out digits; {row['epochs']} epochs "
+        f"(best {row['best_epoch']}), {row['recovery_seconds']:.0f} s + fallback {row['fallback_seconds']:.0f} s "
+        f"(budget {row['time_budget_s']:.0f} s; {row['stop_reason']}); float16 artifact "
+        f"{-row['artifact_drop_points']:+.2f} pts vs the unpruned float model"
+    )
     assert codes == [0], "the build failed (its gate is the same 1.5-point goal)"
     assert row["macs_after"] * 2 <= row["macs"]
     assert training["stopped_by"] != "time_budget", "recovery ran out of its time budget before converging"
@@ -291,8 +347,18 @@ def test_default_recovery_of_resnet64_at_ratio_half(benchmark, tmp_path) -> None
 
 
 def _table() -> str:
-    columns = ("params", "macs", "tflite_macs", "tflite_bytes", "p50_ms", "float_top1", "int8_top1", "xnnpack",
-               "epochs", "train_seconds")
+    columns = (
+        "params",
+        "macs",
+        "tflite_macs",
+        "tflite_bytes",
+        "p50_ms",
+        "float_top1",
+        "int8_top1",
+        "xnnpack",
+        "epochs",
+        "train_seconds",
+    )
     lines = [f"{'model (int8, LiteRT, 1 thread)':<32}" + "".join(f"{c:>14}" for c in columns)]
     for name, row in RESULTS.items():
         cells = []

@@ -71,17 +71,30 @@ def test_qat_recovers_ptq_loss(benchmark) -> None:
     ptq_acc = digits.accuracy(LiteRTModel(ptq_blob).predict(x[test])[0], y[test])
 
     started = time.perf_counter()
-    outcome = run_qat(model, (x[train], y[train]), (x[val], y[val]),
-                      TrainingSection(epochs=4, learning_rate=3e-4, early_stopping=2), quant, batch=1)
+    outcome = run_qat(
+        model,
+        (x[train], y[train]),
+        (x[val], y[val]),
+        TrainingSection(epochs=4, learning_rate=3e-4, early_stopping=2),
+        quant,
+        batch=1,
+    )
     qat_seconds = time.perf_counter() - started
     qat_acc = digits.accuracy(LiteRTModel(outcome.blob).predict(x[test])[0], y[test])
 
     interpreter = LiteRTModel(outcome.blob).interpreter
     benchmark.pedantic(interpreter.invoke, rounds=200, iterations=10, warmup_rounds=10)  # the QAT artifact's invoke()
-    benchmark.extra_info.update(float_top1=float_acc, ptq_top1=ptq_acc, qat_top1=qat_acc,
-                                qat_epochs=outcome.training.epochs_run, qat_seconds=round(qat_seconds, 1))
-    print(f"\nfloat {float_acc:.3f}  PTQ {ptq_acc:.3f} ({ptq_seconds:.1f} s)  QAT {qat_acc:.3f} "
-          f"({qat_seconds:.1f} s, {outcome.training.epochs_run} epochs)  on {len(x[test])} held-out digits")
+    benchmark.extra_info.update(
+        float_top1=float_acc,
+        ptq_top1=ptq_acc,
+        qat_top1=qat_acc,
+        qat_epochs=outcome.training.epochs_run,
+        qat_seconds=round(qat_seconds, 1),
+    )
+    print(
+        f"\nfloat {float_acc:.3f}  PTQ {ptq_acc:.3f} ({ptq_seconds:.1f} s)  QAT {qat_acc:.3f} "
+        f"({qat_seconds:.1f} s, {outcome.training.epochs_run} epochs)  on {len(x[test])} held-out digits"
+    )
     assert ptq_acc < float_acc - 0.03, "the hostile model should cost PTQ accuracy; the benchmark is void"
     assert qat_acc > ptq_acc
     assert float_acc - qat_acc < 0.5 * (float_acc - ptq_acc), "QAT should recover most of PTQ's loss"

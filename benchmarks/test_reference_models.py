@@ -52,7 +52,9 @@ def test_reference_model_for_every_target(name: str, trained, tmp_path: Path, be
     model, data = trained(name)
     seconds = {}
     for jobs in (None, 1):
-        request = BuildRequest(model=model, targets=ALL, data=data, out=tmp_path / str(jobs), use_cache=False, jobs=jobs)
+        request = BuildRequest(
+            model=model, targets=ALL, data=data, out=tmp_path / str(jobs), use_cache=False, jobs=jobs
+        )
         started = time.perf_counter()
         results = benchmark.pedantic(build, args=(request,), rounds=1, iterations=1) if jobs is None else build(request)
         seconds[jobs] = time.perf_counter() - started

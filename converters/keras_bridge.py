@@ -27,17 +27,38 @@ import numpy as np
 from edgebuild.errors import ModelError, UnsupportedError
 
 TOLERANCE = 1e-4
-_DROPPED_KEYS = {"kernel_initializer", "bias_initializer", "depthwise_initializer", "pointwise_initializer",
-                 "beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer",
-                 "embeddings_initializer", "alpha_initializer", "recurrent_initializer"}
-_BASE_LAYER_KEYS = {"name", "trainable", "dtype", "dynamic", "input_shape", "batch_input_shape", "batch_size",
-                    "input_dim", "activity_regularizer", "autocast"}
+_DROPPED_KEYS = {
+    "kernel_initializer",
+    "bias_initializer",
+    "depthwise_initializer",
+    "pointwise_initializer",
+    "beta_initializer",
+    "gamma_initializer",
+    "moving_mean_initializer",
+    "moving_variance_initializer",
+    "embeddings_initializer",
+    "alpha_initializer",
+    "recurrent_initializer",
+}
+_BASE_LAYER_KEYS = {
+    "name",
+    "trainable",
+    "dtype",
+    "dynamic",
+    "input_shape",
+    "batch_input_shape",
+    "batch_size",
+    "input_dim",
+    "activity_regularizer",
+    "autocast",
+}
 _RENAMED_KEYS = {("LeakyReLU", "negative_slope"): "alpha"}  # (layer class, Keras 3 key) -> tf_keras key
 _RENAMED_CLASSES = {"Functional": None, "Sequential": None}  # nested models: refused (see _make_layer)
 
 
-def bridge_keras3(source: Any, sample: np.ndarray | None = None, tolerance: float = TOLERANCE,
-                  report: dict | None = None) -> Any:
+def bridge_keras3(
+    source: Any, sample: np.ndarray | None = None, tolerance: float = TOLERANCE, report: dict | None = None
+) -> Any:
     """A tf_keras model equivalent to `source` (a Keras 3 model or `.keras` path), checked on `sample`.
 
     Without `sample`, 8 seeded uniform [0, 1) inputs are used. `report`, when
@@ -66,8 +87,9 @@ def bridge_keras3(source: Any, sample: np.ndarray | None = None, tolerance: floa
             "replace it, or use --set quantization.method=ptq (PTQ converts Keras 3 models directly)."
         )
     if report is not None:
-        report.update({"max_abs_diff": float(diff), "tolerance": tolerance, "layers": len(model2.layers),
-                       "dropped_keys": dropped})
+        report.update(
+            {"max_abs_diff": float(diff), "tolerance": tolerance, "layers": len(model2.layers), "dropped_keys": dropped}
+        )
     return model2
 
 
@@ -115,8 +137,11 @@ def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]], outputs_of
                 args = _resolve(node.get("args", []), tensors)
             except KeyError:
                 continue
-            kwargs = {k: v for k, v in _resolve(node.get("kwargs", {}), tensors).items()
-                      if v is not None and k not in {"training", "mask"}}
+            kwargs = {
+                k: v
+                for k, v in _resolve(node.get("kwargs", {}), tensors).items()
+                if v is not None and k not in {"training", "mask"}
+            }
             try:
                 outputs = outputs_of[name] = _activate(keras2, activation, layer(*args, **kwargs), name)
             except (ValueError, TypeError) as exc:
@@ -130,12 +155,14 @@ def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]], outputs_of
             pending.remove(item)
             progressed = True
         if not progressed:
-            raise UnsupportedError(f"The Keras 3 bridge could not order the graph of {model3.name} "
-                                   f"(stuck at layer {pending[0][1]}).")
+            raise UnsupportedError(
+                f"The Keras 3 bridge could not order the graph of {model3.name} (stuck at layer {pending[0][1]})."
+            )
     inputs = [tensors[tuple(ref)] for ref in _refs(config["input_layers"])]
     outputs = [tensors[tuple(ref)] for ref in _refs(config["output_layers"])]
-    return keras2.Model(inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs,
-                        name=model3.name)
+    return keras2.Model(
+        inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs, name=model3.name
+    )
 
 
 def _refs(value: Any) -> list[list[Any]]:
@@ -157,8 +184,9 @@ def _resolve(value: Any, tensors: dict[tuple[str, int, int], Any]) -> Any:
 def _input(keras2: Any, layer_config: dict) -> Any:
     config = layer_config["config"]
     shape = config.get("batch_shape") or config.get("batch_input_shape")
-    return keras2.Input(batch_shape=tuple(shape), dtype=_dtype_name(config.get("dtype")) or "float32",
-                        name=config.get("name"))
+    return keras2.Input(
+        batch_shape=tuple(shape), dtype=_dtype_name(config.get("dtype")) or "float32", name=config.get("name")
+    )
 
 
 def _dtype_name(dtype: Any) -> Any:
@@ -281,8 +309,9 @@ def _max_scaled_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(x - y)) / max(1.0, float(np.max(np.abs(x))))) for x, y in zip(a, b))
 
 
-def _first_differing_layer(keras: Any, keras2: Any, model3: Any, model2: Any, outputs_of: dict[str, Any],
-                           sample: np.ndarray, tolerance: float) -> str:
+def _first_differing_layer(
+    keras: Any, keras2: Any, model3: Any, model2: Any, outputs_of: dict[str, Any], sample: np.ndarray, tolerance: float
+) -> str:
     for layer3 in model3.layers:
         if type(layer3).__name__ == "InputLayer":
             continue

@@ -60,8 +60,19 @@ def layer_macs(layer: Any) -> int:
     return 0
 
 
-_COUNTED = {"Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-            "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"}
+_COUNTED = {
+    "Dense",
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Conv3DTranspose",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "SeparableConv1D",
+    "SeparableConv2D",
+}
 
 
 def model_macs(model: Any) -> dict[str, int]:
@@ -72,5 +83,8 @@ def model_macs(model: Any) -> dict[str, int]:
 def summary(model: Any) -> dict[str, int]:
     """{"params", "trainable_params", "macs"} of a tf_keras model, for one sample."""
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-    return {"params": int(model.count_params()), "trainable_params": trainable,
-            "macs": int(sum(model_macs(model).values()))}
+    return {
+        "params": int(model.count_params()),
+        "trainable_params": trainable,
+        "macs": int(sum(model_macs(model).values())),
+    }

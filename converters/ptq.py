@@ -38,8 +38,7 @@ def new_converter(source: Any, keep_alive: Any) -> Any:
         return lite.TFLiteConverter.from_concrete_functions([source], keep_alive)
 
 
-def convert(source: Any, keep_alive: Any, quant: QuantizationSection,
-            calibration: np.ndarray | None) -> bytes:
+def convert(source: Any, keep_alive: Any, quant: QuantizationSection, calibration: np.ndarray | None) -> bytes:
     """Convert one model according to the profile's quantization scheme.
 
     `source` is an exported SavedModel folder (a Path: how the build's shared model is converted, see
@@ -69,8 +68,9 @@ def trace_keras(keras_model: Any, input_shape: tuple[int, ...]) -> Any:
 
     tensorflow = tf()
     spec = tensorflow.TensorSpec(input_shape, tensorflow.float32)
-    return tensorflow.function(lambda x: keras_model(x, training=False), input_signature=[spec],
-                               autograph=False).get_concrete_function()
+    return tensorflow.function(
+        lambda x: keras_model(x, training=False), input_signature=[spec], autograph=False
+    ).get_concrete_function()
 
 
 def _configure(converter: Any, tensorflow: Any, quant: QuantizationSection, calibration: np.ndarray | None) -> None:
@@ -88,7 +88,8 @@ def _configure(converter: Any, tensorflow: Any, quant: QuantizationSection, cali
         converter.representative_dataset = lambda: _representative(calibration)
         set_dense_granularity(converter, quant)
         converter.target_spec.supported_ops = [
-            ops.TFLITE_BUILTINS_INT8 if quant.scheme == "int8"
+            ops.TFLITE_BUILTINS_INT8
+            if quant.scheme == "int8"
             else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
         if quant.io != "float32":

@@ -63,9 +63,16 @@ def audit_layers(keras_model: Any) -> list[LayerAudit]:
     tfmot = _tfmot()
     registry = tfmot.quantization.keras.default_8bit.Default8BitQuantizeRegistry()
     if not isinstance(keras_model, keras2.Model) or not (
-            isinstance(keras_model, keras2.Sequential) or getattr(keras_model, "_is_graph_network", False)):
-        return [LayerAudit(getattr(keras_model, "name", "model"), type(keras_model).__name__, "refused",
-                           "a subclassed model: QAT needs a Sequential or functional tf_keras model")]
+        isinstance(keras_model, keras2.Sequential) or getattr(keras_model, "_is_graph_network", False)
+    ):
+        return [
+            LayerAudit(
+                getattr(keras_model, "name", "model"),
+                type(keras_model).__name__,
+                "refused",
+                "a subclassed model: QAT needs a Sequential or functional tf_keras model",
+            )
+        ]
     audits = []
     for layer in keras_model.layers:
         kind = type(layer).__name__
@@ -83,8 +90,14 @@ def audit_layers(keras_model: Any) -> list[LayerAudit]:
             if _moves_values_only(layer):
                 audits.append(LayerAudit(layer.name, kind, "auto", "passthrough"))
             else:
-                audits.append(LayerAudit(layer.name, kind, "refused",
-                                         "computes new values; only slicing/reshaping Lambda layers pass through"))
+                audits.append(
+                    LayerAudit(
+                        layer.name,
+                        kind,
+                        "refused",
+                        "computes new values; only slicing/reshaping Lambda layers pass through",
+                    )
+                )
         else:
             audits.append(LayerAudit(layer.name, kind, "refused", "no 8-bit quantization config in TFMOT"))
     return audits
@@ -164,8 +177,11 @@ def _config_classes() -> tuple[Any, Any]:
                 pass
 
             def get_output_quantizers(self, layer: Any) -> list:
-                return [qk.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
-                                                             narrow_range=False)]
+                return [
+                    qk.quantizers.MovingAverageQuantizer(
+                        num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+                    )
+                ]
 
             def get_config(self) -> dict:
                 return {}
@@ -232,8 +248,7 @@ def quantize_aware(keras_model: Any, audits: list[LayerAudit] | None = None) -> 
         ) from None
 
 
-def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
-                calibration: np.ndarray | None = None) -> bytes:
+def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int, calibration: np.ndarray | None = None) -> bytes:
     """Full-integer TFLite from a QAT model, traced with a fixed batch; I/O types from the profile.
 
     The fake-quant ranges learnt in training fix the scale of every tensor a
@@ -281,8 +296,11 @@ def convert_qat(qat_model: Any, quant: QuantizationSection, batch: int,
         ) from None
     float_ops = _float_ops(blob)
     if float_ops:
-        hint = ("pass calibration samples so the converter can range them" if calibration is None
-                else "those ops have no int8 kernel")
+        hint = (
+            "pass calibration samples so the converter can range them"
+            if calibration is None
+            else "those ops have no int8 kernel"
+        )
         raise ConversionError(
             f"The QAT model converted, but {len(float_ops)} op(s) still compute in float32 "
             f"({', '.join(sorted(set(float_ops)))}): {hint}. Fall back to post-training quantization with "
@@ -315,15 +333,28 @@ class QatOutcome:
 
     def report(self) -> dict[str, Any]:
         """The report's `training` block plus the layer audit."""
-        return {**self.training.to_dict(), "pass": "qat",
-                "layers": {"supported": sum(a.verdict == "supported" for a in self.audit),
-                           "auto": [a.to_dict() for a in self.audit if a.verdict == "auto"]}}
+        return {
+            **self.training.to_dict(),
+            "pass": "qat",
+            "layers": {
+                "supported": sum(a.verdict == "supported" for a in self.audit),
+                "auto": [a.to_dict() for a in self.audit if a.verdict == "auto"],
+            },
+        }
 
 
-def run_qat(keras_model: Any, train: tuple[np.ndarray, np.ndarray | None],
-            val: tuple[np.ndarray, np.ndarray | None] | None, training: Any, quant: QuantizationSection,
-            batch: int = 1, seed: int = 0, progress: Any = None, calibration: np.ndarray | None = None,
-            cancel: Any = None) -> QatOutcome:
+def run_qat(
+    keras_model: Any,
+    train: tuple[np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray | None] | None,
+    training: Any,
+    quant: QuantizationSection,
+    batch: int = 1,
+    seed: int = 0,
+    progress: Any = None,
+    calibration: np.ndarray | None = None,
+    cancel: Any = None,
+) -> QatOutcome:
     """The whole QAT pass: check data, audit, wrap, fine-tune (early stopping), convert to full int8.
 
     Everything that can fail on user input (labels, layers, scheme) fails before training starts.

@@ -53,22 +53,29 @@ class SparsityOptions:
 
     def __post_init__(self) -> None:
         if self.kind not in SPARSE_KINDS:
-            raise ProfileError(f"pruning.kind = {self.kind!r} is not a sparsity kind; choose one of "
-                               f"{', '.join(SPARSE_KINDS)} (or 'structured' to remove channels).")
+            raise ProfileError(
+                f"pruning.kind = {self.kind!r} is not a sparsity kind; choose one of "
+                f"{', '.join(SPARSE_KINDS)} (or 'structured' to remove channels)."
+            )
         for key, value in (("target_sparsity", self.target_sparsity), ("initial_sparsity", self.initial_sparsity)):
             if not (0.0 <= value < 1.0) or math.isnan(value):
-                raise ProfileError(f"pruning.{key} = {value} is out of range: the share of zero weights, "
-                                   "from 0 up to but not including 1 (e.g. 0.75).")
+                raise ProfileError(
+                    f"pruning.{key} = {value} is out of range: the share of zero weights, "
+                    "from 0 up to but not including 1 (e.g. 0.75)."
+                )
         if self.initial_sparsity > self.target_sparsity:
-            raise ProfileError(f"pruning.initial_sparsity = {self.initial_sparsity} exceeds pruning.target_sparsity "
-                               f"= {self.target_sparsity}; the schedule ramps up to the target.")
+            raise ProfileError(
+                f"pruning.initial_sparsity = {self.initial_sparsity} exceeds pruning.target_sparsity "
+                f"= {self.target_sparsity}; the schedule ramps up to the target."
+            )
         if self.schedule not in SCHEDULES:
             raise ProfileError(f"pruning.schedule = {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
         if not (1 <= self.m < self.n):
             raise ProfileError(f"pruning m_by_n = {self.m}:{self.n} is not valid; M must be in 1..N-1 (e.g. 2:4).")
         if self.frequency < 1:
-            raise ProfileError(f"pruning.frequency = {self.frequency} must be >= 1 (training steps between mask "
-                               "updates).")
+            raise ProfileError(
+                f"pruning.frequency = {self.frequency} must be >= 1 (training steps between mask updates)."
+            )
 
     @classmethod
     def from_section(cls, section: Any) -> "SparsityOptions":
@@ -77,11 +84,16 @@ class SparsityOptions:
         if target is None:
             target = getattr(section, "ratio", 0.5)
         m_by_n = getattr(section, "m_by_n", None) or (2, 4)
-        return cls(kind=section.kind, target_sparsity=float(target),
-                   initial_sparsity=float(getattr(section, "initial_sparsity", 0.0)),
-                   schedule=getattr(section, "schedule", "polynomial"), m=int(m_by_n[0]), n=int(m_by_n[1]),
-                   frequency=int(getattr(section, "frequency", 10)),
-                   skip_layers=tuple(getattr(section, "skip_layers", ()) or ()))
+        return cls(
+            kind=section.kind,
+            target_sparsity=float(target),
+            initial_sparsity=float(getattr(section, "initial_sparsity", 0.0)),
+            schedule=getattr(section, "schedule", "polynomial"),
+            m=int(m_by_n[0]),
+            n=int(m_by_n[1]),
+            frequency=int(getattr(section, "frequency", 10)),
+            skip_layers=tuple(getattr(section, "skip_layers", ()) or ()),
+        )
 
 
 def _tfmot() -> Any:
@@ -98,18 +110,19 @@ def wrap(model: Any, options: SparsityOptions, steps_per_epoch: int) -> tuple[An
     tfmot = _tfmot()
     sparsity = tfmot.sparsity.keras
     if not (isinstance(model, keras2.Sequential) or getattr(model, "_is_graph_network", False)):
-        raise UnsupportedError(f"Sparsity needs a Sequential or functional tf_keras model; {model.name} is "
-                               "subclassed.")
+        raise UnsupportedError(f"Sparsity needs a Sequential or functional tf_keras model; {model.name} is subclassed.")
     # The ramp ends within the first epoch: every epoch then ends at the target sparsity, so the
     # best-weights restore of train.fit can never hand back a less sparse model.
     frequency = max(1, min(options.frequency, steps_per_epoch - 1))
     end_step = max(frequency, ((steps_per_epoch - 1) // frequency) * frequency)
     if options.kind == "m_by_n" or options.schedule == "constant":
-        schedule = sparsity.ConstantSparsity(options.target_sparsity if options.kind == "unstructured" else 0.5,
-                                             begin_step=0, frequency=frequency)
+        schedule = sparsity.ConstantSparsity(
+            options.target_sparsity if options.kind == "unstructured" else 0.5, begin_step=0, frequency=frequency
+        )
     else:
-        schedule = sparsity.PolynomialDecay(options.initial_sparsity, options.target_sparsity, begin_step=0,
-                                            end_step=end_step, frequency=frequency)
+        schedule = sparsity.PolynomialDecay(
+            options.initial_sparsity, options.target_sparsity, begin_step=0, end_step=end_step, frequency=frequency
+        )
     eligible = _M_BY_N if options.kind == "m_by_n" else _UNSTRUCTURED
     wrapped: list[str] = []
 
@@ -132,8 +145,10 @@ def wrap(model: Any, options: SparsityOptions, steps_per_epoch: int) -> tuple[An
             try:  # a fresh copy: TFMOT would otherwise share (and train) the original model's variables
                 pruned = sparsity.prune_low_magnitude(layer.__class__.from_config(layer.get_config()), **kwargs)
             except (ValueError, TypeError) as exc:
-                raise UnsupportedError(f"TFMOT cannot prune layer '{layer.name}' ({type(layer).__name__}): "
-                                       f"{str(exc).splitlines()[0][:200]}. Add it to pruning.skip_layers.") from None
+                raise UnsupportedError(
+                    f"TFMOT cannot prune layer '{layer.name}' ({type(layer).__name__}): "
+                    f"{str(exc).splitlines()[0][:200]}. Add it to pruning.skip_layers."
+                ) from None
             wrapped.append(layer.name)
             return pruned
         return layer.__class__.from_config(layer.get_config())
@@ -141,8 +156,9 @@ def wrap(model: Any, options: SparsityOptions, steps_per_epoch: int) -> tuple[An
     wrapped_model = keras2.models.clone_model(model, clone_function=clone)
     _copy_weights(model, wrapped_model)
     if not wrapped:
-        raise UnsupportedError(f"No layer of {model.name} can be made sparse (TFMOT prunes "
-                               f"{', '.join(sorted(eligible))}); nothing to do.")
+        raise UnsupportedError(
+            f"No layer of {model.name} can be made sparse (TFMOT prunes {', '.join(sorted(eligible))}); nothing to do."
+        )
     return wrapped_model, wrapped, skipped
 
 
@@ -220,9 +236,16 @@ class SparsityOutcome:
         return block
 
 
-def run_sparsity(model: Any, train: tuple[np.ndarray, np.ndarray | None],
-                 val: tuple[np.ndarray, np.ndarray | None] | None, pruning: Any, training: Any, seed: int = 0,
-                 progress: Any = None, cancel: Any = None) -> SparsityOutcome:
+def run_sparsity(
+    model: Any,
+    train: tuple[np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray | None] | None,
+    pruning: Any,
+    training: Any,
+    seed: int = 0,
+    progress: Any = None,
+    cancel: Any = None,
+) -> SparsityOutcome:
     """The sparsity stage: wrap, fine-tune with `train.fit` (schedule driven per step), strip, measure.
 
     `val` is what early stopping watches (in a build: the early-stopping split); `cancel` (a threading.Event)
@@ -234,17 +257,32 @@ def run_sparsity(model: Any, train: tuple[np.ndarray, np.ndarray | None],
     check_training_data(train, val, num_classes_of(model))
     steps_per_epoch = math.ceil(len(train[0]) / training.batch_size)
     wrapped, names, skipped = wrap(model, options, steps_per_epoch)
-    section = training.model_copy(update={"mixed_precision": "off"}) \
-        if getattr(training, "mixed_precision", "off") != "off" else training
-    result = fit(wrapped, train, val, section, progress=progress, seed=seed,
-                 callbacks=(_tfmot().sparsity.keras.UpdatePruningStep(),), cancel=cancel)  # the schedule's clock
+    section = (
+        training.model_copy(update={"mixed_precision": "off"})
+        if getattr(training, "mixed_precision", "off") != "off"
+        else training
+    )
+    result = fit(
+        wrapped,
+        train,
+        val,
+        section,
+        progress=progress,
+        seed=seed,
+        callbacks=(_tfmot().sparsity.keras.UpdatePruningStep(),),
+        cancel=cancel,
+    )  # the schedule's clock
     if result.cancelled:
         return SparsityOutcome(wrapped, options, names, {}, {}, result, skipped)
     _final_mask(wrapped)
     stripped = strip(wrapped)
     dense, sparse = float_tflite(model), float_tflite(stripped)
-    sizes = {"dense_tflite_bytes": len(dense), "dense_gzip_bytes": gzip_size(dense),
-             "sparse_tflite_bytes": len(sparse), "sparse_gzip_bytes": gzip_size(sparse)}
+    sizes = {
+        "dense_tflite_bytes": len(dense),
+        "dense_gzip_bytes": gzip_size(dense),
+        "sparse_tflite_bytes": len(sparse),
+        "sparse_gzip_bytes": gzip_size(sparse),
+    }
     return SparsityOutcome(stripped, options, names, measured_sparsity(stripped), sizes, result, skipped)
 
 

@@ -26,16 +26,18 @@ def load_digits_32(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def build_cnn(keras: Any) -> Any:
     """A Sequential 2-conv CNN: the typical microcontroller-sized model."""
     layers = keras.layers
-    return keras.Sequential([
-        keras.Input(shape=(32, 32, 1)),
-        layers.Conv2D(8, 3, activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(16, 3, activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Flatten(),
-        layers.Dense(10),
-        layers.Softmax(),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(32, 32, 1)),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(10),
+            layers.Softmax(),
+        ]
+    )
 
 
 def _conv_bn(layers: Any) -> Any:
@@ -65,12 +67,12 @@ def build_residual(keras: Any) -> Any:
     layers = keras.layers
     conv_bn, depthwise_bn = _conv_bn(layers), _depthwise_bn(layers)
     inputs = keras.Input(shape=(32, 32, 1))
-    x = conv_bn(inputs, 16, 3, strides=2)                      # 16x16x16
+    x = conv_bn(inputs, 16, 3, strides=2)  # 16x16x16
     shortcut = x
     x = conv_bn(depthwise_bn(x), 16, 1, relu=False)
     x = layers.Add()([shortcut, x])
-    x = conv_bn(depthwise_bn(x, strides=2), 32, 1)             # 8x8x32
-    x = conv_bn(depthwise_bn(x, strides=2), 64, 1)             # 4x4x64
+    x = conv_bn(depthwise_bn(x, strides=2), 32, 1)  # 8x8x32
+    x = conv_bn(depthwise_bn(x, strides=2), 64, 1)  # 4x4x64
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(10, activation="softmax")(x)
     return keras.Model(inputs, outputs)

@@ -1,6 +1,6 @@
 """Train the bundled demo model (a small digits CNN) and write its data, reproducibly and offline.
 
-    python examples/make_demo.py --out examples/digits_cnn --data examples/digits.npz
+python examples/make_demo.py --out examples/digits_cnn --data examples/digits.npz
 """
 
 from __future__ import annotations

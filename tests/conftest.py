@@ -143,7 +143,19 @@ def digits_build(keras2_cnn: SavedModels, digits_data: DigitsData, tmp_path_fact
     from edgebuild.cli.main import main
 
     out = tmp_path_factory.mktemp("digits-build") / "out"
-    code = main(["build", str(keras2_cnn.paths["savedmodel"]), "--target", "all", "--data", str(digits_data.npz),
-                 "--out", str(out), "--set", "benchmark.runs=20"])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["savedmodel"]),
+            "--target",
+            "all",
+            "--data",
+            str(digits_data.npz),
+            "--out",
+            str(out),
+            "--set",
+            "benchmark.runs=20",
+        ]
+    )
     assert code == 0, "the shared digits build failed"
     return out

@@ -38,8 +38,8 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 def _resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize of (N, h, w) to (N, height, width): deterministic and dependency-free."""
-    rows = (np.arange(height) * images.shape[1] // height)
-    cols = (np.arange(width) * images.shape[2] // width)
+    rows = np.arange(height) * images.shape[1] // height
+    cols = np.arange(width) * images.shape[2] // width
     return images[:, rows][:, :, cols]
 
 
@@ -184,12 +184,14 @@ def streaming_ds_cnn(keras: Any, classes: int = 2, filters: int = 32) -> Any:
 def hello_world(keras: Any) -> Any:
     """TFLite Micro's hello_world: a 1 → 16 → 16 → 1 sine regressor, FULLY_CONNECTED only."""
     layers = keras.layers
-    return keras.Sequential([
-        keras.Input(shape=(1,)),
-        layers.Dense(16, activation="relu"),
-        layers.Dense(16, activation="relu"),
-        layers.Dense(1),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(1,)),
+            layers.Dense(16, activation="relu"),
+            layers.Dense(16, activation="relu"),
+            layers.Dense(1),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,8 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a for a in (
+    a.name: a
+    for a in (
         Architecture("resnet8", resnet8, image_data, "classify", 4),
         Architecture("ds_cnn", ds_cnn, spectrogram_data, "classify", 6),
         Architecture("vww_mobilenet", mobilenet_v1, lambda: image_data(48, 3, binary=True), "classify", 4),
@@ -219,8 +222,9 @@ def train(keras: Any, arch: Architecture, seed: int = 0) -> tuple[Any, Reference
     data = arch.data()
     model = arch.build(keras)
     if arch.loss == "classify":
-        model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
     else:
         model.compile(optimizer=keras.optimizers.Adam(5e-3), loss="mse")
     model.fit(data.train_x, data.train_y, epochs=arch.epochs, batch_size=32, verbose=0)

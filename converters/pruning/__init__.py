@@ -52,7 +52,22 @@ from .recovery import (
 from .surgery import PruningResult, prune_structured
 
 __all__ = [
-    "AUTO_DISTILL_GAP", "CRITERIA", "RECOVERIES", "ChannelGraph", "Group", "PruneOutcome", "PruningOptions",
-    "PruningResult", "check_ratio", "keep_count", "load_training_data", "prune_file", "prune_structured",
-    "recovery_mode", "run_structured_pruning", "save_model", "select", "top1",
+    "AUTO_DISTILL_GAP",
+    "CRITERIA",
+    "RECOVERIES",
+    "ChannelGraph",
+    "Group",
+    "PruneOutcome",
+    "PruningOptions",
+    "PruningResult",
+    "check_ratio",
+    "keep_count",
+    "load_training_data",
+    "prune_file",
+    "prune_structured",
+    "recovery_mode",
+    "run_structured_pruning",
+    "save_model",
+    "select",
+    "top1",
 ]

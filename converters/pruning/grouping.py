@@ -96,7 +96,7 @@ def select(graph: ChannelGraph, scores: dict[int, float], options: PruningSectio
             continue
         ratio = _group_ratio(names, options)
         ranked = sorted(roots, key=lambda r: (-sum(scores.get(i, 0.0) for i in members[r]), r))
-        keep = set(ranked[:keep_count(len(roots), ratio, options.round_to, options.min_channels)])
+        keep = set(ranked[: keep_count(len(roots), ratio, options.round_to, options.min_channels)])
         for name in names:  # every producer keeps at least min_channels of its own channels
             own = [r for r in ranked if any(owner_of.get(i) == name for i in members[r])]
             own_fixed = sum(1 for i in graph.producers[name] if uf.find(i) in fixed_roots)

@@ -18,10 +18,17 @@ from edgebuild.profiles.schema import (
 from .recovery import run_structured_pruning
 
 
-def load_training_data(data_path: Any, input_shape: tuple, seed: int = 0, validation_fraction: float = 0.2,
-                       section: DataSection | None = None
-                       ) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None] | None,
-                                  tuple[np.ndarray, np.ndarray | None]]:
+def load_training_data(
+    data_path: Any,
+    input_shape: tuple,
+    seed: int = 0,
+    validation_fraction: float = 0.2,
+    section: DataSection | None = None,
+) -> tuple[
+    tuple[np.ndarray, np.ndarray | None],
+    tuple[np.ndarray, np.ndarray | None] | None,
+    tuple[np.ndarray, np.ndarray | None],
+]:
     """`--data` -> seeded, non-overlapping (train, early-stopping, validation) splits (labels may be None).
 
     `section` is the profile's `[data]` (seed, split sizes, `image_range` for image folders), as a build reads
@@ -55,9 +62,16 @@ def save_model(model: Any, out_dir: Any, report: dict[str, Any], report_name: st
     return {"model": str(model_path), "report": str(report_path)}
 
 
-def prune_file(model_path: Any, data_path: Any, out_dir: Any, options: PruningSection,
-               training: TrainingSection | None, distillation: DistillationSection | None = None,
-               data: DataSection | None = None, progress: Any = None) -> dict[str, Any]:
+def prune_file(
+    model_path: Any,
+    data_path: Any,
+    out_dir: Any,
+    options: PruningSection,
+    training: TrainingSection | None,
+    distillation: DistillationSection | None = None,
+    data: DataSection | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
     """`edgebuild prune`: load, prune, recover (fine-tune, or distill when asked or when the data has no
     labels), save `model.keras` and `pruning.json`; returns the report (with "files").
 
@@ -73,12 +87,12 @@ def prune_file(model_path: Any, data_path: Any, out_dir: Any, options: PruningSe
     model, bridge = model_for_training(loaded, train[0][:8])
     if train[1] is None and (distillation is None or not distillation.enabled):
         distillation = DistillationSection(enabled=True, alpha=0.0)  # no labels: learn from the original's outputs
-    outcome = run_structured_pruning(model, train, held_out, options, training, distillation, data.seed, progress,
-                                     evaluation=val)
+    outcome = run_structured_pruning(
+        model, train, held_out, options, training, distillation, data.seed, progress, evaluation=val
+    )
     report = outcome.report()
     report["model"] = str(model_path)
     if bridge:
         report["bridge"] = bridge
     report["files"] = save_model(outcome.model, out_dir, report, "pruning.json")
     return report
-

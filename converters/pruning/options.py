@@ -35,15 +35,21 @@ class PruningOptions(PruningSection):
 
 def check_ratio(ratio: Any, key: str = "ratio") -> float:
     """0 <= ratio < 1, else a ProfileError saying so."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (0.0 <= float(ratio) < 1.0) \
-            or math.isnan(float(ratio)):
+    if (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, (int, float))
+        or not (0.0 <= float(ratio) < 1.0)
+        or math.isnan(float(ratio))
+    ):
         raise ProfileError(_ratio_message(key, ratio))
     return float(ratio)
 
 
 def _ratio_message(key: str, ratio: Any) -> str:
-    return (f"{key} = {ratio!r} is out of range: it is the share of channels to remove, from 0 (keep all) up to "
-            "but not including 1 (e.g. 0.5 removes half of each layer's filters).")
+    return (
+        f"{key} = {ratio!r} is out of range: it is the share of channels to remove, from 0 (keep all) up to "
+        "but not including 1 (e.g. 0.5 removes half of each layer's filters)."
+    )
 
 
 def _explain(error: dict) -> str:
@@ -53,8 +59,10 @@ def _explain(error: dict) -> str:
     if field == "ratio" or (field == "layer_ratios" and len(loc) > 1):
         return _ratio_message(key, value)
     if field == "round_to":
-        return (f"{key} = {value!r} must be a whole number >= 1 (e.g. 8 or 16 to keep channel counts "
-                "hardware-friendly; 1 turns rounding off).")
+        return (
+            f"{key} = {value!r} must be a whole number >= 1 (e.g. 8 or 16 to keep channel counts "
+            "hardware-friendly; 1 turns rounding off)."
+        )
     if field == "min_channels":
         return f"{key} = {value!r} must be a whole number >= 1 (no layer may lose all its channels)."
     if error["type"] == "literal_error" and field in PruningSection.model_fields:

@@ -45,7 +45,7 @@ class PruneOutcome:
 
 
 def recovery_mode(pruning: PruningSection, distillation: DistillationSection | None, labelled: bool) -> str:
-    """"fine-tune", "distill" or "auto" for a [pruning] section (see `run_structured_pruning`)."""
+    """ "fine-tune", "distill" or "auto" for a [pruning] section (see `run_structured_pruning`)."""
     if distillation is not None and distillation.enabled:
         return "distill"
     if not labelled:
@@ -53,12 +53,19 @@ def recovery_mode(pruning: PruningSection, distillation: DistillationSection | N
     return pruning.recovery
 
 
-def run_structured_pruning(model: Any, train: tuple[np.ndarray, np.ndarray | None],
-                           val: tuple[np.ndarray, np.ndarray | None] | None, pruning: PruningSection,
-                           training: TrainingSection | None, distillation: DistillationSection | None = None,
-                           seed: int = 0, progress: Any = None,
-                           teacher: Any = None, evaluation: tuple[np.ndarray, np.ndarray | None] | None = None,
-                           cancel: Any = None) -> PruneOutcome:
+def run_structured_pruning(
+    model: Any,
+    train: tuple[np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray | None] | None,
+    pruning: PruningSection,
+    training: TrainingSection | None,
+    distillation: DistillationSection | None = None,
+    seed: int = 0,
+    progress: Any = None,
+    teacher: Any = None,
+    evaluation: tuple[np.ndarray, np.ndarray | None] | None = None,
+    cancel: Any = None,
+) -> PruneOutcome:
     """The `prune` stage: prune `model` (tf_keras) by `[pruning]` (the profile's section, or PruningOptions),
     then recover accuracy.
 
@@ -91,28 +98,72 @@ def run_structured_pruning(model: Any, train: tuple[np.ndarray, np.ndarray | Non
             trained = fit(result.model, train, val, training, progress=progress, seed=seed, cancel=cancel)
             recovery = "fine-tune"
             if mode == "auto" and trained.stopped_by not in ("cancelled", "time_budget"):
-                fallback = _distill_fallback(model, teacher, result.model, train, val, distillation, training, seed,
-                                             progress, cancel, trained.seconds)
+                fallback = _distill_fallback(
+                    model,
+                    teacher,
+                    result.model,
+                    train,
+                    val,
+                    distillation,
+                    training,
+                    seed,
+                    progress,
+                    cancel,
+                    trained.seconds,
+                )
                 if fallback is not None and fallback["kept"] == "distill":
                     recovery = "fine-tune + distill"
-    accuracy = {"original": before_acc, "pruned": pruned_acc, "recovered": top1(result.model, evaluation),
-                "samples": 0 if evaluation is None else len(evaluation[0])}
+    accuracy = {
+        "original": before_acc,
+        "pruned": pruned_acc,
+        "recovered": top1(result.model, evaluation),
+        "samples": 0 if evaluation is None else len(evaluation[0]),
+    }
     return PruneOutcome(result.model, result, accuracy, trained, recovery, fallback)
 
 
-def _distill(teacher: Any, student: Any, train: Any, val: Any, distillation: DistillationSection | None,
-             training: TrainingSection, seed: int, progress: Any, cancel: Any) -> Any:
+def _distill(
+    teacher: Any,
+    student: Any,
+    train: Any,
+    val: Any,
+    distillation: DistillationSection | None,
+    training: TrainingSection,
+    seed: int,
+    progress: Any,
+    cancel: Any,
+) -> Any:
     from ..distill import distill
 
     section = distillation if distillation is not None else DistillationSection(enabled=True)
-    return distill(teacher, student, train, val, section, training, seed=seed, progress=progress,
-                   student_label="the structurally pruned model", cancel=cancel)
+    return distill(
+        teacher,
+        student,
+        train,
+        val,
+        section,
+        training,
+        seed=seed,
+        progress=progress,
+        student_label="the structurally pruned model",
+        cancel=cancel,
+    )
 
 
-def _distill_fallback(original: Any, teacher: Any, student: Any, train: Any, val: Any,
-                      distillation: DistillationSection | None, training: TrainingSection, seed: int, progress: Any,
-                      cancel: Any, spent: float) -> dict[str, Any] | None:
-    """"auto": distill after fine-tuning when the early-stopping split says fine-tuning fell short."""
+def _distill_fallback(
+    original: Any,
+    teacher: Any,
+    student: Any,
+    train: Any,
+    val: Any,
+    distillation: DistillationSection | None,
+    training: TrainingSection,
+    seed: int,
+    progress: Any,
+    cancel: Any,
+    spent: float,
+) -> dict[str, Any] | None:
+    """ "auto": distill after fine-tuning when the early-stopping split says fine-tuning fell short."""
     if val is None or val[1] is None or len(val[0]) == 0:
         return None
     reference, fine_tuned = top1(original, val), top1(student, val)
@@ -129,10 +180,14 @@ def _distill_fallback(original: Any, teacher: Any, student: Any, train: Any, val
     kept = "distill" if distilled is not None and distilled > fine_tuned else "fine-tune"
     if kept == "fine-tune":
         student.set_weights(kept_weights)
-    return {"reason": f"fine-tuning left early-stopping top-1 at {fine_tuned:.2f}% vs {reference:.2f}% unpruned "
-                      f"(more than {AUTO_DISTILL_GAP:g} points below)",
-            "early_stopping_top1": {"original": reference, "fine-tune": fine_tuned, "distill": distilled},
-            "kept": kept, "cancelled": outcome.training.cancelled, **outcome.report()}
+    return {
+        "reason": f"fine-tuning left early-stopping top-1 at {fine_tuned:.2f}% vs {reference:.2f}% unpruned "
+        f"(more than {AUTO_DISTILL_GAP:g} points below)",
+        "early_stopping_top1": {"original": reference, "fine-tune": fine_tuned, "distill": distilled},
+        "kept": kept,
+        "cancelled": outcome.training.cancelled,
+        **outcome.report(),
+    }
 
 
 def top1(model: Any, data: tuple[np.ndarray, np.ndarray | None] | None, batch_size: int = 256) -> float | None:
@@ -140,7 +195,7 @@ def top1(model: Any, data: tuple[np.ndarray, np.ndarray | None] | None, batch_si
     if data is None or data[1] is None or len(data[0]) == 0:
         return None
     x, y = np.asarray(data[0], np.float32), np.asarray(data[1])
-    preds = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
-                            for i in range(0, len(x), batch_size)])
+    preds = np.concatenate(
+        [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    )
     return round(100.0 * float((preds.argmax(-1) == y.reshape(len(y))).mean()), 2)
-

@@ -28,6 +28,7 @@ from .trace import (
 
 # --------------------------------------------------------------------------- scores
 
+
 def _weights(layer: Any) -> dict[str, np.ndarray]:
     """{short name (kernel, bias, gamma, ...): value} of a layer's weights."""
     return {w.name.split("/")[-1].split(":")[0]: np.asarray(w.numpy()) for w in layer.weights}
@@ -41,7 +42,7 @@ def _filter_norms(layer: Any, criterion: str) -> np.ndarray:
     else:
         kernel, out_axis = weights["kernel"], (-2 if kind == "Conv2DTranspose" else -1)
     kernel = np.moveaxis(kernel, out_axis, -1).reshape(-1, kernel.shape[out_axis])
-    return np.sqrt((kernel ** 2).sum(axis=0)) if criterion == "l2" else np.abs(kernel).sum(axis=0)
+    return np.sqrt((kernel**2).sum(axis=0)) if criterion == "l2" else np.abs(kernel).sum(axis=0)
 
 
 def _scores(trace: Trace, layers: dict[str, Any], criterion: str) -> tuple[dict[int, float], list[str]]:
@@ -70,6 +71,7 @@ def _scores(trace: Trace, layers: dict[str, Any], criterion: str) -> tuple[dict[
 
 
 # --------------------------------------------------------------------------- rebuild
+
 
 def _positions_kept(ids: list[int], kept: set[int], fixed: set[int]) -> np.ndarray:
     return np.asarray([p for p, i in enumerate(ids) if i in kept or i in fixed], dtype=np.int64)
@@ -106,16 +108,25 @@ def _sliced_weights(node: Node, ins: list[np.ndarray], out: np.ndarray, in_ids: 
     return result
 
 
-def _rebuild(keras2: Any, model: Any, nodes: list[Node], inputs: list[tuple[str, int]],
-             outputs: list[tuple[str, int]], trace: Trace, kept: set[int], copy_weights: bool) -> Any:
+def _rebuild(
+    keras2: Any,
+    model: Any,
+    nodes: list[Node],
+    inputs: list[tuple[str, int]],
+    outputs: list[tuple[str, int]],
+    trace: Trace,
+    kept: set[int],
+    copy_weights: bool,
+) -> Any:
     fixed = trace.graph.fixed
     tensors: dict[tuple[str, int], Any] = {}
     pending: list[tuple[Any, list[np.ndarray]]] = []
     for node in nodes:
         layer, kind, name = node.layer, type(node.layer).__name__, node.layer.name
         if kind == "InputLayer":
-            tensors[(name, 0)] = keras2.Input(batch_shape=tuple(layer.output.shape), dtype=layer.output.dtype,
-                                              name=name)
+            tensors[(name, 0)] = keras2.Input(
+                batch_shape=tuple(layer.output.shape), dtype=layer.output.dtype, name=name
+            )
             continue
         in_ids = trace.in_channels[name]
         out_ids = trace.channels[(name, 0)]
@@ -130,15 +141,18 @@ def _rebuild(keras2: Any, model: Any, nodes: list[Node], inputs: list[tuple[str,
         if copy_weights and layer.weights:
             ins = [_positions_kept(ids, kept, fixed) for ids in in_ids]
             pending.append((new_layer, _sliced_weights(node, ins, out_pos, in_ids)))
-    new_model = keras2.Model([tensors[r] for r in inputs] if len(inputs) > 1 else tensors[inputs[0]],
-                             [tensors[r] for r in outputs] if len(outputs) > 1 else tensors[outputs[0]],
-                             name=f"{model.name}_pruned")
+    new_model = keras2.Model(
+        [tensors[r] for r in inputs] if len(inputs) > 1 else tensors[inputs[0]],
+        [tensors[r] for r in outputs] if len(outputs) > 1 else tensors[outputs[0]],
+        name=f"{model.name}_pruned",
+    )
     for new_layer, weights in pending:
         new_layer.set_weights(weights)
     return new_model
 
 
 # --------------------------------------------------------------------------- the pass
+
 
 @dataclass
 class PruningResult:
@@ -158,9 +172,13 @@ class PruningResult:
         """The report's `pruning` block (JSON-ready)."""
         return {
             "kind": "structured",
-            "ratio": self.options.ratio, "criterion": self.options.criterion, "round_to": self.options.round_to,
-            "min_channels": self.options.min_channels, "layer_ratios": dict(self.options.layer_ratios),
-            "before": dict(self.before), "after": dict(self.after),
+            "ratio": self.options.ratio,
+            "criterion": self.options.criterion,
+            "round_to": self.options.round_to,
+            "min_channels": self.options.min_channels,
+            "layer_ratios": dict(self.options.layer_ratios),
+            "before": dict(self.before),
+            "after": dict(self.after),
             "mac_reduction": round(self.mac_reduction, 3),
             "param_reduction": round(self.before["params"] / max(1, self.after["params"]), 3),
             "channels": {k: list(v) for k, v in self.channels.items()},
@@ -186,8 +204,9 @@ def prune_structured(model: Any, options: PruningSection | None = None, copy_wei
     scores, fallback = _scores(trace, layers, options.criterion)
     kept, groups = select(trace.graph, scores, options)
     new_model = _rebuild(keras2, model, nodes, inputs, outputs, trace, kept, copy_weights)
-    channels = {name: (len(ids), len(_positions_kept(ids, kept, trace.graph.fixed)))
-                for name, ids in trace.graph.producers.items()}
+    channels = {
+        name: (len(ids), len(_positions_kept(ids, kept, trace.graph.fixed)))
+        for name, ids in trace.graph.producers.items()
+    }
     fallback = [name for name in fallback if any(name in g.layers for g in groups)]  # only layers that can shrink
     return PruningResult(new_model, summary(model), summary(new_model), channels, groups, options, fallback)
-

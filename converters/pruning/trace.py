@@ -19,13 +19,43 @@ from .grouping import ChannelGraph
 
 PRODUCERS = {"Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Dense", "SeparableConv1D", "SeparableConv2D"}
 CHANNELWISE = {
-    "BatchNormalization", "ReLU", "LeakyReLU", "ELU", "PReLU", "ThresholdedReLU", "Activation", "Dropout",
-    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-    "ActivityRegularization", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
-    "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-    "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "ZeroPadding1D",
-    "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D",
-    "UpSampling3D", "Rescaling",
+    "BatchNormalization",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "PReLU",
+    "ThresholdedReLU",
+    "Activation",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
+    "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
+    "UpSampling1D",
+    "UpSampling2D",
+    "UpSampling3D",
+    "Rescaling",
 }
 DEPTHWISE = {"DepthwiseConv1D", "DepthwiseConv2D"}
 TIES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
@@ -50,8 +80,9 @@ def graph_nodes(keras2: Any, model: Any) -> tuple[list[Node], list[tuple[str, in
         nodes: list[Node] = []
         first_input = model.inputs[0] if model.inputs else None
         if first_input is None:
-            raise UnsupportedError(f"Sequential model {model.name} has no input shape yet; build it with "
-                                   "keras.Input(shape=...) first.")
+            raise UnsupportedError(
+                f"Sequential model {model.name} has no input shape yet; build it with keras.Input(shape=...) first."
+            )
         input_layer = first_input._keras_history.layer
         nodes.append(Node(input_layer, input_layer.get_config(), []))
         prev = (input_layer.name, 0)
@@ -61,8 +92,10 @@ def graph_nodes(keras2: Any, model: Any) -> tuple[list[Node], list[tuple[str, in
             prev = (layer.name, 0)
         return nodes, [(input_layer.name, 0)], [prev]
     if not getattr(model, "_is_graph_network", False):
-        raise UnsupportedError(f"Structured pruning needs a Sequential or functional model; {model.name} is a "
-                               "subclassed model, whose graph cannot be rebuilt.")
+        raise UnsupportedError(
+            f"Structured pruning needs a Sequential or functional model; {model.name} is a "
+            "subclassed model, whose graph cannot be rebuilt."
+        )
     config = model.get_config()
     by_name = {layer.name: layer for layer in model.layers}
     nodes = []
@@ -71,10 +104,12 @@ def graph_nodes(keras2: Any, model: Any) -> tuple[list[Node], list[tuple[str, in
         _check_layer(keras2, layer)
         inbound = layer_config.get("inbound_nodes") or []
         if len(inbound) > 1:
-            raise UnsupportedError(f"Layer '{layer.name}' ({type(layer).__name__}) is called {len(inbound)} times "
-                                   "(a shared layer); structured pruning rebuilds layers that are called once.")
+            raise UnsupportedError(
+                f"Layer '{layer.name}' ({type(layer).__name__}) is called {len(inbound)} times "
+                "(a shared layer); structured pruning rebuilds layers that are called once."
+            )
         refs, kwargs = [], {}
-        for entry in (inbound[0] if inbound else []):
+        for entry in inbound[0] if inbound else []:
             refs.append((entry[0], int(entry[2])))
             if len(entry) > 3 and entry[3]:
                 kwargs = dict(entry[3])
@@ -89,8 +124,10 @@ def graph_nodes(keras2: Any, model: Any) -> tuple[list[Node], list[tuple[str, in
 def _check_layer(keras2: Any, layer: Any) -> None:
     kind = type(layer).__name__
     if isinstance(layer, keras2.Model):
-        raise UnsupportedError(f"Layer '{layer.name}' is a nested model ({kind}); structured pruning needs the "
-                               "layers in one flat graph. Rebuild the model without nesting.")
+        raise UnsupportedError(
+            f"Layer '{layer.name}' is a nested model ({kind}); structured pruning needs the "
+            "layers in one flat graph. Rebuild the model without nesting."
+        )
     if kind not in KNOWN:
         raise UnsupportedError(
             f"Structured pruning does not know layer '{layer.name}' of type {kind}, so it cannot tell how its "
@@ -99,11 +136,15 @@ def _check_layer(keras2: Any, layer: Any) -> None:
         )
     config = layer.get_config()
     if config.get("data_format") == "channels_first":
-        raise UnsupportedError(f"Layer '{layer.name}' ({kind}) uses data_format='channels_first'; structured "
-                               "pruning handles channels-last models only.")
+        raise UnsupportedError(
+            f"Layer '{layer.name}' ({kind}) uses data_format='channels_first'; structured "
+            "pruning handles channels-last models only."
+        )
     if int(config.get("groups", 1) or 1) != 1:
-        raise UnsupportedError(f"Layer '{layer.name}' ({kind}) is a grouped convolution (groups="
-                               f"{config['groups']}); structured pruning does not rebuild grouped convolutions.")
+        raise UnsupportedError(
+            f"Layer '{layer.name}' ({kind}) is a grouped convolution (groups="
+            f"{config['groups']}); structured pruning does not rebuild grouped convolutions."
+        )
 
 
 @dataclass
@@ -159,8 +200,10 @@ def trace_channels(nodes: list[Node], outputs: list[tuple[str, int]]) -> Trace:
         elif kind == "Concatenate":
             rank = len(layer.output.shape)
             if int(node.config.get("axis", -1)) not in (-1, rank - 1):
-                raise UnsupportedError(f"Concatenate layer '{name}' joins along axis {node.config.get('axis')}; "
-                                       "structured pruning handles concatenation along the channel axis only.")
+                raise UnsupportedError(
+                    f"Concatenate layer '{name}' joins along axis {node.config.get('axis')}; "
+                    "structured pruning handles concatenation along the channel axis only."
+                )
             out = [i for ids in ins for i in ids]
         elif kind in TIES:
             width = max(len(ids) for ids in ins)
@@ -168,8 +211,10 @@ def trace_channels(nodes: list[Node], outputs: list[tuple[str, int]]) -> Trace:
             for ids in ins:
                 if len(ids) != width:
                     if len(ids) != 1:
-                        raise UnsupportedError(f"{kind} layer '{name}' merges tensors of {len(ids)} and {width} "
-                                               "channels; structured pruning cannot tie them.")
+                        raise UnsupportedError(
+                            f"{kind} layer '{name}' merges tensors of {len(ids)} and {width} "
+                            "channels; structured pruning cannot tie them."
+                        )
                     graph.fixed.update(ids)  # broadcast channel
             for ids in full[1:]:
                 graph.ties.extend(zip(full[0], ids))
@@ -196,7 +241,7 @@ def _check_bn_axis(layer: Any) -> None:
     axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
     rank = len(layer.input.shape)
     if [a % rank for a in axis] != [rank - 1]:
-        raise UnsupportedError(f"BatchNormalization '{layer.name}' normalizes axis {layer.axis}; structured pruning "
-                               "handles normalization over the channel (last) axis only.")
-
-
+        raise UnsupportedError(
+            f"BatchNormalization '{layer.name}' normalizes axis {layer.axis}; structured pruning "
+            "handles normalization over the channel (last) axis only."
+        )

@@ -61,8 +61,6 @@ def keras3() -> ModuleType:
     return keras
 
 
-
-
 def tfmot() -> ModuleType:
     """TensorFlow Model Optimization Toolkit; it works only with Keras 2, so tf_keras comes first."""
     tf_keras()

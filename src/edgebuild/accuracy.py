@@ -33,7 +33,9 @@ def is_probability_vector(outputs: np.ndarray) -> bool:
     if outputs.ndim < 2 or outputs.shape[-1] < 2 or outputs.size == 0:
         return False
     rows = outputs.reshape(len(outputs), -1).astype(np.float64)
-    return bool(np.all(rows >= -PROBABILITY_TOLERANCE) and np.allclose(rows.sum(axis=1), 1.0, atol=PROBABILITY_TOLERANCE))
+    return bool(
+        np.all(rows >= -PROBABILITY_TOLERANCE) and np.allclose(rows.sum(axis=1), 1.0, atol=PROBABILITY_TOLERANCE)
+    )
 
 
 def choose_metric(reference: list[np.ndarray], labels: np.ndarray | None, requested: str = "auto") -> Metric:
@@ -47,8 +49,9 @@ def choose_metric(reference: list[np.ndarray], labels: np.ndarray | None, reques
     return "snr"
 
 
-def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None,
-            metric: str = "auto") -> dict:
+def compare(
+    reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None, metric: str = "auto"
+) -> dict:
     """The accuracy block of report.json (fractions in 0..1; the first output decides top-1)."""
     ref, cand = reference[0], candidate[0]
     chosen = choose_metric(reference, labels, metric)

@@ -118,7 +118,9 @@ class TfliteArtifact:
         position = {tensor: i for i, tensor in enumerate(self.output_indices)}
         named = sorted(self.signature_outputs, key=lambda item: _natural_key(item[0]))
         order = [position[t] for _, t in named if t in position]
-        return order if sorted(order) == list(range(len(self.output_indices))) else list(range(len(self.output_indices)))
+        return (
+            order if sorted(order) == list(range(len(self.output_indices))) else list(range(len(self.output_indices)))
+        )
 
     @cached_property
     def dynamic_roots(self) -> dict[int, TensorInfo]:

@@ -81,7 +81,7 @@ def _real_inputs(model: LiteRTModel, inputs: Any, limit: int) -> list[list[np.nd
             f"Pass at least {batch} samples, or none to use random data."
         )
     count = min(n // batch, limit)
-    return [[np.ascontiguousarray(a[i * batch:(i + 1) * batch]) for a in arrays] for i in range(count)]
+    return [[np.ascontiguousarray(a[i * batch : (i + 1) * batch]) for a in arrays] for i in range(count)]
 
 
 def _summary_ms(times_ns: np.ndarray) -> dict[str, float]:

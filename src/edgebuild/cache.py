@@ -30,8 +30,16 @@ from edgebuild.versions import package_versions
 
 MANIFEST = "manifest.json"
 KEY_VERSION = 1
-_PACKAGES = ("tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro",
-             "ethos-u-vela", "numpy")
+_PACKAGES = (
+    "tensorflow",
+    "tf-keras",
+    "keras",
+    "tensorflow-model-optimization",
+    "ai-edge-litert",
+    "tflite-micro",
+    "ethos-u-vela",
+    "numpy",
+)
 DEFAULT_COMPILER = "edgetpu_compiler"
 _TOOLS = ("arm-none-eabi-g++", "qemu-system-arm", "g++", DEFAULT_COMPILER)
 
@@ -55,17 +63,35 @@ def stack_fingerprint() -> dict[str, str]:
             continue
         try:
             result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
-            versions[tool] = (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else path
+            versions[tool] = (
+                (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else path
+            )
         except (OSError, subprocess.TimeoutExpired):
             versions[tool] = path
     return versions
 
 
-def build_key(*, model_sha256: str, profile_toml: str, data_sha256: dict[str, str | None], flags: dict,
-              versions: dict[str, str], files: dict[str, str | None] | None = None) -> str:
+def build_key(
+    *,
+    model_sha256: str,
+    profile_toml: str,
+    data_sha256: dict[str, str | None],
+    flags: dict,
+    versions: dict[str, str],
+    files: dict[str, str | None] | None = None,
+) -> str:
     """`files`: `referenced_files(profile)`, the contents of the files the profile points to."""
-    payload = json.dumps({"model": model_sha256, "profile": profile_toml, "data": data_sha256, "flags": flags,
-                          "versions": versions, "files": files or {}}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "model": model_sha256,
+            "profile": profile_toml,
+            "data": data_sha256,
+            "flags": flags,
+            "versions": versions,
+            "files": files or {},
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -155,8 +181,11 @@ class BuildCache:
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = final.parent / f".{key}.{uuid.uuid4().hex}.tmp"
         shutil.copytree(source_dir, staging / "files")
-        files = {str(p.relative_to(staging / "files")): hash_path(p)
-                 for p in sorted((staging / "files").rglob("*")) if p.is_file()}
+        files = {
+            str(p.relative_to(staging / "files")): hash_path(p)
+            for p in sorted((staging / "files").rglob("*"))
+            if p.is_file()
+        }
         (staging / MANIFEST).write_text(json.dumps({"key": key, "created": time.time(), "files": files}, indent=1))
         try:
             staging.rename(final)

@@ -65,8 +65,10 @@ class Limit:
             if kind == "ms" and unit == "":
                 unit = "ms"
             if unit not in units:
-                raise UsageError(f"threshold {raw!r}: unknown unit {match.group(2)!r} (use one of "
-                                 f"{', '.join(u or 'no unit' for u in units)}, or a percentage)")
+                raise UsageError(
+                    f"threshold {raw!r}: unknown unit {match.group(2)!r} (use one of "
+                    f"{', '.join(u or 'no unit' for u in units)}, or a percentage)"
+                )
             absolute = value * units[unit]
         if relative is None and absolute is None:
             raise UsageError(f"threshold {raw!r} is empty")
@@ -92,8 +94,14 @@ class Thresholds:
     arena: Limit = Limit(0.05, None, "5%")
     flash: Limit = Limit(0.05, None, "5%")
 
-    KEYS = ("max_size_increase", "max_accuracy_drop", "max_snr_drop", "max_latency_increase", "max_arena_increase",
-            "max_flash_increase")
+    KEYS = (
+        "max_size_increase",
+        "max_accuracy_drop",
+        "max_snr_drop",
+        "max_latency_increase",
+        "max_arena_increase",
+        "max_flash_increase",
+    )
 
     @classmethod
     def build(cls, *layers: dict[str, Any] | None) -> Thresholds:
@@ -111,16 +119,22 @@ class Thresholds:
             size=Limit.parse(values["max_size_increase"]) if "max_size_increase" in values else d.size,
             accuracy_drop=_points(values.get("max_accuracy_drop", d.accuracy_drop), "max_accuracy_drop"),
             snr_drop=_points(values.get("max_snr_drop", d.snr_drop), "max_snr_drop"),
-            latency=Limit.parse(values["max_latency_increase"], "ms") if "max_latency_increase" in values
+            latency=Limit.parse(values["max_latency_increase"], "ms")
+            if "max_latency_increase" in values
             else d.latency,
             arena=Limit.parse(values["max_arena_increase"]) if "max_arena_increase" in values else d.arena,
             flash=Limit.parse(values["max_flash_increase"]) if "max_flash_increase" in values else d.flash,
         )
 
     def describe(self) -> dict[str, str]:
-        return {"max_size_increase": self.size.text, "max_accuracy_drop": f"{self.accuracy_drop:g} points",
-                "max_snr_drop": f"{self.snr_drop:g} dB", "max_latency_increase": self.latency.text,
-                "max_arena_increase": self.arena.text, "max_flash_increase": self.flash.text}
+        return {
+            "max_size_increase": self.size.text,
+            "max_accuracy_drop": f"{self.accuracy_drop:g} points",
+            "max_snr_drop": f"{self.snr_drop:g} dB",
+            "max_latency_increase": self.latency.text,
+            "max_arena_increase": self.arena.text,
+            "max_flash_increase": self.flash.text,
+        }
 
 
 def _points(value: Any, key: str) -> float:
@@ -220,18 +234,48 @@ class Comparison:
         return "; ".join(f"{t.target}: {', '.join(t.regressed_metrics)}" for t in self.targets if t.regressed)
 
     def to_dict(self) -> dict:
-        return {"base": self.base, "new": self.new, "thresholds": self.thresholds.describe(),
-                "regressed": bool(self.regressions), "regressions": self.regressions,
-                "targets": [{"target": t.target, "status": t.status, "regressions": t.regressions, "notes": t.notes,
-                             "ops_added": t.ops_added, "ops_removed": t.ops_removed,
-                             "checks_changed": t.checks_changed,
-                             "rows": [{"metric": r.metric, "base": r.values[0], "new": r.values[1], "change": r.change,
-                                       "limit": r.limit, "status": r.status, "note": r.note} for r in t.rows]}
-                            for t in self.targets]}
+        return {
+            "base": self.base,
+            "new": self.new,
+            "thresholds": self.thresholds.describe(),
+            "regressed": bool(self.regressions),
+            "regressions": self.regressions,
+            "targets": [
+                {
+                    "target": t.target,
+                    "status": t.status,
+                    "regressions": t.regressions,
+                    "notes": t.notes,
+                    "ops_added": t.ops_added,
+                    "ops_removed": t.ops_removed,
+                    "checks_changed": t.checks_changed,
+                    "rows": [
+                        {
+                            "metric": r.metric,
+                            "base": r.values[0],
+                            "new": r.values[1],
+                            "change": r.change,
+                            "limit": r.limit,
+                            "status": r.status,
+                            "note": r.note,
+                        }
+                        for r in t.rows
+                    ],
+                }
+                for t in self.targets
+            ],
+        }
 
 
-def compare_builds(base: dict[str, dict], new: dict[str, dict], thresholds: Thresholds | None = None, *,
-                   base_label: str = "BASE", new_label: str = "NEW", targets: list[str] | None = None) -> Comparison:
+def compare_builds(
+    base: dict[str, dict],
+    new: dict[str, dict],
+    thresholds: Thresholds | None = None,
+    *,
+    base_label: str = "BASE",
+    new_label: str = "NEW",
+    targets: list[str] | None = None,
+) -> Comparison:
     thresholds = thresholds or Thresholds()
     names = list(dict.fromkeys([*base, *new]))
     if targets:
@@ -242,8 +286,14 @@ def compare_builds(base: dict[str, dict], new: dict[str, dict], thresholds: Thre
     diffs = []
     for name in names:
         if name not in new:
-            diffs.append(TargetDiff(name, status="missing in NEW", regressed_metrics=["target missing"],
-                                    regressions=[f"target missing from {new_label} (its build failed or was not run)"]))
+            diffs.append(
+                TargetDiff(
+                    name,
+                    status="missing in NEW",
+                    regressed_metrics=["target missing"],
+                    regressions=[f"target missing from {new_label} (its build failed or was not run)"],
+                )
+            )
         elif name not in base:
             diffs.append(TargetDiff(name, status="new in NEW", notes=[f"new target, not in {base_label}"]))
         else:
@@ -284,8 +334,9 @@ def _bytes(n: float) -> str:
     return f"{int(n):,} B"
 
 
-def _growth_row(diff: TargetDiff, metric: str, base: Any, new: Any, limit: Limit, fmt=_bytes, *,
-                noise: float = 0.0, note: str = "") -> None:
+def _growth_row(
+    diff: TargetDiff, metric: str, base: Any, new: Any, limit: Limit, fmt=_bytes, *, noise: float = 0.0, note: str = ""
+) -> None:
     """A number that should not grow: regression when new > base + allowance (+ noise)."""
     if not _is_num(base) or not _is_num(new):
         return
@@ -293,13 +344,15 @@ def _growth_row(diff: TargetDiff, metric: str, base: Any, new: Any, limit: Limit
     delta = new - base
     status = REGRESSED if delta > allowed + 1e-12 else IMPROVED if delta < -max(noise, 1e-12) else OK
     limit_text = f"+{limit.text}" + (f" + noise {fmt(noise)}" if noise else "")
-    diff.rows.append(Row(metric, fmt(base), fmt(new), _pct_change(base, new), limit_text, status, note,
-                         (float(base), float(new))))
+    diff.rows.append(
+        Row(metric, fmt(base), fmt(new), _pct_change(base, new), limit_text, status, note, (float(base), float(new)))
+    )
 
 
 def _size(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
-    _growth_row(diff, "size", _d(base.get("artifact")).get("size_bytes"), _d(new.get("artifact")).get("size_bytes"),
-                th.size)
+    _growth_row(
+        diff, "size", _d(base.get("artifact")).get("size_bytes"), _d(new.get("artifact")).get("size_bytes"), th.size
+    )
 
 
 def _accuracy(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
@@ -316,8 +369,18 @@ def _accuracy(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
             x, y = 100 * a[key], 100 * b[key]
             drop = x - y
             status = REGRESSED if drop > th.accuracy_drop + 1e-9 else IMPROVED if drop < -1e-9 else OK
-            diff.rows.append(Row(label, f"{x:.2f}%", f"{y:.2f}%", f"{y - x:+.2f} points",
-                                 f"-{th.accuracy_drop:g} points", status, note, (x, y)))
+            diff.rows.append(
+                Row(
+                    label,
+                    f"{x:.2f}%",
+                    f"{y:.2f}%",
+                    f"{y - x:+.2f} points",
+                    f"-{th.accuracy_drop:g} points",
+                    status,
+                    note,
+                    (x, y),
+                )
+            )
     x, y = a.get("min_snr_db", "absent"), b.get("min_snr_db", "absent")
     if x != "absent" and y != "absent":
         bx = float("inf") if x is None else float(x)  # null = identical outputs
@@ -330,11 +393,23 @@ def _accuracy(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
             status = CHANGED  # shown, not judged: the accuracy gate of a classifier is top-1
         else:
             status = REGRESSED if drop > th.snr_drop else IMPROVED if drop < 0 else OK
-        change = "0 dB" if drop == 0 else ("worse" if drop == float("inf") else "better" if drop == float("-inf")
-                                           else f"{-drop:+.1f} dB")
-        diff.rows.append(Row("worst output SNR", _snr(x), _snr(y), change,
-                             f"-{th.snr_drop:g} dB" if gated else "info (gate metric is top-1)", status, note,
-                             (x, y)))
+        change = (
+            "0 dB"
+            if drop == 0
+            else ("worse" if drop == float("inf") else "better" if drop == float("-inf") else f"{-drop:+.1f} dB")
+        )
+        diff.rows.append(
+            Row(
+                "worst output SNR",
+                _snr(x),
+                _snr(y),
+                change,
+                f"-{th.snr_drop:g} dB" if gated else "info (gate metric is top-1)",
+                status,
+                note,
+                (x, y),
+            )
+        )
 
 
 def _snr(value: Any) -> str:
@@ -368,8 +443,9 @@ def _latency(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
         common = [t for t in tx if t in ty]
         if not common:
             if tx or ty:
-                diff.notes.append(f"{where} latency measured in only one build (or with other thread counts): "
-                                  "not compared")
+                diff.notes.append(
+                    f"{where} latency measured in only one build (or with other thread counts): not compared"
+                )
             continue
         for threads in common:
             sx, sy = _d(tx[threads]), _d(ty[threads])
@@ -379,20 +455,43 @@ def _latency(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
                 continue
             if ix != iy:
                 who = "hosts" if where == "host" else "devices"
-                diff.rows.append(Row(metric, _ms(px), _ms(py), _pct_change(px, py), "-", SKIPPED,
-                                     f"measured on different {who} ({_who(ix)} vs {_who(iy)})", (px, py)))
+                diff.rows.append(
+                    Row(
+                        metric,
+                        _ms(px),
+                        _ms(py),
+                        _pct_change(px, py),
+                        "-",
+                        SKIPPED,
+                        f"measured on different {who} ({_who(ix)} vs {_who(iy)})",
+                        (px, py),
+                    )
+                )
                 continue
             noise = max(_spread(sx), _spread(sy))
-            _growth_row(diff, metric, px, py, th.latency, _ms, noise=noise,
-                        note=f"{where}: {_who(ix)}")
+            _growth_row(diff, metric, px, py, th.latency, _ms, noise=noise, note=f"{where}: {_who(ix)}")
     cost_a = _d(_d(_d(base.get("firmware")).get("device")).get("instructions_per_inference")).get("median")
     cost_b = _d(_d(_d(new.get("firmware")).get("device")).get("instructions_per_inference")).get("median")
-    _growth_row(diff, "instructions per inference (QEMU)", cost_a, cost_b, th.latency, lambda v: f"{int(v):,}",
-                note="counted on the emulated device: exact, no noise")
+    _growth_row(
+        diff,
+        "instructions per inference (QEMU)",
+        cost_a,
+        cost_b,
+        th.latency,
+        lambda v: f"{int(v):,}",
+        note="counted on the emulated device: exact, no noise",
+    )
     va, vb = _d(_d(base.get("compile")).get("vela")), _d(_d(new.get("compile")).get("vela"))
     if va.get("accelerator") == vb.get("accelerator"):
-        _growth_row(diff, "NPU cycles (Vela estimate)", va.get("cycles_total"), vb.get("cycles_total"), th.latency,
-                    lambda v: f"{int(v):,}", note=str(vb.get("accelerator") or ""))
+        _growth_row(
+            diff,
+            "NPU cycles (Vela estimate)",
+            va.get("cycles_total"),
+            vb.get("cycles_total"),
+            th.latency,
+            lambda v: f"{int(v):,}",
+            note=str(vb.get("accelerator") or ""),
+        )
 
 
 def _spread(stats: dict) -> float:
@@ -409,9 +508,10 @@ def _memory_figures(report: dict) -> dict[str, tuple[str, Any]]:
     """Every memory figure of a report by a name that includes its scope, so only like is compared with like:
     name -> (threshold kind, bytes). Flash of the model array exists in every mcu-like report; the budgets
     check measures the linked firmware instead when there is one (its `scope` says which)."""
-    figures: dict[str, tuple[str, Any]] = {"tensor arena": ("arena", arena_bytes(report)),
-                                           "flash (model array)": ("flash",
-                                                                   _d(report.get("flash")).get("model_array_bytes"))}
+    figures: dict[str, tuple[str, Any]] = {
+        "tensor arena": ("arena", arena_bytes(report)),
+        "flash (model array)": ("flash", _d(report.get("flash")).get("model_array_bytes")),
+    }
     firmware = _d(report.get("firmware"))
     figures["arena used on device"] = ("arena", _d(firmware.get("device")).get("arena_used_bytes"))
     for kind in ("flash", "ram"):
@@ -419,7 +519,9 @@ def _memory_figures(report: dict) -> dict[str, tuple[str, Any]]:
         scope = block.get("scope") or ""
         if scope and scope not in ("model array", "tensor arena"):
             figures[f"{'flash' if kind == 'flash' else 'RAM'} ({scope})"] = (
-                "flash" if kind == "flash" else "arena", block.get("used_bytes"))
+                "flash" if kind == "flash" else "arena",
+                block.get("used_bytes"),
+            )
         elif kind == "flash" and not _is_num(figures["flash (model array)"][1]):
             figures["flash (model array)"] = ("flash", block.get("used_bytes"))
     fw_flash = _d(firmware.get("flash"))
@@ -464,13 +566,16 @@ def _checks(diff: TargetDiff, base: dict, new: dict) -> None:
         now = b[name].get("passed") if name in b else None
         if was == now:
             continue
-        entry = {"check": name, "base": _state(was), "new": _state(now),
-                 "summary": (b.get(name) or a.get(name) or {}).get("summary", "")}
+        entry = {
+            "check": name,
+            "base": _state(was),
+            "new": _state(now),
+            "summary": (b.get(name) or a.get(name) or {}).get("summary", ""),
+        }
         diff.checks_changed.append(entry)
         if now is False:
             diff.regressed_metrics.append(f"check '{name}'")
-            diff.regressions.append(f"check '{name}' {'now fails' if was else 'fails (new check)'}: "
-                                    f"{entry['summary']}")
+            diff.regressions.append(f"check '{name}' {'now fails' if was else 'fails (new check)'}: {entry['summary']}")
 
 
 def _state(passed: bool | None) -> str:

@@ -12,14 +12,32 @@ HEADERS = ("Target", "Metric", "Base", "New", "Change", "Limit", "Result")
 
 
 def _cells(diff: TargetDiff) -> list[tuple[str, ...]]:
-    rows = [(diff.target, r.metric, r.base, r.new, r.change, r.limit, r.status + (f" ({r.note})" if r.note and
-                                                                                  r.status != OK else ""))
-            for r in diff.rows]
+    rows = [
+        (
+            diff.target,
+            r.metric,
+            r.base,
+            r.new,
+            r.change,
+            r.limit,
+            r.status + (f" ({r.note})" if r.note and r.status != OK else ""),
+        )
+        for r in diff.rows
+    ]
     if diff.ops_added or diff.ops_removed:
         rows.append((diff.target, "ops", "", _ops(diff), "", "", "changed"))
     for c in diff.checks_changed:
-        rows.append((diff.target, f"check: {c['check']}", c["base"], c["new"], "", "",
-                     "REGRESSED" if c["new"] == "FAIL" else "changed"))
+        rows.append(
+            (
+                diff.target,
+                f"check: {c['check']}",
+                c["base"],
+                c["new"],
+                "",
+                "",
+                "REGRESSED" if c["new"] == "FAIL" else "changed",
+            )
+        )
     if not diff.rows and diff.status != "compared":
         rows.append((diff.target, "target", "", "", "", "", diff.status + (" - REGRESSED" if diff.regressed else "")))
     return rows
@@ -59,10 +77,16 @@ def _md(text: str) -> str:
 
 def to_markdown(comparison: Comparison) -> str:
     verdict = _verdict(comparison)
-    lines = [f"## edgebuild compare: {'**REGRESSED**, ' if comparison.regressions else ''}{verdict}", "",
-             f"`{_md(comparison.base)}` (base) -> `{_md(comparison.new)}` (new). Thresholds: "
-             + ", ".join(f"{k.removeprefix('max_').replace('_', ' ')} {v}"
-                         for k, v in comparison.thresholds.describe().items()) + ".", ""]
+    lines = [
+        f"## edgebuild compare: {'**REGRESSED**, ' if comparison.regressions else ''}{verdict}",
+        "",
+        f"`{_md(comparison.base)}` (base) -> `{_md(comparison.new)}` (new). Thresholds: "
+        + ", ".join(
+            f"{k.removeprefix('max_').replace('_', ' ')} {v}" for k, v in comparison.thresholds.describe().items()
+        )
+        + ".",
+        "",
+    ]
     if comparison.regressions:
         lines += ["### Regressions", ""] + [f"- {_md(r)}" for r in comparison.regressions] + [""]
     lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
@@ -81,10 +105,19 @@ def to_markdown(comparison: Comparison) -> str:
 def to_junit(comparison: Comparison) -> str:
     """One <testsuite>, one <testcase> per target; a <failure> lists that target's regressions."""
     failures = sum(t.regressed for t in comparison.targets)
-    suites = ET.Element("testsuites", name="edgebuild compare", tests=str(len(comparison.targets)),
-                        failures=str(failures), errors="0")
-    suite = ET.SubElement(suites, "testsuite", name="edgebuild compare", tests=str(len(comparison.targets)),
-                          failures=str(failures), errors="0", skipped="0", time="0")
+    suites = ET.Element(
+        "testsuites", name="edgebuild compare", tests=str(len(comparison.targets)), failures=str(failures), errors="0"
+    )
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="edgebuild compare",
+        tests=str(len(comparison.targets)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+        time="0",
+    )
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="base", value=comparison.base)
     ET.SubElement(props, "property", name="new", value=comparison.new)
@@ -93,12 +126,17 @@ def to_junit(comparison: Comparison) -> str:
     for diff in comparison.targets:
         case = ET.SubElement(suite, "testcase", classname="edgebuild.compare", name=diff.target, time="0")
         if diff.regressed:
-            failure = ET.SubElement(case, "failure", type="regression",
-                                    message=f"{len(diff.regressions)} regression(s): " + "; ".join(diff.regressions))
+            failure = ET.SubElement(
+                case,
+                "failure",
+                type="regression",
+                message=f"{len(diff.regressions)} regression(s): " + "; ".join(diff.regressions),
+            )
             failure.text = "\n".join(diff.regressions)
         out = ET.SubElement(case, "system-out")
         out.text = "\n".join("  ".join(c for c in row[1:] if c) for row in _cells(diff)) + (
-            "\n" + "\n".join(diff.notes) if diff.notes else "")
+            "\n" + "\n".join(diff.notes) if diff.notes else ""
+        )
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 

@@ -117,12 +117,14 @@ class LoadedModel:
             holder = tensorflow.Module()
             holder.captured = list(function.variables)
             try:
-                tensorflow.saved_model.save(holder, str(export_dir), signatures={"serving_default": function},
-                                            options=options)
+                tensorflow.saved_model.save(
+                    holder, str(export_dir), signatures={"serving_default": function}, options=options
+                )
             except (ValueError, AssertionError):  # it captures an untracked resource (a lookup table, say)
                 shutil.rmtree(export_dir, ignore_errors=True)
-                tensorflow.saved_model.save(self.keep_alive, str(export_dir),
-                                            signatures={"serving_default": function}, options=options)
+                tensorflow.saved_model.save(
+                    self.keep_alive, str(export_dir), signatures={"serving_default": function}, options=options
+                )
             self._exported[batch] = export_dir
         return self._exported[batch]
 
@@ -160,7 +162,9 @@ def _load_keras2(path: Path, fmt: ModelFormat) -> LoadedModel:
     except Exception as exc:  # tf_keras raises many types for unreadable files
         if fmt == "h5":
             return _load_keras3(path)
-        raise ModelError(f"Cannot load {path} with tf_keras: {_first_line(exc)}. Save it again with model.save().") from None
+        raise ModelError(
+            f"Cannot load {path} with tf_keras: {_first_line(exc)}. Save it again with model.save()."
+        ) from None
     return _from_keras2_model(model, path, fmt)
 
 
@@ -192,7 +196,9 @@ def _load_keras3(path: Path) -> LoadedModel:
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:
-        raise ModelError(f"Cannot load {path} with Keras 3: {_first_line(exc)}. Save it again with model.save().") from None
+        raise ModelError(
+            f"Cannot load {path} with Keras 3: {_first_line(exc)}. Save it again with model.save()."
+        ) from None
     export_dir = Path(tempfile.mkdtemp(prefix="edgebuild-export-"))
     try:
         model.export(str(export_dir), verbose=False)
@@ -223,7 +229,7 @@ def _load_savedmodel(path: Path, fmt: ModelFormat) -> LoadedModel:
             f"SavedModel {path} has {len(inputs)} inputs ({', '.join(sorted(inputs))}); "
             "edgebuild builds single-input models. Export a signature that takes one input tensor."
         )
-    (input_key, spec), = inputs.items()
+    ((input_key, spec),) = inputs.items()
     output_keys = sorted(signature.structured_outputs)
     return LoadedModel(
         source=path,

@@ -80,10 +80,16 @@ def plan_build(request: BuildRequest) -> list[TargetPlan]:
         if path is not None and not path.exists():
             from edgebuild.errors import DataError
 
-            raise DataError(f"Data {path} does not exist. Pass an .npz with 'x' (and 'y'), an .npy, or an image folder.")
+            raise DataError(
+                f"Data {path} does not exist. Pass an .npz with 'x' (and 'y'), an .npy, or an image folder."
+            )
     profiles = resolve_targets(request.targets, request.overrides)
-    return [make_plan(p, request.data is not None, request.random_calibration,
-                      bench_device=request.bench_device is not None) for p in profiles]
+    return [
+        make_plan(
+            p, request.data is not None, request.random_calibration, bench_device=request.bench_device is not None
+        )
+        for p in profiles
+    ]
 
 
 def default_out_dir(model_path: Path) -> Path:
@@ -125,7 +131,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
         progress.message("interrupted: stopping every target at its next stage boundary (Ctrl-C again to quit now)...")
 
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
+    previous = (
+        {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
+    )
     runner = threading.Thread(target=work, name="edgebuild-build", daemon=True)
     try:
         runner.start()
@@ -228,7 +236,7 @@ def clean_stale_partials(out_root: Path) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
         elif path.is_dir() and name.startswith(".") and name.endswith(".previous"):
-            final = path.with_name(name[1:-len(".previous")])
+            final = path.with_name(name[1 : -len(".previous")])
             if final.exists():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -249,8 +257,13 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _build_all(request: BuildRequest, plans: list[TargetPlan], progress: Progress,
-               cancelled: threading.Event, running: dict[str, tuple[str, float]]) -> list[TargetResult]:
+def _build_all(
+    request: BuildRequest,
+    plans: list[TargetPlan],
+    progress: Progress,
+    cancelled: threading.Event,
+    running: dict[str, tuple[str, float]],
+) -> list[TargetResult]:
     from edgebuild.hashing import hash_path
 
     out_root = request.out or default_out_dir(request.model)
@@ -295,8 +308,11 @@ def default_jobs(requested: int | None, targets: int) -> int:
         return max(1, min(requested, targets))
     cores = os.cpu_count() or 1
     try:
-        available_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                             if line.startswith("MemAvailable:"))
+        available_kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemAvailable:")
+        )
         by_memory = max(1, available_kib // (1536 * 1024))
     except (OSError, StopIteration, ValueError):
         by_memory = 1
@@ -335,18 +351,29 @@ def _cache_keys(request: BuildRequest, plans: list[TargetPlan], model_sha: str) 
     from edgebuild.hashing import hash_path
 
     cache = BuildCache(request.cache_dir or default_cache_dir())
-    data = {"data": hash_path(request.data) if request.data else None,
-            "val_data": hash_path(request.val_data) if request.val_data else None}
+    data = {
+        "data": hash_path(request.data) if request.data else None,
+        "val_data": hash_path(request.val_data) if request.val_data else None,
+    }
     flags = {"random_calibration": request.random_calibration}
     versions = stack_fingerprint()
-    keys = {plan.target: build_key(model_sha256=model_sha, profile_toml=to_toml(plan.profile), data_sha256=data,
-                                   flags=flags, versions=versions, files=referenced_files(plan.profile))
-            for plan in plans}
+    keys = {
+        plan.target: build_key(
+            model_sha256=model_sha,
+            profile_toml=to_toml(plan.profile),
+            data_sha256=data,
+            flags=flags,
+            versions=versions,
+            files=referenced_files(plan.profile),
+        )
+        for plan in plans
+    }
     return cache, keys
 
 
-def _restore_cached(cache: object | None, key: str | None, plan: TargetPlan, request: BuildRequest, out_root: Path,
-                    progress: Progress) -> TargetResult | None:
+def _restore_cached(
+    cache: object | None, key: str | None, plan: TargetPlan, request: BuildRequest, out_root: Path, progress: Progress
+) -> TargetResult | None:
     if cache is None or key is None:
         return None
     entry, note = cache.lookup(key)  # type: ignore[attr-defined]
@@ -388,11 +415,12 @@ def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progr
     for path in (request.data, request.val_data):
         dataset = None
         if path is not None:
-            dataset = check_fits(load_dataset(path, model.input_shape, image_range), model.input_shape, str(request.model))
+            dataset = check_fits(
+                load_dataset(path, model.input_shape, image_range), model.input_shape, str(request.model)
+            )
             check_labels(dataset, classes)
         datasets.append(dataset)
-    shared = SharedInputs(model=model, model_sha256=model_sha, dataset=datasets[0],
-                          val_dataset=datasets[1])
+    shared = SharedInputs(model=model, model_sha256=model_sha, dataset=datasets[0], val_dataset=datasets[1])
     progress.stage_finished("*", "load", time.perf_counter() - started, f"{model.format}, input {model.input_shape}")
     return shared
 
@@ -407,8 +435,14 @@ def _num_classes(model: object) -> int | None:
     return int(shape[-1]) if shape is not None and len(shape) >= 2 and shape[-1] is not None else None
 
 
-def _build_target(plan: TargetPlan, request: BuildRequest, shared: SharedInputs, out_root: Path,
-                  progress: Progress, cache_key: str | None = None) -> TargetResult:
+def _build_target(
+    plan: TargetPlan,
+    request: BuildRequest,
+    shared: SharedInputs,
+    out_root: Path,
+    progress: Progress,
+    cache_key: str | None = None,
+) -> TargetResult:
     """Run one target's stages in a hidden folder, then move it into place."""
     profile = plan.profile
     final_dir = out_root / profile.name

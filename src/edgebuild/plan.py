@@ -36,7 +36,7 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool, bench_
         if quant.scheme != "int8":
             raise UnsupportedError(
                 f"Target '{profile.name}': quantization-aware training produces full-integer int8 models, but "
-                f"quantization.scheme = \"{quant.scheme}\". Use --set quantization.scheme=int8 or "
+                f'quantization.scheme = "{quant.scheme}". Use --set quantization.scheme=int8 or '
                 "--set quantization.method=ptq."
             )
         if not has_data:
@@ -54,50 +54,87 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool, bench_
     pruning, distillation = profile.pruning, profile.distillation
     if pruning.kind != "none":
         t = profile.training
-        recovery = ("distillation" if distillation.enabled else
-                    {"auto": "fine-tuning (distillation if it recovers better)", "fine-tune": "fine-tuning",
-                     "distill": "distillation"}[pruning.recovery])
-        recovery += (f" (up to {t.recovery_epochs} epochs, lr {t.recovery_learning_rate} {t.recovery_schedule}, "
-                     f"early stopping {t.recovery_early_stopping or 'off'}, budget {t.time_budget:g} s)")
-        what = (f"structured: remove {pruning.ratio:.0%} of channels by {pruning.criterion}, then {recovery}"
-                if pruning.kind == "structured" else f"{pruning.kind} sparsity, then fine-tuning")
+        recovery = (
+            "distillation"
+            if distillation.enabled
+            else {
+                "auto": "fine-tuning (distillation if it recovers better)",
+                "fine-tune": "fine-tuning",
+                "distill": "distillation",
+            }[pruning.recovery]
+        )
+        recovery += (
+            f" (up to {t.recovery_epochs} epochs, lr {t.recovery_learning_rate} {t.recovery_schedule}, "
+            f"early stopping {t.recovery_early_stopping or 'off'}, budget {t.time_budget:g} s)"
+        )
+        what = (
+            f"structured: remove {pruning.ratio:.0%} of channels by {pruning.criterion}, then {recovery}"
+            if pruning.kind == "structured"
+            else f"{pruning.kind} sparsity, then fine-tuning"
+        )
         stages.append(Stage("prune", what))
     elif distillation.enabled:
-        stages.append(Stage("distill", f"student {distillation.student}, T={distillation.temperature}, "
-                                       f"alpha={distillation.alpha}"))
+        stages.append(
+            Stage(
+                "distill", f"student {distillation.student}, T={distillation.temperature}, alpha={distillation.alpha}"
+            )
+        )
     if quant.method == "qat":
         t = profile.training
-        stages.append(Stage("train", f"quantization-aware training: up to {t.epochs} epochs, {t.optimizer} "
-                                     f"lr {t.learning_rate}, early stopping {t.early_stopping or 'off'}; PTQ comparison"))
+        stages.append(
+            Stage(
+                "train",
+                f"quantization-aware training: up to {t.epochs} epochs, {t.optimizer} "
+                f"lr {t.learning_rate}, early stopping {t.early_stopping or 'off'}; PTQ comparison",
+            )
+        )
     stages.append(Stage("convert", _convert_text(profile)))
     stages.append(Stage("inspect", "read the artifact back: ops, dtypes, sizes"))
     if needs_baseline(profile):
         stages.append(Stage("baseline", "plain float32 conversion once per build, for size and latency ratios"))
-    compilers = ([f"edgetpu_compiler -m {profile.edgetpu.min_runtime} when it is installed"] if profile.edgetpu.compile
-                 else []) + ([f"Arm Vela for {profile.vela.accelerator}"] if profile.vela.accelerator else [])
+    compilers = (
+        [f"edgetpu_compiler -m {profile.edgetpu.min_runtime} when it is installed"] if profile.edgetpu.compile else []
+    ) + ([f"Arm Vela for {profile.vela.accelerator}"] if profile.vela.accelerator else [])
     if compilers:
         stages.append(Stage("compile", "; ".join(compilers)))
     if profile.validation.enabled:
         stages.append(Stage("validate", _validate_text(profile, has_data)))
     if profile.benchmark.enabled:
         threads = ", ".join(str(t) for t in profile.benchmark.threads)
-        stages.append(Stage("benchmark", f"LiteRT invoke() latency on this host, {profile.benchmark.runs} runs, "
-                                         f"threads {threads}"))
+        stages.append(
+            Stage(
+                "benchmark", f"LiteRT invoke() latency on this host, {profile.benchmark.runs} runs, threads {threads}"
+            )
+        )
         if bench_device:
             stages.append(Stage("device", "the same benchmark on the device (--bench-device)"))
     if profile.mcu.c_array:
-        stages.append(Stage("emit", f"C sources (model_data.cc/.h, model_ops.h, model_settings.h) as '{profile.mcu.symbol}'"))
+        stages.append(
+            Stage("emit", f"C sources (model_data.cc/.h, model_ops.h, model_settings.h) as '{profile.mcu.symbol}'")
+        )
     firmware = profile.mcu.c_array and profile.mcu.firmware and profile.validation.enabled
     if firmware:
         mcu = profile.mcu
-        stages.append(Stage("firmware", (
-            f"link a TFLite Micro firmware for {mcu.board} ({mcu.firmware_kernels} kernels), measure flash and RAM "
-            f"from the ELF, run {mcu.firmware_samples} validation samples under QEMU against LiteRT's reference "
-            "kernels" + ("; compile the generated C++ with host g++" if mcu.firmware_host_check else "")
-            + " (skipped with a note without a TFLite Micro tree, the cross compiler or QEMU)")))
+        stages.append(
+            Stage(
+                "firmware",
+                (
+                    f"link a TFLite Micro firmware for {mcu.board} ({mcu.firmware_kernels} kernels), measure flash and RAM "
+                    f"from the ELF, run {mcu.firmware_samples} validation samples under QEMU against LiteRT's reference "
+                    "kernels"
+                    + ("; compile the generated C++ with host g++" if mcu.firmware_host_check else "")
+                    + " (skipped with a note without a TFLite Micro tree, the cross compiler or QEMU)"
+                ),
+            )
+        )
     if profile.validation.enabled and (profile.budget.flash or profile.budget.ram):
-        stages.append(Stage("budgets", "flash and RAM against the budget: the linked firmware image when it was "
-                                       "built, else the model array and the declared tensor arena"))
+        stages.append(
+            Stage(
+                "budgets",
+                "flash and RAM against the budget: the linked firmware image when it was "
+                "built, else the model array and the declared tensor arena",
+            )
+        )
     stages.append(Stage("report", "report.json, report.md, profile.resolved.toml"))
     return TargetPlan(profile=profile, stages=tuple(stages))
 
@@ -118,7 +155,7 @@ def _check_training_passes(profile: Profile, has_data: bool) -> None:
         )
     if distillation.enabled and distillation.student == "pruned" and pruning.kind != "structured":
         raise ProfileError(
-            f"Target '{profile.name}': distillation.student = \"pruned\" needs pruning.kind = \"structured\". "
+            f'Target \'{profile.name}\': distillation.student = "pruned" needs pruning.kind = "structured". '
             "Set --set pruning.kind=structured, or name a student: --set distillation.student=width:0.5."
         )
     if distillation.enabled and pruning.kind in {"unstructured", "m_by_n"}:

@@ -30,9 +30,16 @@ class ToolRun:
         return self.stdout + (("\n" + self.stderr) if self.stderr.strip() else "")
 
 
-def run_tool(argv: list[str], timeout_s: float, tool: str, cwd: Path | None = None,
-             timeout_hint: str = "", *, errors: str | None = None,
-             timeout_error: BaseException | None = None) -> ToolRun:
+def run_tool(
+    argv: list[str],
+    timeout_s: float,
+    tool: str,
+    cwd: Path | None = None,
+    timeout_hint: str = "",
+    *,
+    errors: str | None = None,
+    timeout_error: BaseException | None = None,
+) -> ToolRun:
     """Run `argv`; ExternalToolError if it cannot start or outlives `timeout_s`.
 
     The tool runs in its own process group so a timeout kills everything it
@@ -48,13 +55,23 @@ def run_tool(argv: list[str], timeout_s: float, tool: str, cwd: Path | None = No
     """
     started = time.perf_counter()
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, errors=errors, cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors=errors,
+            cwd=cwd,
+            start_new_session=True,
+        )
     except FileNotFoundError:
         raise ExternalToolError(f"{tool} was not found at '{argv[0]}'. Check the path or install it.") from None
     except PermissionError:
-        raise ExternalToolError(f"{tool} at '{argv[0]}' is not executable (permission denied). "
-                                f"Run `chmod +x {argv[0]}` or point to the right file.") from None
+        raise ExternalToolError(
+            f"{tool} at '{argv[0]}' is not executable (permission denied). "
+            f"Run `chmod +x {argv[0]}` or point to the right file."
+        ) from None
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:

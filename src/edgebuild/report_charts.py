@@ -12,8 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from html import escape
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
-           "#d62728")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728")
 PASS, FAIL, MUTED, BUDGET = "#2e7d32", "#c62828", "#9e9e9e", "#e0e0e0"
 WIDTH = 640
 LABEL_W = 190  # left column for bar labels
@@ -24,13 +23,13 @@ def _num(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
 
 
-def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 12, cls: str = "",
-          weight: str = "") -> str:
+def _text(
+    x: float, y: float, text: str, *, anchor: str = "start", size: int = 12, cls: str = "", weight: str = ""
+) -> str:
     attrs = f' class="{cls}"' if cls else ""
     if weight:
         attrs += f' font-weight="{weight}"'
-    return (f'<text x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" font-size="{size}"{attrs}>'
-            f"{escape(text)}</text>")
+    return f'<text x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" font-size="{size}"{attrs}>{escape(text)}</text>'
 
 
 def _title(text: str) -> str:
@@ -62,15 +61,26 @@ def ticks(lo: float, hi: float, count: int = 4) -> list[float]:
 
 
 def figure(chart_id: str, svg_body: str, height: float, marks: int, caption: str, label: str) -> str:
-    svg = (f'<svg class="chart-svg" viewBox="0 0 {WIDTH} {_num(height)}" width="100%" role="img" '
-           f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg" '
-           f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">{svg_body}</svg>')
-    return (f'<figure class="chart" data-chart="{escape(chart_id)}" data-marks="{marks}">{svg}'
-            f"<figcaption>{caption}</figcaption></figure>")
+    svg = (
+        f'<svg class="chart-svg" viewBox="0 0 {WIDTH} {_num(height)}" width="100%" role="img" '
+        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg" '
+        f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">{svg_body}</svg>'
+    )
+    return (
+        f'<figure class="chart" data-chart="{escape(chart_id)}" data-marks="{marks}">{svg}'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
 
 
-def hbars(chart_id: str, items: Sequence[tuple[str, float, str]], fmt: Fmt, caption: str, *,
-          color: str | Sequence[str] = PALETTE[0], limit: tuple[float, str] | None = None) -> str:
+def hbars(
+    chart_id: str,
+    items: Sequence[tuple[str, float, str]],
+    fmt: Fmt,
+    caption: str,
+    *,
+    color: str | Sequence[str] = PALETTE[0],
+    limit: tuple[float, str] | None = None,
+) -> str:
     """Horizontal bars: items are (label, value, hover title); an optional dashed limit line (value, label)."""
     row, top = 22, 8
     height = top + row * len(items) + 26
@@ -82,21 +92,24 @@ def hbars(chart_id: str, items: Sequence[tuple[str, float, str]], fmt: Fmt, capt
         y = top + i * row
         fill = color if isinstance(color, str) else color[i % len(color)]
         parts.append(_text(LABEL_W - 6, y + 14, _clip(label, 26), anchor="end"))
-        parts.append(f'<rect class="mark" x="{LABEL_W}" y="{y + 3}" width="{_num(max(value * scale, 0.5))}" '
-                     f'height="{row - 6}" fill="{fill}">{_title(title)}</rect>')
+        parts.append(
+            f'<rect class="mark" x="{LABEL_W}" y="{y + 3}" width="{_num(max(value * scale, 0.5))}" '
+            f'height="{row - 6}" fill="{fill}">{_title(title)}</rect>'
+        )
         parts.append(_text(LABEL_W + value * scale + 4, y + 14, fmt(value), size=11, cls="value"))
     axis_y = top + row * len(items) + 2
     parts.append(f'<line x1="{LABEL_W}" y1="{axis_y}" x2="{LABEL_W + span}" y2="{axis_y}" stroke="#999"/>')
     if limit:
         x = LABEL_W + limit[0] * scale
-        parts.append(f'<line class="limit" x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{axis_y}" stroke="#555" '
-                     f'stroke-dasharray="4 3"/>')
+        parts.append(
+            f'<line class="limit" x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{axis_y}" stroke="#555" '
+            f'stroke-dasharray="4 3"/>'
+        )
         parts.append(_text(x, axis_y + 16, limit[1], anchor="middle", size=11))
     return figure(chart_id, "".join(parts), height, len(items), caption, caption)
 
 
-def budget_bars(chart_id: str, rows: Sequence[tuple[str, float, float | None, str]], caption: str,
-                fmt: Fmt) -> str:
+def budget_bars(chart_id: str, rows: Sequence[tuple[str, float, float | None, str]], caption: str, fmt: Fmt) -> str:
     """One track per row: the budget as the grey track, the use as the filled bar (red when over)."""
     row, top = 34, 8
     height = top + row * len(rows) + 8
@@ -109,15 +122,18 @@ def budget_bars(chart_id: str, rows: Sequence[tuple[str, float, float | None, st
         parts.append(_text(LABEL_W - 6, y + 15, _clip(label, 26), anchor="end"))
         parts.append(f'<rect x="{LABEL_W}" y="{y + 4}" width="{span}" height="16" fill="{BUDGET}"/>')
         width = span * used / full
-        parts.append(f'<rect class="mark" x="{LABEL_W}" y="{y + 4}" width="{_num(max(width, 1))}" height="16" '
-                     f'fill="{FAIL if over else PASS}">{_title(title)}</rect>')
+        parts.append(
+            f'<rect class="mark" x="{LABEL_W}" y="{y + 4}" width="{_num(max(width, 1))}" height="16" '
+            f'fill="{FAIL if over else PASS}">{_title(title)}</rect>'
+        )
         text = f"{fmt(used)} of {fmt(budget)} ({100 * used / budget:.1f}%)" if budget else f"{fmt(used)} (no budget)"
         parts.append(_text(LABEL_W, y + 32, text, size=11, cls="value"))
     return figure(chart_id, "".join(parts), height + 6, len(rows), caption, caption)
 
 
-def stacked(chart_id: str, parts_in: Sequence[tuple[str, float]], caption: str, fmt: Fmt, *,
-            budget: float | None = None) -> str:
+def stacked(
+    chart_id: str, parts_in: Sequence[tuple[str, float]], caption: str, fmt: Fmt, *, budget: float | None = None
+) -> str:
     """One horizontal bar split into parts, with a legend; against a budget when given."""
     total = sum(v for _, v in parts_in)
     full = max(total, budget or 0, 1e-12)
@@ -125,8 +141,10 @@ def stacked(chart_id: str, parts_in: Sequence[tuple[str, float]], caption: str, 
     parts, x = [], 10.0
     for i, (label, value) in enumerate(parts_in):
         width = span * value / full
-        parts.append(f'<rect class="mark" x="{_num(x)}" y="8" width="{_num(max(width, 0.5))}" height="24" '
-                     f'fill="{PALETTE[i % len(PALETTE)]}">{_title(f"{label}: {fmt(value)}")}</rect>')
+        parts.append(
+            f'<rect class="mark" x="{_num(x)}" y="8" width="{_num(max(width, 0.5))}" height="24" '
+            f'fill="{PALETTE[i % len(PALETTE)]}">{_title(f"{label}: {fmt(value)}")}</rect>'
+        )
         x += width
     if budget:
         parts.append(f'<rect x="{_num(x)}" y="8" width="{_num(max(10 + span - x, 0))}" height="24" fill="{BUDGET}"/>')
@@ -170,7 +188,8 @@ def ranges(chart_id: str, rows: Sequence[tuple[str, dict, str]], caption: str, u
             f'stroke-width="3"/>'
             f'<line x1="{_num(x(p99))}" y1="{_num(y - 6)}" x2="{_num(x(p99))}" y2="{_num(y + 6)}" stroke="{color}"/>'
             + (f'<circle cx="{_num(x(s["mean"]))}" cy="{_num(y)}" r="2.5" fill="#000"/>' if "mean" in s else "")
-            + "</g>")
+            + "</g>"
+        )
     axis_y = top + row * len(rows) + 2
     parts.append(f'<line x1="{LABEL_W}" y1="{axis_y}" x2="{LABEL_W + span}" y2="{axis_y}" stroke="#999"/>')
     for t in ticks(0, hi):
@@ -180,8 +199,15 @@ def ranges(chart_id: str, rows: Sequence[tuple[str, dict, str]], caption: str, u
     return figure(chart_id, "".join(parts), height, len(rows), caption, caption)
 
 
-def lines(chart_id: str, series: Sequence[tuple[str, Sequence[tuple[float, float]]]], caption: str, *,
-          y_label: str = "", marker_x: float | None = None, marker_label: str = "") -> str:
+def lines(
+    chart_id: str,
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    caption: str,
+    *,
+    y_label: str = "",
+    marker_x: float | None = None,
+    marker_label: str = "",
+) -> str:
     """Line chart, one polyline (one mark) per series, with a legend and an optional vertical marker."""
     left, right, top, plot_h = 56, 12, 10, 170
     pts = [p for _, s in series for p in s]
@@ -210,24 +236,31 @@ def lines(chart_id: str, series: Sequence[tuple[str, Sequence[tuple[float, float
         if float(t).is_integer():
             parts.append(_text(px(t), top + plot_h + 14, f"{t:g}", anchor="middle", size=10))
     if marker_x is not None:
-        parts.append(f'<line x1="{_num(px(marker_x))}" y1="{top}" x2="{_num(px(marker_x))}" y2="{top + plot_h}" '
-                     f'stroke="#555" stroke-dasharray="4 3"/>')
+        parts.append(
+            f'<line x1="{_num(px(marker_x))}" y1="{top}" x2="{_num(px(marker_x))}" y2="{top + plot_h}" '
+            f'stroke="#555" stroke-dasharray="4 3"/>'
+        )
         parts.append(_text(px(marker_x) + 3, top + 12, marker_label, size=10))
     for i, (name, s) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         points = " ".join(f"{_num(px(a))},{_num(py(b))}" for a, b in s)
         dots = "".join(f'<circle cx="{_num(px(a))}" cy="{_num(py(b))}" r="2" fill="{color}"/>' for a, b in s)
         values = ", ".join(f"{a:g}: {b:.4g}" for a, b in s)
-        parts.append(f'<g class="mark"><polyline points="{points}" fill="none" stroke="{color}" stroke-width="2">'
-                     f"{_title(f'{name}: {values}')}</polyline>{dots}</g>")
+        parts.append(
+            f'<g class="mark"><polyline points="{points}" fill="none" stroke="{color}" stroke-width="2">'
+            f"{_title(f'{name}: {values}')}</polyline>{dots}</g>"
+        )
     legend_y = top + plot_h + 32
     for i, (name, _) in enumerate(series):
         lx, ly = left + (i % 3) * 190, legend_y + (i // 3) * 16
         parts.append(f'<rect x="{lx}" y="{ly - 9}" width="12" height="4" fill="{PALETTE[i % len(PALETTE)]}"/>')
         parts.append(_text(lx + 16, ly, _clip(name, 26), size=11))
     if y_label:
-        parts.append(_text(12, top + plot_h / 2, y_label, anchor="middle", size=10)
-                     .replace("<text ", f'<text transform="rotate(-90 12 {_num(top + plot_h / 2)})" ', 1))
+        parts.append(
+            _text(12, top + plot_h / 2, y_label, anchor="middle", size=10).replace(
+                "<text ", f'<text transform="rotate(-90 12 {_num(top + plot_h / 2)})" ', 1
+            )
+        )
     height = legend_y + 16 * ((len(series) + 2) // 3) + 2
     return figure(chart_id, "".join(parts), height, len(series), caption, caption)
 
@@ -257,14 +290,19 @@ def scatter(chart_id: str, points: Sequence[dict], caption: str, *, x_label: str
     for t in ticks(0, x1):
         parts.append(_text(px(t), top + plot_h + 14, f"{t:g}", anchor="middle", size=10))
     parts.append(_text(left + span, top + plot_h + 30, x_label, anchor="end", size=11))
-    parts.append(_text(12, top + plot_h / 2, y_label, anchor="middle", size=11)
-                 .replace("<text ", f'<text transform="rotate(-90 12 {_num(top + plot_h / 2)})" ', 1))
+    parts.append(
+        _text(12, top + plot_h / 2, y_label, anchor="middle", size=11).replace(
+            "<text ", f'<text transform="rotate(-90 12 {_num(top + plot_h / 2)})" ', 1
+        )
+    )
     placed: list[tuple[float, float, float]] = []  # label boxes (centre x, baseline y, half width)
     for p in points:
         r = 5 + 17 * math.sqrt((p["size"] or 0) / biggest) if sizes else 7
         cx, cy = px(p["x"]), py(p["y"])
-        parts.append(f'<circle class="mark" cx="{_num(cx)}" cy="{_num(cy)}" r="{_num(r)}" fill="{p["color"]}" '
-                     f'fill-opacity="0.55" stroke="{p["color"]}">{_title(p["title"])}</circle>')
+        parts.append(
+            f'<circle class="mark" cx="{_num(cx)}" cy="{_num(cy)}" r="{_num(r)}" fill="{p["color"]}" '
+            f'fill-opacity="0.55" stroke="{p["color"]}">{_title(p["title"])}</circle>'
+        )
         half, ly = 3.5 * len(p["label"]) + 4, cy - r - 3
         while any(abs(ly - y) < 13 and abs(cx - x) < half + h for x, y, h in placed):
             ly -= 13  # stack labels of bubbles that sit on top of each other

@@ -19,16 +19,18 @@ def _rows(reports: dict[str, dict]) -> list[dict]:
     rows = []
     for target, report in reports.items():
         accuracy = (report.get("validation") or {}).get("accuracy") or {}
-        rows.append({
-            "target": target,
-            "size_kib": report["artifact"]["size_bytes"] / 1024,
-            "float_kib": ((report.get("float_reference") or {}).get("size_bytes") or 0) / 1024,
-            "top1": accuracy.get("artifact_top1"),
-            "accuracy": accuracy_text(accuracy),
-            "float_top1": accuracy.get("reference_top1"),
-            "p50_ms": first_p50(report.get("benchmark")),
-            "passed": (report.get("validation") or {}).get("passed", True),
-        })
+        rows.append(
+            {
+                "target": target,
+                "size_kib": report["artifact"]["size_bytes"] / 1024,
+                "float_kib": ((report.get("float_reference") or {}).get("size_bytes") or 0) / 1024,
+                "top1": accuracy.get("artifact_top1"),
+                "accuracy": accuracy_text(accuracy),
+                "float_top1": accuracy.get("reference_top1"),
+                "p50_ms": first_p50(report.get("benchmark")),
+                "passed": (report.get("validation") or {}).get("passed", True),
+            }
+        )
     return rows
 
 
@@ -65,17 +67,28 @@ def _write_html(out_root: Path, reports: dict[str, dict]) -> Path | None:
 
 
 def _markdown(rows: list[dict]) -> str:
-    lines = ["# edgebuild summary", "", "| Target | Size | vs float32 | Accuracy (vs float) | Float top-1 | p50 latency (host) | Status |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# edgebuild summary",
+        "",
+        "| Target | Size | vs float32 | Accuracy (vs float) | Float top-1 | p50 latency (host) | Status |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = f"{r['size_kib'] / r['float_kib']:.2f}x" if r["float_kib"] else "-"
         top1 = r["accuracy"]
         float_top1 = f"{100 * r['float_top1']:.2f}%" if r["float_top1"] is not None else "-"
         p50 = f"{r['p50_ms']:.3f} ms" if r["p50_ms"] is not None else "-"
-        lines.append(f"| [{r['target']}]({r['target']}/report.md) | {r['size_kib']:.1f} KiB | {ratio} | {top1} | "
-                     f"{float_top1} | {p50} | {'pass' if r['passed'] else 'FAIL'} |")
-    lines += ["", "![size, accuracy and latency per target](summary.png)" if len(rows) > 1 else "",
-              "", "Every check, size breakdown, latency distribution and budget: [report.html](report.html).", ""]
+        lines.append(
+            f"| [{r['target']}]({r['target']}/report.md) | {r['size_kib']:.1f} KiB | {ratio} | {top1} | "
+            f"{float_top1} | {p50} | {'pass' if r['passed'] else 'FAIL'} |"
+        )
+    lines += [
+        "",
+        "![size, accuracy and latency per target](summary.png)" if len(rows) > 1 else "",
+        "",
+        "Every check, size breakdown, latency distribution and budget: [report.html](report.html).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -92,8 +105,12 @@ def _chart(rows: list[dict]) -> bytes:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     panels = [
         ("Size (KiB)", [r["size_kib"] for r in rows], rows[0]["float_kib"] or None, "float32"),
-        ("Top-1 accuracy (%)", [100 * r["top1"] if r["top1"] is not None else 0 for r in rows],
-         100 * rows[0]["float_top1"] if rows[0]["float_top1"] is not None else None, "float model"),
+        (
+            "Top-1 accuracy (%)",
+            [100 * r["top1"] if r["top1"] is not None else 0 for r in rows],
+            100 * rows[0]["float_top1"] if rows[0]["float_top1"] is not None else None,
+            "float model",
+        ),
         ("p50 latency on this host (ms)", [r["p50_ms"] or 0 for r in rows], None, ""),
     ]
     for ax, (title, values, reference, label) in zip(axes, panels):

@@ -26,14 +26,21 @@ class ValidationData:
     reference: list[np.ndarray] | None  # float model outputs on x, when a reference model exists
 
 
-def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, data: ValidationData | None,
-                      check_budgets: bool = True) -> dict:
+def validate_artifact(
+    path: Path, artifact: TfliteArtifact, profile: Profile, data: ValidationData | None, check_budgets: bool = True
+) -> dict:
     """All checks; with check_budgets=False the caller adds budgets later (after measuring flash)."""
     checks: list[dict] = []
     result: dict = {"checks": checks}
     if profile.validation.rules != "none":
-        checks.append(_rules_check(profile.validation.rules, artifact, profile.edgetpu.min_runtime,
-                                   accept_cpu_fallback=profile.edgetpu.min_mapped_fraction < 1.0))
+        checks.append(
+            _rules_check(
+                profile.validation.rules,
+                artifact,
+                profile.edgetpu.min_runtime,
+                accept_cpu_fallback=profile.edgetpu.min_mapped_fraction < 1.0,
+            )
+        )
     litert_outputs = None
     if data is not None:
         from edgebuild.runtime import LiteRTModel
@@ -50,15 +57,25 @@ def validate_artifact(path: Path, artifact: TfliteArtifact, profile: Profile, da
         checks.append(tflm_check)
     result["passed"] = all(c["passed"] for c in checks)
     if check_budgets:  # `edgebuild validate`: no C array was compiled, the arena is the one TFLM proved
-        add_budget_check(result, artifact, profile, flash=None,
-                         declared_arena=(result.get("arena") or {}).get("recommended_bytes"),
-                         arena_source="recommended tensor arena (proven in TFLite Micro plus the margin)")
+        add_budget_check(
+            result,
+            artifact,
+            profile,
+            flash=None,
+            declared_arena=(result.get("arena") or {}).get("recommended_bytes"),
+            arena_source="recommended tensor arena (proven in TFLite Micro plus the margin)",
+        )
     return result
 
 
-def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, flash: dict | None,
-                     declared_arena: int | None,
-                     arena_source: str = "tensor arena as declared in model_settings.h") -> None:
+def add_budget_check(
+    result: dict,
+    artifact: TfliteArtifact,
+    profile: Profile,
+    flash: dict | None,
+    declared_arena: int | None,
+    arena_source: str = "tensor arena as declared in model_settings.h",
+) -> None:
     """Append the budget check and update `passed`.
 
     Every figure is what it names. With a linked firmware (`flash` from `firmware.render.report_flash`):
@@ -76,19 +93,27 @@ def add_budget_check(result: dict, artifact: TfliteArtifact, profile: Profile, f
 def _rules_check(rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int, accept_cpu_fallback: bool) -> dict:
     from edgebuild.checks import check_rules
 
-    report = check_rules(rule_set, artifact, edgetpu_runtime=edgetpu_runtime,
-                         edgetpu_accept_cpu_fallback=accept_cpu_fallback)
+    report = check_rules(
+        rule_set, artifact, edgetpu_runtime=edgetpu_runtime, edgetpu_accept_cpu_fallback=accept_cpu_fallback
+    )
     details = report.to_dict()
     errors = [f for f in report.findings if f.severity == "error"]
     warnings = [f for f in report.findings if f.severity != "error"]
-    summary = f"{len(errors)} error(s), {len(warnings)} warning(s) against {report.rule_set} rules ({report.runtime_version})"
+    summary = (
+        f"{len(errors)} error(s), {len(warnings)} warning(s) against {report.rule_set} rules ({report.runtime_version})"
+    )
     if details.get("mapped_ops_fraction") is not None:
         summary += f"; {100 * details['mapped_ops_fraction']:.0f}% of ops and {100 * details.get('mapped_macs_fraction', 0):.0f}% of MACs map"
     if errors:
         first = errors[0]
         summary += f"; first: {first.op or 'model'} (op #{first.op_index}): {first.message}"
-    return {"name": f"op rules ({rule_set})", "passed": report.passed, "summary": summary,
-            "findings": details.get("findings", []), "details": details}
+    return {
+        "name": f"op rules ({rule_set})",
+        "passed": report.passed,
+        "summary": summary,
+        "findings": details.get("findings", []),
+        "details": details,
+    }
 
 
 def _accuracy_check(accuracy: dict, profile: Profile) -> dict:
@@ -96,34 +121,49 @@ def _accuracy_check(accuracy: dict, profile: Profile) -> dict:
     gate = profile.validation
     problems = []
     if accuracy["metric"] == "top1" and "artifact_top1" in accuracy:
-        summary = (f"top-1 {100 * accuracy['artifact_top1']:.2f}% vs float {100 * accuracy['reference_top1']:.2f}% "
-                   f"(drop {accuracy['drop_points']:.2f} points, limit {gate.max_accuracy_drop}), "
-                   f"agreement {100 * accuracy['agreement']:.1f}%")
+        summary = (
+            f"top-1 {100 * accuracy['artifact_top1']:.2f}% vs float {100 * accuracy['reference_top1']:.2f}% "
+            f"(drop {accuracy['drop_points']:.2f} points, limit {gate.max_accuracy_drop}), "
+            f"agreement {100 * accuracy['agreement']:.1f}%"
+        )
         if accuracy["drop_points"] > gate.max_accuracy_drop:
             problems.append(f"top-1 dropped {accuracy['drop_points']:.2f} points (limit {gate.max_accuracy_drop})")
     elif accuracy["metric"] == "top1":
-        summary = (f"top-1 agreement with float {100 * accuracy['agreement']:.1f}% "
-                   f"(no labels; limit {100 * gate.min_agreement:.1f}%)")
+        summary = (
+            f"top-1 agreement with float {100 * accuracy['agreement']:.1f}% "
+            f"(no labels; limit {100 * gate.min_agreement:.1f}%)"
+        )
         if accuracy["agreement"] < gate.min_agreement:
-            problems.append(f"top-1 agreement with the float model {100 * accuracy['agreement']:.1f}% is below "
-                            f"{100 * gate.min_agreement:.1f}%")
+            problems.append(
+                f"top-1 agreement with the float model {100 * accuracy['agreement']:.1f}% is below "
+                f"{100 * gate.min_agreement:.1f}%"
+            )
     else:
         snr = accuracy["min_snr_db"]
         first = accuracy["outputs"][0]
-        summary = (f"output SNR {'exact' if snr is None else f'{snr:.1f} dB'} vs float (limit {gate.min_snr_db:g} dB; "
-                   f"not a classifier, so no top-1), relative error {first['relative_error']}, "
-                   f"cosine {first['cosine_similarity']}")
+        summary = (
+            f"output SNR {'exact' if snr is None else f'{snr:.1f} dB'} vs float (limit {gate.min_snr_db:g} dB; "
+            f"not a classifier, so no top-1), relative error {first['relative_error']}, "
+            f"cosine {first['cosine_similarity']}"
+        )
         if snr is not None and snr < gate.min_snr_db:
             worst = min((o for o in accuracy["outputs"] if o["snr_db"] is not None), key=lambda o: o["snr_db"])
-            problems.append(f"output {worst['index']} SNR {snr:.1f} dB against the float model is below "
-                            f"{gate.min_snr_db:g} dB (relative error {worst['relative_error']})")
+            problems.append(
+                f"output {worst['index']} SNR {snr:.1f} dB against the float model is below "
+                f"{gate.min_snr_db:g} dB (relative error {worst['relative_error']})"
+            )
     if problems:
         summary = "; ".join(problems) + " — check the calibration data matches the model's input preprocessing"
     return {"name": "accuracy vs float", "passed": not problems, "summary": summary, "metric": accuracy["metric"]}
 
 
-def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, litert_outputs: list[np.ndarray] | None,
-                artifact: TfliteArtifact) -> tuple[dict, dict]:
+def _tflm_check(
+    path: Path,
+    profile: Profile,
+    data: ValidationData | None,
+    litert_outputs: list[np.ndarray] | None,
+    artifact: TfliteArtifact,
+) -> tuple[dict, dict]:
     """Prove the arena by running it in TFLite Micro, then compare TFLM with LiteRT's reference kernels.
 
     The arena: the smallest size at which TFLM allocates and invokes the model (found by running, not
@@ -140,20 +180,31 @@ def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, liter
     try:
         search = prove_arena(path, margin)
     except ArtifactError as exc:  # TFLM refused or crashed: a failed check, with the artifact kept for inspection
-        return ({"measured_bytes": None, "proven_bytes": None, "verified": False, "error": str(exc)},
-                {"name": "TFLite Micro", "passed": False, "summary": str(exc)})
+        return (
+            {"measured_bytes": None, "proven_bytes": None, "verified": False, "error": str(exc)},
+            {"name": "TFLite Micro", "passed": False, "summary": str(exc)},
+        )
     proven, recorded, recommended = search.proven_bytes, search.recorded_bytes, search.recommended_bytes
-    arena = {"measured_bytes": proven, "proven_bytes": proven, "recorded_bytes": recorded, "margin": margin,
-             "recommended_bytes": recommended, "verified": search.verified,
-             "search": {"probes": search.probes, "seconds": round(search.seconds, 3)},
-             "note": "proven by running: the smallest 16-byte multiple at which the TFLite Micro interpreter "
-                     "(reference kernels, 64-bit host) allocates and invokes the model; recorded_bytes is TFLM's own "
-                     "allocation record, which undercounts FULLY_CONNECTED models. The margin covers optimized "
-                     "platform kernels (e.g. CMSIS-NN scratch buffers); the recommended size was run too."}
+    arena = {
+        "measured_bytes": proven,
+        "proven_bytes": proven,
+        "recorded_bytes": recorded,
+        "margin": margin,
+        "recommended_bytes": recommended,
+        "verified": search.verified,
+        "search": {"probes": search.probes, "seconds": round(search.seconds, 3)},
+        "note": "proven by running: the smallest 16-byte multiple at which the TFLite Micro interpreter "
+        "(reference kernels, 64-bit host) allocates and invokes the model; recorded_bytes is TFLM's own "
+        "allocation record, which undercounts FULLY_CONNECTED models. The margin covers optimized "
+        "platform kernels (e.g. CMSIS-NN scratch buffers); the recommended size was run too.",
+    }
     recorded_text = f"TFLM records {recorded:,}" if recorded is not None else "TFLM records none"
-    check = {"name": "TFLite Micro", "passed": True,
-             "summary": f"runs in TFLite Micro; arena {proven:,} bytes proven by running ({recorded_text}), "
-                        f"{recommended:,} recommended (+{margin:.0%}, verified)"}
+    check = {
+        "name": "TFLite Micro",
+        "passed": True,
+        "summary": f"runs in TFLite Micro; arena {proven:,} bytes proven by running ({recorded_text}), "
+        f"{recommended:,} recommended (+{margin:.0%}, verified)",
+    }
     if data is None:
         return arena, check
     try:
@@ -171,7 +222,8 @@ def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, liter
     if litert_outputs is not None:  # context: how far LiteRT's default (optimized) kernels are from TFLM
         default = _quantization_steps(litert_outputs, tflm_outputs, artifact)
         arena["default_kernels_error_steps"] = (
-            {"max": default["max"], "mean": default["mean"]} if default["max"] is not None else None)
+            {"max": default["max"], "mean": default["mean"]} if default["max"] is not None else None
+        )
 
     gate = profile.validation
     classifier = _classifier_like(artifact, data, gate.metric, reference[0])
@@ -187,23 +239,32 @@ def _tflm_check(path: Path, profile: Profile, data: ValidationData | None, liter
         decisive = int(np.sum((ref_pick != tflm_pick) & (lead > _TIE_STEPS * step)))
         arena["top1_decisive_flips"] = decisive
         if ref_pick.size and decisive / ref_pick.size > 1.0 - _MIN_TFLM_TOP1:
-            problems.append(f"top-1 differs on {decisive} of {ref_pick.size} samples beyond rounding ties "
-                            f"(agreement {100 * agreement:.1f}%, needs {100 * _MIN_TFLM_TOP1:.0f}%)")
+            problems.append(
+                f"top-1 differs on {decisive} of {ref_pick.size} samples beyond rounding ties "
+                f"(agreement {100 * agreement:.1f}%, needs {100 * _MIN_TFLM_TOP1:.0f}%)"
+            )
     arena["litert_agreement"] = agreement
     if steps["max"] is not None:
         if steps["max"] > gate.max_tflm_steps:
-            problems.append(f"outputs differ by up to {steps['max']:.0f} quantization steps "
-                            f"(limit {gate.max_tflm_steps:g}, validation.max_tflm_steps)")
+            problems.append(
+                f"outputs differ by up to {steps['max']:.0f} quantization steps "
+                f"(limit {gate.max_tflm_steps:g}, validation.max_tflm_steps)"
+            )
         if steps["mean"] > _MAX_TFLM_MEAN_STEPS:
-            problems.append(f"outputs differ by {steps['mean']:.2f} quantization steps on average "
-                            f"(limit {_MAX_TFLM_MEAN_STEPS:g})")
+            problems.append(
+                f"outputs differ by {steps['mean']:.2f} quantization steps on average (limit {_MAX_TFLM_MEAN_STEPS:g})"
+            )
     if steps["float_rel_error"] is not None and steps["float_rel_error"] > _MAX_FLOAT_REL_ERROR:
-        problems.append(f"float outputs differ by {steps['float_rel_error']:.2e} of their range "
-                        f"(limit {_MAX_FLOAT_REL_ERROR:g})")
+        problems.append(
+            f"float outputs differ by {steps['float_rel_error']:.2e} of their range (limit {_MAX_FLOAT_REL_ERROR:g})"
+        )
     if problems:
         check["passed"] = False
-        check["summary"] = ("TFLite Micro vs LiteRT reference kernels: " + "; ".join(problems)
-                            + " — a kernel computes differently in TFLite Micro; the artifact is kept for inspection")
+        check["summary"] = (
+            "TFLite Micro vs LiteRT reference kernels: "
+            + "; ".join(problems)
+            + " — a kernel computes differently in TFLite Micro; the artifact is kept for inspection"
+        )
         return arena, check
     parts = []
     if agreement is not None:
@@ -259,8 +320,11 @@ def _quantization_steps(reference: list[np.ndarray], other: list[np.ndarray], ar
         step = _output_step(artifact, i, diff.ndim)
         if step is not None:
             steps = diff / step
-            entry.update(step=float(np.max(step)), max_steps=float(steps.max()) if steps.size else 0.0,
-                         mean_steps=float(steps.mean()) if steps.size else 0.0)
+            entry.update(
+                step=float(np.max(step)),
+                max_steps=float(steps.max()) if steps.size else 0.0,
+                mean_steps=float(steps.mean()) if steps.size else 0.0,
+            )
             diffs.append(steps.reshape(-1))
         else:
             span = float(np.abs(a64).max()) if a64.size else 0.0
@@ -273,10 +337,13 @@ def _quantization_steps(reference: list[np.ndarray], other: list[np.ndarray], ar
         for key in ("max_steps", "mean_steps"):
             if key in entry:
                 entry[key] = round(entry[key], 4)
-    return {"max": round(float(all_steps.max()) if all_steps.size else 0.0, 4) if measured else None,
-            "mean": round(float(all_steps.mean()) if all_steps.size else 0.0, 4) if measured else None,
-            "float_rel_error": max(float_errors) if float_errors else None,
-            "max_abs_error": max_abs, "outputs": outputs}
+    return {
+        "max": round(float(all_steps.max()) if all_steps.size else 0.0, 4) if measured else None,
+        "mean": round(float(all_steps.mean()) if all_steps.size else 0.0, 4) if measured else None,
+        "float_rel_error": max(float_errors) if float_errors else None,
+        "max_abs_error": max_abs,
+        "outputs": outputs,
+    }
 
 
 def _output_step(artifact: TfliteArtifact, position: int, ndim: int) -> float | np.ndarray | None:
@@ -312,8 +379,9 @@ def round_up(value: int, multiple: int) -> int:
     return (value + multiple - 1) // multiple * multiple
 
 
-def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None,
-                  declared_arena: int | None, arena_source: str) -> dict | None:
+def _budget_check(
+    artifact: TfliteArtifact, profile: Profile, flash: dict | None, declared_arena: int | None, arena_source: str
+) -> dict | None:
     budget = profile.budget
     if budget.flash is None and budget.ram is None:
         return None
@@ -322,8 +390,10 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None
     if firmware:
         assert flash is not None
         flash_used, flash_scope = flash["total_bytes"], "firmware image"
-        flash_source = (f"linked firmware for {flash.get('board')}: model, TFLite Micro runtime and kernels, "
-                        "application; arm-none-eabi-size, validation samples excluded")
+        flash_source = (
+            f"linked firmware for {flash.get('board')}: model, TFLite Micro runtime and kernels, "
+            "application; arm-none-eabi-size, validation samples excluded"
+        )
     elif flash and flash.get("measured"):
         flash_used, flash_scope = flash["model_array_bytes"], "model array"
         flash_source = "model array, arm-none-eabi-size; runtime and kernels not included"
@@ -334,8 +404,10 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None
         parts.append(f"flash {flash_used:,} / {budget.flash:,} bytes ({flash_source})")
         if flash_used > budget.flash:
             what = "the linked firmware takes" if firmware else "the model array alone takes"
-            problems.append(f"{what} {flash_used:,} bytes of flash, over the budget "
-                            f"{budget.flash:,} by {flash_used - budget.flash:,}")
+            problems.append(
+                f"{what} {flash_used:,} bytes of flash, over the budget "
+                f"{budget.flash:,} by {flash_used - budget.flash:,}"
+            )
     if firmware:
         assert flash is not None
         ram_used, ram_scope = flash.get("ram_bytes"), "firmware RAM"
@@ -347,12 +419,23 @@ def _budget_check(artifact: TfliteArtifact, profile: Profile, flash: dict | None
         parts.append(f"RAM {ram_used:,} / {budget.ram:,} bytes ({ram_source})")
         if ram_used > budget.ram:
             what = "the linked firmware reserves" if firmware else "the tensor arena alone needs"
-            problems.append(f"{what} {ram_used:,} bytes of RAM, over the budget "
-                            f"{budget.ram:,} by {ram_used - budget.ram:,}")
-    summary = "; ".join(problems) + " — shrink the model (pruning, smaller input) or raise the budget" if problems else ", ".join(parts)
-    return {"name": "budgets", "passed": not problems, "summary": summary,
-            "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash, "source": flash_source,
-                      "scope": flash_scope},
-            "ram": {"used_bytes": ram_used, "budget_bytes": budget.ram,
-                    "source": ram_source if ram_used is not None else None,
-                    "scope": ram_scope}}
+            problems.append(
+                f"{what} {ram_used:,} bytes of RAM, over the budget {budget.ram:,} by {ram_used - budget.ram:,}"
+            )
+    summary = (
+        "; ".join(problems) + " — shrink the model (pruning, smaller input) or raise the budget"
+        if problems
+        else ", ".join(parts)
+    )
+    return {
+        "name": "budgets",
+        "passed": not problems,
+        "summary": summary,
+        "flash": {"used_bytes": flash_used, "budget_bytes": budget.flash, "source": flash_source, "scope": flash_scope},
+        "ram": {
+            "used_bytes": ram_used,
+            "budget_bytes": budget.ram,
+            "source": ram_source if ram_used is not None else None,
+            "scope": ram_scope,
+        },
+    }

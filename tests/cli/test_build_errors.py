@@ -30,7 +30,11 @@ def _no_artifacts(out: Path) -> bool:
         ({"x": np.zeros((10, 32, 32, 3), np.float32)}, 5, "The channel count differs (3 vs 1)"),
         ({"x": np.full((10, 32, 32, 1), np.nan, np.float32)}, 5, "10 sample(s) of 'x' contain NaN"),
         ({"x": np.zeros((0, 32, 32, 1), np.float32)}, 5, "holds no samples"),
-        ({"x": np.zeros((10, 32, 32, 1), np.float32), "y": np.full(10, 12)}, 5, "labels go up to 12 but the model has 10 outputs"),
+        (
+            {"x": np.zeros((10, 32, 32, 1), np.float32), "y": np.full(10, 12)},
+            5,
+            "labels go up to 12 but the model has 10 outputs",
+        ),
         ({"y": np.zeros(3)}, 5, "has no array named 'x'"),
     ],
     ids=["shape", "channels", "nan", "empty", "labels", "no-x"],
@@ -89,7 +93,9 @@ def test_multi_output_model_builds(tmp_path: Path, capsys) -> None:
 
     inputs = tf_keras.Input(shape=(8, 8, 1))
     x = tf_keras.layers.Flatten()(inputs)
-    model = tf_keras.Model(inputs, [tf_keras.layers.Dense(3, name="head_a")(x), tf_keras.layers.Dense(2, name="head_b")(x)])
+    model = tf_keras.Model(
+        inputs, [tf_keras.layers.Dense(3, name="head_a")(x), tf_keras.layers.Dense(2, name="head_b")(x)]
+    )
     path = tmp_path / "two_heads.keras"
     model.save(path)
     data = tmp_path / "d.npz"

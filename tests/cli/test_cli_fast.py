@@ -37,7 +37,9 @@ def test_help_does_not_import_tensorflow() -> None:
 
 @pytest.mark.parametrize("command", [["targets"], ["targets", "show", "mcu"]])
 def test_fast_commands_do_not_import_tensorflow(command: list[str]) -> None:
-    code = f"import sys; from edgebuild.cli.main import main; main({command!r}); print('TF', 'tensorflow' in sys.modules)"
+    code = (
+        f"import sys; from edgebuild.cli.main import main; main({command!r}); print('TF', 'tensorflow' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().endswith("TF False")
 
@@ -78,8 +80,10 @@ def test_plan_prints_stages_without_tensorflow(tmp_path: Path) -> None:
     model = tmp_path / "m"
     model.mkdir()
     (model / "saved_model.pb").write_bytes(b"")
-    code = (f"import sys; from edgebuild.cli.main import main; "
-            f"main(['plan', {str(model)!r}, '-t', 'mcu', '--calibration', 'random']); print('TF', 'tensorflow' in sys.modules)")
+    code = (
+        f"import sys; from edgebuild.cli.main import main; "
+        f"main(['plan', {str(model)!r}, '-t', 'mcu', '--calibration', 'random']); print('TF', 'tensorflow' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "mcu: Microcontroller" in result.stdout
     assert "6. emit" in result.stdout
@@ -89,7 +93,9 @@ def test_plan_prints_stages_without_tensorflow(tmp_path: Path) -> None:
 def test_impossible_pass_combination_fails_at_plan_time(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     model = tmp_path / "m.h5"
     model.write_bytes(b"")
-    code, _, err = run(["build", str(model), "-t", "mobile", "-d", str(model), "--set", "distillation.enabled=true"], capsys)
+    code, _, err = run(
+        ["build", str(model), "-t", "mobile", "-d", str(model), "--set", "distillation.enabled=true"], capsys
+    )
     assert code == 3
     assert 'distillation.student = "pruned" needs pruning.kind = "structured"' in " ".join(err.split())
     assert not (Path("build") / "m").exists()
@@ -104,9 +110,11 @@ def test_bad_set_syntax(capsys: pytest.CaptureFixture[str]) -> None:
 def test_keyword_symbol_fails_in_the_profile_before_tensorflow_loads(tmp_path: Path) -> None:
     model = tmp_path / "m.h5"
     model.write_bytes(b"")
-    code = (f"import sys; from edgebuild.cli.main import main; "
-            f"rc = main(['build', {str(model)!r}, '-t', 'mcu', '--calibration', 'random', '-o', {str(tmp_path / 'out')!r}, "
-            f"'--set', 'mcu.symbol=class']); print('TF', 'tensorflow' in sys.modules); sys.exit(rc)")
+    code = (
+        f"import sys; from edgebuild.cli.main import main; "
+        f"rc = main(['build', {str(model)!r}, '-t', 'mcu', '--calibration', 'random', '-o', {str(tmp_path / 'out')!r}, "
+        f"'--set', 'mcu.symbol=class']); print('TF', 'tensorflow' in sys.modules); sys.exit(rc)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 3, result.stderr
     assert "'mcu.symbol' = 'class': a C/C++ keyword" in " ".join(result.stderr.split())

@@ -43,9 +43,14 @@ def test_bridged_residual_model_matches_and_trains_with_qat(keras3_residual, dig
     assert (got.argmax(-1) == expected.argmax(-1)).all()
 
     d = digits_data
-    outcome = run_qat(model, (d.train_x[:1000], d.train_y[:1000]), (d.train_x[1000:], d.train_y[1000:]),
-                      TrainingSection(epochs=1, learning_rate=1e-4),
-                      QuantizationSection(scheme="int8", io="int8"), batch=1)
+    outcome = run_qat(
+        model,
+        (d.train_x[:1000], d.train_y[:1000]),
+        (d.train_x[1000:], d.train_y[1000:]),
+        TrainingSection(epochs=1, learning_rate=1e-4),
+        QuantizationSection(scheme="int8", io="int8"),
+        batch=1,
+    )
     qat_acc = digits.accuracy(LiteRTModel(outcome.blob).predict(d.test_x)[0], d.test_y)
     float_acc = digits.accuracy(expected, d.test_y)
     assert qat_acc > float_acc - 0.15, (qat_acc, float_acc)

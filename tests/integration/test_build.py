@@ -29,8 +29,19 @@ def built(request: pytest.FixtureRequest, digits_data, tmp_path_factory) -> tupl
     fixture, fmt = request.param
     models = request.getfixturevalue(fixture)
     out = tmp_path_factory.mktemp(f"build-{fixture}-{fmt}")
-    code = main(["--target", "all", str(models.paths[fmt]), "--data", str(digits_data.npz), "--out", str(out),
-                 "--set", "benchmark.runs=5"])
+    code = main(
+        [
+            "--target",
+            "all",
+            str(models.paths[fmt]),
+            "--data",
+            str(digits_data.npz),
+            "--out",
+            str(out),
+            "--set",
+            "benchmark.runs=5",
+        ]
+    )
     assert code == 0
     return out, models.accuracy[fmt]
 
@@ -55,7 +66,12 @@ def test_every_target_has_its_artifacts_and_nothing_partial(built) -> None:
     for target in ("edgetpu", "mcu", "mobile"):
         files = {p.name for p in (out / target).iterdir()}
         assert {"model.tflite", "report.json", "report.md", "profile.resolved.toml"} <= files
-    assert {p.name for p in (out / "mcu" / "c").iterdir()} >= {"model_data.h", "model_data.cc", "model_ops.h", "model_settings.h"}
+    assert {p.name for p in (out / "mcu" / "c").iterdir()} >= {
+        "model_data.h",
+        "model_data.cc",
+        "model_ops.h",
+        "model_settings.h",
+    }
 
 
 def test_mobile_is_float16_with_float_io(built, digits_data) -> None:
@@ -118,8 +134,26 @@ def test_same_inputs_give_byte_identical_artifacts(keras2_cnn, digits_data, tmp_
     digests = []
     for run in ("a", "b"):
         out = tmp_path / run
-        assert main(["build", str(keras2_cnn.paths["h5"]), "-t", "edgetpu", "-d", str(digits_data.npz), "-o", str(out),
-                     "--no-cache", "--set", "benchmark.enabled=false", "--set", "validation.enabled=false"]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    str(keras2_cnn.paths["h5"]),
+                    "-t",
+                    "edgetpu",
+                    "-d",
+                    str(digits_data.npz),
+                    "-o",
+                    str(out),
+                    "--no-cache",
+                    "--set",
+                    "benchmark.enabled=false",
+                    "--set",
+                    "validation.enabled=false",
+                ]
+            )
+            == 0
+        )
         digests.append((out / "edgetpu" / "model.tflite").read_bytes())
     assert digests[0] == digests[1]
 
@@ -130,9 +164,22 @@ def test_failed_rebuild_keeps_previous_result(keras2_cnn, digits_data, tmp_path:
     ini = tmp_path / "board.ini"
     ini.write_text(board_ini("400e6"))
     out = tmp_path / "out"
-    args = ["build", str(keras2_cnn.paths["keras"]), "-t", "ethos-u55", "-d", str(digits_data.npz), "-o", str(out),
-            "--set", "benchmark.enabled=false", "--set", f'vela.config_file="{ini}"',
-            "--set", "vela.system_config=My_Board"]
+    args = [
+        "build",
+        str(keras2_cnn.paths["keras"]),
+        "-t",
+        "ethos-u55",
+        "-d",
+        str(digits_data.npz),
+        "-o",
+        str(out),
+        "--set",
+        "benchmark.enabled=false",
+        "--set",
+        f'vela.config_file="{ini}"',
+        "--set",
+        "vela.system_config=My_Board",
+    ]
     assert main(args) == 0
     before = (out / "ethos-u55" / "model.tflite").read_bytes()
     # The board's Vela config turns unreadable: the target fails late, in the compile stage, after conversion.
@@ -145,8 +192,20 @@ def test_failed_rebuild_keeps_previous_result(keras2_cnn, digits_data, tmp_path:
 
 
 def test_random_calibration_is_opt_in_and_reported_loudly(keras2_cnn, tmp_path: Path, capsys) -> None:
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "--calibration", "random", "-o", str(tmp_path),
-                 "--set", "benchmark.enabled=false"])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "--calibration",
+            "random",
+            "-o",
+            str(tmp_path),
+            "--set",
+            "benchmark.enabled=false",
+        ]
+    )
     assert code == 0
     report = _report(tmp_path, "mcu")
     assert "NOT representative" in report["data"]["calibration"]
@@ -162,8 +221,24 @@ def test_image_folder_data_builds(keras2_cnn, digits_data, tmp_path: Path) -> No
         folder = images / f"digit_{y}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray((x[..., 0] * 255).round().astype(np.uint8)).save(folder / f"{index}.png")
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-t", "mcu", "-d", str(images),
-                 "-o", str(tmp_path / "out"), "--set", "data.image_range=0-1", "--set", "benchmark.enabled=false"])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mobile",
+            "-t",
+            "mcu",
+            "-d",
+            str(images),
+            "-o",
+            str(tmp_path / "out"),
+            "--set",
+            "data.image_range=0-1",
+            "--set",
+            "benchmark.enabled=false",
+        ]
+    )
     assert code == 0
     report = _report(tmp_path / "out", "mcu")
     assert report["data"]["samples"] == 300 and report["data"]["labels"] is True

@@ -29,8 +29,10 @@ def _cache_block(out: Path) -> dict:
 
 
 def _run_cli_subprocess(args: list[str]) -> subprocess.CompletedProcess:
-    code = ("import sys; from edgebuild.cli.main import main; rc = main(sys.argv[1:]); "
-            "print('TENSORFLOW_IMPORTED', 'tensorflow' in sys.modules); sys.exit(rc)")
+    code = (
+        "import sys; from edgebuild.cli.main import main; rc = main(sys.argv[1:]); "
+        "print('TENSORFLOW_IMPORTED', 'tensorflow' in sys.modules); sys.exit(rc)"
+    )
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
 
@@ -65,7 +67,9 @@ def test_any_input_change_misses(keras2_cnn, digits_data, tmp_path: Path) -> Non
 
 def test_versions_are_part_of_the_key() -> None:
     common = dict(model_sha256="m", profile_toml="p", data_sha256={"data": "d"}, flags={})
-    assert build_key(**common, versions={"tensorflow": "2.21.0"}) != build_key(**common, versions={"tensorflow": "2.22.0"})
+    assert build_key(**common, versions={"tensorflow": "2.21.0"}) != build_key(
+        **common, versions={"tensorflow": "2.22.0"}
+    )
     assert build_key(**common, versions={"x": "1"}) == build_key(**common, versions={"x": "1"})
 
 
@@ -88,9 +92,19 @@ def test_corrupt_entry_is_reported_and_rebuilt(keras2_cnn, digits_data, tmp_path
 def test_concurrent_builds_share_one_valid_entry(keras2_cnn, digits_data, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     code = "import sys; from edgebuild.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    procs = [subprocess.Popen([sys.executable, "-c", code,
-                               *_build_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / f"o{i}", cache)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                code,
+                *_build_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / f"o{i}", cache),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()
@@ -138,8 +152,22 @@ def _hit(args: list[str], target: str) -> bool:
 
 
 def _target_args(model: Path, data: Path, out: Path, cache: Path, target: str, *extra: str) -> list[str]:
-    return ["build", str(model), "-t", target, "-d", str(data), "-o", str(out), "--cache-dir", str(cache), *FAST,
-            "--set", "validation.enabled=false", *extra]
+    return [
+        "build",
+        str(model),
+        "-t",
+        target,
+        "-d",
+        str(data),
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        *FAST,
+        "--set",
+        "validation.enabled=false",
+        *extra,
+    ]
 
 
 def test_vela_config_file_content_is_in_the_key(keras2_cnn, digits_data, tmp_path: Path, monkeypatch) -> None:
@@ -150,8 +178,7 @@ def test_vela_config_file_content_is_in_the_key(keras2_cnn, digits_data, tmp_pat
     vela = ["--set", "vela.config_file=board.ini", "--set", "vela.system_config=My_Board"]
 
     def args(out: str) -> list[str]:
-        return _target_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / out, cache, "ethos-u55",
-                            *vela)
+        return _target_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / out, cache, "ethos-u55", *vela)
 
     assert _hit(args("a"), "ethos-u55") is False
     ini.write_text(board_ini("400e6"))  # rewritten, same content
@@ -170,8 +197,15 @@ def test_explicit_edgetpu_compiler_binary_is_in_the_key(keras2_cnn, digits_data,
     cache = tmp_path / "cache"
 
     def args(out: str) -> list[str]:
-        return _target_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / out, cache, "edgetpu",
-                            "--set", f"edgetpu.compiler={compiler}")
+        return _target_args(
+            keras2_cnn.paths["keras"],
+            digits_data.npz,
+            tmp_path / out,
+            cache,
+            "edgetpu",
+            "--set",
+            f"edgetpu.compiler={compiler}",
+        )
 
     assert _hit(args("a"), "edgetpu") is False
     assert (tmp_path / "a" / "edgetpu" / "model_edgetpu.tflite").is_file()  # the stand-in compiler ran
@@ -196,12 +230,19 @@ def test_distillation_teacher_and_student_files_are_in_the_key(keras2_cnn, digit
     _save_scaled(keras2_cnn.paths["keras"], teacher, 1.0)
     _save_scaled(keras2_cnn.paths["keras"], student, 0.5)
     cache = tmp_path / "cache"
-    distill = ["--set", "distillation.enabled=true", "--set", f"distillation.teacher={teacher}",
-               "--set", f"distillation.student={student}", "--set", "training.recovery_epochs=1"]
+    distill = [
+        "--set",
+        "distillation.enabled=true",
+        "--set",
+        f"distillation.teacher={teacher}",
+        "--set",
+        f"distillation.student={student}",
+        "--set",
+        "training.recovery_epochs=1",
+    ]
 
     def args(out: str) -> list[str]:
-        return _target_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / out, cache, "mobile",
-                            *distill)
+        return _target_args(keras2_cnn.paths["keras"], digits_data.npz, tmp_path / out, cache, "mobile", *distill)
 
     assert _hit(args("a"), "mobile") is False
     teacher.write_bytes(teacher.read_bytes())  # rewritten, same content
@@ -222,7 +263,8 @@ def test_referenced_files_lists_only_files_the_build_reads(tmp_path: Path, monke
     (tmp_path / "board.ini").write_text("x")
     assert referenced_files(resolve("mcu")) == {}
     assert referenced_files(resolve("ethos-u55", ["vela.config_file=board.ini"])) == {
-        "vela.config_file": hash_path(tmp_path / "board.ini")}
+        "vela.config_file": hash_path(tmp_path / "board.ini")
+    }
     assert referenced_files(resolve("ethos-u55", ["vela.config_file=Arm/vela.ini"])) == {"vela.config_file": None}
     assert referenced_files(resolve("mcu", ["vela.config_file=board.ini"])) == {}  # no Vela on mcu
     assert referenced_files(resolve("mobile", ["distillation.enabled=true", "distillation.student=width:0.5"])) == {}

@@ -41,15 +41,17 @@ def int8_model(tmp_path_factory) -> Path:
     import tf_keras
 
     tf_keras.utils.set_random_seed(0)
-    model = tf_keras.Sequential([
-        tf_keras.layers.Input((8, 8, 1)),
-        tf_keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-        tf_keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-        tf_keras.layers.MaxPooling2D(2),
-        tf_keras.layers.Flatten(),
-        tf_keras.layers.Dense(10),
-        tf_keras.layers.Softmax(),
-    ])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Input((8, 8, 1)),
+            tf_keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            tf_keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+            tf_keras.layers.MaxPooling2D(2),
+            tf_keras.layers.Flatten(),
+            tf_keras.layers.Dense(10),
+            tf_keras.layers.Softmax(),
+        ]
+    )
     path = tmp_path_factory.mktemp("model") / "model_int8.tflite"
     path.write_bytes(to_tflite(model, "int8", samples=32))
     return path
@@ -69,7 +71,9 @@ def sources(int8_model, tmp_path_factory):
 
 def _run(cmd, **kwargs):
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
-    assert result.returncode == 0, f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    )
     return result.stdout
 
 
@@ -106,8 +110,22 @@ def test_host_build_embeds_exact_aligned_bytes(int8_model, tmp_path, xxd_names):
     check = tmp_path / "check.cc"
     check.write_text(CHECK_PROGRAM.replace("SYMBOL", "g_model"))
     exe = tmp_path / "check"
-    _run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O2", "-I", tmp_path,
-          check, tmp_path / "model_data.cc", "-o", exe])
+    _run(
+        [
+            "g++",
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-O2",
+            "-I",
+            tmp_path,
+            check,
+            tmp_path / "model_data.cc",
+            "-o",
+            exe,
+        ]
+    )
     assert _run([exe, int8_model]).strip() == f"OK {len(data)} bytes"
 
 
@@ -138,11 +156,26 @@ def test_model_settings_compiles_for_cortex_m(sources, tmp_path):
         "int8_t q(float x) { return QuantizeInput(x); }\n"
         "float d(int8_t v) { return DequantizeOutput(v); }\n"
         "uint8_t* a() { return arena; }\n"
-        "static_assert(kTensorArenaSize == 16384, \"arena size\");\n"
-        "static_assert(kInputElements == 64 && kOutputElements == 10, \"elements\");\n"
+        'static_assert(kTensorArenaSize == 16384, "arena size");\n'
+        'static_assert(kInputElements == 64 && kOutputElements == 10, "elements");\n'
     )
-    _run(["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c++17", "-Wall", "-Werror",
-          "-I", out, "-c", use, "-o", tmp_path / "use_settings.o"])
+    _run(
+        [
+            "arm-none-eabi-g++",
+            "-mcpu=cortex-m4",
+            "-mthumb",
+            "-Os",
+            "-std=c++17",
+            "-Wall",
+            "-Werror",
+            "-I",
+            out,
+            "-c",
+            use,
+            "-o",
+            tmp_path / "use_settings.o",
+        ]
+    )
     assert object_sizes(tmp_path / "use_settings.o")["bss"] >= 16384  # the arena itself
 
 
@@ -171,8 +204,15 @@ def test_settings_and_main_use_the_models_quantization(sources):
     scale = float(re.search(r"constexpr float kInputScale = ([^f;]+)f;", settings).group(1))
     assert np.float32(scale) == np.float32(inp.scale[0])
     main = (out / "main.cc").read_text()
-    for needle in ("tflite::GetModel(g_digits_model)", "tflite::MicroInterpreter interpreter(",
-                   "RegisterOps(resolver)", "AllocateTensors()", "Invoke()", "QuantizeInput(", "DequantizeOutput("):
+    for needle in (
+        "tflite::GetModel(g_digits_model)",
+        "tflite::MicroInterpreter interpreter(",
+        "RegisterOps(resolver)",
+        "AllocateTensors()",
+        "Invoke()",
+        "QuantizeInput(",
+        "DequantizeOutput(",
+    ):
         assert needle in main
     header = (out / "model_data.h").read_text()
     assert artifact.sha256 in header

@@ -33,18 +33,40 @@ def test_identical_rebuild_passes(digits_build: Path, keras2_cnn, digits_data, t
     # again on a shared machine, so it gets a wide allowance here (its own test is in tests/unit)
     fresh = _build(keras2_cnn.paths["savedmodel"], digits_data.npz, tmp_path / "fresh", "--target", "mcu", "--no-cache")
     capsys.readouterr()
-    assert main(["compare", str(digits_build), str(fresh), "-t", "mcu", "--max-latency-increase", "300%",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(digits_build),
+                str(fresh),
+                "-t",
+                "mcu",
+                "--max-latency-increase",
+                "300%",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     rows = {r["metric"]: r for r in json.loads(capsys.readouterr().out)["targets"][0]["rows"]}
     for metric in ("size", "top-1", "agreement with float", "tensor arena", "flash (model array)"):
         assert rows[metric]["status"] == "ok" and rows[metric]["base"] == rows[metric]["new"], metric
 
 
-def test_bigger_artifact_fails_with_exit_8_and_names_it(digits_build: Path, keras2_cnn, digits_data, tmp_path: Path,
-                                                       capsys) -> None:
+def test_bigger_artifact_fails_with_exit_8_and_names_it(
+    digits_build: Path, keras2_cnn, digits_data, tmp_path: Path, capsys
+) -> None:
     # the mobile target converted without float16 quantization: a float32 artifact, about 1.7x the bytes
-    bigger = _build(keras2_cnn.paths["savedmodel"], digits_data.npz, tmp_path / "bigger", "--target", "mobile",
-                    "--set", "quantization.scheme=none")
+    bigger = _build(
+        keras2_cnn.paths["savedmodel"],
+        digits_data.npz,
+        tmp_path / "bigger",
+        "--target",
+        "mobile",
+        "--set",
+        "quantization.scheme=none",
+    )
     capsys.readouterr()
     junit = tmp_path / "compare.xml"
     code = main(["compare", str(digits_build), str(bigger), "--format", "md", "--junit", str(junit)])
@@ -64,8 +86,20 @@ def test_bigger_artifact_fails_with_exit_8_and_names_it(digits_build: Path, kera
 
     # compared target by target, with thresholds that allow it, it passes (latency: another model, and a
     # shared machine)
-    assert main(["compare", str(digits_build / "mobile"), str(bigger / "mobile"), "--max-size-increase", "100%",
-                 "--max-latency-increase", "1000%"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(digits_build / "mobile"),
+                str(bigger / "mobile"),
+                "--max-size-increase",
+                "100%",
+                "--max-latency-increase",
+                "1000%",
+            ]
+        )
+        == 0
+    )
 
 
 def test_edited_report_fails_on_arena_and_a_failed_check(digits_build: Path, tmp_path: Path, capsys) -> None:

@@ -33,15 +33,17 @@ def int8_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tf_keras.utils.set_random_seed(0)
     layers = tf_keras.layers
-    model = tf_keras.Sequential([
-        layers.Input((32, 32, 3), batch_size=1),
-        layers.Conv2D(8, 3, activation="relu"),
-        layers.DepthwiseConv2D(3, activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Flatten(),
-        layers.Dense(10),
-        layers.Softmax(),
-    ])
+    model = tf_keras.Sequential(
+        [
+            layers.Input((32, 32, 3), batch_size=1),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.DepthwiseConv2D(3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(10),
+            layers.Softmax(),
+        ]
+    )
     path = tmp_path_factory.mktemp("int8_cnn") / "model.tflite"
     path.write_bytes(to_tflite(model, "int8", samples=16))
     return path
@@ -56,8 +58,13 @@ def _csv_row(path: Path) -> dict[str, str]:
 
 def test_vela_compiles_and_the_parsed_numbers_are_the_csvs(int8_cnn: Path, tmp_path: Path) -> None:
     out = tmp_path / "ethos-u55"
-    result = compile_vela(int8_cnn, out, accelerator="ethos-u55-128",
-                          system_config="Ethos_U55_High_End_Embedded", memory_mode="Shared_Sram")
+    result = compile_vela(
+        int8_cnn,
+        out,
+        accelerator="ethos-u55-128",
+        system_config="Ethos_U55_High_End_Embedded",
+        memory_mode="Shared_Sram",
+    )
 
     assert sorted(p.name for p in out.iterdir()) == ["model_vela.log", "model_vela.tflite", "model_vela_summary.csv"]
     row = _csv_row(out / "model_vela_summary.csv")
@@ -73,8 +80,9 @@ def test_vela_compiles_and_the_parsed_numbers_are_the_csvs(int8_cnn: Path, tmp_p
     assert result["core_clock_hz"] == float(row["core_clock"])
     # and the numbers are plausible for this model: weights streamed from flash, arena in SRAM
     assert result["sram_bytes"] > 0 and result["off_chip_flash_bytes"] > 0 and result["cycles_total"] > 0
-    assert result["inference_time_ms"] == pytest.approx(result["cycles_total"] / result["core_clock_hz"] * 1000,
-                                                        rel=1e-3)
+    assert result["inference_time_ms"] == pytest.approx(
+        result["cycles_total"] / result["core_clock_hz"] * 1000, rel=1e-3
+    )
 
     compiled = read_artifact(out / "model_vela.tflite")
     assert compiled.op_counts() == {"ethos-u": 1}  # the whole graph became one NPU custom op
@@ -82,7 +90,13 @@ def test_vela_compiles_and_the_parsed_numbers_are_the_csvs(int8_cnn: Path, tmp_p
     assert result["npu_ops"] == 6 and result["cpu_ops"] == 0 and result["npu_fraction"] == 1.0
     assert result["vela_npu_operators"] > 0 and result["vela_cpu_operators"] == 0
     assert {row["op"] for row in result["per_op"]} == {
-        "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "MAX_POOL_2D",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+    }
     assert result["warnings"] == [w for w in result["warnings"] if "configuration file" in w]  # only "no --config"
     assert result["vela_version"] == "5.2.0"
 
@@ -102,8 +116,13 @@ def test_vela_leaves_ignored_ops_on_the_cpu(int8_cnn: Path, tmp_path: Path) -> N
 
 
 def test_vela_u65_puts_weights_in_dram(int8_cnn: Path, tmp_path: Path) -> None:
-    result = compile_vela(int8_cnn, tmp_path / "u65", accelerator="ethos-u65-256",
-                          system_config="Ethos_U65_High_End", memory_mode="Dedicated_Sram")
+    result = compile_vela(
+        int8_cnn,
+        tmp_path / "u65",
+        accelerator="ethos-u65-256",
+        system_config="Ethos_U65_High_End",
+        memory_mode="Dedicated_Sram",
+    )
     row = _csv_row(tmp_path / "u65" / "model_vela_summary.csv")
     assert result["accelerator"] == "Ethos_U65_256"
     assert result["dram_bytes"] == round(float(row["dram_memory_used"]) * 1024) > 0
@@ -111,7 +130,9 @@ def test_vela_u65_puts_weights_in_dram(int8_cnn: Path, tmp_path: Path) -> None:
 
 
 def test_vela_errors_quote_vela(int8_cnn: Path, tmp_path: Path) -> None:
-    with pytest.raises(ExternalToolError, match="(?s)Section System_Config.Nope not found.*Ethos_U55_High_End_Embedded"):
+    with pytest.raises(
+        ExternalToolError, match="(?s)Section System_Config.Nope not found.*Ethos_U55_High_End_Embedded"
+    ):
         compile_vela(int8_cnn, tmp_path / "bad", system_config="Nope")
     with pytest.raises(ExternalToolError, match="(?s)arena_mem_area.*Ethos-U55 has no DRAM"):
         compile_vela(int8_cnn, tmp_path / "bad", memory_mode="Dedicated_Sram")
@@ -119,9 +140,11 @@ def test_vela_errors_quote_vela(int8_cnn: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "bad" / ".vela-work").exists()
 
 
-@pytest.mark.skipif(find_compiler("edgetpu_compiler") is None,
-                    reason="edgetpu_compiler is not installed: Coral's apt repository "
-                           "(packages.cloud.google.com/apt coral-edgetpu-stable) is unreachable here")
+@pytest.mark.skipif(
+    find_compiler("edgetpu_compiler") is None,
+    reason="edgetpu_compiler is not installed: Coral's apt repository "
+    "(packages.cloud.google.com/apt coral-edgetpu-stable) is unreachable here",
+)
 def test_edgetpu_compiler_for_real(int8_cnn: Path, tmp_path: Path) -> None:
     result = compile_edgetpu(int8_cnn, tmp_path / "edgetpu", "edgetpu_compiler", 14)
     assert (tmp_path / "edgetpu" / "model_edgetpu.tflite").is_file()
@@ -132,6 +155,7 @@ def test_edgetpu_compiler_for_real(int8_cnn: Path, tmp_path: Path) -> None:
 
 # ---- edgetpu.min_mapped_fraction without the compiler: the rules' own mapped fraction is the gate ----------------
 
+
 @pytest.fixture(scope="module")
 def leaky_cnn(digits_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained digits CNN whose second op (LeakyReLU) is not an Edge TPU op: mapping stops there."""
@@ -140,16 +164,18 @@ def leaky_cnn(digits_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tf_keras.utils.set_random_seed(0)
     layers = tf_keras.layers
-    model = tf_keras.Sequential([
-        layers.Input((32, 32, 1)),
-        layers.Conv2D(8, 3, strides=2),
-        layers.LeakyReLU(0.1),
-        layers.Conv2D(16, 3, strides=2, activation="relu"),
-        layers.Conv2D(16, 3, activation="relu"),
-        layers.GlobalAveragePooling2D(),
-        layers.Dense(10),
-        layers.Softmax(),
-    ])
+    model = tf_keras.Sequential(
+        [
+            layers.Input((32, 32, 1)),
+            layers.Conv2D(8, 3, strides=2),
+            layers.LeakyReLU(0.1),
+            layers.Conv2D(16, 3, strides=2, activation="relu"),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(10),
+            layers.Softmax(),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(digits_data.train_x, digits_data.train_y, epochs=8, batch_size=32, verbose=0)
     path = tmp_path_factory.mktemp("leaky_cnn") / "leaky.keras"
@@ -162,9 +188,24 @@ def _edgetpu_build(model: Path, data: Path, out: Path, *extra: str) -> tuple[int
 
     from edgebuild.cli.main import main
 
-    code = main(["build", str(model), "-t", "edgetpu", "-d", str(data), "-o", str(out), "--no-cache",
-                 "--set", "benchmark.enabled=false",
-                 "--set", f"edgetpu.compiler={out.parent / 'absent' / 'edgetpu_compiler'}", *extra])
+    code = main(
+        [
+            "build",
+            str(model),
+            "-t",
+            "edgetpu",
+            "-d",
+            str(data),
+            "-o",
+            str(out),
+            "--no-cache",
+            "--set",
+            "benchmark.enabled=false",
+            "--set",
+            f"edgetpu.compiler={out.parent / 'absent' / 'edgetpu_compiler'}",
+            *extra,
+        ]
+    )
     report = json.loads((out / "edgetpu" / "report.json").read_text())
     return code, report
 
@@ -175,8 +216,9 @@ def _check(report: dict, name: str) -> dict:
 
 def test_min_mapped_fraction_gates_on_the_rules_without_the_compiler(leaky_cnn, digits_data, tmp_path: Path) -> None:
     # op rules on (the default): the first unsupported op is an error of its own; the fraction gate adds its verdict
-    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "strict",
-                                  "--set", "edgetpu.min_mapped_fraction=0.9")
+    code, report = _edgetpu_build(
+        leaky_cnn, digits_data.npz, tmp_path / "strict", "--set", "edgetpu.min_mapped_fraction=0.9"
+    )
     assert code == 8
     rules = report["compile"]["edgetpu"]["rules"]
     assert report["compile"]["edgetpu"]["available"] is False
@@ -191,14 +233,20 @@ def test_min_mapped_fraction_gates_on_the_rules_without_the_compiler(leaky_cnn, 
     assert _check(report, "op rules (edgetpu)")["details"]["mapped_ops_fraction"] == rules["mapped_ops_fraction"]
 
     # a fraction below 1 accepts a CPU tail: the first unsupported op becomes a warning, the fraction gate decides
-    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "zero", "--set", "edgetpu.min_mapped_fraction=0")
+    code, report = _edgetpu_build(
+        leaky_cnn, digits_data.npz, tmp_path / "zero", "--set", "edgetpu.min_mapped_fraction=0"
+    )
     assert code == 0, report["validation"]["checks"]
     rules_check = _check(report, "op rules (edgetpu)")
     assert rules_check["passed"] is True
-    assert any(f["op"] == "LEAKY_RELU" and f["severity"] == "warning" and "accepted" in f["message"]
-               for f in rules_check["findings"])
+    assert any(
+        f["op"] == "LEAKY_RELU" and f["severity"] == "warning" and "accepted" in f["message"]
+        for f in rules_check["findings"]
+    )
     assert _check(report, "edgetpu mapped fraction")["passed"] is True
-    code, report = _edgetpu_build(leaky_cnn, digits_data.npz, tmp_path / "ninety", "--set", "edgetpu.min_mapped_fraction=0.5")
+    code, report = _edgetpu_build(
+        leaky_cnn, digits_data.npz, tmp_path / "ninety", "--set", "edgetpu.min_mapped_fraction=0.5"
+    )
     assert code == 8
     assert [c["name"] for c in report["validation"]["checks"] if not c["passed"]] == ["edgetpu mapped fraction"]
     # the built-in edgetpu profile expects every op on the Edge TPU (1.0): the default gate can fail
@@ -212,11 +260,22 @@ def test_min_mapped_fraction_uses_the_compilers_count_when_it_ran() -> None:
     from edgebuild.stages.compile import add_compiler_checks
 
     profile = SimpleNamespace(edgetpu=SimpleNamespace(min_mapped_fraction=0.9))
-    compiled = {"edgetpu": {"available": True, "compiler_version": "16.0", "ops_mapped_edgetpu": 8, "total_ops": 10,
-                            "mapped_fraction": 0.8}}
+    compiled = {
+        "edgetpu": {
+            "available": True,
+            "compiler_version": "16.0",
+            "ops_mapped_edgetpu": 8,
+            "total_ops": 10,
+            "mapped_fraction": 0.8,
+        }
+    }
     validation = {"checks": [{"name": "op rules (edgetpu)", "passed": True}], "passed": True}
     add_compiler_checks(validation, compiled, profile)
     gate = validation["checks"][-1]
     assert (gate["name"], gate["source"], gate["passed"], validation["passed"]) == (
-        "edgetpu_compiler", "edgetpu_compiler", False, False)
+        "edgetpu_compiler",
+        "edgetpu_compiler",
+        False,
+        False,
+    )
     assert "by edgetpu_compiler 16.0 (80.0%, required 90.0%)" in gate["summary"]

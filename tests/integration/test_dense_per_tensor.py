@@ -41,12 +41,21 @@ def autoencoder_builds(reference_model, tmp_path_factory) -> tuple[object, Path,
     model = reference_model("fc_autoencoder")
     root = tmp_path_factory.mktemp("dense-granularity")
     per_channel_profile = root / "mcu-per-channel.toml"
-    per_channel_profile.write_text('name = "mcu-per-channel"\nextends = "mcu"\n\n'
-                                   "[quantization]\ndense_per_channel = true\n")
+    per_channel_profile.write_text(
+        'name = "mcu-per-channel"\nextends = "mcu"\n\n[quantization]\ndense_per_channel = true\n'
+    )
     # a bare conversion: no benchmark, validation or C array (the test measures the artifacts itself)
-    results = build(BuildRequest(model=model.path, targets=("mcu", str(per_channel_profile)), data=model.npz,
-                                 out=root / "out", gates=False, use_cache=False,
-                                 overrides=("benchmark.enabled=false", "mcu.c_array=false", "validation.enabled=false")))
+    results = build(
+        BuildRequest(
+            model=model.path,
+            targets=("mcu", str(per_channel_profile)),
+            data=model.npz,
+            out=root / "out",
+            gates=False,
+            use_cache=False,
+            overrides=("benchmark.enabled=false", "mcu.c_array=false", "validation.enabled=false"),
+        )
+    )
     paths = {}
     for result in results:
         assert result.error is None, result.error

@@ -55,8 +55,10 @@ def _ensure_sshd() -> str:
     if sshd:
         return sshd
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip("no OpenSSH server (sshd) here, and apt-get is unavailable or we are not root to install "
-                    "Debian's openssh-server")
+        pytest.skip(
+            "no OpenSSH server (sshd) here, and apt-get is unavailable or we are not root to install "
+            "Debian's openssh-server"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmd = ["apt-get", "install", "-y", "-q", "openssh-server"]
     if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
@@ -113,26 +115,32 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory):
     remote_tmp = root / "device_tmp"
     remote_tmp.mkdir()
     port = _free_port()
-    sftp = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server")
-                 if os.path.exists(p)), "internal-sftp")
+    sftp = next(
+        (p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server") if os.path.exists(p)),
+        "internal-sftp",
+    )
     config = root / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}",
-        "ListenAddress 127.0.0.1",
-        f"HostKey {host_key}",
-        f"PidFile {root / 'sshd.pid'}",
-        f"AuthorizedKeysFile {root / 'authorized_keys'}",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PermitRootLogin prohibit-password",
-        "UsePAM no",
-        "StrictModes no",  # the pytest temp dirs' permissions are not sshd's business here
-        f"Subsystem sftp {sftp}",
-        f"SetEnv TMPDIR={remote_tmp}",
-        "LogLevel ERROR",
-        "",
-    ]))
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {host_key}",
+                f"PidFile {root / 'sshd.pid'}",
+                f"AuthorizedKeysFile {root / 'authorized_keys'}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "UsePAM no",
+                "StrictModes no",  # the pytest temp dirs' permissions are not sshd's business here
+                f"Subsystem sftp {sftp}",
+                f"SetEnv TMPDIR={remote_tmp}",
+                "LogLevel ERROR",
+                "",
+            ]
+        )
+    )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation directory Debian's sshd needs
     log = open(root / "sshd.log", "w")
     proc = subprocess.Popen([sshd, "-f", str(config), "-D", "-e"], stdout=log, stderr=subprocess.STDOUT)
@@ -150,8 +158,14 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory):
                 pytest.fail("sshd did not start listening within 15 s")
             time.sleep(0.05)
     pub = host_key.with_suffix(".pub").read_text().split()
-    server = SSHServer(port=port, user=getpass.getuser(), key=key, wrong_key=wrong,
-                       host_key_line=f"[127.0.0.1]:{port} {pub[0]} {pub[1]}", remote_tmp=remote_tmp)
+    server = SSHServer(
+        port=port,
+        user=getpass.getuser(),
+        key=key,
+        wrong_key=wrong,
+        host_key_line=f"[127.0.0.1]:{port} {pub[0]} {pub[1]}",
+        remote_tmp=remote_tmp,
+    )
     yield server
     proc.send_signal(signal.SIGTERM)
     try:
@@ -196,7 +210,10 @@ def device_pythons(tmp_path_factory: pytest.TempPathFactory) -> DevicePythons:
         subprocess.run([base, "-m", "venv", str(venv)], check=True)
         procs[name] = subprocess.Popen(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     for name, proc in procs.items():
         out, _ = proc.communicate(timeout=600)
         if proc.returncode != 0:
@@ -257,8 +274,9 @@ def test_benchmark_over_ssh_mirrors_the_host_fields(ssh_server, device_pythons, 
     from edgebuild.bench import benchmark_threads
 
     assert ssh_server.leftovers() == []
-    result = _bench(ssh_server, artifacts["float32"], device_pythons.litert, known_hosts,
-                    threads=[1, 2], runs=50, warmup=5)
+    result = _bench(
+        ssh_server, artifacts["float32"], device_pythons.litert, known_hosts, threads=[1, 2], runs=50, warmup=5
+    )
     host = benchmark_threads(artifacts["float32"], [1, 2], runs=50, warmup=5)
 
     assert set(result["threads"]) == {"1", "2"}
@@ -294,9 +312,27 @@ def test_benchmark_over_ssh_mirrors_the_host_fields(ssh_server, device_pythons, 
 def test_cli_bench_device_json(ssh_server, device_pythons, artifacts, known_hosts, capsys):
     from edgebuild.cli.main import main
 
-    code = main(["bench", str(artifacts["float32"]), "--device", ssh_server.url, "--identity", str(ssh_server.key),
-                 "--known-hosts", str(known_hosts), "--device-python", device_pythons.litert, "--runs", "10",
-                 "--warmup", "2", "--threads", "1", "--json"])
+    code = main(
+        [
+            "bench",
+            str(artifacts["float32"]),
+            "--device",
+            ssh_server.url,
+            "--identity",
+            str(ssh_server.key),
+            "--known-hosts",
+            str(known_hosts),
+            "--device-python",
+            device_pythons.litert,
+            "--runs",
+            "10",
+            "--warmup",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     result = json.loads(out)
@@ -307,8 +343,22 @@ def test_cli_bench_device_json(ssh_server, device_pythons, artifacts, known_host
 def test_cli_bench_device_table(ssh_server, device_pythons, artifacts, known_hosts, capsys):
     from edgebuild.cli.main import main
 
-    code = main(["bench", str(artifacts["float32"]), "--device", ssh_server.url, "--identity", str(ssh_server.key),
-                 "--known-hosts", str(known_hosts), "--device-python", device_pythons.litert, "--runs", "10"])
+    code = main(
+        [
+            "bench",
+            str(artifacts["float32"]),
+            "--device",
+            ssh_server.url,
+            "--identity",
+            str(ssh_server.key),
+            "--known-hosts",
+            str(known_hosts),
+            "--device-python",
+            device_pythons.litert,
+            "--runs",
+            "10",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "p50 ms" in out and "ai-edge-litert" in out
@@ -333,8 +383,9 @@ def test_unknown_host_key_is_refused_then_accepted_with_the_flag(ssh_server, dev
 
     result = _bench(ssh_server, artifacts["float32"], device_pythons.litert, known, accept_new_host_key=True)
     assert result["threads"]["1"]["p50_ms"] > 0
-    found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{ssh_server.port}", "-f", str(known)],
-                           capture_output=True, text=True)  # ssh may hash the names it records
+    found = subprocess.run(
+        ["ssh-keygen", "-F", f"[127.0.0.1]:{ssh_server.port}", "-f", str(known)], capture_output=True, text=True
+    )  # ssh may hash the names it records
     assert found.returncode == 0 and ssh_server.host_key_line.split()[2] in found.stdout
     assert ssh_server.leftovers() == []
 
@@ -354,8 +405,18 @@ def test_cli_unknown_host_key_message_and_exit_code(ssh_server, artifacts, tmp_p
 
     known = tmp_path / "known_hosts"
     known.write_text("")
-    code = main(["bench", str(artifacts["float32"]), "--device", ssh_server.url, "--identity", str(ssh_server.key),
-                 "--known-hosts", str(known)])
+    code = main(
+        [
+            "bench",
+            str(artifacts["float32"]),
+            "--device",
+            ssh_server.url,
+            "--identity",
+            str(ssh_server.key),
+            "--known-hosts",
+            str(known),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 10
     assert err.startswith("edgebuild: device host key not trusted: The SSH host key of")
@@ -369,8 +430,13 @@ def test_cli_unknown_host_key_message_and_exit_code(ssh_server, artifacts, tmp_p
 def test_closed_port(ssh_server, device_pythons, artifacts, known_hosts):
     port = _free_port()
     with pytest.raises(DeviceConnectionError) as info:
-        _bench(ssh_server, artifacts["float32"], device_pythons.litert, known_hosts,
-               url=f"ssh://{ssh_server.user}@127.0.0.1:{port}")
+        _bench(
+            ssh_server,
+            artifacts["float32"],
+            device_pythons.litert,
+            known_hosts,
+            url=f"ssh://{ssh_server.user}@127.0.0.1:{port}",
+        )
     message = str(info.value)
     assert f"127.0.0.1 port {port}" in message and "refused" in message
     assert info.value.exit_code == 10
@@ -468,28 +534,76 @@ def test_ssh_command_lines_keep_host_key_checking_on(tmp_path):
 
     dev = SSHDevice.parse("ssh://pi@raspberrypi.local:2200")
     strict = ssh_command(dev, SSHOptions(), "true")
-    assert strict == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=yes",
-                      "-p", "2200", "--", "pi@raspberrypi.local", "true"]
-    opts = SSHOptions(identity=tmp_path / "id", accept_new_host_key=True, known_hosts=tmp_path / "kh",
-                      connect_timeout=2.5)
+    assert strict == [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-p",
+        "2200",
+        "--",
+        "pi@raspberrypi.local",
+        "true",
+    ]
+    opts = SSHOptions(
+        identity=tmp_path / "id", accept_new_host_key=True, known_hosts=tmp_path / "kh", connect_timeout=2.5
+    )
     assert ssh_command(dev, opts, "true") == [
-        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-o", "StrictHostKeyChecking=accept-new",
-        "-o", f"UserKnownHostsFile={tmp_path / 'kh'}", "-i", str(tmp_path / "id"), "-p", "2200", "--",
-        "pi@raspberrypi.local", "true"]
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=3",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        f"UserKnownHostsFile={tmp_path / 'kh'}",
+        "-i",
+        str(tmp_path / "id"),
+        "-p",
+        "2200",
+        "--",
+        "pi@raspberrypi.local",
+        "true",
+    ]
     copy = scp_command(SSHDevice.parse("ssh://root@[::1]"), opts, [Path("/a/m.tflite")], "/tmp/edgebuild-bench.x")
     assert copy[-2:] == ["/a/m.tflite", "root@[::1]:/tmp/edgebuild-bench.x/"] and "-P" not in copy
     for argv in (strict, ssh_command(dev, opts, "x"), copy):
         assert not any("StrictHostKeyChecking=no" in a or "/dev/null" in a for a in argv)
 
 
-def test_build_with_bench_device_reports_host_and_device(ssh_server, device_pythons, known_hosts, keras2_cnn,
-                                                         digits_data, tmp_path, capsys):
+def test_build_with_bench_device_reports_host_and_device(
+    ssh_server, device_pythons, known_hosts, keras2_cnn, digits_data, tmp_path, capsys
+):
     from edgebuild.cli.main import main
 
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-t", "mcu", "-d", str(digits_data.npz),
-                 "-o", str(tmp_path), "--bench-device", ssh_server.url, "--identity", str(ssh_server.key),
-                 "--known-hosts", str(known_hosts), "--device-python", device_pythons.litert,
-                 "--set", "benchmark.runs=10"])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mobile",
+            "-t",
+            "mcu",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(tmp_path),
+            "--bench-device",
+            ssh_server.url,
+            "--identity",
+            str(ssh_server.key),
+            "--known-hosts",
+            str(known_hosts),
+            "--device-python",
+            device_pythons.litert,
+            "--set",
+            "benchmark.runs=10",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     for target in ("mobile", "mcu"):
         report = json.loads((tmp_path / target / "report.json").read_text())

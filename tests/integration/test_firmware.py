@@ -27,13 +27,18 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 ARM_TOOLS = ("arm-none-eabi-g++", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "arm-none-eabi-ar")
-INSTALL = "`make install` (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)"
+INSTALL = (
+    "`make install` (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)"
+)
 
 
 def tflm_tree() -> Path | None:
     """$EDGEBUILD_TFLM_DIR, else ../shared/tflm/tflm_tree beside the repo (CI), else /work/shared/tflm/tflm_tree."""
-    candidates = [os.environ.get("EDGEBUILD_TFLM_DIR"), REPO.parent / "shared/tflm/tflm_tree",
-                  Path("/work/shared/tflm/tflm_tree")]
+    candidates = [
+        os.environ.get("EDGEBUILD_TFLM_DIR"),
+        REPO.parent / "shared/tflm/tflm_tree",
+        Path("/work/shared/tflm/tflm_tree"),
+    ]
     for c in candidates:
         if c and (Path(c) / "tensorflow/lite/micro/micro_interpreter.h").is_file():
             return Path(c)
@@ -66,11 +71,27 @@ def mcu_build(keras2_cnn, digits_data, tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("EDGEBUILD_TFLM_DIR", str(tflm_tree()))
     monkeypatch_module.setenv("EDGEBUILD_TFLM_CACHE_DIR", str(tflm_cache()))
     started = time.perf_counter()
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(out),
-                 "--set", "mcu.firmware_samples=20", "--set", "benchmark.enabled=false"])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(out),
+            "--set",
+            "mcu.firmware_samples=20",
+            "--set",
+            "benchmark.enabled=false",
+        ]
+    )
     report = json.loads((out / "mcu/report.json").read_text())
-    print(f"mcu build with firmware: {time.perf_counter() - started:.1f} s; firmware stage "
-          f"{report['timings_s'].get('firmware')} s")
+    print(
+        f"mcu build with firmware: {time.perf_counter() - started:.1f} s; firmware stage "
+        f"{report['timings_s'].get('firmware')} s"
+    )
     assert code == 0, report["validation"]["checks"]
     return {"dir": out / "mcu", "report": report}
 
@@ -85,9 +106,13 @@ def digits_mcu(mcu_build, digits_data):
     dataset = load_dataset(digits_data.npz)
     profile = resolve("mcu")
     splits = split(len(dataset.x), profile.data, profile.quantization.calibration_samples, hold_out_validation=True)
-    return {"root": target, "model": target / "model.tflite", "c": target / "c",
-            "arena": mcu_build["report"]["validation"]["arena"]["recommended_bytes"],
-            "x": dataset.x[splits.validation][:20]}
+    return {
+        "root": target,
+        "model": target / "model.tflite",
+        "c": target / "c",
+        "arena": mcu_build["report"]["validation"]["arena"]["recommended_bytes"],
+        "x": dataset.x[splits.validation][:20],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +135,11 @@ def test_the_build_ran_the_firmware_and_reports_its_numbers(mcu_build, firmware)
     report, target = mcu_build["report"], mcu_build["dir"]
     assert "firmware" in report["timings_s"]
     names = [c["name"] for c in report["validation"]["checks"]]
-    assert {"firmware: firmware runs on QEMU", "firmware: device outputs vs LiteRT reference",
-            "firmware: host C++ check"} <= set(names)
+    assert {
+        "firmware: firmware runs on QEMU",
+        "firmware: device outputs vs LiteRT reference",
+        "firmware: host C++ check",
+    } <= set(names)
     assert names.index("firmware: firmware runs on QEMU") < names.index("budgets")
     flash = report["flash"]
     assert flash["measured"] and flash["total_bytes"] == firmware["flash"]["total_bytes_without_samples"]
@@ -129,13 +157,28 @@ def test_the_build_ran_the_firmware_and_reports_its_numbers(mcu_build, firmware)
 
 
 @needs_tools
-def test_a_rebuild_restores_the_firmware_from_the_build_cache(mcu_build, keras2_cnn, digits_data, tmp_path,
-                                                             monkeypatch) -> None:
+def test_a_rebuild_restores_the_firmware_from_the_build_cache(
+    mcu_build, keras2_cnn, digits_data, tmp_path, monkeypatch
+) -> None:
     from edgebuild.cli.main import main
 
     monkeypatch.setenv("EDGEBUILD_TFLM_DIR", str(tflm_tree()))
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 "--set", "mcu.firmware_samples=20", "--set", "benchmark.enabled=false"])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(tmp_path),
+            "--set",
+            "mcu.firmware_samples=20",
+            "--set",
+            "benchmark.enabled=false",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "mcu/report.json").read_text())
     assert report["cache"]["hit"] and report["firmware"] == mcu_build["report"]["firmware"]
@@ -174,8 +217,12 @@ def test_runs_with_exactly_the_declared_arena_and_fails_cleanly_with_a_much_smal
 
     project = Path(firmware["project_dir"])
     small = declared // 8
-    code, output, _ = run_make(project, ["fw"], {"TFLM_LIB": firmware["tflm"]["library"]["path"],
-                                                 "ARENA_BYTES": str(small), "BUILD": "build-small"}, 2)
+    code, output, _ = run_make(
+        project,
+        ["fw"],
+        {"TFLM_LIB": firmware["tflm"]["library"]["path"], "ARENA_BYTES": str(small), "BUILD": "build-small"},
+        2,
+    )
     assert code == 0, output
     run = run_qemu(load_board("mps2-an386"), project / "build-small/firmware.elf", timeout_s=60)
     assert run.exit_code == 2, run.failure_summary()  # the runner's "AllocateTensors() failed" status, not a fault
@@ -188,16 +235,26 @@ def test_runs_with_exactly_the_declared_arena_and_fails_cleanly_with_a_much_smal
 def test_flash_in_the_report_equals_the_elf_sections(firmware, digits_mcu) -> None:
     project = Path(firmware["project_dir"])
     elf = project / "build/firmware.elf"
-    listing = subprocess.run(["arm-none-eabi-size", "-A", "-d", str(elf)], capture_output=True, text=True,
-                             check=True).stdout
-    sections = {p[0]: (int(p[1]), int(p[2])) for p in (line.split() for line in listing.splitlines())
-                if len(p) == 3 and p[1].isdigit() and p[2].isdigit()}
-    in_flash = sum(size for name, (size, addr) in sections.items() if addr < 0x00400000 and size
-                   and not name.startswith((".debug", ".comment", ".ARM.attributes")))
+    listing = subprocess.run(
+        ["arm-none-eabi-size", "-A", "-d", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
+    sections = {
+        p[0]: (int(p[1]), int(p[2]))
+        for p in (line.split() for line in listing.splitlines())
+        if len(p) == 3 and p[1].isdigit() and p[2].isdigit()
+    }
+    in_flash = sum(
+        size
+        for name, (size, addr) in sections.items()
+        if addr < 0x00400000 and size and not name.startswith((".debug", ".comment", ".ARM.attributes"))
+    )
     flash = firmware["flash"]
     assert flash["total_bytes"] == in_flash + sections[".data"][0]
-    berkeley = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True,
-                              check=True).stdout.splitlines()[1].split()
+    berkeley = (
+        subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=True)
+        .stdout.splitlines()[1]
+        .split()
+    )
     assert flash["total_bytes"] == int(berkeley[0]) + int(berkeley[1])  # text + data
     assert sum(flash["breakdown"].values()) == flash["total_bytes"]
     assert 0 <= flash["breakdown"]["padding"] < 0.02 * flash["total_bytes"]
@@ -235,8 +292,13 @@ def test_an_op_the_tflm_build_lacks_fails_naming_it(firmware, digits_mcu, tmp_pa
     )
 
     tree = tflm_tree()
-    ops = [("CONV_2D", "AddConv2D"), ("FULLY_CONNECTED", "AddFullyConnected"), ("MAX_POOL_2D", "AddMaxPool2D"),
-           ("RESHAPE", "AddReshape"), ("SOFTMAX", "AddSoftmax")]
+    ops = [
+        ("CONV_2D", "AddConv2D"),
+        ("FULLY_CONNECTED", "AddFullyConnected"),
+        ("MAX_POOL_2D", "AddMaxPool2D"),
+        ("RESHAPE", "AddReshape"),
+        ("SOFTMAX", "AddSoftmax"),
+    ]
     flavor = load_board("mps2-an386").flavor()
 
     # link time: a library without SOFTMAX's kernel, linked with the model's resolver
@@ -254,8 +316,17 @@ def test_an_op_the_tflm_build_lacks_fails_naming_it(firmware, digits_mcu, tmp_pa
         if path.is_file() and not str(rel).endswith("kernels/softmax.cc") and "cmsis_nn/softmax.cc" not in str(rel):
             (farm / rel).parent.mkdir(parents=True, exist_ok=True)
             (farm / rel).symlink_to(path)
-    result = run_firmware_stage(digits_mcu["model"], digits_mcu["c"], tmp_path / "firmware", digits_mcu["x"][:2],
-                                "mps2-an386", farm, digits_mcu["arena"], host_check=False, cache_dir=tflm_cache())
+    result = run_firmware_stage(
+        digits_mcu["model"],
+        digits_mcu["c"],
+        tmp_path / "firmware",
+        digits_mcu["x"][:2],
+        "mps2-an386",
+        farm,
+        digits_mcu["arena"],
+        host_check=False,
+        cache_dir=tflm_cache(),
+    )
     assert result["status"] == "failed"
     assert result["error"]["type"] == "UnsupportedError"
     assert "SOFTMAX" in result["error"]["message"] and "Register_SOFTMAX" in result["error"]["message"]
@@ -267,8 +338,13 @@ def test_the_library_comes_from_the_cache_after_the_first_build(firmware) -> Non
     from edgebuild.firmware.boards import load_board
     from edgebuild.firmware.tflm_library import LibraryBuilder
 
-    ops = [("CONV_2D", "AddConv2D"), ("FULLY_CONNECTED", "AddFullyConnected"), ("MAX_POOL_2D", "AddMaxPool2D"),
-           ("RESHAPE", "AddReshape"), ("SOFTMAX", "AddSoftmax")]
+    ops = [
+        ("CONV_2D", "AddConv2D"),
+        ("FULLY_CONNECTED", "AddFullyConnected"),
+        ("MAX_POOL_2D", "AddMaxPool2D"),
+        ("RESHAPE", "AddReshape"),
+        ("SOFTMAX", "AddSoftmax"),
+    ]
     started = time.perf_counter()
     lib = LibraryBuilder(tflm_tree(), load_board("mps2-an386").flavor(), cache_dir=tflm_cache()).build(ops)
     assert lib.cache_hit and lib.compiled == 0
@@ -284,8 +360,12 @@ def test_the_project_builds_with_one_make(firmware) -> None:
     assert "tensorflow/lite/micro/micro_interpreter.cc" in makefile
     assert "third_party/cmsis_nn/Source/ConvolutionFunctions/arm_convolve_s8.c" in makefile
     assert (project / "board/board.ld").is_file() and (project / "samples.cc").is_file()
-    result = subprocess.run(["make", "-C", str(project), "-q", "fw", f"TFLM_LIB={firmware['tflm']['library']['path']}"],
-                            check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        ["make", "-C", str(project), "-q", "fw", f"TFLM_LIB={firmware['tflm']['library']['path']}"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, "the firmware is up to date after the stage built it with the same Makefile"
 
 
@@ -293,8 +373,15 @@ def test_without_a_tree_the_stage_is_skipped_with_a_note(digits_mcu, tmp_path, m
     from edgebuild.firmware import run_firmware_stage
 
     monkeypatch.delenv("EDGEBUILD_TFLM_DIR", raising=False)
-    result = run_firmware_stage(digits_mcu["model"], digits_mcu["c"], tmp_path / "firmware", digits_mcu["x"][:2],
-                                "mps2-an386", None, digits_mcu["arena"])
+    result = run_firmware_stage(
+        digits_mcu["model"],
+        digits_mcu["c"],
+        tmp_path / "firmware",
+        digits_mcu["x"][:2],
+        "mps2-an386",
+        None,
+        digits_mcu["arena"],
+    )
     assert result["status"] == "skipped"
     assert "EDGEBUILD_TFLM_DIR" in result["note"] and "create_tflm_tree.py" in result["note"]
     assert (tmp_path / "firmware" / "Makefile").is_file() and (tmp_path / "firmware" / "samples.cc").is_file()
@@ -306,8 +393,9 @@ def test_c_sources_of_another_model_are_not_linked(digits_mcu, tmp_path) -> None
 
     other = tmp_path / "other.tflite"
     other.write_bytes(digits_mcu["model"].read_bytes() + bytes(16))  # another file: another sha256
-    result = run_firmware_stage(other, digits_mcu["c"], tmp_path / "fw", digits_mcu["x"][:1], "mps2-an386",
-                                tflm_tree(), digits_mcu["arena"])
+    result = run_firmware_stage(
+        other, digits_mcu["c"], tmp_path / "fw", digits_mcu["x"][:1], "mps2-an386", tflm_tree(), digits_mcu["arena"]
+    )
     assert result["status"] == "skipped" and "embeds another model" in result["note"]
 
 
@@ -315,8 +403,15 @@ def test_samples_embedded_as_c_arrays_are_the_quantized_inputs(digits_mcu, tmp_p
     from edgebuild.firmware import run_firmware_stage
     from edgebuild.runtime import LiteRTModel
 
-    run_firmware_stage(digits_mcu["model"], digits_mcu["c"], tmp_path / "fw", digits_mcu["x"][:3], "mps2-an386",
-                       None, digits_mcu["arena"])
+    run_firmware_stage(
+        digits_mcu["model"],
+        digits_mcu["c"],
+        tmp_path / "fw",
+        digits_mcu["x"][:3],
+        "mps2-an386",
+        None,
+        digits_mcu["arena"],
+    )
     text = (tmp_path / "fw" / "samples.cc").read_text()
     body = text.split("= {", 1)[1].split("};", 1)[0]
     values = np.array([int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body)], np.uint8).view(np.int8)
@@ -365,7 +460,9 @@ def test_flash_builds_for_a_real_board_then_exits_10_without_a_probe(mcu_build, 
     elf = mcu_build["dir"] / "firmware-cortex-m4-generic/build/firmware.elf"
     assert "no debug probe is connected" in err and str(elf) in " ".join(err.split()).replace("\n", "")
     assert "Traceback" not in err
-    header = subprocess.run(["arm-none-eabi-readelf", "-l", str(elf)], capture_output=True, text=True, check=True).stdout
+    header = subprocess.run(
+        ["arm-none-eabi-readelf", "-l", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
     board = load_board("cortex-m4-generic")
     loads = [int(line.split()[2], 16) for line in header.splitlines() if line.strip().startswith("LOAD")]
     assert min(loads) == board.flash_origin  # linked for the board's memory map, not QEMU's

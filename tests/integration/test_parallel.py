@@ -19,15 +19,37 @@ FAST = ["--no-cache", "--set", "benchmark.enabled=false"]
 
 def test_parallel_build_is_byte_identical_to_serial(keras2_cnn, digits_data, tmp_path: Path) -> None:
     for jobs in ("1", "2"):
-        assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-t", "edgetpu", "-t", "mobile",
-                     "-d", str(digits_data.npz), "-o", str(tmp_path / jobs), "-j", jobs, *FAST]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    str(keras2_cnn.paths["keras"]),
+                    "-t",
+                    "mcu",
+                    "-t",
+                    "edgetpu",
+                    "-t",
+                    "mobile",
+                    "-d",
+                    str(digits_data.npz),
+                    "-o",
+                    str(tmp_path / jobs),
+                    "-j",
+                    jobs,
+                    *FAST,
+                ]
+            )
+            == 0
+        )
     for target in ("mcu", "edgetpu", "mobile"):
         serial = (tmp_path / "1" / target / "model.tflite").read_bytes()
         assert serial == (tmp_path / "2" / target / "model.tflite").read_bytes(), target
-        assert ((tmp_path / "1" / target / "report.md").read_text().count("PASSED")
-                == (tmp_path / "2" / target / "report.md").read_text().count("PASSED"))
-    assert (tmp_path / "1" / "mcu" / "c" / "model_data.cc").read_bytes() == \
-        (tmp_path / "2" / "mcu" / "c" / "model_data.cc").read_bytes()
+        assert (tmp_path / "1" / target / "report.md").read_text().count("PASSED") == (
+            tmp_path / "2" / target / "report.md"
+        ).read_text().count("PASSED")
+    assert (tmp_path / "1" / "mcu" / "c" / "model_data.cc").read_bytes() == (
+        tmp_path / "2" / "mcu" / "c" / "model_data.cc"
+    ).read_bytes()
 
 
 def test_one_failing_target_leaves_the_others_complete(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
@@ -36,11 +58,27 @@ def test_one_failing_target_leaves_the_others_complete(keras2_cnn, digits_data, 
     ini = tmp_path / "board.ini"
     ini.write_text(board_ini("fast"))
     board = tmp_path / "board.toml"
-    board.write_text(f'extends = "ethos-u55"\nname = "board"\n[vela]\nconfig_file = "{ini}"\n'
-                     'system_config = "My_Board"\n')
+    board.write_text(
+        f'extends = "ethos-u55"\nname = "board"\n[vela]\nconfig_file = "{ini}"\nsystem_config = "My_Board"\n'
+    )
     out = tmp_path / "out"
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", str(board), "-t", "mobile", "-d", str(digits_data.npz),
-                 "-o", str(out), "-j", "2", *FAST])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            str(board),
+            "-t",
+            "mobile",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(out),
+            "-j",
+            "2",
+            *FAST,
+        ]
+    )
     assert code == 10
     err = " ".join(capsys.readouterr().err.split())
     assert "Vela could not compile" in err and "could not convert string to float: 'fast" in err
@@ -66,9 +104,31 @@ def test_ctrl_c_stops_workers_and_leaves_no_partial_folder(keras2_cnn, digits_da
     code = "import sys; from edgebuild.cli.main import main; sys.exit(main(sys.argv[1:]))"
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-t", "edgetpu", "-t", "mobile",
-         "-t", "ethos-u55", "-d", str(digits_data.npz), "-o", str(out), "-j", "2", "--no-cache"],
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            code,
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "-t",
+            "edgetpu",
+            "-t",
+            "mobile",
+            "-t",
+            "ethos-u55",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(out),
+            "-j",
+            "2",
+            "--no-cache",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     for line in proc.stderr:  # interrupt as soon as the workers are converting
         if " load " in line or time.monotonic() > deadline:

@@ -26,8 +26,15 @@ ALL = ("mcu", "edgetpu", "mobile", "ethos-u55")
 
 
 def _request(model, out: Path, **kwargs) -> BuildRequest:
-    return BuildRequest(model=model.path, targets=kwargs.pop("targets", ALL), data=model.npz, out=out,
-                        use_cache=False, overrides=kwargs.pop("overrides", ("benchmark.runs=5",)), **kwargs)
+    return BuildRequest(
+        model=model.path,
+        targets=kwargs.pop("targets", ALL),
+        data=model.npz,
+        out=out,
+        use_cache=False,
+        overrides=kwargs.pop("overrides", ("benchmark.runs=5",)),
+        **kwargs,
+    )
 
 
 def test_streaming_wake_word_builds_every_target_in_parallel_and_serially(reference_model, tmp_path: Path) -> None:
@@ -39,8 +46,9 @@ def test_streaming_wake_word_builds_every_target_in_parallel_and_serially(refere
         timings[jobs] = time.perf_counter() - started
         assert [r.error for r in results] == [None] * len(ALL), [str(r.error) for r in results]
     for target in ALL:
-        assert (tmp_path / "None" / target / "model.tflite").read_bytes() == \
-            (tmp_path / "1" / target / "model.tflite").read_bytes(), target
+        assert (tmp_path / "None" / target / "model.tflite").read_bytes() == (
+            tmp_path / "1" / target / "model.tflite"
+        ).read_bytes(), target
     assert timings[None] < 1.5 * timings[1] + 5, timings  # parallel is never a slow path
 
 
@@ -99,7 +107,7 @@ def test_stale_partial_folders_of_dead_builds_are_removed(tmp_path: Path) -> Non
     finally:
         live.kill()
     assert removed == [".edgetpu.partial-" + dead.stdout.strip(), ".ethos-u55.previous", ".mcu.partial"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["." f"mobile.partial-{live.pid}", "ethos-u55"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".mobile.partial-{live.pid}", "ethos-u55"]
 
 
 def test_sigterm_stops_the_build_and_leaves_no_partial_folder(reference_model, tmp_path: Path) -> None:
@@ -109,9 +117,24 @@ def test_sigterm_stops_the_build_and_leaves_no_partial_folder(reference_model, t
     (out / ".mobile.partial").mkdir()  # ...a stale one of an older version is removed at start
     code = "import sys; from edgebuild.cli.main import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "build", str(model.path), *[a for t in ALL for a in ("-t", t)],
-         "-d", str(model.npz), "-o", str(out), "-j", "2", "--no-cache"],
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            code,
+            "build",
+            str(model.path),
+            *[a for t in ALL for a in ("-t", t)],
+            "-d",
+            str(model.npz),
+            "-o",
+            str(out),
+            "-j",
+            "2",
+            "--no-cache",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     for line in proc.stderr:  # terminate while the workers are converting
         if " convert " in line or time.monotonic() > deadline:

@@ -25,9 +25,15 @@ COMBINATIONS = [
 @pytest.mark.parametrize("overrides", COMBINATIONS, ids=lambda o: " ".join(o) or "defaults")
 def test_every_stage_the_plan_names_runs_in_that_order(overrides, keras2_cnn, digits_data, tmp_path: Path) -> None:
     targets = tuple(builtin_names()) if not overrides else ("mcu",)  # every profile once; combinations on the richest
-    request = BuildRequest(model=keras2_cnn.paths["keras"], targets=targets, data=digits_data.npz,
-                           out=tmp_path, use_cache=False, gates=False,
-                           overrides=("benchmark.runs=3", "quantization.calibration_samples=20", *overrides))
+    request = BuildRequest(
+        model=keras2_cnn.paths["keras"],
+        targets=targets,
+        data=digits_data.npz,
+        out=tmp_path,
+        use_cache=False,
+        gates=False,
+        overrides=("benchmark.runs=3", "quantization.calibration_samples=20", *overrides),
+    )
     planned = {p.target: [s.name for s in p.stages] for p in plan_build(request)}
     results = build(request)
     for result in results:

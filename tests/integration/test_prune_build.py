@@ -15,9 +15,28 @@ pytestmark = pytest.mark.tf
 
 
 def test_pruned_and_distilled_mcu_build(keras2_cnn, digits_data, tmp_path: Path) -> None:
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 "--set", "pruning.kind=structured", "--set", "pruning.ratio=0.5", "--set", "distillation.enabled=true",
-                 "--set", "training.recovery_epochs=12", "--set", "benchmark.runs=20"])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(tmp_path),
+            "--set",
+            "pruning.kind=structured",
+            "--set",
+            "pruning.ratio=0.5",
+            "--set",
+            "distillation.enabled=true",
+            "--set",
+            "training.recovery_epochs=12",
+            "--set",
+            "benchmark.runs=20",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "mcu" / "report.json").read_text())
     pruning = report["pruning"]
@@ -41,22 +60,76 @@ def test_pruned_and_distilled_mcu_build(keras2_cnn, digits_data, tmp_path: Path)
 
 
 def test_prune_command_and_its_errors(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
-    assert main(["prune", str(keras2_cnn.paths["keras"]), "--ratio", "0.5", "--data", str(digits_data.npz),
-                 "--out", str(tmp_path / "pruned"), "--epochs", "2"]) == 0
+    assert (
+        main(
+            [
+                "prune",
+                str(keras2_cnn.paths["keras"]),
+                "--ratio",
+                "0.5",
+                "--data",
+                str(digits_data.npz),
+                "--out",
+                str(tmp_path / "pruned"),
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert any((tmp_path / "pruned").glob("*.keras"))
     training = json.loads((tmp_path / "pruned" / "pruning.json").read_text())["training"]
     # recovery as a build does it: [training]'s recovery_* settings, the flags over them
     assert training["learning_rate"] == 2e-3 and training["schedule"] == "plateau" and training["epochs_limit"] == 2
     capsys.readouterr()
-    assert main(["prune", str(keras2_cnn.paths["keras"]), "--ratio", "1.5", "--data", str(digits_data.npz),
-                 "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        main(
+            [
+                "prune",
+                str(keras2_cnn.paths["keras"]),
+                "--ratio",
+                "1.5",
+                "--data",
+                str(digits_data.npz),
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "ratio" in err and "Traceback" not in err
-    assert main(["prune", str(keras2_cnn.paths["keras"]), "--lr", "-1", "--data", str(digits_data.npz),
-                 "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        main(
+            [
+                "prune",
+                str(keras2_cnn.paths["keras"]),
+                "--lr",
+                "-1",
+                "--data",
+                str(digits_data.npz),
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "--lr = -1.0: Input should be greater than 0" in capsys.readouterr().err
-    assert main(["prune", str(keras2_cnn.paths["keras"]), "--set", "data.image_range=0-1", "--data",
-                 str(digits_data.npz), "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        main(
+            [
+                "prune",
+                str(keras2_cnn.paths["keras"]),
+                "--set",
+                "data.image_range=0-1",
+                "--data",
+                str(digits_data.npz),
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "pass --target too" in capsys.readouterr().err
 
 
@@ -73,36 +146,95 @@ def _image_folder(digits_data, folder: Path, count: int = 200) -> Path:
 def test_prune_command_reads_its_defaults_from_a_target_profile(keras2_cnn, digits_data, tmp_path: Path) -> None:
     """-t/--set: the profile's [pruning], [training] recovery_* and [data] (image_range, as a build loads images)."""
     images = _image_folder(digits_data, tmp_path / "images")
-    assert main(["prune", str(keras2_cnn.paths["keras"]), "-d", str(images), "-o", str(tmp_path / "pruned"),
-                 "-t", "mobile", "--set", "data.image_range=0-1", "--set", "pruning.ratio=0.25",
-                 "--set", "training.recovery_learning_rate=0.005", "--set", "training.recovery_epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "prune",
+                str(keras2_cnn.paths["keras"]),
+                "-d",
+                str(images),
+                "-o",
+                str(tmp_path / "pruned"),
+                "-t",
+                "mobile",
+                "--set",
+                "data.image_range=0-1",
+                "--set",
+                "pruning.ratio=0.25",
+                "--set",
+                "training.recovery_learning_rate=0.005",
+                "--set",
+                "training.recovery_epochs=1",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "pruned" / "pruning.json").read_text())
     assert report["ratio"] == 0.25
     assert report["training"]["learning_rate"] == 0.005 and report["training"]["epochs_limit"] == 1
     assert report["accuracy"]["original"] > 90  # scaled to 0-1 like the training data, not fed 0-255
 
 
-def test_bench_command_loads_image_folders_with_the_profiles_image_range(digits_data, tmp_path: Path,
-                                                                         monkeypatch, capsys) -> None:
+def test_bench_command_loads_image_folders_with_the_profiles_image_range(
+    digits_data, tmp_path: Path, monkeypatch, capsys
+) -> None:
     import importlib
     from types import SimpleNamespace
 
     images = _image_folder(digits_data, tmp_path / "images", count=20)
     seen = []
-    monkeypatch.setattr(importlib.import_module("edgebuild.artifact"), "read_artifact",
-                        lambda path: SimpleNamespace(inputs=[SimpleNamespace(shape=(1, 32, 32, 1))]))
-    monkeypatch.setattr(importlib.import_module("edgebuild.bench"), "benchmark_threads",
-                        lambda path, threads, runs, warmup, inputs: seen.append(float(inputs.max())) or {})
+    monkeypatch.setattr(
+        importlib.import_module("edgebuild.artifact"),
+        "read_artifact",
+        lambda path: SimpleNamespace(inputs=[SimpleNamespace(shape=(1, 32, 32, 1))]),
+    )
+    monkeypatch.setattr(
+        importlib.import_module("edgebuild.bench"),
+        "benchmark_threads",
+        lambda path, threads, runs, warmup, inputs: seen.append(float(inputs.max())) or {},
+    )
     assert main(["bench", str(tmp_path / "m.tflite"), "-d", str(images), "--json"]) == 0
-    assert main(["bench", str(tmp_path / "m.tflite"), "-d", str(images), "--json", "-t", "mobile",
-                 "--set", "data.image_range=0-1"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(tmp_path / "m.tflite"),
+                "-d",
+                str(images),
+                "--json",
+                "-t",
+                "mobile",
+                "--set",
+                "data.image_range=0-1",
+            ]
+        )
+        == 0
+    )
     assert seen == [255.0, 1.0]
 
 
 def test_mixed_precision_fine_tuning_converts_and_validates(keras2_cnn, digits_data, tmp_path: Path) -> None:
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 "--set", "pruning.kind=structured", "--set", "training.mixed_precision=float16",
-                 "--set", "training.recovery_epochs=2", "--set", "benchmark.enabled=false", "--no-gates"])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(tmp_path),
+            "--set",
+            "pruning.kind=structured",
+            "--set",
+            "training.mixed_precision=float16",
+            "--set",
+            "training.recovery_epochs=2",
+            "--set",
+            "benchmark.enabled=false",
+            "--no-gates",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "mcu" / "report.json").read_text())
     assert report["pruning"]["training"]["mixed_precision"] == "mixed_float16"
@@ -121,16 +253,20 @@ def _tags(x: np.ndarray) -> set[int]:
     return set((np.rint(np.asarray(x)[:, 0, 0, 0] * 1024.0) - 1).astype(int).tolist())
 
 
-@pytest.mark.parametrize("settings", [
-    # structured pruning recovered by distillation, then QAT: two training passes
-    ["pruning.kind=structured", "distillation.enabled=true", "quantization.method=qat", "training.epochs=1"],
-    # "auto" recovery: fine-tuning falls short after one epoch at a tiny rate, so distillation runs too
-    ["pruning.kind=structured", "training.recovery_learning_rate=1e-7"],
-    ["pruning.kind=unstructured"],  # TFMOT sparsity fine-tuning
-    ["distillation.enabled=true", "distillation.student=width:0.5"],  # distillation into a fresh student
-])
-def test_gate_validation_samples_never_reach_training_or_early_stopping(keras2_cnn, digits_data, tmp_path: Path,
-                                                                        monkeypatch, settings: list[str]) -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        # structured pruning recovered by distillation, then QAT: two training passes
+        ["pruning.kind=structured", "distillation.enabled=true", "quantization.method=qat", "training.epochs=1"],
+        # "auto" recovery: fine-tuning falls short after one epoch at a tiny rate, so distillation runs too
+        ["pruning.kind=structured", "training.recovery_learning_rate=1e-7"],
+        ["pruning.kind=unstructured"],  # TFMOT sparsity fine-tuning
+        ["distillation.enabled=true", "distillation.student=width:0.5"],  # distillation into a fresh student
+    ],
+)
+def test_gate_validation_samples_never_reach_training_or_early_stopping(
+    keras2_cnn, digits_data, tmp_path: Path, monkeypatch, settings: list[str]
+) -> None:
     """Every call of the one training loop is recorded: the samples it trained on and the ones it stopped on."""
     import edgebuild.converters.train as train_module
     from edgebuild.data import split
@@ -149,8 +285,21 @@ def test_gate_validation_samples_never_reach_training_or_early_stopping(keras2_c
     npz = tmp_path / "tagged.npz"
     np.savez(npz, x=x, y=y)
     overrides = [*settings, "training.recovery_epochs=1", "benchmark.enabled=false", "validation.tflm=false"]
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(npz), "-o", str(tmp_path / "out"),
-                 "--no-cache", "--no-gates", *[a for o in overrides for a in ("--set", o)]])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "-d",
+            str(npz),
+            "-o",
+            str(tmp_path / "out"),
+            "--no-cache",
+            "--no-gates",
+            *[a for o in overrides for a in ("--set", o)],
+        ]
+    )
     assert code == 0
     profile = resolve("mcu", overrides)
     splits = split(len(x), profile.data, profile.quantization.calibration_samples)

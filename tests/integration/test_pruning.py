@@ -33,8 +33,14 @@ def _randomize_bn(model) -> None:
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
-                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape),
+                    rng.normal(0, 0.1, beta.shape),
+                    rng.normal(0, 0.1, mean.shape),
+                    rng.uniform(0.5, 1.5, var.shape),
+                ]
+            )
 
 
 def _zero(model, producer: str, channels: list[int], bns: list[str] = ()) -> None:
@@ -82,8 +88,9 @@ def test_sequential_cnn_with_flatten_is_exact_when_removed_filters_are_zero(kera
     np.testing.assert_array_equal(new_kernel, old_kernel[:, :, kept1][..., kept2])
     # Dense after Flatten: rows are (position, channel) pairs; the kept rows are the kept channels at every position
     dense_old = model.get_layer(dense).get_weights()[0].reshape(6 * 6, 16, 10)
-    np.testing.assert_array_equal(result.model.get_layer(dense).get_weights()[0],
-                                  dense_old[:, kept2, :].reshape(-1, 10))
+    np.testing.assert_array_equal(
+        result.model.get_layer(dense).get_weights()[0], dense_old[:, kept2, :].reshape(-1, 10)
+    )
     x = _sample()
     np.testing.assert_allclose(result.model(x).numpy(), model(x).numpy(), atol=1e-5)
     assert result.after["macs"] < result.before["macs"] / 2
@@ -139,12 +146,15 @@ def test_bn_scale_criterion_ranks_by_gamma(keras2) -> None:
     assert result.criterion_fallback == []
 
 
-@pytest.mark.parametrize("ratio, round_to, expected", [
-    (0.5, 1, {16: 8, 32: 16, 64: 32}),
-    (0.3, 1, {16: 12, 32: 23, 64: 45}),
-    (0.6, 8, {16: 8, 32: 16, 64: 24}),
-    (0.9, 8, {16: 8, 32: 8, 64: 8}),
-])
+@pytest.mark.parametrize(
+    "ratio, round_to, expected",
+    [
+        (0.5, 1, {16: 8, 32: 16, 64: 32}),
+        (0.3, 1, {16: 12, 32: 23, 64: 45}),
+        (0.6, 8, {16: 8, 32: 16, 64: 24}),
+        (0.9, 8, {16: 8, 32: 8, 64: 8}),
+    ],
+)
 def test_channel_counts_follow_ratio_and_rounding(keras2, ratio, round_to, expected) -> None:
     from edgebuild.converters.pruning import PruningOptions, prune_structured
 
@@ -159,8 +169,9 @@ def test_min_channels_and_layer_ratios(keras2) -> None:
 
     model = digits.build_residual(keras2)
     expand1, expand2 = _layers(model, "Conv2D")[2:]
-    result = prune_structured(model, PruningOptions(ratio=0.9, min_channels=12,
-                                                    layer_ratios={expand1: 0.0, expand2: 0.25}))
+    result = prune_structured(
+        model, PruningOptions(ratio=0.9, min_channels=12, layer_ratios={expand1: 0.0, expand2: 0.25})
+    )
     assert result.channels[expand1] == (32, 32)
     assert result.channels[expand2] == (64, 48)
     assert result.channels[_layers(model, "Conv2D")[0]] == (16, 12)
@@ -202,7 +213,12 @@ def test_add_and_concatenate_rebuild_exactly_and_convert(keras2) -> None:
     groups = [set(g.layers) for g in result.groups if len(g.layers) > 1]
     assert groups == [{conv_a, conv_b, conv_c, conv_d}]
     assert [result.channels[n] for n in (conv_a, conv_b, conv_c, conv_d, conv_e)] == [
-        (8, 4), (8, 4), (8, 4), (16, 8), (24, 12)]
+        (8, 4),
+        (8, 4),
+        (8, 4),
+        (16, 8),
+        (24, 12),
+    ]
     np.testing.assert_allclose(result.model(x).numpy(), model(x).numpy(), atol=1e-5)
     blob = _convert(result.model)
     lite = LiteRTModel(blob).predict(x)[0]
@@ -215,9 +231,12 @@ def test_pruned_cnn_fine_tunes_with_early_stopping(trained_cnn, digits_data) -> 
 
     d, model = digits_data, trained_cnn
     outcome = run_structured_pruning(
-        model, (d.train_x[:900], d.train_y[:900]), (d.train_x[900:1200], d.train_y[900:1200]),
+        model,
+        (d.train_x[:900], d.train_y[:900]),
+        (d.train_x[900:1200], d.train_y[900:1200]),
         PruningSection(kind="structured", ratio=0.5, recovery="fine-tune"),
-        TrainingSection(epochs=6, learning_rate=2e-3, early_stopping=2))
+        TrainingSection(epochs=6, learning_rate=2e-3, early_stopping=2),
+    )
     report = outcome.report()
     assert report["recovery"] == "fine-tune" and "distillation_fallback" not in report
     assert report["after"]["macs"] * 2 <= report["before"]["macs"]
@@ -227,7 +246,7 @@ def test_pruned_cnn_fine_tunes_with_early_stopping(trained_cnn, digits_data) -> 
 
 
 def test_auto_recovery_distills_when_fine_tuning_falls_short(trained_cnn, digits_data) -> None:
-    """"auto": fine-tuning that leaves a gap on the early-stopping split is followed by distillation from the
+    """ "auto": fine-tuning that leaves a gap on the early-stopping split is followed by distillation from the
     unpruned model; whichever scores higher there is kept. Report accuracy is on separate evaluation samples."""
     from edgebuild.converters.pruning import AUTO_DISTILL_GAP, run_structured_pruning, top1
     from edgebuild.profiles.schema import PruningSection, TrainingSection
@@ -235,8 +254,13 @@ def test_auto_recovery_distills_when_fine_tuning_falls_short(trained_cnn, digits
     d, model = digits_data, trained_cnn
     held_out, evaluation = (d.train_x[900:1200], d.train_y[900:1200]), (d.test_x, d.test_y)
     outcome = run_structured_pruning(  # one epoch at a tiny rate: fine-tuning cannot close the gap
-        model, (d.train_x[:900], d.train_y[:900]), held_out, PruningSection(kind="structured", ratio=0.5),
-        TrainingSection(epochs=1, learning_rate=1e-6), evaluation=evaluation)
+        model,
+        (d.train_x[:900], d.train_y[:900]),
+        held_out,
+        PruningSection(kind="structured", ratio=0.5),
+        TrainingSection(epochs=1, learning_rate=1e-6),
+        evaluation=evaluation,
+    )
     report = outcome.report()
     fallback = report["distillation_fallback"]
     scores = fallback["early_stopping_top1"]
@@ -274,13 +298,15 @@ def test_bad_inputs_are_clear_errors(keras2) -> None:
     model = keras2.Model(inputs, layers.Dense(10)(x))
     with pytest.raises(UnsupportedError, match=r"does not know layer 'odd_norm' of type LayerNormalization"):
         prune_structured(model)
-    grouped = keras2.Sequential([keras2.Input((8, 8, 4)), layers.Conv2D(8, 3, groups=2, name="g"), layers.Flatten(),
-                                 layers.Dense(2)])
+    grouped = keras2.Sequential(
+        [keras2.Input((8, 8, 4)), layers.Conv2D(8, 3, groups=2, name="g"), layers.Flatten(), layers.Dense(2)]
+    )
     with pytest.raises(UnsupportedError, match="'g'.*grouped convolution"):
         prune_structured(grouped)
 
 
 # --------------------------------------------------------------------------- sparsity (TFMOT)
+
 
 @pytest.fixture(scope="module")
 def trained_cnn(keras2, digits_data):
@@ -294,8 +320,13 @@ def _sparse(model, digits_data, **options):
     from edgebuild.profiles.schema import TrainingSection
 
     d = digits_data
-    return run_sparsity(model, (d.train_x[:600], d.train_y[:600]), (d.train_x[900:1100], d.train_y[900:1100]),
-                        SparsityOptions(**options), TrainingSection(epochs=2, learning_rate=5e-4))
+    return run_sparsity(
+        model,
+        (d.train_x[:600], d.train_y[:600]),
+        (d.train_x[900:1100], d.train_y[900:1100]),
+        SparsityOptions(**options),
+        TrainingSection(epochs=2, learning_rate=5e-4),
+    )
 
 
 def test_unstructured_sparsity_reaches_its_target_and_compresses(trained_cnn, digits_data) -> None:

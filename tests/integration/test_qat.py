@@ -17,8 +17,12 @@ INT8 = QuantizationSection(scheme="int8", io="int8", calibration_samples=200)
 @pytest.fixture(scope="module")
 def split(digits_data):
     d = digits_data
-    return {"train": (d.train_x[:800], d.train_y[:800]), "val": (d.train_x[800:1000], d.train_y[800:1000]),
-            "cal": d.train_x[1000:1200], "test": (d.test_x, d.test_y)}
+    return {
+        "train": (d.train_x[:800], d.train_y[:800]),
+        "val": (d.train_x[800:1000], d.train_y[800:1000]),
+        "cal": d.train_x[1000:1200],
+        "test": (d.test_x, d.test_y),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +55,13 @@ def _activation_dtypes(blob: bytes) -> set[str]:
     from edgebuild.artifact import parse_artifact
 
     artifact = parse_artifact(blob)
-    used = {i for op in artifact.ops if op.name not in {"QUANTIZE", "DEQUANTIZE"}
-            for i in (*op.inputs, *op.outputs) if i >= 0}
+    used = {
+        i
+        for op in artifact.ops
+        if op.name not in {"QUANTIZE", "DEQUANTIZE"}
+        for i in (*op.inputs, *op.outputs)
+        if i >= 0
+    }
     return {artifact.tensors[i].dtype.lower() for i in used if not artifact.tensors[i].is_constant}
 
 
@@ -61,8 +70,15 @@ def test_qat_artifact_is_full_int8_and_at_least_as_accurate_as_ptq(float_cnn, sp
 
     ptq_acc = _accuracy(_ptq(float_cnn, INT8, split["cal"]), split["test"])
     epochs: list[dict] = []
-    outcome = run_qat(float_cnn, split["train"], split["val"], TrainingSection(epochs=2, learning_rate=1e-4),
-                      INT8, batch=1, progress=epochs.append)
+    outcome = run_qat(
+        float_cnn,
+        split["train"],
+        split["val"],
+        TrainingSection(epochs=2, learning_rate=1e-4),
+        INT8,
+        batch=1,
+        progress=epochs.append,
+    )
     qat_acc = _accuracy(outcome.blob, split["test"])
     assert _activation_dtypes(outcome.blob) <= {"int8", "int32"}
     from edgebuild.artifact import parse_artifact
@@ -97,8 +113,12 @@ def test_audit_handles_common_unsupported_layers_and_the_model_trains(split) -> 
     model = digits.train(_model_with_auto_layers(keras2), *split["train"], epochs=4)
     float_acc = digits.accuracy(model.predict(split["test"][0], verbose=0), split["test"][1])
     auto = {a.type: a.config for a in audit_layers(model) if a.verdict == "auto"}
-    assert auto == {"Rescaling": "output", "Multiply": "output", "BatchNormalization": "output",
-                    "Lambda": "passthrough"}
+    assert auto == {
+        "Rescaling": "output",
+        "Multiply": "output",
+        "BatchNormalization": "output",
+        "Lambda": "passthrough",
+    }
     assert not [a for a in audit_layers(model) if a.verdict == "refused"]
     outcome = run_qat(model, split["train"], split["val"], TrainingSection(epochs=2, learning_rate=3e-4), INT8)
     assert _activation_dtypes(outcome.blob) <= {"int8", "int32"}
@@ -134,8 +154,12 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_epoch(float_cnn, s
 
     model = tf_keras().models.clone_model(float_cnn)
     model.set_weights(float_cnn.get_weights())
-    result = fit(model, split["train"], split["val"],
-                 TrainingSection(epochs=20, learning_rate=1e-9, early_stopping=2, batch_size=64))
+    result = fit(
+        model,
+        split["train"],
+        split["val"],
+        TrainingSection(epochs=20, learning_rate=1e-9, early_stopping=2, batch_size=64),
+    )
     assert result.stopped_early and result.epochs_run < 20
     assert result.stop_reason == "early stopping: val_loss did not improve for 2 epochs"
     assert result.epochs_run == len(result.history) and result.best_epoch <= result.epochs_run - 2
@@ -151,8 +175,9 @@ def test_mixed_precision_training_then_conversion(split) -> None:
     keras2 = tf_keras()
     keras2.utils.set_random_seed(0)
     model = digits.build_cnn(keras2)
-    result = fit(model, split["train"], split["val"],
-                 TrainingSection(epochs=2, learning_rate=1e-3, mixed_precision="float16"))
+    result = fit(
+        model, split["train"], split["val"], TrainingSection(epochs=2, learning_rate=1e-3, mixed_precision="float16")
+    )
     assert result.mixed_precision == "mixed_float16"
     assert result.history[-1]["val_accuracy"] > 0.5
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}  # trained weights came back
@@ -167,16 +192,20 @@ def test_mixed_precision_training_then_conversion(split) -> None:
     assert _accuracy(_ptq(rebuilt, QuantizationSection(scheme="float16"), None), split["test"]) > 0.5
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda x, y: (x, None), "Training needs labels"),
-    (lambda x, y: (x, y + 10), "labels go up to 19 but the model has 10 output classes"),
-    (lambda x, y: (x[:5], y[:5]), "Only 5 training samples"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda x, y: (x, None), "Training needs labels"),
+        (lambda x, y: (x, y + 10), "labels go up to 19 but the model has 10 output classes"),
+        (lambda x, y: (x[:5], y[:5]), "Only 5 training samples"),
+    ],
+)
 def test_bad_training_data_fails_before_any_training(float_cnn, split, mutate, message) -> None:
     from edgebuild.converters.qat import run_qat
 
     epochs: list[dict] = []
     with pytest.raises(DataError, match=message):
-        run_qat(float_cnn, mutate(*split["train"]), split["val"], TrainingSection(epochs=1), INT8,
-                progress=epochs.append)
+        run_qat(
+            float_cnn, mutate(*split["train"]), split["val"], TrainingSection(epochs=1), INT8, progress=epochs.append
+        )
     assert epochs == []

@@ -28,8 +28,20 @@ CLASSIFIERS = {"resnet8", "ds_cnn", "vww_mobilenet"}
 @pytest.mark.parametrize("name", ["resnet8", "ds_cnn", "vww_mobilenet", "fc_autoencoder", "hello_world"])
 def test_reference_architecture_builds_for_every_target(name: str, reference_model, tmp_path: Path, capsys) -> None:
     model = reference_model(name)
-    code = main(["build", str(model.path), *[a for t in ALL for a in ("-t", t)], "-d", str(model.npz),
-                 "-o", str(tmp_path), "--no-cache", "--set", "benchmark.runs=20"])
+    code = main(
+        [
+            "build",
+            str(model.path),
+            *[a for t in ALL for a in ("-t", t)],
+            "-d",
+            str(model.npz),
+            "-o",
+            str(tmp_path),
+            "--no-cache",
+            "--set",
+            "benchmark.runs=20",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "slower than the plain float32" not in err or "warning (mobile)" in err  # only mobile may warn
@@ -60,8 +72,23 @@ def test_reference_architecture_builds_for_every_target(name: str, reference_mod
 
 def test_an_snr_gate_can_fail_and_says_why(reference_model, tmp_path: Path, capsys) -> None:
     model = reference_model("hello_world")
-    code = main(["build", str(model.path), "-t", "mcu", "-d", str(model.npz), "-o", str(tmp_path), "--no-cache",
-                 "--set", "validation.min_snr_db=90", "--set", "benchmark.enabled=false"])
+    code = main(
+        [
+            "build",
+            str(model.path),
+            "-t",
+            "mcu",
+            "-d",
+            str(model.npz),
+            "-o",
+            str(tmp_path),
+            "--no-cache",
+            "--set",
+            "validation.min_snr_db=90",
+            "--set",
+            "benchmark.enabled=false",
+        ]
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert code == 8, err
     assert "SNR" in err and "below 90 dB" in err
@@ -85,16 +112,48 @@ def test_a_classifier_without_labels_is_gated_on_agreement(reference_model, tmp_
     # MFCC-like inputs span about ±20; calibrating on a 40x smaller range clips them: predictions diverge
     squeezed = tmp_path / "squeezed.npz"
     np.savez(squeezed, x=np.load(model.npz)["x"] / 40.0)
-    code = main(["build", str(model.path), "-t", "mcu", "-d", str(squeezed), "--val-data", str(unlabelled),
-                 "--no-cache", "--set", "benchmark.enabled=false", "-o", str(tmp_path / "bad")])
+    code = main(
+        [
+            "build",
+            str(model.path),
+            "-t",
+            "mcu",
+            "-d",
+            str(squeezed),
+            "--val-data",
+            str(unlabelled),
+            "--no-cache",
+            "--set",
+            "benchmark.enabled=false",
+            "-o",
+            str(tmp_path / "bad"),
+        ]
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert code == 8 and "top-1 agreement with the float model" in err, err
 
 
 def test_budgets_name_what_they_measure_and_can_fail(reference_model, tmp_path: Path, capsys) -> None:
     model = reference_model("hello_world")
-    code = main(["build", str(model.path), "-t", "mcu", "-d", str(model.npz), "-o", str(tmp_path), "--no-cache",
-                 "--set", "budget.ram=1KiB", "--set", "budget.flash=1KiB", "--set", "benchmark.enabled=false"])
+    code = main(
+        [
+            "build",
+            str(model.path),
+            "-t",
+            "mcu",
+            "-d",
+            str(model.npz),
+            "-o",
+            str(tmp_path),
+            "--no-cache",
+            "--set",
+            "budget.ram=1KiB",
+            "--set",
+            "budget.flash=1KiB",
+            "--set",
+            "benchmark.enabled=false",
+        ]
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert code == 8
     assert "the tensor arena alone needs" in err and "the model array alone takes" in err

@@ -26,9 +26,11 @@ SCREENSHOT = ROOT / "docs" / "report-screenshot.png"
 def _chromium() -> str:
     path = os.environ.get("EDGEBUILD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.fail("Debian's chromium is not installed, so report.html cannot be tested in a browser: run "
-                    "`make install` (scripts/install-native-tools.sh installs it) or `sudo apt-get install -y "
-                    "chromium`, or point EDGEBUILD_CHROMIUM at a Chromium binary.")
+        pytest.fail(
+            "Debian's chromium is not installed, so report.html cannot be tested in a browser: run "
+            "`make install` (scripts/install-native-tools.sh installs it) or `sudo apt-get install -y "
+            "chromium`, or point EDGEBUILD_CHROMIUM at a Chromium binary."
+        )
     return path
 
 
@@ -99,8 +101,10 @@ def test_the_build_writes_report_html(built: Path) -> None:
     html = (built / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>")
     assert "<script" not in html  # nothing needs JavaScript
-    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html.split(
-        "<body>")[0]  # no stylesheet, font or script from anywhere
+    assert (
+        "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        and "https://" not in html.split("<body>")[0]
+    )  # no stylesheet, font or script from anywhere
     if built.name == "out":  # the test build (build/demo's summary.md may predate report.html)
         assert "[report.html](report.html)" in (built / "summary.md").read_text()
 
@@ -111,8 +115,10 @@ def test_summary_table_equals_report_json(opened: Opened) -> None:
     assert rows.count() == len(reports) == 4
     for target, report in reports.items():
         row = opened.page.locator(f'table#summary tr[data-target="{target}"]')
-        cells = {row.locator("td[data-field]").nth(i).get_attribute("data-field"):
-                 row.locator("td[data-field]").nth(i) for i in range(row.locator("td[data-field]").count())}
+        cells = {
+            row.locator("td[data-field]").nth(i).get_attribute("data-field"): row.locator("td[data-field]").nth(i)
+            for i in range(row.locator("td[data-field]").count())
+        }
         value = {name: json.loads(cell.get_attribute("data-value")) for name, cell in cells.items()}
         accuracy = report["validation"]["accuracy"]
         first_threads = next(iter(report["benchmark"]["threads"].values()))
@@ -134,9 +140,15 @@ def test_summary_table_equals_report_json(opened: Opened) -> None:
 def test_every_check_and_latency_row_is_shown(opened: Opened) -> None:
     for target, report in _reports(opened.out).items():
         table = opened.page.locator(f'table.checks[data-target="{target}"]')
-        shown = [(table.locator("tbody tr").nth(i).get_attribute("data-check"),
-                  json.loads(table.locator("tbody tr").nth(i).locator("td[data-field=passed]").get_attribute("data-value")))
-                 for i in range(table.locator("tbody tr").count())]
+        shown = [
+            (
+                table.locator("tbody tr").nth(i).get_attribute("data-check"),
+                json.loads(
+                    table.locator("tbody tr").nth(i).locator("td[data-field=passed]").get_attribute("data-value")
+                ),
+            )
+            for i in range(table.locator("tbody tr").count())
+        ]
         assert shown == [(c["name"], c["passed"]) for c in report["validation"]["checks"]]
         latency = opened.page.locator(f'table.latency[data-target="{target}"]')
         for i, (threads, stats) in enumerate(report["benchmark"]["threads"].items()):
@@ -176,8 +188,10 @@ def test_every_chart_rendered_with_the_right_number_of_marks(opened: Opened) -> 
     expected["edgetpu:edgetpu-split"] = 2  # Edge TPU and CPU (by the rules without the compiler)
 
     figures = page.locator("figure.chart")
-    drawn = {figures.nth(i).get_attribute("data-chart"): int(figures.nth(i).get_attribute("data-marks"))
-             for i in range(figures.count())}
+    drawn = {
+        figures.nth(i).get_attribute("data-chart"): int(figures.nth(i).get_attribute("data-marks"))
+        for i in range(figures.count())
+    }
     assert expected.items() <= drawn.items(), f"missing or wrong charts: {set(expected.items()) - set(drawn.items())}"
     for chart_id, marks in drawn.items():
         assert marks > 0
@@ -197,8 +211,14 @@ def test_no_console_errors_and_no_network_requests(opened: Opened) -> None:
 
 
 def test_readable_without_javascript_and_on_a_phone(browser, built: Path) -> None:
-    phone = Opened(browser, built / "report.html", java_script_enabled=False,
-                   viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone = Opened(
+        browser,
+        built / "report.html",
+        java_script_enabled=False,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+    )
     try:
         assert phone.page.locator("table#summary tbody tr").count() == 4
         assert phone.page.locator("table#summary").is_visible()
@@ -221,43 +241,106 @@ def test_screenshot_for_the_readme(opened: Opened, digits_build: Path) -> None:
 # --------------------------------------------------------------------------- optional sections
 
 FIRMWARE = {  # the shape the firmware stage writes (trimmed from a real mps2-an386 run of the digits CNN)
-    "status": "ok", "board": {"name": "mps2-an386", "cpu": "cortex-m4"}, "kernels": "cmsis-nn",
+    "status": "ok",
+    "board": {"name": "mps2-an386", "cpu": "cortex-m4"},
+    "kernels": "cmsis-nn",
     "declared_arena_bytes": 12464,
-    "checks": [{"name": "firmware runs on QEMU", "passed": True, "summary": "ran 10 sample(s)"},
-               {"name": "device outputs vs LiteRT reference", "passed": True, "summary": "max 0 step(s)"}],
-    "flash": {"total_bytes": 144996, "total_bytes_without_samples": 134748,
-              "breakdown": {"model_array": 11072, "tflm_runtime": 20493, "tflm_kernels": 58846, "application": 5746,
-                            "validation_samples": 10248, "c_cpp_libraries": 38359, "padding": 232}},
-    "ram": {"total_bytes": 53360, "data_bytes": 2496, "bss_bytes": 18096, "heap_bytes": 16384, "stack_bytes": 16384,
-            "breakdown": {"application": 5564, "c_cpp_libraries": 2533, "padding": 19, "tensor_arena": 12464,
-                          "tflm_runtime": 12, "heap": 16384, "stack": 16384}},
-    "device": {"arena_size_bytes": 12464, "arena_used_bytes": 10420,
-               "instructions_per_inference": {"median": 1607528, "min": 1607448, "max": 1607608, "per_op": [
-                   {"op": "CONV_2D", "count": 2, "instructions": 1471211},
-                   {"op": "MAX_POOL_2D", "count": 2, "instructions": 118318},
-                   {"op": "RESHAPE", "count": 1, "instructions": 520},
-                   {"op": "FULLY_CONNECTED", "count": 1, "instructions": 11800},
-                   {"op": "SOFTMAX", "count": 1, "instructions": 5480}]}},
+    "checks": [
+        {"name": "firmware runs on QEMU", "passed": True, "summary": "ran 10 sample(s)"},
+        {"name": "device outputs vs LiteRT reference", "passed": True, "summary": "max 0 step(s)"},
+    ],
+    "flash": {
+        "total_bytes": 144996,
+        "total_bytes_without_samples": 134748,
+        "breakdown": {
+            "model_array": 11072,
+            "tflm_runtime": 20493,
+            "tflm_kernels": 58846,
+            "application": 5746,
+            "validation_samples": 10248,
+            "c_cpp_libraries": 38359,
+            "padding": 232,
+        },
+    },
+    "ram": {
+        "total_bytes": 53360,
+        "data_bytes": 2496,
+        "bss_bytes": 18096,
+        "heap_bytes": 16384,
+        "stack_bytes": 16384,
+        "breakdown": {
+            "application": 5564,
+            "c_cpp_libraries": 2533,
+            "padding": 19,
+            "tensor_arena": 12464,
+            "tflm_runtime": 12,
+            "heap": 16384,
+            "stack": 16384,
+        },
+    },
+    "device": {
+        "arena_size_bytes": 12464,
+        "arena_used_bytes": 10420,
+        "instructions_per_inference": {
+            "median": 1607528,
+            "min": 1607448,
+            "max": 1607608,
+            "per_op": [
+                {"op": "CONV_2D", "count": 2, "instructions": 1471211},
+                {"op": "MAX_POOL_2D", "count": 2, "instructions": 118318},
+                {"op": "RESHAPE", "count": 1, "instructions": 520},
+                {"op": "FULLY_CONNECTED", "count": 1, "instructions": 11800},
+                {"op": "SOFTMAX", "count": 1, "instructions": 5480},
+            ],
+        },
+    },
 }
 
 
 def _with_optional_sections(report: dict) -> dict:
     report = copy.deepcopy(report)
     report["firmware"] = copy.deepcopy(FIRMWARE)
-    report["quantization"] = {**report.get("quantization", {}), "per_layer": [
-        {"layer": "conv2d", "snr_db": 41.2}, {"layer": "conv2d_1", "snr_db": 35.0}, {"layer": "dense", "snr_db": 30.5}]}
-    report["training"] = {"pass": "qat", "epochs_run": 4, "epochs_limit": 5, "best_epoch": 3, "seconds": 2.5,
-                          "history": [{"epoch": e, "loss": 1 / e, "accuracy": 0.8 + e / 50, "val_loss": 1.1 / e,
-                                       "val_accuracy": 0.79 + e / 60, "lr": 1e-4} for e in range(1, 5)],
-                          "comparison": {"ptq": {"artifact_top1": 0.95}, "qat": {"artifact_top1": 0.97}}}
-    report["pruning"] = {"ratio": 0.5, "criterion": "l1", "recovery": "fine-tune",
-                         "before": {"params": 8000, "macs": 270000}, "after": {"params": 4000, "macs": 140000},
-                         "artifact_before": {"size_bytes": 20000}, "accuracy": {"original": 97.5, "pruned": 80.0,
-                                                                                "recovered": 96.0}}
-    device_threads = {"1": {"p50_ms": 1.2, "p90_ms": 1.4, "p99_ms": 2.0, "mean_ms": 1.25, "min_ms": 1.1,
-                            "max_ms": 2.2}}
-    report["benchmark"]["device"] = {"threads": device_threads,
-                                     "device": {"cpu": "Cortex-A53", "machine": "aarch64", "url": "ssh://pi"}}
+    report["quantization"] = {
+        **report.get("quantization", {}),
+        "per_layer": [
+            {"layer": "conv2d", "snr_db": 41.2},
+            {"layer": "conv2d_1", "snr_db": 35.0},
+            {"layer": "dense", "snr_db": 30.5},
+        ],
+    }
+    report["training"] = {
+        "pass": "qat",
+        "epochs_run": 4,
+        "epochs_limit": 5,
+        "best_epoch": 3,
+        "seconds": 2.5,
+        "history": [
+            {
+                "epoch": e,
+                "loss": 1 / e,
+                "accuracy": 0.8 + e / 50,
+                "val_loss": 1.1 / e,
+                "val_accuracy": 0.79 + e / 60,
+                "lr": 1e-4,
+            }
+            for e in range(1, 5)
+        ],
+        "comparison": {"ptq": {"artifact_top1": 0.95}, "qat": {"artifact_top1": 0.97}},
+    }
+    report["pruning"] = {
+        "ratio": 0.5,
+        "criterion": "l1",
+        "recovery": "fine-tune",
+        "before": {"params": 8000, "macs": 270000},
+        "after": {"params": 4000, "macs": 140000},
+        "artifact_before": {"size_bytes": 20000},
+        "accuracy": {"original": 97.5, "pruned": 80.0, "recovered": 96.0},
+    }
+    device_threads = {"1": {"p50_ms": 1.2, "p90_ms": 1.4, "p99_ms": 2.0, "mean_ms": 1.25, "min_ms": 1.1, "max_ms": 2.2}}
+    report["benchmark"]["device"] = {
+        "threads": device_threads,
+        "device": {"cpu": "Cortex-A53", "machine": "aarch64", "url": "ssh://pi"},
+    }
     return report
 
 
@@ -270,11 +353,16 @@ def test_optional_sections_are_drawn_when_present(browser, digits_build: Path, t
     write_report_html(out)
     page = Opened(browser, out / "report.html", viewport={"width": 1000, "height": 1300})
     try:
-        expected = {"mcu:firmware-flash": len(FIRMWARE["flash"]["breakdown"]),
-                    "mcu:firmware-ram": len(FIRMWARE["ram"]["breakdown"]),
-                    "mcu:firmware-instructions": len(FIRMWARE["device"]["instructions_per_inference"]["per_op"]),
-                    "mcu:per-layer-error": 3, "mcu:training-0-loss": 2, "mcu:training-0-metrics": 2,
-                    "mcu:pruning": 4, "mcu:latency": len(mcu["benchmark"]["threads"]) + 1}
+        expected = {
+            "mcu:firmware-flash": len(FIRMWARE["flash"]["breakdown"]),
+            "mcu:firmware-ram": len(FIRMWARE["ram"]["breakdown"]),
+            "mcu:firmware-instructions": len(FIRMWARE["device"]["instructions_per_inference"]["per_op"]),
+            "mcu:per-layer-error": 3,
+            "mcu:training-0-loss": 2,
+            "mcu:training-0-metrics": 2,
+            "mcu:pruning": 4,
+            "mcu:latency": len(mcu["benchmark"]["threads"]) + 1,
+        }
         for chart_id, marks in expected.items():
             figure = page.page.locator(f'figure[data-chart="{chart_id}"]')
             assert figure.count() == 1, chart_id
@@ -287,8 +375,16 @@ def test_optional_sections_are_drawn_when_present(browser, digits_build: Path, t
 
 
 def test_a_report_with_almost_nothing_still_renders() -> None:
-    html = render_report_html({"bare": {"target": "bare", "artifact": {"size_bytes": 1000}},
-                               "odd": {"target": "odd", "artifact": {}, "validation": {"checks": [{"name": "x"}]},
-                                       "benchmark": {"threads": {"1": {}}}, "firmware": {"status": "skipped",
-                                                                                         "note": "no tree"}}})
+    html = render_report_html(
+        {
+            "bare": {"target": "bare", "artifact": {"size_bytes": 1000}},
+            "odd": {
+                "target": "odd",
+                "artifact": {},
+                "validation": {"checks": [{"name": "x"}]},
+                "benchmark": {"threads": {"1": {}}},
+                "firmware": {"status": "skipped", "note": "no tree"},
+            },
+        }
+    )
     assert 'data-target="bare"' in html and "no tree" in html

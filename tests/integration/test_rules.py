@@ -72,8 +72,14 @@ def early_break(keras):
 
 def test_small_cnn_fully_maps_on_edgetpu(cnn_int8):
     report = check_rules("edgetpu", cnn_int8)
-    assert [op.name for op in cnn_int8.ops] == ["CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "RESHAPE",
-                                                 "FULLY_CONNECTED", "SOFTMAX"]
+    assert [op.name for op in cnn_int8.ops] == [
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "MAX_POOL_2D",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+    ]
     assert report.passed, [f.to_dict() for f in report.findings]
     assert report.findings == []
     d = report.to_dict()

@@ -30,6 +30,7 @@ PREPROCESSOR = "tflm/board/mps2-an386/data/audio_preprocessor_int8"
 
 # ---- models ------------------------------------------------------------------------
 
+
 def _build(ops: list[tuple], tensors: list[tuple], inputs: list[str], outputs: list[str]) -> bytes:
     """A one-subgraph .tflite: ops are (name, inputs, outputs, options), tensors (name, shape, dtype, data).
 
@@ -105,13 +106,23 @@ def window_energy_model(middle: str = "SignalEnergy") -> bytes:
     """
     options = {"end_index": 8, "start_index": 0} if middle == "SignalEnergy" else None
     return _build(
-        [("SignalWindow", ["audio", "window"], ["windowed"], {"shift": SHIFT}),
-         (middle, ["windowed"], ["energy"], options),
-         ("CAST", ["energy"], ["energy_i32"], _cast("uint32", "int32")),
-         ("CAST", ["energy_i32"], ["features"], _cast("int32", "int8"))],
-        [("audio", (16,), "int16", None), ("window", (16,), "int16", WINDOW), ("windowed", (16,), "int16", None),
-         ("energy", (8,), "uint32", None), ("energy_i32", (8,), "int32", None), ("features", (8,), "int8", None)],
-        ["audio"], ["features"])
+        [
+            ("SignalWindow", ["audio", "window"], ["windowed"], {"shift": SHIFT}),
+            (middle, ["windowed"], ["energy"], options),
+            ("CAST", ["energy"], ["energy_i32"], _cast("uint32", "int32")),
+            ("CAST", ["energy_i32"], ["features"], _cast("int32", "int8")),
+        ],
+        [
+            ("audio", (16,), "int16", None),
+            ("window", (16,), "int16", WINDOW),
+            ("windowed", (16,), "int16", None),
+            ("energy", (8,), "uint32", None),
+            ("energy_i32", (8,), "int32", None),
+            ("features", (8,), "int8", None),
+        ],
+        ["audio"],
+        ["features"],
+    )
 
 
 def _reference_features(audio: np.ndarray) -> np.ndarray:
@@ -136,7 +147,7 @@ def preprocessor(tmp_path_factory: pytest.TempPathFactory) -> Path:
         array = root / f"{PREPROCESSOR}_model_data.cc"
         if array.is_file():
             text = array.read_text()
-            data = bytes(int(x, 16) for x in re.findall(r"0x[0-9a-fA-F]+", text[text.index("{"):text.rindex("}")]))
+            data = bytes(int(x, 16) for x in re.findall(r"0x[0-9a-fA-F]+", text[text.index("{") : text.rindex("}")]))
             path = tmp_path_factory.mktemp("tflm") / "audio_preprocessor_int8.tflite"
             path.write_bytes(data)
             return path
@@ -153,6 +164,7 @@ def _validate(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 
 # ---- a signal model built here -------------------------------------------------------
 
+
 def test_self_built_signal_model_runs_in_tflm_and_passes_the_mcu_rules(tmp_path, capsys):
     from tflite_micro.python.tflite_micro import runtime
 
@@ -165,11 +177,18 @@ def test_self_built_signal_model_runs_in_tflm_and_passes_the_mcu_rules(tmp_path,
 
     artifact = parse_artifact(data)
     assert [(op.name, op.custom) for op in artifact.ops] == [
-        ("SignalWindow", True), ("SignalEnergy", True), ("CAST", False), ("CAST", False)]
+        ("SignalWindow", True),
+        ("SignalEnergy", True),
+        ("CAST", False),
+        ("CAST", False),
+    ]
     report = check_rules("mcu", artifact)
     assert report.passed and report.findings == []  # int16 and uint32 are what these kernels use
-    assert resolver_methods(artifact) == [("CAST", "AddCast"), ("SignalEnergy", "AddEnergy"),
-                                          ("SignalWindow", "AddWindow")]
+    assert resolver_methods(artifact) == [
+        ("CAST", "AddCast"),
+        ("SignalEnergy", "AddEnergy"),
+        ("SignalWindow", "AddWindow"),
+    ]
 
     path = tmp_path / "window_energy.tflite"
     path.write_bytes(data)
@@ -194,6 +213,7 @@ def test_unknown_custom_op_still_fails_naming_it(tmp_path, capsys):
 
 
 # ---- the upstream micro_speech audio preprocessor --------------------------------------
+
 
 def test_upstream_preprocessor_passes_the_mcu_rules(preprocessor):
     artifact = parse_artifact(preprocessor.read_bytes())
@@ -221,8 +241,9 @@ def test_upstream_preprocessor_is_an_error_where_litert_must_run_it(preprocessor
     assert not mobile.passed
     assert mobile.errors[0].rule == "mobile.litert_kernel" and mobile.errors[0].op == "SignalWindow"
     edgetpu = check_rules("edgetpu", artifact)
-    assert any(f.rule == "edgetpu.supported_op" and f.op == "SignalRfft" and f.severity == "error"
-               for f in edgetpu.findings)
+    assert any(
+        f.rule == "edgetpu.supported_op" and f.op == "SignalRfft" and f.severity == "error" for f in edgetpu.findings
+    )
     with pytest.raises(RuntimeError, match="unresolved custom op: SignalWindow"):
         interpreter = Interpreter(model_content=preprocessor.read_bytes())
         interpreter.allocate_tensors()

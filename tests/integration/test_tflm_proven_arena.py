@@ -73,8 +73,11 @@ def fc_models(reference_model, tmp_path_factory) -> dict[str, tuple[Path, np.nda
     out = tmp_path_factory.mktemp("fc_int8")
     models = {}
     hello, auto = reference_model("hello_world"), reference_model("fc_autoencoder")
-    for name, ref, per_tensor in (("hello_world", hello, True), ("fc_autoencoder", auto, True),
-                                  ("fc_autoencoder_per_channel", auto, False)):
+    for name, ref, per_tensor in (
+        ("hello_world", hello, True),
+        ("fc_autoencoder", auto, True),
+        ("fc_autoencoder_per_channel", auto, False),
+    ):
         path = out / f"{name}.tflite"
         path.write_bytes(_int8(ref.keras_model, ref.data.train_x[:100], per_tensor))
         models[name] = (path, ref.data.test_x[:40].astype(np.float32))
@@ -168,8 +171,11 @@ def test_model_tflm_cannot_run_gets_the_op_error(fc_models, tmp_path) -> None:
 
     broken = tmp_path / "unknown_op.tflite"
     broken.write_bytes(_rewrite(path.read_bytes(), unknown_custom_op))
-    for call in (lambda: prove_arena(broken), lambda: arena_is_sufficient(broken, 4096),
-                 lambda: tflm_predict(broken, np.zeros((1, 1), np.float32), 4096)):
+    for call in (
+        lambda: prove_arena(broken),
+        lambda: arena_is_sufficient(broken, 4096),
+        lambda: tflm_predict(broken, np.zeros((1, 1), np.float32), 4096),
+    ):
         with pytest.raises(ArtifactError) as info:
             call()
         message = str(info.value)
@@ -232,8 +238,11 @@ def _scaled_first_conv(blob: bytes, factor: float) -> bytes:
 
     def edit(schema, model) -> None:
         graph = model.subgraphs[0]
-        conv = next(op for op in graph.operators
-                    if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.CONV_2D)
+        conv = next(
+            op
+            for op in graph.operators
+            if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.CONV_2D
+        )
         for index in conv.inputs[1:]:
             if index >= 0:
                 q = graph.tensors[index].quantization
@@ -296,8 +305,9 @@ def test_top1_gate_catches_decisive_flips_not_rounding_ties(digits_int8, monkeyp
     def check_with(tflm: np.ndarray) -> tuple[dict, dict]:
         monkeypatch.setattr(runtime, "LiteRTModel", Fixed)
         monkeypatch.setattr(runtime, "tflm_predict", lambda path, x, arena: [tflm.astype(np.float32)])
-        result = validate_artifact(digits_int8, artifact, resolve("mcu"),
-                                   ValidationData(np.zeros((n, 32, 32, 1), np.float32), None, None))
+        result = validate_artifact(
+            digits_int8, artifact, resolve("mcu"), ValidationData(np.zeros((n, 32, 32, 1), np.float32), None, None)
+        )
         return next(c for c in result["checks"] if c["name"] == "TFLite Micro"), result["arena"]
 
     nudged = reference.copy()

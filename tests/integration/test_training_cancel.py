@@ -30,8 +30,14 @@ def keras2():
 def _tiny_model(keras2):
     keras2.utils.set_random_seed(0)
     layers = keras2.layers
-    return keras2.Sequential([keras2.Input((32, 32, 1)), layers.Conv2D(4, 3, activation="relu"),
-                              layers.GlobalAveragePooling2D(), layers.Dense(10)])
+    return keras2.Sequential(
+        [
+            keras2.Input((32, 32, 1)),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(10),
+        ]
+    )
 
 
 def _long_epochs(digits_data, copies: int = 4):
@@ -50,8 +56,13 @@ def test_fit_stops_within_a_batch_when_cancelled(keras2, digits_data) -> None:
     started = time.perf_counter()
     timer.start()
     try:
-        result = fit(_tiny_model(keras2), train, held_out, TrainingSection(epochs=1000, batch_size=1, time_budget=0),
-                     cancel=cancel)
+        result = fit(
+            _tiny_model(keras2),
+            train,
+            held_out,
+            TrainingSection(epochs=1000, batch_size=1, time_budget=0),
+            cancel=cancel,
+        )
     finally:
         timer.cancel()
     stopped_after = time.perf_counter() - started - 1.5
@@ -67,8 +78,12 @@ def test_fit_stops_at_the_time_budget_and_keeps_the_best_weights(keras2, digits_
     d = digits_data
     model = _tiny_model(keras2)
     started = time.perf_counter()
-    result = fit(model, (d.train_x[:900], d.train_y[:900]), (d.test_x[:100], d.test_y[:100]),
-                 TrainingSection(epochs=10_000, batch_size=8, learning_rate=1e-3, time_budget=3.0))
+    result = fit(
+        model,
+        (d.train_x[:900], d.train_y[:900]),
+        (d.test_x[:100], d.test_y[:100]),
+        TrainingSection(epochs=10_000, batch_size=8, learning_rate=1e-3, time_budget=3.0),
+    )
     seconds = time.perf_counter() - started
     assert result.stopped_by == "time_budget" and not result.stopped_early
     assert "time budget of 3 s exceeded" in result.stop_reason and result.time_budget_s == 3.0
@@ -89,12 +104,16 @@ def test_plateau_lowers_the_learning_rate_before_early_stopping(keras2, digits_d
     assert result.stopped_by == "early_stopping" and result.epochs_run < 40
     rates = [h["lr"] for h in result.history]
     assert rates[0] == pytest.approx(1e-9)
-    assert min(rates) == pytest.approx(1e-9 * PLATEAU_FACTOR ** 2, rel=1e-3)  # two reductions before stopping at 6
+    assert min(rates) == pytest.approx(1e-9 * PLATEAU_FACTOR**2, rel=1e-3)  # two reductions before stopping at 6
     assert plateau_patience(6) == 2 and min(rates) >= 1e-9 * MIN_LR_FACTOR
     assert result.final_learning_rate == pytest.approx(rates[-1], rel=1e-3)
 
-    cosine = fit(_tiny_model(keras2), (d.train_x[:300], d.train_y[:300]), None,
-                 TrainingSection(epochs=4, learning_rate=1e-3, schedule="cosine", batch_size=64))
+    cosine = fit(
+        _tiny_model(keras2),
+        (d.train_x[:300], d.train_y[:300]),
+        None,
+        TrainingSection(epochs=4, learning_rate=1e-3, schedule="cosine", batch_size=64),
+    )
     rates = [h["lr"] for h in cosine.history]
     assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-3 * MIN_LR_FACTOR, rel=1e-2)
     assert rates == sorted(rates, reverse=True) and cosine.monitor == "loss"
@@ -129,21 +148,37 @@ class _CtrlCMidTraining:
         pass
 
 
-@pytest.mark.parametrize(("stage", "settings"), [
-    ("prune", ["pruning.kind=structured", "pruning.recovery=fine-tune"]),
-    ("train", ["quantization.method=qat", "training.epochs=500"]),
-    ("distill", ["distillation.enabled=true", "distillation.student=width:0.5"]),
-])
-def test_ctrl_c_during_training_stops_the_stage_within_seconds(keras2_cnn, digits_data, tmp_path: Path,
-                                                                stage: str, settings: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("stage", "settings"),
+    [
+        ("prune", ["pruning.kind=structured", "pruning.recovery=fine-tune"]),
+        ("train", ["quantization.method=qat", "training.epochs=500"]),
+        ("distill", ["distillation.enabled=true", "distillation.student=width:0.5"]),
+    ],
+)
+def test_ctrl_c_during_training_stops_the_stage_within_seconds(
+    keras2_cnn, digits_data, tmp_path: Path, stage: str, settings: list[str]
+) -> None:
     """The real driver (`pipeline.build`, its build thread and SIGINT handler); training would run for minutes."""
     from edgebuild.pipeline import BuildRequest, build
 
-    overrides = (*settings, "training.batch_size=1", "quantization.calibration_samples=50",
-                 "training.recovery_epochs=500", "training.recovery_early_stopping=0", "training.time_budget=0",
-                 "benchmark.enabled=false")
-    request = BuildRequest(model=keras2_cnn.paths["keras"], targets=("mcu",), data=digits_data.npz, out=tmp_path,
-                           overrides=overrides, use_cache=False)
+    overrides = (
+        *settings,
+        "training.batch_size=1",
+        "quantization.calibration_samples=50",
+        "training.recovery_epochs=500",
+        "training.recovery_early_stopping=0",
+        "training.time_budget=0",
+        "benchmark.enabled=false",
+    )
+    request = BuildRequest(
+        model=keras2_cnn.paths["keras"],
+        targets=("mcu",),
+        data=digits_data.npz,
+        out=tmp_path,
+        overrides=overrides,
+        use_cache=False,
+    )
     progress = _CtrlCMidTraining()
     with pytest.raises(KeyboardInterrupt):
         build(request, progress)

@@ -27,21 +27,25 @@ def leaky_model(tmp_path_factory) -> Path:
 
     tf_keras.utils.set_random_seed(1)
     layers = tf_keras.layers
-    model = tf_keras.Sequential([
-        tf_keras.Input(shape=(32, 32, 1)),
-        layers.LeakyReLU(0.1),
-        layers.Conv2D(8, 3, activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Flatten(),
-        layers.Dense(10, activation="softmax"),
-    ])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input(shape=(32, 32, 1)),
+            layers.LeakyReLU(0.1),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
     path = tmp_path_factory.mktemp("leaky") / "leaky.keras"
     model.save(path)
     return path
 
 
 def test_edgetpu_reports_first_unsupported_op_and_fails(leaky_model: Path, digits_data, tmp_path: Path, capsys) -> None:
-    code = main(["build", str(leaky_model), "-t", "edgetpu", "-d", str(digits_data.npz), "-o", str(tmp_path), *NO_BENCH])
+    code = main(
+        ["build", str(leaky_model), "-t", "edgetpu", "-d", str(digits_data.npz), "-o", str(tmp_path), *NO_BENCH]
+    )
     assert code == 8
     err = capsys.readouterr().err
     assert "Target 'edgetpu' failed validation" in err and "LEAKY_RELU" in err
@@ -63,15 +67,41 @@ def test_edgetpu_reports_first_unsupported_op_and_fails(leaky_model: Path, digit
 
 
 def test_no_gates_reports_without_failing(leaky_model: Path, digits_data, tmp_path: Path) -> None:
-    code = main(["build", str(leaky_model), "-t", "edgetpu", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 "--no-gates", *NO_BENCH])
+    code = main(
+        [
+            "build",
+            str(leaky_model),
+            "-t",
+            "edgetpu",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(tmp_path),
+            "--no-gates",
+            *NO_BENCH,
+        ]
+    )
     assert code == 0
     assert _report(tmp_path, "edgetpu")["validation"]["passed"] is False
 
 
 def test_mcu_arena_is_exact_and_sufficient(keras2_cnn, digits_data, tmp_path: Path) -> None:
-    assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 *NO_BENCH]) == 0
+    assert (
+        main(
+            [
+                "build",
+                str(keras2_cnn.paths["keras"]),
+                "-t",
+                "mcu",
+                "-d",
+                str(digits_data.npz),
+                "-o",
+                str(tmp_path),
+                *NO_BENCH,
+            ]
+        )
+        == 0
+    )
     report = _report(tmp_path, "mcu")
     arena = report["validation"]["arena"]
     model = tmp_path / "mcu" / "model.tflite"
@@ -92,8 +122,21 @@ def test_mcu_arena_is_exact_and_sufficient(keras2_cnn, digits_data, tmp_path: Pa
 def test_accuracy_gate_fails_on_wrong_calibration(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, x=digits_data.train_x[:300] * 255.0, y=digits_data.train_y[:300])
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(wrong), "--val-data", str(digits_data.npz),
-                 "-o", str(tmp_path / "out"), *NO_BENCH])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "-d",
+            str(wrong),
+            "--val-data",
+            str(digits_data.npz),
+            "-o",
+            str(tmp_path / "out"),
+            *NO_BENCH,
+        ]
+    )
     assert code == 8
     assert "top-1 dropped" in capsys.readouterr().err
     accuracy = _report(tmp_path / "out", "mcu")["validation"]["accuracy"]
@@ -102,8 +145,21 @@ def test_accuracy_gate_fails_on_wrong_calibration(keras2_cnn, digits_data, tmp_p
 
 
 def test_flash_budget_failure_names_both_numbers(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
-    code = main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 "--set", "budget.flash=\"4KiB\"", *NO_BENCH])
+    code = main(
+        [
+            "build",
+            str(keras2_cnn.paths["keras"]),
+            "-t",
+            "mcu",
+            "-d",
+            str(digits_data.npz),
+            "-o",
+            str(tmp_path),
+            "--set",
+            'budget.flash="4KiB"',
+            *NO_BENCH,
+        ]
+    )
     assert code == 8
     report = _report(tmp_path, "mcu")
     budget = next(c for c in report["validation"]["checks"] if c["name"] == "budgets")
@@ -114,16 +170,43 @@ def test_flash_budget_failure_names_both_numbers(keras2_cnn, digits_data, tmp_pa
         assert size >= (tmp_path / "mcu" / "model.tflite").stat().st_size
     assert budget["flash"]["used_bytes"] == size
     assert budget["passed"] is False
-    assert f"the model array alone takes {size:,} bytes of flash, over the budget 4,096 by {size - 4096:,}" \
+    assert (
+        f"the model array alone takes {size:,} bytes of flash, over the budget 4,096 by {size - 4096:,}"
         in budget["summary"]
+    )
 
 
 def test_validate_command_with_reference(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
-    assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 *NO_BENCH]) == 0
+    assert (
+        main(
+            [
+                "build",
+                str(keras2_cnn.paths["keras"]),
+                "-t",
+                "mobile",
+                "-d",
+                str(digits_data.npz),
+                "-o",
+                str(tmp_path),
+                *NO_BENCH,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    code = main(["validate", str(tmp_path / "mobile" / "model.tflite"), "-t", "mobile", "-d", str(digits_data.npz),
-                 "--reference", str(keras2_cnn.paths["keras"]), "--json"])
+    code = main(
+        [
+            "validate",
+            str(tmp_path / "mobile" / "model.tflite"),
+            "-t",
+            "mobile",
+            "-d",
+            str(digits_data.npz),
+            "--reference",
+            str(keras2_cnn.paths["keras"]),
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["passed"] is True
@@ -132,11 +215,41 @@ def test_validate_command_with_reference(keras2_cnn, digits_data, tmp_path: Path
 
 
 def test_bench_command_fields_are_sane(keras2_cnn, digits_data, tmp_path: Path, capsys) -> None:
-    assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 *NO_BENCH]) == 0
+    assert (
+        main(
+            [
+                "build",
+                str(keras2_cnn.paths["keras"]),
+                "-t",
+                "mcu",
+                "-d",
+                str(digits_data.npz),
+                "-o",
+                str(tmp_path),
+                *NO_BENCH,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["bench", str(tmp_path / "mcu" / "model.tflite"), "--threads", "1", "--threads", "2", "--runs", "30",
-                 "--json", "-d", str(digits_data.npz)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(tmp_path / "mcu" / "model.tflite"),
+                "--threads",
+                "1",
+                "--threads",
+                "2",
+                "--runs",
+                "30",
+                "--json",
+                "-d",
+                str(digits_data.npz),
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     for threads in ("1", "2"):
         r = result["threads"][threads]
@@ -155,13 +268,31 @@ def test_bench_command_fields_are_sane(keras2_cnn, digits_data, tmp_path: Path, 
 def test_bad_tflite_files_give_clear_errors(keras2_cnn, digits_data, tmp_path: Path, capsys, content, message) -> None:
     bad = tmp_path / "bad.tflite"
     if content is None:  # a real model cut in half
-        assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-o", str(tmp_path / "b"),
-                     "--set", "validation.enabled=false", *NO_BENCH]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    str(keras2_cnn.paths["keras"]),
+                    "-t",
+                    "mobile",
+                    "-o",
+                    str(tmp_path / "b"),
+                    "--set",
+                    "validation.enabled=false",
+                    *NO_BENCH,
+                ]
+            )
+            == 0
+        )
         data = (tmp_path / "b" / "mobile" / "model.tflite").read_bytes()
         content = data[: len(data) // 2]
     bad.write_bytes(content)
     capsys.readouterr()
-    for command in (["validate", str(bad), "-t", "mcu"], ["bench", str(bad)], ["carray", str(bad), "-o", str(tmp_path / "c")]):
+    for command in (
+        ["validate", str(bad), "-t", "mcu"],
+        ["bench", str(bad)],
+        ["carray", str(bad), "-o", str(tmp_path / "c")],
+    ):
         code = main(command)
         err = capsys.readouterr().err
         assert code == 9, command
@@ -170,8 +301,22 @@ def test_bad_tflite_files_give_clear_errors(keras2_cnn, digits_data, tmp_path: P
 
 
 def test_validation_data_of_wrong_shape(keras2_cnn, tmp_path: Path, capsys) -> None:
-    assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-o", str(tmp_path),
-                 "--set", "validation.enabled=false", *NO_BENCH]) == 0
+    assert (
+        main(
+            [
+                "build",
+                str(keras2_cnn.paths["keras"]),
+                "-t",
+                "mobile",
+                "-o",
+                str(tmp_path),
+                "--set",
+                "validation.enabled=false",
+                *NO_BENCH,
+            ]
+        )
+        == 0
+    )
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((4, 28, 28, 1), dtype=np.float32))
     capsys.readouterr()
@@ -181,8 +326,23 @@ def test_validation_data_of_wrong_shape(keras2_cnn, tmp_path: Path, capsys) -> N
 
 
 def test_never_slower_guard_compares_with_float32(keras2_cnn, digits_data, tmp_path: Path) -> None:
-    assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mobile", "-d", str(digits_data.npz), "-o", str(tmp_path),
-                 "--set", "benchmark.runs=20"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                str(keras2_cnn.paths["keras"]),
+                "-t",
+                "mobile",
+                "-d",
+                str(digits_data.npz),
+                "-o",
+                str(tmp_path),
+                "--set",
+                "benchmark.runs=20",
+            ]
+        )
+        == 0
+    )
     benchmark = _report(tmp_path, "mobile")["benchmark"]
     guard = benchmark["vs_float32"]
     assert guard["float32_p50_ms"] > 0

@@ -34,8 +34,11 @@ IN_SCALE, IN_ZP = 0.003921568859368563, -128
 OUT_SCALE, OUT_ZP = 0.00390625, -128
 
 
-def make_artifact(blob: bytes = BLOB, op_names: tuple[str, ...] = ("CONV_2D", "FULLY_CONNECTED", "CONV_2D", "SOFTMAX"),
-                  custom: tuple[str, ...] = ()) -> TfliteArtifact:
+def make_artifact(
+    blob: bytes = BLOB,
+    op_names: tuple[str, ...] = ("CONV_2D", "FULLY_CONNECTED", "CONV_2D", "SOFTMAX"),
+    custom: tuple[str, ...] = (),
+) -> TfliteArtifact:
     tensors = (
         TensorInfo(0, "serving_default_input:0", (1, 8, 8, 1), (-1, 8, 8, 1), "int8", (IN_SCALE,), (IN_ZP,), 0, 0),
         TensorInfo(1, "StatefulPartitionedCall:0", (1, 10), (-1, 10), "int8", (OUT_SCALE,), (OUT_ZP,), 0, 0),
@@ -43,8 +46,13 @@ def make_artifact(blob: bytes = BLOB, op_names: tuple[str, ...] = ("CONV_2D", "F
     ops = tuple(OpInfo(i, name, (0,), (1,)) for i, name in enumerate(op_names))
     ops += tuple(OpInfo(len(ops) + i, name, (0,), (1,), custom=True) for i, name in enumerate(custom))
     return TfliteArtifact(
-        size_bytes=len(blob), sha256=hashlib.sha256(blob).hexdigest(), tensors=tensors, ops=ops,
-        input_indices=(0,), output_indices=(1,), subgraph_count=1,
+        size_bytes=len(blob),
+        sha256=hashlib.sha256(blob).hexdigest(),
+        tensors=tensors,
+        ops=ops,
+        input_indices=(0,),
+        output_indices=(1,),
+        subgraph_count=1,
     )
 
 
@@ -126,9 +134,11 @@ def test_good_symbols_pass(symbol):
 def test_the_profile_schema_can_import_the_symbol_rules_without_tensorflow():
     import sys
 
-    code = ("import sys; from edgebuild.codegen.identifiers import C_CPP_KEYWORDS, symbol_problem; "
-            "from edgebuild.profiles.schema import McuSection; McuSection(symbol='g_model'); "
-            "print('HEAVY', [m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules])")
+    code = (
+        "import sys; from edgebuild.codegen.identifiers import C_CPP_KEYWORDS, symbol_problem; "
+        "from edgebuild.profiles.schema import McuSection; McuSection(symbol='g_model'); "
+        "print('HEAVY', [m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in result.stdout
 
@@ -204,13 +214,17 @@ def test_quantize_helpers_compile_and_match_tflite_rounding(tmp_path):
         "int main() {\n"
         f"  const float xs[] = {{{', '.join('NAN' if np.isnan(x) else c_float(x) for x in inputs)}}};\n"
         '  for (float x : xs) std::printf("%d\\n", static_cast<int>(QuantizeInput(x)));\n'
-        "  for (int q = -128; q <= 127; q += 51) std::printf(\"%.9g\\n\", DequantizeOutput(static_cast<int8_t>(q)));\n"
+        '  for (int q = -128; q <= 127; q += 51) std::printf("%.9g\\n", DequantizeOutput(static_cast<int8_t>(q)));\n'
         '  std::printf("%d %d\\n", static_cast<int>(sizeof(arena)), static_cast<int>(reinterpret_cast<unsigned long>(arena) % 16));\n'
         "}\n"
     )
     exe = tmp_path / "q"
-    subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-I", str(tmp_path), str(prog), "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["g++", "-std=c++17", "-Wall", "-Werror", "-I", str(tmp_path), str(prog), "-o", str(exe)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
     scale = np.float32(IN_SCALE)
     expected_q = []
@@ -222,7 +236,7 @@ def test_quantize_helpers_compile_and_match_tflite_rounding(tmp_path):
         r = np.floor(np.abs(v) + np.float32(0.5)) * np.sign(v)  # round half away from zero, like TfLiteRound
         expected_q.append(int(np.clip(r + IN_ZP, -128, 127)))
     assert [int(s) for s in lines[: len(inputs)]] == expected_q
-    deq = [float(s) for s in lines[len(inputs): -2]]
+    deq = [float(s) for s in lines[len(inputs) : -2]]
     assert deq == [(q - OUT_ZP) * OUT_SCALE for q in range(-128, 128, 51)]
     assert lines[-2:] == ["4096", "0"]
 

@@ -17,24 +17,52 @@ from edgebuild.errors import UsageError
 HOST = {"cpu": "AMD EPYC", "machine": "x86_64", "cores": 2}
 
 
-def _report(target: str = "mcu", size: int = 11072, top1: float = 0.975, p50: float = 0.0430, arena: int = 12464,
-            snr: float | None = 39.4, metric: str = "top1") -> dict:
+def _report(
+    target: str = "mcu",
+    size: int = 11072,
+    top1: float = 0.975,
+    p50: float = 0.0430,
+    arena: int = 12464,
+    snr: float | None = 39.4,
+    metric: str = "top1",
+) -> dict:
     accuracy = {"samples": 120, "metric": metric, "agreement": 1.0, "min_snr_db": snr}
     if metric == "top1":
         accuracy.update(reference_top1=0.975, artifact_top1=top1, drop_points=100 * (0.975 - top1))
     return {
-        "schema_version": 1, "target": target,
+        "schema_version": 1,
+        "target": target,
         "artifact": {"size_bytes": size, "ops": {"CONV_2D": 2, "FULLY_CONNECTED": 1}},
-        "validation": {"passed": True, "accuracy": accuracy, "arena": {"proven_bytes": arena - 1136,
-                                                                        "recommended_bytes": arena},
-                       "checks": [{"name": "op rules (mcu)", "passed": True, "summary": "0 error(s)"},
-                                  {"name": "accuracy vs float", "passed": True, "summary": "top-1 97.5%"},
-                                  {"name": "budgets", "passed": True, "summary": "fits",
-                                   "flash": {"used_bytes": 11088, "budget_bytes": 1 << 20, "scope": "model array"},
-                                   "ram": {"used_bytes": arena, "budget_bytes": 1 << 18, "scope": "tensor arena"}}]},
-        "benchmark": {"host": dict(HOST), "runtime": {"name": "ai-edge-litert", "version": "2.3.0"},
-                      "threads": {"1": {"p50_ms": p50, "p90_ms": p50 * 1.05, "p99_ms": p50 * 1.5, "min_ms": p50 * 0.9,
-                                        "max_ms": p50 * 2, "mean_ms": p50 * 1.02}}},
+        "validation": {
+            "passed": True,
+            "accuracy": accuracy,
+            "arena": {"proven_bytes": arena - 1136, "recommended_bytes": arena},
+            "checks": [
+                {"name": "op rules (mcu)", "passed": True, "summary": "0 error(s)"},
+                {"name": "accuracy vs float", "passed": True, "summary": "top-1 97.5%"},
+                {
+                    "name": "budgets",
+                    "passed": True,
+                    "summary": "fits",
+                    "flash": {"used_bytes": 11088, "budget_bytes": 1 << 20, "scope": "model array"},
+                    "ram": {"used_bytes": arena, "budget_bytes": 1 << 18, "scope": "tensor arena"},
+                },
+            ],
+        },
+        "benchmark": {
+            "host": dict(HOST),
+            "runtime": {"name": "ai-edge-litert", "version": "2.3.0"},
+            "threads": {
+                "1": {
+                    "p50_ms": p50,
+                    "p90_ms": p50 * 1.05,
+                    "p99_ms": p50 * 1.5,
+                    "min_ms": p50 * 0.9,
+                    "max_ms": p50 * 2,
+                    "mean_ms": p50 * 1.02,
+                }
+            },
+        },
         "flash": {"model_array_bytes": 11088},
     }
 
@@ -51,11 +79,21 @@ def test_identical_builds_have_no_regression() -> None:
     assert [t.target for t in result.targets] == ["mcu", "mobile"]
 
 
-@pytest.mark.parametrize(("text", "kind", "base", "allowed"), [
-    ("5%", "bytes", 1000, 50), ("2KiB", "bytes", 1000, 2048), ("100", "bytes", 1000, 100),
-    ("5%+1KiB", "bytes", 1000, 1024), ("5% + 1KiB", "bytes", 100000, 5000), ("0", "bytes", 1000, 0),
-    ("10%", "ms", 2.0, 0.2), ("0.5ms", "ms", 2.0, 0.5), ("300us", "ms", 2.0, 0.3), ("0.5", "ms", 2.0, 0.5),
-])
+@pytest.mark.parametrize(
+    ("text", "kind", "base", "allowed"),
+    [
+        ("5%", "bytes", 1000, 50),
+        ("2KiB", "bytes", 1000, 2048),
+        ("100", "bytes", 1000, 100),
+        ("5%+1KiB", "bytes", 1000, 1024),
+        ("5% + 1KiB", "bytes", 100000, 5000),
+        ("0", "bytes", 1000, 0),
+        ("10%", "ms", 2.0, 0.2),
+        ("0.5ms", "ms", 2.0, 0.5),
+        ("300us", "ms", 2.0, 0.3),
+        ("0.5", "ms", 2.0, 0.5),
+    ],
+)
 def test_limits(text: str, kind: str, base: float, allowed: float) -> None:
     assert Limit.parse(text, kind).allowance(base) == pytest.approx(allowed)
 
@@ -71,7 +109,9 @@ def test_size_growth_beyond_the_threshold_is_named() -> None:
     assert _statuses(result.targets[0])["size"] == REGRESSED
     assert any(r.startswith("mcu: size 11,072 B -> 12,072 B (+9.0%") for r in result.regressions)
     assert result.short() == "mcu: size"
-    loose = compare_builds({"mcu": _report()}, {"mcu": _report(size=12072)}, Thresholds.build({"max_size_increase": "10%"}))
+    loose = compare_builds(
+        {"mcu": _report()}, {"mcu": _report(size=12072)}, Thresholds.build({"max_size_increase": "10%"})
+    )
     assert loose.regressions == []
     smaller = compare_builds({"mcu": _report()}, {"mcu": _report(size=9000)})
     assert _statuses(smaller.targets[0])["size"] == IMPROVED and smaller.regressions == []
@@ -82,8 +122,12 @@ def test_accuracy_drop_in_points() -> None:
     assert _statuses(result.targets[0])["top-1"] == REGRESSED
     within = compare_builds({"mcu": _report(top1=0.975)}, {"mcu": _report(top1=0.970)})  # -0.5 point: the limit
     assert within.regressions == []
-    assert compare_builds({"mcu": _report(top1=0.975)}, {"mcu": _report(top1=0.965)},
-                          Thresholds.build({"max_accuracy_drop": 1.5})).regressions == []
+    assert (
+        compare_builds(
+            {"mcu": _report(top1=0.975)}, {"mcu": _report(top1=0.965)}, Thresholds.build({"max_accuracy_drop": 1.5})
+        ).regressions
+        == []
+    )
 
 
 def test_snr_is_judged_only_where_it_is_the_gate_metric() -> None:
@@ -93,7 +137,9 @@ def test_snr_is_judged_only_where_it_is_the_gate_metric() -> None:
     assert _statuses(regressor.targets[0])["worst output SNR"] == REGRESSED
     exact = compare_builds({"m": _report(snr=None, metric="snr")}, {"m": _report(snr=50.0, metric="snr")})
     assert _statuses(exact.targets[0])["worst output SNR"] == REGRESSED  # identical outputs before, not now
-    assert compare_builds({"m": _report(snr=40.0, metric="snr")}, {"m": _report(snr=38.0, metric="snr")}).regressions == []
+    assert (
+        compare_builds({"m": _report(snr=40.0, metric="snr")}, {"m": _report(snr=38.0, metric="snr")}).regressions == []
+    )
 
 
 def test_latency_has_a_noise_allowance_and_compares_only_the_same_host() -> None:
@@ -111,10 +157,14 @@ def test_latency_has_a_noise_allowance_and_compares_only_the_same_host() -> None
 def test_device_latency_and_exact_instruction_counts() -> None:
     base, new = _report(), _report()
     for report, p50, instructions in ((base, 1.0, 1_600_000), (new, 1.5, 1_900_000)):
-        report["benchmark"]["device"] = {"device": {"cpu": "Cortex-A53", "url": "ssh://pi"},
-                                         "threads": {"1": {"p50_ms": p50, "p90_ms": p50 * 1.02}}}
-        report["firmware"] = {"status": "ok", "device": {"arena_used_bytes": 10420,
-                                                         "instructions_per_inference": {"median": instructions}}}
+        report["benchmark"]["device"] = {
+            "device": {"cpu": "Cortex-A53", "url": "ssh://pi"},
+            "threads": {"1": {"p50_ms": p50, "p90_ms": p50 * 1.02}},
+        }
+        report["firmware"] = {
+            "status": "ok",
+            "device": {"arena_used_bytes": 10420, "instructions_per_inference": {"median": instructions}},
+        }
     statuses = _statuses(compare_builds({"mcu": base}, {"mcu": new}).targets[0])
     assert statuses["device p50 latency (1 thread)"] == REGRESSED
     assert statuses["instructions per inference (QEMU)"] == REGRESSED
@@ -129,16 +179,20 @@ def test_arena_flash_ops_and_checks() -> None:
     diff = result.targets[0]
     assert _statuses(diff)["tensor arena"] == REGRESSED
     assert diff.ops_added == {"CONV_2D": 1, "ADD": 1} and diff.ops_removed == {"FULLY_CONNECTED": 1}
-    assert diff.checks_changed == [{"check": "accuracy vs float", "base": "pass", "new": "FAIL",
-                                    "summary": "top-1 90% vs float 97.5%"}]
+    assert diff.checks_changed == [
+        {"check": "accuracy vs float", "base": "pass", "new": "FAIL", "summary": "top-1 90% vs float 97.5%"}
+    ]
     assert "check 'accuracy vs float'" in result.short() and "tensor arena" in result.short()
 
 
 def test_flash_is_compared_like_with_like() -> None:
     firmware = _report()
     firmware["firmware"] = {"status": "ok", "flash": {"total_bytes": 144996, "total_bytes_without_samples": 134748}}
-    firmware["validation"]["checks"][2]["flash"] = {"used_bytes": 134748, "budget_bytes": 1 << 20,
-                                                    "scope": "firmware image"}
+    firmware["validation"]["checks"][2]["flash"] = {
+        "used_bytes": 134748,
+        "budget_bytes": 1 << 20,
+        "scope": "firmware image",
+    }
     result = compare_builds({"mcu": _report()}, {"mcu": firmware})
     statuses = _statuses(result.targets[0])
     assert statuses["flash (model array)"] == OK  # the model array is in both
@@ -147,12 +201,15 @@ def test_flash_is_compared_like_with_like() -> None:
     assert result.regressions == []
     bigger = copy.deepcopy(firmware)
     bigger["validation"]["checks"][2]["flash"]["used_bytes"] = 160000
-    assert _statuses(compare_builds({"mcu": firmware}, {"mcu": bigger}).targets[0])["flash (firmware image)"] == REGRESSED
+    assert (
+        _statuses(compare_builds({"mcu": firmware}, {"mcu": bigger}).targets[0])["flash (firmware image)"] == REGRESSED
+    )
 
 
 def test_a_target_missing_from_new_is_a_regression_and_a_new_one_is_not() -> None:
-    result = compare_builds({"mcu": _report(), "mobile": _report("mobile")}, {"mobile": _report("mobile"),
-                                                                             "edgetpu": _report("edgetpu")})
+    result = compare_builds(
+        {"mcu": _report(), "mobile": _report("mobile")}, {"mobile": _report("mobile"), "edgetpu": _report("edgetpu")}
+    )
     assert result.short() == "mcu: target missing"
     assert [t.status for t in result.targets] == ["missing in NEW", "compared", "new in NEW"]
     with pytest.raises(UsageError):
@@ -174,8 +231,9 @@ def test_thresholds_from_a_compare_table_and_flags_win(tmp_path: Path) -> None:
 
 
 def test_markdown_and_junit() -> None:
-    result = compare_builds({"mcu": _report(), "mobile": _report("mobile")},
-                            {"mcu": _report(size=20000), "mobile": _report("mobile")})
+    result = compare_builds(
+        {"mcu": _report(), "mobile": _report("mobile")}, {"mcu": _report(size=20000), "mobile": _report("mobile")}
+    )
     md = to_markdown(result)
     assert md.startswith("## edgebuild compare: **REGRESSED**, 1 regression(s) in 1 target(s)")
     assert "| mcu | size | 11,072 B | 20,000 B | +80.6% | +5% | **REGRESSED** |" in md
@@ -207,15 +265,29 @@ def test_cli_exit_codes_outputs_and_step_summary(tmp_path: Path, capsys, monkeyp
     assert main(["compare", str(base), str(worse), "--format", "md", "--junit", str(junit)]) == 8
     captured = capsys.readouterr()
     assert captured.out.startswith("## edgebuild compare: **REGRESSED**, 2 regression(s)")
-    assert "regression: 2 regression(s) beyond the thresholds: mcu: top-1; mobile: size" in captured.err.replace("\n", " ")
+    assert "regression: 2 regression(s) beyond the thresholds: mcu: top-1; mobile: size" in captured.err.replace(
+        "\n", " "
+    )
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert set(cases) == {"mcu", "mobile"} and all(c.find("failure") is not None for c in cases.values())
     step = summary.read_text()
     assert step.count("## edgebuild compare") == 2 and "**REGRESSED**" in step  # appended once per run
 
     # one report.json against another, thresholds loosened by flags
-    assert main(["compare", str(base / "mcu" / "report.json"), str(worse / "mcu" / "report.json"),
-                 "--max-accuracy-drop", "3", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(base / "mcu" / "report.json"),
+                str(worse / "mcu" / "report.json"),
+                "--max-accuracy-drop",
+                "3",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["regressed"] is False
 
     assert main(["compare", str(base), str(tmp_path / "nowhere")]) == 2

@@ -27,7 +27,12 @@ import pytest
 from edgebuild.compilers import vela
 from edgebuild.process import run_tool
 from edgebuild.compilers.edgetpu import (
-    compile_edgetpu, compiler_command, edgetpu_status, failure_message, find_compiler, parse_compiler_output,
+    compile_edgetpu,
+    compiler_command,
+    edgetpu_status,
+    failure_message,
+    find_compiler,
+    parse_compiler_output,
     size_to_bytes,
 )
 from edgebuild.errors import ExternalToolError
@@ -72,8 +77,12 @@ def test_fully_mapped_operation_log_mnist7() -> None:
     assert r["compiler_version"] == "15.0.340273435"
     assert r["per_op_complete"] is True
     assert [(row["op"], row["count"], row["mapped"]) for row in r["per_op"]] == [
-        ("SOFTMAX", 1, True), ("FULLY_CONNECTED", 2, True), ("RESHAPE", 1, True),
-        ("CONV_2D", 2, True), ("MAX_POOL_2D", 2, True)]
+        ("SOFTMAX", 1, True),
+        ("FULLY_CONNECTED", 2, True),
+        ("RESHAPE", 1, True),
+        ("CONV_2D", 2, True),
+        ("MAX_POOL_2D", 2, True),
+    ]
     assert all(row["status"] == "Mapped to Edge TPU" and row["reason"] is None for row in r["per_op"])
     assert (r["total_ops"], r["ops_mapped_edgetpu"], r["ops_cpu"], r["mapped_fraction"]) == (8, 8, 0, 1.0)
     assert r["on_chip_memory_bytes"] is None  # memory is only in stdout, never in the .log
@@ -85,7 +94,8 @@ def test_partially_mapped_first_op_on_cpu_mnist4_log() -> None:
     cpu = [row for row in r["per_op"] if not row["mapped"]]
     assert [(row["op"], row["count"], row["reason"]) for row in cpu] == [
         ("QUANTIZE", 1, "Operation is otherwise supported, but not mapped due to some unspecified limitation"),
-        ("DEQUANTIZE", 1, "Operation is working on an unsupported data type")]
+        ("DEQUANTIZE", 1, "Operation is working on an unsupported data type"),
+    ]
     assert (r["total_ops"], r["ops_mapped_edgetpu"], r["ops_cpu"]) == (10, 8, 2)
     assert r["mapped_fraction"] == 0.8
     assert r["by_op"]["QUANTIZE"] == {"edgetpu": 0, "cpu": 1}
@@ -100,8 +110,11 @@ def test_partially_mapped_first_op_on_cpu_old_compiler_motion_blur() -> None:
     assert r["off_chip_memory_bytes"] == 0
     assert (r["total_ops"], r["ops_mapped_edgetpu"], r["ops_cpu"]) == (3, 1, 2)
     assert r["per_op_complete"] is True
-    assert r["by_op"] == {"DEPTHWISE_CONV_2D": {"edgetpu": 1, "cpu": 0}, "DEQUANTIZE": {"edgetpu": 0, "cpu": 1},
-                          "QUANTIZE": {"edgetpu": 0, "cpu": 1}}
+    assert r["by_op"] == {
+        "DEPTHWISE_CONV_2D": {"edgetpu": 1, "cpu": 0},
+        "DEQUANTIZE": {"edgetpu": 0, "cpu": 1},
+        "QUANTIZE": {"edgetpu": 0, "cpu": 1},
+    }
     assert r["compiler_version"] is None  # the published excerpt starts at "Output model:"
 
 
@@ -149,16 +162,20 @@ def test_stdout_without_s_lists_only_unmapped_ops_frc_model() -> None:
 
 def test_log_file_table_wins_over_stdout_counts() -> None:
     """With both, per-op rows come from the .log; totals from stdout (they agree for one model)."""
-    r = parse_compiler_output(fixture("v16_fully_mapped_lane_navigation.stdout.txt"),
-                              fixture("v15_fully_mapped_mnist7.log"))
+    r = parse_compiler_output(
+        fixture("v16_fully_mapped_lane_navigation.stdout.txt"), fixture("v15_fully_mapped_mnist7.log")
+    )
     assert r["per_op_complete"] is True and len(r["per_op"]) == 5
     assert r["compiler_version"] == "16.0.384591198"  # stdout first
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("v15_error_model_not_quantized.stdout.txt", ["Model not quantized", "fully int8-quantized"]),
-    ("v16_error_dynamic_tensors.stdout.txt", ["dynamic-sized tensors", "Compilation failed!", "model.batch = 1"]),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("v15_error_model_not_quantized.stdout.txt", ["Model not quantized", "fully int8-quantized"]),
+        ("v16_error_dynamic_tensors.stdout.txt", ["dynamic-sized tensors", "Compilation failed!", "model.batch = 1"]),
+    ],
+)
 def test_failure_messages_quote_the_compiler(name: str, expected: list[str]) -> None:
     message = failure_message(Path("m.tflite"), 1, fixture(name), ["edgetpu_compiler", "-s", "m.tflite"])
     for text in expected:
@@ -173,8 +190,15 @@ def test_failure_messages_quote_the_compiler(name: str, expected: list[str]) -> 
 
 def test_compiler_command_is_what_the_issue_specifies(tmp_path: Path) -> None:
     argv = compiler_command("/usr/bin/edgetpu_compiler", tmp_path / "model.tflite", tmp_path / "out", 14)
-    assert argv == ["/usr/bin/edgetpu_compiler", "-s", "-m", "14", "-o", str(tmp_path / "out"),
-                    str(tmp_path / "model.tflite")]
+    assert argv == [
+        "/usr/bin/edgetpu_compiler",
+        "-s",
+        "-m",
+        "14",
+        "-o",
+        str(tmp_path / "out"),
+        str(tmp_path / "model.tflite"),
+    ]
 
 
 def test_find_compiler_on_path_and_by_explicit_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -239,7 +263,10 @@ def _alive(pid: int) -> bool:
 def test_nonzero_exit_is_an_error_with_the_command(tmp_path: Path) -> None:
     model = tmp_path / "model.tflite"
     model.write_bytes(b"\0" * 8)
-    with pytest.raises(ExternalToolError, match=r"(?s)could not compile .*\(exit 1\)\. It printed nothing\.\nCommand: .*false -s -m 13 -o"):
+    with pytest.raises(
+        ExternalToolError,
+        match=r"(?s)could not compile .*\(exit 1\)\. It printed nothing\.\nCommand: .*false -s -m 13 -o",
+    ):
         compile_edgetpu(model, tmp_path / "out", shutil.which("false") or "/bin/false", 13)
     assert (tmp_path / "out" / "edgetpu_compiler.txt").exists()  # the output is kept for inspection
 
@@ -294,8 +321,10 @@ def test_ethos_u55_target_file() -> None:
 
 
 def test_vela_stdout_counts_and_warnings() -> None:
-    text = ("Warning: No memory mode specified. Using a default of Shared_Sram.\n\nNetwork summary for model\n"
-            "CPU operators = 2 (28.6%)\nNPU operators = 5 (71.4%)\n")
+    text = (
+        "Warning: No memory mode specified. Using a default of Shared_Sram.\n\nNetwork summary for model\n"
+        "CPU operators = 2 (28.6%)\nNPU operators = 5 (71.4%)\n"
+    )
     parsed = vela.parse_vela_stdout(text)
     assert (parsed["vela_cpu_operators"], parsed["vela_npu_operators"]) == (2, 5)
     assert parsed["warnings"] == ["No memory mode specified. Using a default of Shared_Sram."]

@@ -54,7 +54,9 @@ def test_bad_npz_gives_clear_error(tmp_path: Path, arrays: dict, message: str) -
 def test_shape_mismatch_hints_at_the_channel_axis(tmp_path: Path) -> None:
     path = tmp_path / "d.npy"
     np.save(path, np.zeros((5, 32, 32), dtype=np.float32))
-    with pytest.raises(DataError, match=r"samples have shape \(32, 32\) but model.keras takes \(32, 32, 1\).*x\[\.\.\., None\]"):
+    with pytest.raises(
+        DataError, match=r"samples have shape \(32, 32\) but model.keras takes \(32, 32, 1\).*x\[\.\.\., None\]"
+    ):
         check_fits(load_dataset(path), (None, 32, 32, 1), "model.keras")
 
 
@@ -75,12 +77,21 @@ def test_plan_refuses_impossible_training_pass_combinations() -> None:
     with pytest.raises(ProfileError, match=r"distillation.student = \"pruned\" needs pruning.kind = \"structured\""):
         make_plan(resolve("mcu", ["distillation.enabled=true"]), has_data=True, random_calibration=False)
     with pytest.raises(UnsupportedError, match="would refill the zeroed weights"):
-        make_plan(resolve("mcu", ["distillation.enabled=true", "pruning.kind=m_by_n", "distillation.student=width:0.5"]),
-                  has_data=True, random_calibration=False)
+        make_plan(
+            resolve("mcu", ["distillation.enabled=true", "pruning.kind=m_by_n", "distillation.student=width:0.5"]),
+            has_data=True,
+            random_calibration=False,
+        )
     with pytest.raises(DataError, match="prunes or distills the model, which trains it"):
         make_plan(resolve("mobile", ["pruning.kind=structured"]), has_data=False, random_calibration=False)
-    stages = [s.name for s in make_plan(resolve("mcu", ["pruning.kind=structured", "distillation.enabled=true",
-                                                         "quantization.method=qat"]), True, False).stages]
+    stages = [
+        s.name
+        for s in make_plan(
+            resolve("mcu", ["pruning.kind=structured", "distillation.enabled=true", "quantization.method=qat"]),
+            True,
+            False,
+        ).stages
+    ]
     assert stages[:3] == ["prune", "train", "convert"]
 
 
@@ -107,8 +118,10 @@ def test_an_unknown_board_is_refused_before_tensorflow() -> None:
 def test_slower_than_float32_is_a_warning() -> None:
     from edgebuild.report import _warnings
 
-    report = {"data": {"source": "d.npz"}, "benchmark": {"vs_float32": {
-        "threads": 1, "float32_p50_ms": 1.0, "ratio": 1.8, "slower": True}}}
+    report = {
+        "data": {"source": "d.npz"},
+        "benchmark": {"vs_float32": {"threads": 1, "float32_p50_ms": 1.0, "ratio": 1.8, "slower": True}},
+    }
     (warning,) = _warnings(report)
     assert warning.startswith("This artifact runs 1.80x slower than the plain float32 model on this host")
     report["benchmark"]["vs_float32"].update(ratio=0.5, slower=False)

@@ -26,8 +26,25 @@ from edgebuild.device.adb import (
 from edgebuild.errors import UsageError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmark_model"
-HOST_FIELDS = {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "load_ms", "peak_rss_bytes",
-               "threads", "runs", "warmup", "input_source", "model_bytes", "xnnpack", "cpu", "runtime"}
+HOST_FIELDS = {
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "max_ms",
+    "load_ms",
+    "peak_rss_bytes",
+    "threads",
+    "runs",
+    "warmup",
+    "input_source",
+    "model_bytes",
+    "xnnpack",
+    "cpu",
+    "runtime",
+}
 
 
 def fixture(name: str) -> str:
@@ -38,12 +55,15 @@ def fixture(name: str) -> str:
 # device URLs
 
 
-@pytest.mark.parametrize("url, serial", [
-    ("adb:emulator-5554", "emulator-5554"),
-    ("adb:R58M123ABC", "R58M123ABC"),
-    ("adb:192.168.1.20:5555", "192.168.1.20:5555"),
-    ("adb://emulator-5554", "emulator-5554"),
-])
+@pytest.mark.parametrize(
+    "url, serial",
+    [
+        ("adb:emulator-5554", "emulator-5554"),
+        ("adb:R58M123ABC", "R58M123ABC"),
+        ("adb:192.168.1.20:5555", "192.168.1.20:5555"),
+        ("adb://emulator-5554", "emulator-5554"),
+    ],
+)
 def test_adb_urls(url, serial):
     assert AdbDevice.parse(url).serial == serial
 
@@ -72,14 +92,25 @@ def test_benchmark_model_arguments():
 
 
 def test_plan_with_a_device_side_binary():
-    plan = plan_commands("emulator-5554", Path("/host/out/model.tflite"), "/data/local/tmp/edgebuild-bench.Ab12Cd",
-                         "/data/local/tmp/benchmark_model", threads=[1, 4], runs=50, warmup=5, timeout=120,
-                         host_binary=False)
+    plan = plan_commands(
+        "emulator-5554",
+        Path("/host/out/model.tflite"),
+        "/data/local/tmp/edgebuild-bench.Ab12Cd",
+        "/data/local/tmp/benchmark_model",
+        threads=[1, 4],
+        runs=50,
+        warmup=5,
+        timeout=120,
+        host_binary=False,
+    )
     d = "/data/local/tmp/edgebuild-bench.Ab12Cd"
     assert plan["push"] == [["adb", "-s", "emulator-5554", "push", "/host/out/model.tflite", f"{d}/model.tflite"]]
     assert list(plan["run"]) == [1, 4]
     assert plan["run"][4] == [
-        "adb", "-s", "emulator-5554", "shell",
+        "adb",
+        "-s",
+        "emulator-5554",
+        "shell",
         f"/data/local/tmp/benchmark_model --graph={d}/model.tflite --num_threads=4 --num_runs=50 --warmup_runs=5 "
         "--min_secs=0 --warmup_min_secs=0 --max_secs=120",
     ]
@@ -88,8 +119,17 @@ def test_plan_with_a_device_side_binary():
 
 def test_plan_pushes_a_host_binary_and_quotes_paths():
     d = "/data/local/tmp/edgebuild-bench.Zz99Yy"
-    plan = plan_commands("R58M123ABC", Path("/my models/int8 model.tflite"), d, "/opt/tflite/benchmark_model",
-                         threads=[2], runs=10, warmup=1, timeout=60, host_binary=True)
+    plan = plan_commands(
+        "R58M123ABC",
+        Path("/my models/int8 model.tflite"),
+        d,
+        "/opt/tflite/benchmark_model",
+        threads=[2],
+        runs=10,
+        warmup=1,
+        timeout=60,
+        host_binary=True,
+    )
     assert plan["push"] == [
         ["adb", "-s", "R58M123ABC", "push", "/my models/int8 model.tflite", f"{d}/int8 model.tflite"],
         ["adb", "-s", "R58M123ABC", "push", "/opt/tflite/benchmark_model", f"{d}/benchmark_model"],
@@ -151,16 +191,24 @@ def test_thread_result_has_every_host_field():
     assert r["p90_ms"] is None and r["p99_ms"] is None  # benchmark_model has no such percentiles
     assert r["load_ms"] == pytest.approx(31.406) and r["warmup_avg_ms"] == pytest.approx(3.3114)
     assert r["peak_rss_bytes"] == int(21.0312 * 2**20) and r["memory_source"] == "benchmark_model periodic peak"
-    legacy = thread_result(parse_benchmark_output(fixture("legacy.txt")), threads=1, runs=50, warmup=1,
-                           model_bytes=1, cpu="x")
+    legacy = thread_result(
+        parse_benchmark_output(fixture("legacy.txt")), threads=1, runs=50, warmup=1, model_bytes=1, cpu="x"
+    )
     assert legacy["peak_rss_bytes"] == int(9.87891 * 2**20) and "delta" in legacy["memory_source"]
 
 
 def test_result_shape_uses_mean_when_a_build_has_no_median():
-    results = [thread_result(parse_benchmark_output(fixture(name)), threads=n, runs=50, warmup=1, model_bytes=1,
-                             cpu="x") for name, n in (("legacy.txt", 1), ("current.txt", 4))]
-    payload = {"ok": True, "device": parse_device_info(""), "runtime": {"name": "benchmark_model", "version": "unknown"},
-               "results": results, "cleanup": {"removed": True, "remote_dir": "/data/local/tmp/edgebuild-bench.x"}}
+    results = [
+        thread_result(parse_benchmark_output(fixture(name)), threads=n, runs=50, warmup=1, model_bytes=1, cpu="x")
+        for name, n in (("legacy.txt", 1), ("current.txt", 4))
+    ]
+    payload = {
+        "ok": True,
+        "device": parse_device_info(""),
+        "runtime": {"name": "benchmark_model", "version": "unknown"},
+        "results": results,
+        "cleanup": {"removed": True, "remote_dir": "/data/local/tmp/edgebuild-bench.x"},
+    }
     shaped = _shape(payload, "adb:emulator-5554", "adb", [1, 4], 50, 1)
     assert shaped["speedup_metric"] == "mean_ms" and shaped["best_threads"] == 4
     assert shaped["speedup"]["4"] == pytest.approx(72.5895 / 3.14122)
@@ -180,8 +228,9 @@ def test_run_output_load_failure():
 
 def test_run_output_missing_binary():
     with pytest.raises(DeviceSetupError, match="benchmark_model does not run on emulator-5554"):
-        check_run_output(fixture("not_found.txt"), 127, "emulator-5554", "m.tflite",
-                         "/data/local/tmp/benchmark_model", "arm64-v8a")
+        check_run_output(
+            fixture("not_found.txt"), 127, "emulator-5554", "m.tflite", "/data/local/tmp/benchmark_model", "arm64-v8a"
+        )
 
 
 def test_run_output_without_summary():
@@ -194,11 +243,20 @@ def test_run_output_ok():
 
 
 def test_device_info_from_getprop():
-    info = parse_device_info("model=Pixel 8\nmanufacturer=Google\nandroid=15\nsdk=35\nabi=arm64-v8a\n"
-                             "soc=Tensor G3\nhardware=shiba\ncores=9\n")
-    assert info == {"cpu": "Tensor G3", "machine": "arm64-v8a", "cores": 9, "os": "Android 15 (SDK 35)",
-                    "hostname": "Google Pixel 8", "python": None, "numpy": None,
-                    "runtime": {"name": "benchmark_model", "version": "unknown"}}
+    info = parse_device_info(
+        "model=Pixel 8\nmanufacturer=Google\nandroid=15\nsdk=35\nabi=arm64-v8a\n"
+        "soc=Tensor G3\nhardware=shiba\ncores=9\n"
+    )
+    assert info == {
+        "cpu": "Tensor G3",
+        "machine": "arm64-v8a",
+        "cores": 9,
+        "os": "Android 15 (SDK 35)",
+        "hostname": "Google Pixel 8",
+        "python": None,
+        "numpy": None,
+        "runtime": {"name": "benchmark_model", "version": "unknown"},
+    }
 
 
 def test_adb_needs_benchmark_model_path(tmp_path):

@@ -71,9 +71,11 @@ def test_runner_output_parsed() -> None:
 
 
 def test_allocation_failure_parsed() -> None:
-    text = ("EDGEBUILD_FW start board=x kernels=cmsis-nn arena_size=1024 samples=1 inputs=1\n"
-            "Failed to allocate memory. Requested: 4, available 0, missing: 4\n"
-            "EDGEBUILD_FW error kind=allocate_tensors arena_size=1024\nEDGEBUILD_FW done status=2\n")
+    text = (
+        "EDGEBUILD_FW start board=x kernels=cmsis-nn arena_size=1024 samples=1 inputs=1\n"
+        "Failed to allocate memory. Requested: 4, available 0, missing: 4\n"
+        "EDGEBUILD_FW error kind=allocate_tensors arena_size=1024\nEDGEBUILD_FW done status=2\n"
+    )
     out = parse_runner_output(text, 2)
     assert out.error == {"kind": "allocate_tensors", "arena_size": "1024"}
     assert "AllocateTensors() failed" in out.failure_summary() and "Requested: 4" in out.failure_summary()
@@ -112,7 +114,9 @@ def test_map_attribution_counts_each_address_once() -> None:
 
 def test_symbol_definition_patterns() -> None:
     assert _definition_pattern("arm_convolve_s8") == ("stem", "arm_convolve_s8")
-    kind, pattern = _definition_pattern("tflite::ConvParamsQuantized(TfLiteConvParams const&, tflite::OpDataConv const&)")
+    kind, pattern = _definition_pattern(
+        "tflite::ConvParamsQuantized(TfLiteConvParams const&, tflite::OpDataConv const&)"
+    )
     assert kind == "regex" and "ConvParamsQuantized" in pattern and "tflite" not in pattern
     kind, pattern = _definition_pattern("tflite::MicroInterpreter::AllocateTensors()")
     assert "MicroInterpreter::" in pattern
@@ -122,11 +126,16 @@ def test_symbol_definition_patterns() -> None:
 
 
 def test_link_failure_names_the_op() -> None:
-    output = ("ld: build/app/edgebuild_runner.cc.o: in function `main':\n"
-              "edgebuild_runner.cc:(.text+0x1c): undefined reference to `tflite::Register_SOFTMAX()'\n")
-    message = explain_build_failure(output, [("SOFTMAX", "AddSoftmax"), ("CONV_2D", "AddConv2D")],
-                                    {"AddSoftmax": ["Register_SOFTMAX"], "AddConv2D": ["Register_CONV_2D"]},
-                                    "Linking the firmware")
+    output = (
+        "ld: build/app/edgebuild_runner.cc.o: in function `main':\n"
+        "edgebuild_runner.cc:(.text+0x1c): undefined reference to `tflite::Register_SOFTMAX()'\n"
+    )
+    message = explain_build_failure(
+        output,
+        [("SOFTMAX", "AddSoftmax"), ("CONV_2D", "AddConv2D")],
+        {"AddSoftmax": ["Register_SOFTMAX"], "AddConv2D": ["Register_CONV_2D"]},
+        "Linking the firmware",
+    )
     assert message.startswith("Linking the firmware failed: the TensorFlow Lite Micro build has no kernel for SOFTMAX")
     old_tree = "model_ops.h:14:16: error: 'class tflite::MicroMutableOpResolver<2>' has no member named 'AddGelu'"
     assert "no kernel for GELU" in explain_build_failure(old_tree, [("GELU", "AddGelu")], {}, "Compiling")
@@ -137,8 +146,15 @@ def test_samples_and_makefile_text() -> None:
     assert "kSampleCount = 2" in header and "kSampleInputs = 1" in header
     assert "0xfe, 0xff, 0x00, 0x01, 0x02, 0x03" in source and "g_sample_input_bytes[kSampleInputs] = {3}" in source
     board = load_board("mps2-an386")
-    text = makefile_text(board=board, flavor=board.flavor(), tree=None, c_dir_rel="../c", symbol="g_digits",
-                         device_sources=None, host_sources=["tensorflow/lite/micro/micro_log.cc"])
+    text = makefile_text(
+        board=board,
+        flavor=board.flavor(),
+        tree=None,
+        c_dir_rel="../c",
+        symbol="g_digits",
+        device_sources=None,
+        host_sources=["tensorflow/lite/micro/micro_log.cc"],
+    )
     assert "TFLM_DIR ?= $(error" in text and "-DEDGEBUILD_MODEL_SYMBOL=g_digits" in text
     assert "find third_party/cmsis_nn/Source" in text  # no resolved list: every library source
     assert "  tensorflow/lite/micro/micro_log.cc" in text
@@ -153,22 +169,46 @@ def test_flash_overflow_explained() -> None:
 def test_report_section_and_note() -> None:
     from edgebuild.firmware.render import markdown_lines, stage_note
 
-    firmware = {"status": "ok", "board": {"name": "mps2-an386", "cpu": "cortex-m4"}, "kernels": "cmsis-nn",
-                "declared_arena_bytes": 12576,
-                "flash": {"total_bytes": 1000, "total_bytes_without_samples": 900,
-                          "breakdown": {"model_array": 500, "validation_samples": 100, "padding": 400}},
-                "ram": {"total_bytes": 300, "data_bytes": 10, "bss_bytes": 90, "arena_bytes": 64, "heap_bytes": 100,
-                        "stack_bytes": 100},
-                "device": {"arena_size_bytes": 12576, "arena_used_bytes": 10516, "stack_used_bytes": 5536,
-                           "heap_used_bytes": 0, "instructions_per_inference": {
-                               "median": 1607608, "min": 1607568, "max": 1607648,
-                               "per_op": [{"op": "CONV_2D", "count": 2, "instructions": 1471251}]}},
-                "comparison": {"samples": 10, "max_steps": 0, "mean_steps": 0.0, "top1_agreement": 1.0},
-                "host_check": {"status": "passed", "summary": "generated main.cc ran"}}
+    firmware = {
+        "status": "ok",
+        "board": {"name": "mps2-an386", "cpu": "cortex-m4"},
+        "kernels": "cmsis-nn",
+        "declared_arena_bytes": 12576,
+        "flash": {
+            "total_bytes": 1000,
+            "total_bytes_without_samples": 900,
+            "breakdown": {"model_array": 500, "validation_samples": 100, "padding": 400},
+        },
+        "ram": {
+            "total_bytes": 300,
+            "data_bytes": 10,
+            "bss_bytes": 90,
+            "arena_bytes": 64,
+            "heap_bytes": 100,
+            "stack_bytes": 100,
+        },
+        "device": {
+            "arena_size_bytes": 12576,
+            "arena_used_bytes": 10516,
+            "stack_used_bytes": 5536,
+            "heap_used_bytes": 0,
+            "instructions_per_inference": {
+                "median": 1607608,
+                "min": 1607568,
+                "max": 1607648,
+                "per_op": [{"op": "CONV_2D", "count": 2, "instructions": 1471251}],
+            },
+        },
+        "comparison": {"samples": 10, "max_steps": 0, "mean_steps": 0.0, "top1_agreement": 1.0},
+        "host_check": {"status": "passed", "summary": "generated main.cc ran"},
+    }
     text = "\n".join(markdown_lines(firmware))
     assert "## Firmware" in text and "| model array (model_data.cc) | 500 |" in text
     assert "1,607,608" in text and "not cycles or time" in text and "top-1 agreement 100.0%" in text
-    assert stage_note(firmware) == "flash 0.9 KiB, arena 10,516/12,576 B on device, 1,607,608 instructions/inference on QEMU"
+    assert (
+        stage_note(firmware)
+        == "flash 0.9 KiB, arena 10,516/12,576 B on device, 1,607,608 instructions/inference on QEMU"
+    )
     skipped = {"status": "skipped", "note": "no tree", "project_dir": "firmware"}
     assert stage_note(skipped) == "skipped: no tree" and "Not built: no tree" in "\n".join(markdown_lines(skipped))
 
@@ -177,10 +217,16 @@ def test_report_flash_block() -> None:
     from edgebuild.firmware.render import report_flash
 
     assert report_flash({"status": "skipped", "note": "x"}) is None
-    firmware = {"board": {"name": "mps2-an386"}, "size_tool": "size",
-                "flash": {"total_bytes": 1000, "total_bytes_without_samples": 900,
-                          "breakdown": {"model_array": 500, "validation_samples": 100, "padding": 400}},
-                "ram": {"total_bytes": 300, "breakdown": {"heap": 100}}}
+    firmware = {
+        "board": {"name": "mps2-an386"},
+        "size_tool": "size",
+        "flash": {
+            "total_bytes": 1000,
+            "total_bytes_without_samples": 900,
+            "breakdown": {"model_array": 500, "validation_samples": 100, "padding": 400},
+        },
+        "ram": {"total_bytes": 300, "breakdown": {"heap": 100}},
+    }
     block = report_flash(firmware)
     assert block["total_bytes"] == 900 and block["image_bytes"] == 1000 and block["model_array_bytes"] == 500
     assert "validation_samples" not in block["breakdown"] and block["ram_bytes"] == 300

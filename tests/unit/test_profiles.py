@@ -36,7 +36,7 @@ def test_user_profile_extends_builtin_and_deep_merges(tmp_path: Path) -> None:
 
 
 def test_set_overrides_apply_last_and_parse_toml_values() -> None:
-    profile = resolve("mcu", ["quantization.io=uint8", "benchmark.threads=[1, 2]", "budget.flash=\"2MiB\""])
+    profile = resolve("mcu", ["quantization.io=uint8", "benchmark.threads=[1, 2]", 'budget.flash="2MiB"'])
     assert profile.quantization.io == "uint8"
     assert profile.benchmark.threads == [1, 2]
     assert profile.budget.flash == 2 * 1024 * 1024
@@ -94,10 +94,17 @@ def test_bad_c_symbol_is_rejected() -> None:
         resolve("mcu", ["mcu.symbol=1model"])
 
 
-@pytest.mark.parametrize(("symbol", "message"), [
-    ("class", "a C/C++ keyword"), ("int", "a C/C++ keyword"), ("constexpr", "a C/C++ keyword"),
-    ("_Bool", "a C/C++ keyword"), ("__model", "reserved for the compiler"), ("_Model", "reserved for the compiler"),
-])
+@pytest.mark.parametrize(
+    ("symbol", "message"),
+    [
+        ("class", "a C/C++ keyword"),
+        ("int", "a C/C++ keyword"),
+        ("constexpr", "a C/C++ keyword"),
+        ("_Bool", "a C/C++ keyword"),
+        ("__model", "reserved for the compiler"),
+        ("_Model", "reserved for the compiler"),
+    ],
+)
 def test_symbols_the_code_generator_refuses_are_refused_by_the_profile(symbol: str, message: str) -> None:
     with pytest.raises(ProfileError, match=re.escape(f"'mcu.symbol' = '{symbol}': {message}")):
         resolve("mcu", [f"mcu.symbol={symbol}"])

@@ -14,11 +14,23 @@ from edgebuild.errors import ProfileError
 from edgebuild.profiles.schema import PruningSection
 
 
-@pytest.mark.parametrize("n, ratio, round_to, min_channels, expected", [
-    (16, 0.5, 1, 1, 8), (10, 0.25, 1, 1, 8), (3, 0.5, 1, 1, 2), (1, 0.9, 1, 1, 1), (16, 0.0, 1, 1, 16),
-    (64, 0.6, 8, 1, 24), (64, 0.75, 8, 1, 16), (32, 0.3, 8, 1, 24), (12, 0.5, 8, 1, 8), (6, 0.5, 8, 1, 6),
-    (16, 0.9, 1, 4, 4), (16, 0.9, 1, 32, 16),
-])
+@pytest.mark.parametrize(
+    "n, ratio, round_to, min_channels, expected",
+    [
+        (16, 0.5, 1, 1, 8),
+        (10, 0.25, 1, 1, 8),
+        (3, 0.5, 1, 1, 2),
+        (1, 0.9, 1, 1, 1),
+        (16, 0.0, 1, 1, 16),
+        (64, 0.6, 8, 1, 24),
+        (64, 0.75, 8, 1, 16),
+        (32, 0.3, 8, 1, 24),
+        (12, 0.5, 8, 1, 8),
+        (6, 0.5, 8, 1, 6),
+        (16, 0.9, 1, 4, 4),
+        (16, 0.9, 1, 32, 16),
+    ],
+)
 def test_keep_count(n, ratio, round_to, min_channels, expected) -> None:
     assert keep_count(n, ratio, round_to, min_channels) == expected
 
@@ -47,8 +59,11 @@ def test_options_are_the_profile_section() -> None:
     assert (options.ratio, options.criterion, options.round_to, options.min_channels) == (0.25, "l1", 1, 1)
     with pytest.raises(ProfileError, match=r"pruning.round_to = 8.0 must be a whole number >= 1"):
         PruningOptions(round_to=8.0)  # no silent coercion
-    with pytest.raises(ProfileError, match=r"pruning.recovery = 'retrain' is not known; choose one of auto, "
-                                           r"fine-tune, distill"):
+    with pytest.raises(
+        ProfileError,
+        match=r"pruning.recovery = 'retrain' is not known; choose one of auto, "
+        r"fine-tune, distill",
+    ):
         PruningOptions(recovery="retrain")
     section = PruningSection(kind="structured", ratio=0.5)  # what a build passes, as it is
     assert select(_graph(), {}, section) == select(_graph(), {}, PruningOptions(ratio=0.5))
@@ -63,8 +78,20 @@ def _graph() -> ChannelGraph:
 
 
 def test_tied_producers_share_one_mask_ranked_by_summed_scores() -> None:
-    scores = {0: 1.0, 1: 0.1, 2: 0.5, 3: 2.0, 4: 0.1, 5: 0.1, 6: 2.0, 7: 0.1,  # a+b: 1.1, 0.2, 2.5, 2.1
-              8: 3, 9: 2, 10: 1, 11: 0}
+    scores = {
+        0: 1.0,
+        1: 0.1,
+        2: 0.5,
+        3: 2.0,
+        4: 0.1,
+        5: 0.1,
+        6: 2.0,
+        7: 0.1,  # a+b: 1.1, 0.2, 2.5, 2.1
+        8: 3,
+        9: 2,
+        10: 1,
+        11: 0,
+    }
     kept, groups = select(_graph(), scores, PruningOptions(ratio=0.5))
     assert kept == {2, 3, 6, 7, 8, 9, 12, 13}
     assert {g.layers: (g.channels, g.kept) for g in groups} == {("a", "b"): (4, 2), ("c",): (4, 2)}
@@ -114,7 +141,8 @@ def test_distillation_loss_hand_checked() -> None:
     pt = (r3 / (r3 + 1), 1 / (r3 + 1))
     kl_t2 = sum(p * math.log(p / 0.5) for p in pt)
     assert distillation_loss_reference(student, teacher, labels, 2.0, 0.25) == pytest.approx(
-        0.25 * ce + 0.75 * 4 * kl_t2)
+        0.25 * ce + 0.75 * 4 * kl_t2
+    )
     # no labels: soft targets only; alpha = 1: labels only; identical logits: no soft loss
     assert distillation_loss_reference(student, teacher, None, 2.0, 0.25) == pytest.approx(4 * kl_t2)
     assert distillation_loss_reference(student, teacher, labels, 2.0, 1.0) == pytest.approx(ce)
@@ -124,7 +152,9 @@ def test_distillation_loss_hand_checked() -> None:
 def test_this_module_needs_no_tensorflow() -> None:
     import subprocess
 
-    code = ("import sys; import edgebuild.converters.pruning, edgebuild.converters.distill, "
-            "edgebuild.converters.sparsity, edgebuild.converters.macs; print('tensorflow' in sys.modules)")
+    code = (
+        "import sys; import edgebuild.converters.pruning, edgebuild.converters.distill, "
+        "edgebuild.converters.sparsity, edgebuild.converters.macs; print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

@@ -39,6 +39,7 @@ def conv_chain(names: list[str], **options) -> TfliteArtifact:
 
 # ---- tables ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(TABLE_FILES))
 def test_tables_load_and_name_their_runtime(name):
     table = load_table(name)
@@ -63,9 +64,11 @@ def test_every_rule_has_text_and_fix():
 def test_checks_do_not_import_tensorflow():
     import subprocess
 
-    code = ("import sys, edgebuild.checks, edgebuild.checks.gen_mcu_ops; "
-            "bad = [m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules]; "
-            "sys.exit(str(bad) if bad else 0)")
+    code = (
+        "import sys, edgebuild.checks, edgebuild.checks.gen_mcu_ops; "
+        "bad = [m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules]; "
+        "sys.exit(str(bad) if bad else 0)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -83,6 +86,7 @@ def test_mcu_table_matches_the_installed_tflite_micro():
 
 
 # ---- TFLite Micro custom ops: one list, shared by the rules and the code generator ---
+
 
 def _tflm_tree() -> Path | None:
     """The TFLM source tree shared beside the repository (CI: ../shared), if present."""
@@ -136,13 +140,19 @@ def test_custom_kernel_dtypes_match_the_kernel_sources():
         pytest.skip("TFLM source tree (../shared/tflm/tflm_tree) not present")
     signal = tree / "signal/micro/kernels"
     sources = {
-        "SignalDelay": ["delay.cc"], "SignalEnergy": ["energy.cc"],
+        "SignalDelay": ["delay.cc"],
+        "SignalEnergy": ["energy.cc"],
         "SignalFftAutoScale": ["fft_auto_scale_common.cc", "fft_auto_scale_kernel.cc"],
-        "SignalFilterBank": ["filter_bank.cc"], "SignalFilterBankLog": ["filter_bank_log.cc"],
+        "SignalFilterBank": ["filter_bank.cc"],
+        "SignalFilterBankLog": ["filter_bank_log.cc"],
         "SignalFilterBankSpectralSubtraction": ["filter_bank_spectral_subtraction.cc"],
         "SignalFilterBankSquareRoot": ["filter_bank_square_root.cc", "filter_bank_square_root_common.cc"],
-        "SignalFramer": ["framer.cc"], "SignalIrfft": ["irfft.cc"], "SignalOverlapAdd": ["overlap_add.cc"],
-        "SignalPCAN": ["pcan.cc"], "SignalRfft": ["rfft.cc"], "SignalStacker": ["stacker.cc"],
+        "SignalFramer": ["framer.cc"],
+        "SignalIrfft": ["irfft.cc"],
+        "SignalOverlapAdd": ["overlap_add.cc"],
+        "SignalPCAN": ["pcan.cc"],
+        "SignalRfft": ["rfft.cc"],
+        "SignalStacker": ["stacker.cc"],
         "SignalWindow": ["window.cc"],
         "TFLite_Detection_PostProcess": ["../../../tensorflow/lite/micro/kernels/detection_postprocess.cc"],
     }
@@ -154,6 +164,7 @@ def test_custom_kernel_dtypes_match_the_kernel_sources():
 
 
 # ---- check_rules -------------------------------------------------------------------
+
 
 def test_unknown_rule_set_is_a_profile_error():
     with pytest.raises(ProfileError, match="Unknown rule set 'tpu'.*edgetpu, mcu, mobile, none"):
@@ -244,6 +255,7 @@ def test_mobile_unsupported_op_is_only_a_warning():
 
 # ---- TFLite Micro custom ops in the rules -------------------------------------------
 
+
 def signal_front_end() -> TfliteArtifact:
     """The shape of micro_speech's audio preprocessor: int16 audio through TFLM signal ops to int8 features.
 
@@ -251,12 +263,18 @@ def signal_front_end() -> TfliteArtifact:
     -> SignalFilterBankSquareRoot (uint32, int32 scale) -> SignalFilterBankLog (int16) -> CAST int8.
     """
     tensors = [
-        T(0, (16,), "int16", name="audio"), T(1, (16,), "int16", const=32, name="window"),
-        T(2, (16,), "int16", name="windowed"), T(3, (8,), "uint32", name="energy"),
-        T(4, (8,), "int32", name="energy_i32"), T(5, (8,), "uint32", name="energy_u32"),
-        T(6, (10,), "int16", const=20, name="weights"), T(7, (4,), "uint64", name="bank"),
-        T(8, (), "int32", name="scale"), T(9, (4,), "uint32", name="root"),
-        T(10, (4,), "int16", name="log"), T(11, (4,), "int8", name="features"),
+        T(0, (16,), "int16", name="audio"),
+        T(1, (16,), "int16", const=32, name="window"),
+        T(2, (16,), "int16", name="windowed"),
+        T(3, (8,), "uint32", name="energy"),
+        T(4, (8,), "int32", name="energy_i32"),
+        T(5, (8,), "uint32", name="energy_u32"),
+        T(6, (10,), "int16", const=20, name="weights"),
+        T(7, (4,), "uint64", name="bank"),
+        T(8, (), "int32", name="scale"),
+        T(9, (4,), "uint32", name="root"),
+        T(10, (4,), "int16", name="log"),
+        T(11, (4,), "int8", name="features"),
     ]
     ops = [
         OpInfo(0, "SignalWindow", (0, 1), (2,), custom=True),
@@ -317,9 +335,16 @@ def test_tflm_only_custom_ops_are_errors_on_mobile_and_edgetpu():
     mobile = check_rules("mobile", art)
     assert not mobile.passed
     errors = {(f.rule, f.op) for f in mobile.errors}
-    assert errors == {("mobile.litert_kernel", name) for name in
-                      ("SignalWindow", "SignalEnergy", "SignalFilterBank", "SignalFilterBankSquareRoot",
-                       "SignalFilterBankLog")}
+    assert errors == {
+        ("mobile.litert_kernel", name)
+        for name in (
+            "SignalWindow",
+            "SignalEnergy",
+            "SignalFilterBank",
+            "SignalFilterBankSquareRoot",
+            "SignalFilterBankLog",
+        )
+    }
     assert "TensorFlow Lite Micro custom op" in mobile.errors[0].message
     assert not [f for f in mobile.findings if f.rule == "mobile.delegate_op" and f.op.startswith("Signal")]
     # a custom op LiteRT does have stays a delegate warning
@@ -329,6 +354,11 @@ def test_tflm_only_custom_ops_are_errors_on_mobile_and_edgetpu():
 
     edgetpu = check_rules("edgetpu", art)
     supported = [f for f in edgetpu.findings if f.rule == "edgetpu.supported_op" and f.op != "CAST"]
-    assert {f.op for f in supported} == {"SignalWindow", "SignalEnergy", "SignalFilterBank",
-                                         "SignalFilterBankSquareRoot", "SignalFilterBankLog"}
+    assert {f.op for f in supported} == {
+        "SignalWindow",
+        "SignalEnergy",
+        "SignalFilterBank",
+        "SignalFilterBankSquareRoot",
+        "SignalFilterBankLog",
+    }
     assert all(f.severity == "error" and "TensorFlow Lite Micro custom op" in f.message for f in supported)

@@ -9,8 +9,13 @@ import pytest
 from edgebuild.converters import precision
 from edgebuild.converters.keras_bridge import _dtype_name, _max_scaled_diff, _refs, _resolve
 from edgebuild.converters.qat import LayerAudit, refusal_message
-from edgebuild.converters.train import (MIN_TRAINING_SAMPLES, TrainingResult, check_training_data, plateau_patience,
-                                        recovery_settings)
+from edgebuild.converters.train import (
+    MIN_TRAINING_SAMPLES,
+    TrainingResult,
+    check_training_data,
+    plateau_patience,
+    recovery_settings,
+)
 from edgebuild.data import EARLY_STOPPING_FRACTION, MIN_EARLY_STOPPING_POOL, split
 from edgebuild.errors import DataError
 from edgebuild.profiles.schema import DataSection, TrainingSection
@@ -60,8 +65,12 @@ def test_precision_settings() -> None:
 
 
 def test_refusal_message_lists_layers_and_choices() -> None:
-    text = refusal_message([LayerAudit("lstm", "LSTM", "refused", "no 8-bit quantization config in TFMOT"),
-                            LayerAudit("ln", "LayerNormalization", "refused", "no 8-bit quantization config in TFMOT")])
+    text = refusal_message(
+        [
+            LayerAudit("lstm", "LSTM", "refused", "no 8-bit quantization config in TFMOT"),
+            LayerAudit("ln", "LayerNormalization", "refused", "no 8-bit quantization config in TFMOT"),
+        ]
+    )
     assert "cannot handle 2 layer(s)" in text
     assert "  - lstm (LSTM): no 8-bit quantization config in TFMOT" in text
     assert "  - ln (LayerNormalization)" in text
@@ -69,8 +78,15 @@ def test_refusal_message_lists_layers_and_choices() -> None:
 
 
 def test_training_result_is_report_ready() -> None:
-    result = TrainingResult(epochs_run=3, epochs_limit=10, stopped_early=True, stop_reason="early stopping",
-                            best_epoch=1, monitor="val_loss", history=[{"epoch": 1, "loss": 1.0}])
+    result = TrainingResult(
+        epochs_run=3,
+        epochs_limit=10,
+        stopped_early=True,
+        stop_reason="early stopping",
+        best_epoch=1,
+        monitor="val_loss",
+        history=[{"epoch": 1, "loss": 1.0}],
+    )
     block = result.to_dict()
     assert block["epochs_run"] == 3 and block["stopped_early"] and block["history"][0]["loss"] == 1.0
 
@@ -86,21 +102,30 @@ def test_bridge_config_helpers() -> None:
     assert _max_scaled_diff([np.ones(3)], [np.ones(4)]) == float("inf")
 
 
-@pytest.mark.parametrize(("n", "calibration", "hold_out"), [(1797, 200, True), (597, 200, True), (400, 100, False),
-                                                             (20_000, 200, True)])
+@pytest.mark.parametrize(
+    ("n", "calibration", "hold_out"), [(1797, 200, True), (597, 200, True), (400, 100, False), (20_000, 200, True)]
+)
 def test_the_early_stopping_split_is_carved_from_training_and_never_the_gates(n, calibration, hold_out) -> None:
     section = DataSection(seed=5)
     s = split(n, section, calibration, hold_out_validation=hold_out)
-    parts = [set(s.validation.tolist()), set(s.calibration.tolist()), set(s.early_stopping.tolist()),
-             set(s.training.tolist())]
+    parts = [
+        set(s.validation.tolist()),
+        set(s.calibration.tolist()),
+        set(s.early_stopping.tolist()),
+        set(s.training.tolist()),
+    ]
     assert sum(len(p) for p in parts) == n and set().union(*parts) == set(range(n))  # disjoint and complete
     gate = parts[0]
     assert not gate & parts[2] and not gate & parts[3]  # the gate's samples: neither trained on nor stopped on
     pool = n - len(gate) - len(s.calibration)
     expected = min(int(np.ceil(pool * EARLY_STOPPING_FRACTION)), section.max_validation_samples)
     assert len(s.early_stopping) == expected > 0
-    assert s.describe() == {"validation": len(gate), "calibration": len(s.calibration),
-                            "early_stopping": expected, "training": pool - expected}
+    assert s.describe() == {
+        "validation": len(gate),
+        "calibration": len(s.calibration),
+        "early_stopping": expected,
+        "training": pool - expected,
+    }
     # the gate's and the quantizer's samples are the same as without an early-stopping split
     plain = split(n, section, calibration, hold_out_validation=hold_out, early_stopping_fraction=0.0)
     assert np.array_equal(plain.validation, s.validation) and np.array_equal(plain.calibration, s.calibration)
@@ -119,9 +144,14 @@ def test_recovery_has_its_own_defaults_and_qat_keeps_its_own() -> None:
     assert (qat.epochs, qat.learning_rate, qat.early_stopping, qat.schedule) == (5, 1e-4, 0, "constant")
     recovery = recovery_settings(qat)
     assert (recovery.epochs, recovery.learning_rate, recovery.early_stopping, recovery.schedule) == (
-        100, 2e-3, 12, "plateau")
+        100,
+        2e-3,
+        12,
+        "plateau",
+    )
     assert recovery.batch_size == qat.batch_size and recovery.time_budget == qat.time_budget == 1800.0
-    mine = recovery_settings(TrainingSection(recovery_epochs=3, recovery_learning_rate=0.01,
-                                             recovery_schedule="cosine"))
+    mine = recovery_settings(
+        TrainingSection(recovery_epochs=3, recovery_learning_rate=0.01, recovery_schedule="cosine")
+    )
     assert (mine.epochs, mine.learning_rate, mine.schedule) == (3, 0.01, "cosine")
     assert [plateau_patience(p) for p in (8, 9, 0, 1)] == [2, 3, 2, 1]

@@ -20,8 +20,13 @@ RULE_SETS = ("edgetpu", "mcu", "mobile", "none")
 __all__ = ["RULE_SETS", "REGISTRY", "Finding", "Rule", "RuleReport", "check_rules", "rules_for"]
 
 
-def check_rules(rules: str, artifact: TfliteArtifact, *, edgetpu_runtime: int = edgetpu.DEFAULT_RUNTIME,
-                edgetpu_accept_cpu_fallback: bool = False) -> RuleReport:
+def check_rules(
+    rules: str,
+    artifact: TfliteArtifact,
+    *,
+    edgetpu_runtime: int = edgetpu.DEFAULT_RUNTIME,
+    edgetpu_accept_cpu_fallback: bool = False,
+) -> RuleReport:
     """Check `artifact` against the rule set `rules`; `passed` is False if any finding is an error."""
     if rules == "edgetpu":
         return edgetpu.check(artifact, runtime=edgetpu_runtime, accept_cpu_fallback=edgetpu_accept_cpu_fallback)

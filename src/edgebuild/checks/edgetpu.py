@@ -35,8 +35,12 @@ CONSTANT_INTS = {"int32", "int64"}  # biases and shape/axis/padding operands
 
 # ---- tensor rules (every op) -------------------------------------------------------
 
-@rule("edgetpu.int8_tensors", fix="Convert with full-integer int8 quantization "
-      "(quantization.scheme = \"int8\" with a representative dataset) so every activation and weight is 8-bit.")
+
+@rule(
+    "edgetpu.int8_tensors",
+    fix="Convert with full-integer int8 quantization "
+    '(quantization.scheme = "int8" with a representative dataset) so every activation and weight is 8-bit.',
+)
 def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Edge TPU tensors must be 8-bit integers (int8/uint8); only constant biases and shape operands may be int32."""
     for t in op_tensors(artifact, op):
@@ -46,15 +50,20 @@ def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
             return  # one per op: the op cannot map either way
 
 
-@rule("edgetpu.static_shape", fix="Give the model a fixed input shape with batch 1 "
-      "(e.g. tf_keras Input(shape=..., batch_size=1)) before converting.")
+@rule(
+    "edgetpu.static_shape",
+    fix="Give the model a fixed input shape with batch 1 "
+    "(e.g. tf_keras Input(shape=..., batch_size=1)) before converting.",
+)
 def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Edge TPU tensor shapes must be fixed at compile time (no dynamic dimensions)."""
     yield from dynamic_shape_violations(artifact, op)
 
 
-@rule("edgetpu.inner_dims", fix="Use batch 1 and keep at most 3 dimensions above 1 "
-      "(e.g. reshape [N,H,W,C] work into [1,H,W,C]).")
+@rule(
+    "edgetpu.inner_dims",
+    fix="Use batch 1 and keep at most 3 dimensions above 1 (e.g. reshape [N,H,W,C] work into [1,H,W,C]).",
+)
 def inner_dims(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Edge TPU activations may have more than 3 dimensions only if all but the 3 innermost are 1 (so batch 1).
 
@@ -71,21 +80,29 @@ TENSOR_RULES = ("edgetpu.int8_tensors", "edgetpu.static_shape", "edgetpu.inner_d
 
 # ---- op support and per-op limits --------------------------------------------------
 
-@rule("edgetpu.supported_op", fix="Replace the op with one on the Edge TPU list, move it after the "
-      "last mapped op (e.g. into post-processing), or accept that it and every later op run on the CPU.")
+
+@rule(
+    "edgetpu.supported_op",
+    fix="Replace the op with one on the Edge TPU list, move it after the "
+    "last mapped op (e.g. into post-processing), or accept that it and every later op run on the CPU.",
+)
 def supported_op(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """The op must be one the Edge TPU supports (Coral's supported-operations table)."""
     table = load_table("edgetpu")
     entry = table.ops.get(op.name)
     if op.custom and tflm_only_custom_op(op.name):
-        yield Violation(f"{op.name} is a TensorFlow Lite Micro custom op: neither the Edge TPU nor LiteRT on the "
-                        "device CPU has a kernel for it, so the model cannot run on an Edge TPU system at all.")
+        yield Violation(
+            f"{op.name} is a TensorFlow Lite Micro custom op: neither the Edge TPU nor LiteRT on the "
+            "device CPU has a kernel for it, so the model cannot run on an Edge TPU system at all."
+        )
     elif entry is None or op.custom:
         yield Violation(f"{op.name} is not an Edge TPU operation.")
 
 
-@rule("edgetpu.no_fused_activation", fix="Remove the activation fused into the op "
-      "(apply it as a separate layer before the op instead, or drop it).")
+@rule(
+    "edgetpu.no_fused_activation",
+    fix="Remove the activation fused into the op (apply it as a separate layer before the op instead, or drop it).",
+)
 def no_fused_activation(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Pooling and concatenation ops on the Edge TPU cannot have a fused activation function."""
     act = op.options.get("fusedActivationFunction", "NONE")
@@ -118,7 +135,10 @@ def fc_output_1d(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
         yield Violation(f"Output '{out.name}' has shape {list(out.shape)}.", out)
 
 
-@rule("edgetpu.not_over_batch", fix="Reduce, pad, pack or split over height, width or channels only, never the batch axis.")
+@rule(
+    "edgetpu.not_over_batch",
+    fix="Reduce, pad, pack or split over height, width or channels only, never the batch axis.",
+)
 def not_over_batch(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Mean, Sum, ReduceMax/Min, Pad, Pack and Split on the Edge TPU cannot work along the batch dimension.
 
@@ -165,6 +185,7 @@ def strided_slice_masks(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violat
 
 # ---- the check ---------------------------------------------------------------------
 
+
 def _op_violations(artifact: TfliteArtifact, op: OpInfo, runtime: int) -> tuple[list[Finding], list[Finding]]:
     """(tensor-rule findings, op-support findings) for one op, severities not yet final."""
     tensor = [get(r).finding(op, v, "error") for r in TENSOR_RULES for v in get(r).run(artifact, op)]
@@ -172,8 +193,11 @@ def _op_violations(artifact: TfliteArtifact, op: OpInfo, runtime: int) -> tuple[
     entry = load_table("edgetpu").ops.get(op.name)
     if entry is not None and not support:
         if entry.since is not None and entry.since > runtime:
-            support.append(get("edgetpu.supported_op").finding(
-                op, Violation(f"{op.name} needs Edge TPU runtime {entry.since}; the target has {runtime}."), "error"))
+            support.append(
+                get("edgetpu.supported_op").finding(
+                    op, Violation(f"{op.name} needs Edge TPU runtime {entry.since}; the target has {runtime}."), "error"
+                )
+            )
         for limit in entry.limits:
             support += [get(limit).finding(op, v, "error") for v in get(limit).run(artifact, op)]
     return tensor, support
@@ -194,10 +218,17 @@ def check(artifact: TfliteArtifact, runtime: int = DEFAULT_RUNTIME, accept_cpu_f
     for op in artifact.ops:
         if is_boundary_quantize(artifact, op):
             cpu.append(op.index)
-            findings.append(Finding(op.index, op.name, None, "edgetpu.cpu_boundary",
-                                    f"{op.name} converts float model I/O; it runs on the CPU.",
-                                    "Use int8 or uint8 model input/output (quantization.io) to keep it off the CPU.",
-                                    "warning"))
+            findings.append(
+                Finding(
+                    op.index,
+                    op.name,
+                    None,
+                    "edgetpu.cpu_boundary",
+                    f"{op.name} converts float model I/O; it runs on the CPU.",
+                    "Use int8 or uint8 model input/output (quantization.io) to keep it off the CPU.",
+                    "warning",
+                )
+            )
             continue
         tensor, support = _op_violations(artifact, op, runtime)
         for f in tensor:  # a tensor shared by many ops is reported once per rule
@@ -210,8 +241,11 @@ def check(artifact: TfliteArtifact, runtime: int = DEFAULT_RUNTIME, accept_cpu_f
             continue
         if first is None:
             first = op
-            findings += [_as_warning(f, "accepted: edgetpu.min_mapped_fraction < 1") for f in support] \
-                if accept_cpu_fallback else support
+            findings += (
+                [_as_warning(f, "accepted: edgetpu.min_mapped_fraction < 1") for f in support]
+                if accept_cpu_fallback
+                else support
+            )
         elif op.custom and tflm_only_custom_op(op.name):
             findings += support  # no CPU fallback either: LiteRT has no kernel for it
         else:
@@ -221,11 +255,18 @@ def check(artifact: TfliteArtifact, runtime: int = DEFAULT_RUNTIME, accept_cpu_f
     if first is not None:
         later = [i for i in cpu if i > first.index]
         if later:
-            findings.append(Finding(
-                first.index, first.name, None, "edgetpu.cpu_fallback",
-                f"The Edge TPU compiler stops mapping at op {first.index} ({first.name}); "
-                f"it and the {len(later)} op(s) after it run on the CPU.",
-                "Fix the first unsupported op so the mapping can continue past it.", "warning"))
+            findings.append(
+                Finding(
+                    first.index,
+                    first.name,
+                    None,
+                    "edgetpu.cpu_fallback",
+                    f"The Edge TPU compiler stops mapping at op {first.index} ({first.name}); "
+                    f"it and the {len(later)} op(s) after it run on the CPU.",
+                    "Fix the first unsupported op so the mapping can continue past it.",
+                    "warning",
+                )
+            )
 
     total_ops = len(artifact.ops)
     macs = artifact.macs_per_op

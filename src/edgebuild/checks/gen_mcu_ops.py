@@ -32,9 +32,9 @@ SKIPPED_BUILTINS = {"CUSTOM", "DELEGATE", "PLACEHOLDER_FOR_GREATER_OP_CODES"}
 
 
 class Measured(NamedTuple):
-    version: str            # tflite-micro wheel version
-    ops: list[str]          # builtin op names with a kernel, sorted
-    custom_ops: list[str]   # custom op names with a kernel, sorted
+    version: str  # tflite-micro wheel version
+    ops: list[str]  # builtin op names with a kernel, sorted
+    custom_ops: list[str]  # custom op names with a kernel, sorted
 
 
 def _builtin_code(schema: Any, code: int) -> Any:
@@ -169,13 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     if "--check" in args:
         current = OUT.read_text() if OUT.exists() else ""
         if current != text:
-            print(f"{OUT.name} is out of date for tflite-micro {measured.version}; rerun without --check",
-                  file=sys.stderr)
+            print(
+                f"{OUT.name} is out of date for tflite-micro {measured.version}; rerun without --check", file=sys.stderr
+            )
             return 1
         return 0
     OUT.write_text(text)
-    print(f"wrote {OUT} ({len(measured.ops)} builtin ops, {len(measured.custom_ops)} custom ops, "
-          f"tflite-micro {measured.version})")
+    print(
+        f"wrote {OUT} ({len(measured.ops)} builtin ops, {len(measured.custom_ops)} custom ops, "
+        f"tflite-micro {measured.version})"
+    )
     return 0
 
 

@@ -24,8 +24,8 @@ from .rules import (
 from .tables import load_table
 
 CONSTANT_INTS = {"int32", "int64"}  # biases (int32; int64 for 16x8) and shape/axis operands
-INDEX_TYPES = {"int32", "bool"}     # computed indices, shapes and masks (ARG_MAX, SHAPE, comparisons)
-IO_ONLY = {"uint8"}                 # TFLM converts uint8 only in QUANTIZE/DEQUANTIZE
+INDEX_TYPES = {"int32", "bool"}  # computed indices, shapes and masks (ARG_MAX, SHAPE, comparisons)
+IO_ONLY = {"uint8"}  # TFLM converts uint8 only in QUANTIZE/DEQUANTIZE
 
 # Tensor types the kernels of TFLM's custom ops work in, read from their sources
 # (signal/micro/kernels/*.cc and kernels/detection_postprocess.cc of TFLM 90b983c:
@@ -60,28 +60,39 @@ def custom_kernel_for(artifact: TfliteArtifact, tensor: TensorInfo) -> OpInfo | 
     """
     table = load_table("mcu")
     for op in artifact.ops:
-        if (op.custom and tensor.dtype in CUSTOM_KERNEL_DTYPES.get(op.name, ())
-                and table.has_kernel(op.name, custom=True)
-                and tensor.index in (*op.inputs, *op.outputs)):
+        if (
+            op.custom
+            and tensor.dtype in CUSTOM_KERNEL_DTYPES.get(op.name, ())
+            and table.has_kernel(op.name, custom=True)
+            and tensor.index in (*op.inputs, *op.outputs)
+        ):
             return op
     return None
 
 
-@rule("mcu.kernel", fix="Replace the op with one TFLite Micro implements (see `edgebuild targets show mcu`), "
-      "or register your own kernel for it in the firmware.")
+@rule(
+    "mcu.kernel",
+    fix="Replace the op with one TFLite Micro implements (see `edgebuild targets show mcu`), "
+    "or register your own kernel for it in the firmware.",
+)
 def kernel(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Every op must have a kernel in the pinned TFLite Micro build."""
     table = load_table("mcu")
     if op.custom and not table.has_kernel(op.name, custom=True):
         known = sorted(table.custom_ops)
-        yield Violation(f"TFLite Micro has no kernel for the custom op '{op.name}': it registers only "
-                        f"{len(known)} custom ops of its own by name ({', '.join(known[:3])}, ...).")
+        yield Violation(
+            f"TFLite Micro has no kernel for the custom op '{op.name}': it registers only "
+            f"{len(known)} custom ops of its own by name ({', '.join(known[:3])}, ...)."
+        )
     elif not op.custom and op.name not in table:
         yield Violation(f"TFLite Micro has no kernel for {op.name}.")
 
 
-@rule("mcu.int8_tensors", fix="Convert with full-integer int8 quantization and int8 model I/O "
-      "(quantization.scheme = \"int8\", quantization.io = \"int8\").")
+@rule(
+    "mcu.int8_tensors",
+    fix="Convert with full-integer int8 quantization and int8 model I/O "
+    '(quantization.scheme = "int8", quantization.io = "int8").',
+)
 def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """MCU models must be int8: activations and weights int8, biases int32 (int64 for 16x8), no floating point.
 
@@ -104,8 +115,10 @@ def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
             continue
         detail = f"Tensor '{t.name}' is {t.dtype}."
         if owner is not None:
-            detail += (f" {owner.name} (op #{owner.index}) works in {t.dtype}: TFLM runs it, "
-                       "but the firmware then links float kernels.")
+            detail += (
+                f" {owner.name} (op #{owner.index}) works in {t.dtype}: TFLM runs it, "
+                "but the firmware then links float kernels."
+            )
         yield Violation(detail, t)
         return
 
@@ -119,8 +132,11 @@ def int16_activations(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violatio
             return
 
 
-@rule("mcu.static_shape", fix="Give the model a fixed input shape with batch 1 "
-      "(e.g. tf_keras Input(shape=..., batch_size=1)) before converting.")
+@rule(
+    "mcu.static_shape",
+    fix="Give the model a fixed input shape with batch 1 "
+    "(e.g. tf_keras Input(shape=..., batch_size=1)) before converting.",
+)
 def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """TFLite Micro plans its arena ahead of time, so tensor shapes must be static."""
     yield from dynamic_shape_violations(artifact, op)
@@ -143,9 +159,17 @@ def check(artifact: TfliteArtifact) -> RuleReport:
             if v.tensor is not None and custom_kernel_for(artifact, v.tensor) is not None:
                 add(get("mcu.int8_tensors").finding(op, v, "warning"))  # a float custom kernel (e.g. float Rfft)
             elif is_boundary_quantize(artifact, op):
-                add(get("mcu.int8_tensors").finding(op, Violation(
-                    v.detail + " It is float model I/O: TFLM can run it, but the firmware then feeds floats "
-                    "and links float kernels.", v.tensor), "warning"))
+                add(
+                    get("mcu.int8_tensors").finding(
+                        op,
+                        Violation(
+                            v.detail + " It is float model I/O: TFLM can run it, but the firmware then feeds floats "
+                            "and links float kernels.",
+                            v.tensor,
+                        ),
+                        "warning",
+                    )
+                )
             else:
                 add(get("mcu.int8_tensors").finding(op, v, "error"))
         for v in int16_activations(artifact, op):

@@ -17,17 +17,25 @@ from .rules import Violation, dynamic_roots, get, only_batch_dynamic, rule, shap
 from .tables import load_table, tflm_only_custom_op
 
 
-@rule("mobile.litert_kernel", fix="Keep ops that only TensorFlow Lite Micro implements (e.g. the signal-library "
-      "audio front end) out of the mobile model: compute them in the app, or register a LiteRT custom kernel for each.")
+@rule(
+    "mobile.litert_kernel",
+    fix="Keep ops that only TensorFlow Lite Micro implements (e.g. the signal-library "
+    "audio front end) out of the mobile model: compute them in the app, or register a LiteRT custom kernel for each.",
+)
 def litert_kernel(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Every op needs a LiteRT kernel: custom ops that only TensorFlow Lite Micro implements do not load."""
     if op.custom and tflm_only_custom_op(op.name):
-        yield Violation(f"{op.name} is a TensorFlow Lite Micro custom op; LiteRT has no kernel for it "
-                        "(\"Encountered unresolved custom op\").")
+        yield Violation(
+            f"{op.name} is a TensorFlow Lite Micro custom op; LiteRT has no kernel for it "
+            '("Encountered unresolved custom op").'
+        )
 
 
-@rule("mobile.delegate_op", fix="Use an op XNNPACK or the GPU delegate supports, or accept that this op "
-      "splits the delegated graph and runs on LiteRT's reference CPU kernels.")
+@rule(
+    "mobile.delegate_op",
+    fix="Use an op XNNPACK or the GPU delegate supports, or accept that this op "
+    "splits the delegated graph and runs on LiteRT's reference CPU kernels.",
+)
 def delegate_op(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Each op should be one the XNNPACK (CPU) or GPU delegate takes, so the graph is not split."""
     if op.custom and tflm_only_custom_op(op.name):
@@ -36,19 +44,24 @@ def delegate_op(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
         yield Violation(f"Neither XNNPACK nor the GPU delegate takes {op.name}.")
 
 
-@rule("mobile.float16_weights", fix="Convert with quantization.scheme = \"float16\" (half the size, "
-      "native on mobile GPUs) or \"int8\".")
+@rule(
+    "mobile.float16_weights",
+    fix='Convert with quantization.scheme = "float16" (half the size, native on mobile GPUs) or "int8".',
+)
 def float16_weights(artifact: TfliteArtifact, op: OpInfo | None = None) -> Iterator[Violation]:
     """Mobile float models should store their weights as float16."""
     weights = artifact.weight_dtypes()
     if weights.get("float32", 0) and not weights.get("float16", 0):
-        biggest = max((t for t in artifact.tensors if t.is_constant and t.dtype == "float32"),
-                      key=lambda t: t.constant_bytes)
+        biggest = max(
+            (t for t in artifact.tensors if t.is_constant and t.dtype == "float32"), key=lambda t: t.constant_bytes
+        )
         yield Violation(f"{weights['float32']} bytes of weights are float32 and none are float16.", biggest)
 
 
-@rule("mobile.static_shape", fix="Give the model a fixed input shape before converting; "
-      "the GPU delegate needs static shapes.")
+@rule(
+    "mobile.static_shape",
+    fix="Give the model a fixed input shape before converting; the GPU delegate needs static shapes.",
+)
 def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     """Mobile delegates need static shapes: the GPU delegate rejects dynamic tensors.
 

@@ -78,6 +78,7 @@ def get(rule_id: str) -> Rule:
 
 # ---- helpers shared by the rule sets -------------------------------------------------
 
+
 def op_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[TensorInfo]:
     """The op's present input and output tensors, each once, inputs first."""
     seen: set[int] = set()

@@ -16,8 +16,8 @@ from typing import Any
 @dataclass(frozen=True)
 class OpEntry:
     name: str
-    since: int | None = None          # Edge TPU runtime version that added the op
-    limits: tuple[str, ...] = ()      # rule ids of per-op constraints
+    since: int | None = None  # Edge TPU runtime version that added the op
+    limits: tuple[str, ...] = ()  # rule ids of per-op constraints
     note: str = ""
 
 
@@ -27,7 +27,7 @@ class OpTable:
     runtime: str
     source: str
     ops: dict[str, OpEntry] = field(default_factory=dict)  # builtin operators
-    custom_ops: frozenset[str] = frozenset()                # custom codes the runtime registers by name
+    custom_ops: frozenset[str] = frozenset()  # custom codes the runtime registers by name
 
     def __contains__(self, op_name: str) -> bool:
         """Whether the builtin operator `op_name` is in the table (custom ops: see `has_kernel`)."""

@@ -31,8 +31,20 @@ def _root(
 
 
 def _register() -> None:
-    from edgebuild.cli import (bench, build, cache, carray, compare, distill, doctor, flash, plan, prune, targets,
-                               validate)
+    from edgebuild.cli import (
+        bench,
+        build,
+        cache,
+        carray,
+        compare,
+        distill,
+        doctor,
+        flash,
+        plan,
+        prune,
+        targets,
+        validate,
+    )
 
     for module in (build, targets, plan, validate, bench, compare, carray, flash, prune, distill, doctor, cache):
         module.register(app)

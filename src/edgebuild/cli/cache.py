@@ -45,5 +45,7 @@ def tflm(
 
     kernels = ("cmsis-nn", "reference") if reference else ("cmsis-nn",)
     for library in prepare(board, kernels, tflm_dir=tflm_dir, log=typer.echo):
-        typer.echo(f"{library['flavor']}: {library['sources']} sources, {library['objects_compiled']} compiled now, "
-                   f"{library['seconds']:.0f} s -> {library['path']}")
+        typer.echo(
+            f"{library['flavor']}: {library['sources']} sources, {library['objects_compiled']} compiled now, "
+            f"{library['seconds']:.0f} s -> {library['path']}"
+        )

@@ -14,23 +14,34 @@ def register(app: typer.Typer) -> None:
 
 
 def compare(
-    base: Path = typer.Argument(..., metavar="BASE", help="The reference build: an --out folder, a target folder "
-                                "or a report.json."),
+    base: Path = typer.Argument(
+        ..., metavar="BASE", help="The reference build: an --out folder, a target folder or a report.json."
+    ),
     new: Path = typer.Argument(..., metavar="NEW", help="The build to judge, same kinds as BASE."),
-    max_size_increase: Optional[str] = typer.Option(None, "--max-size-increase",
-                                                    help="Artifact growth allowed: 5% (default), 2KiB, 5%+1KiB."),
-    max_accuracy_drop: Optional[float] = typer.Option(None, "--max-accuracy-drop",
-                                                      help="Top-1 or agreement drop allowed, in points (0.5)."),
-    max_snr_drop: Optional[float] = typer.Option(None, "--max-snr-drop",
-                                                 help="Output SNR drop allowed for models gated on SNR, dB (3)."),
+    max_size_increase: Optional[str] = typer.Option(
+        None, "--max-size-increase", help="Artifact growth allowed: 5% (default), 2KiB, 5%+1KiB."
+    ),
+    max_accuracy_drop: Optional[float] = typer.Option(
+        None, "--max-accuracy-drop", help="Top-1 or agreement drop allowed, in points (0.5)."
+    ),
+    max_snr_drop: Optional[float] = typer.Option(
+        None, "--max-snr-drop", help="Output SNR drop allowed for models gated on SNR, dB (3)."
+    ),
     max_latency_increase: Optional[str] = typer.Option(
-        None, "--max-latency-increase", help="p50 growth allowed beyond the measured noise: 10% (default), 0.05ms."),
-    max_arena_increase: Optional[str] = typer.Option(None, "--max-arena-increase",
-                                                     help="Tensor arena growth allowed: 5% (default), 1KiB."),
-    max_flash_increase: Optional[str] = typer.Option(None, "--max-flash-increase",
-                                                     help="Flash growth allowed: 5% (default), 4KiB."),
-    config: Optional[Path] = typer.Option(None, "--config", help="A TOML file with a [compare] table of the same "
-                                          "max_* keys (or pyproject.toml's [tool.edgebuild.compare]); flags win."),
+        None, "--max-latency-increase", help="p50 growth allowed beyond the measured noise: 10% (default), 0.05ms."
+    ),
+    max_arena_increase: Optional[str] = typer.Option(
+        None, "--max-arena-increase", help="Tensor arena growth allowed: 5% (default), 1KiB."
+    ),
+    max_flash_increase: Optional[str] = typer.Option(
+        None, "--max-flash-increase", help="Flash growth allowed: 5% (default), 4KiB."
+    ),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        help="A TOML file with a [compare] table of the same "
+        "max_* keys (or pyproject.toml's [tool.edgebuild.compare]); flags win.",
+    ),
     target: List[str] = typer.Option([], "--target", "-t", help="Compare only these targets (repeatable)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, md (a pull-request comment) or json."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML here (one test case per target)."),
@@ -48,14 +59,26 @@ def compare(
     if fmt not in renderers:
         raise UsageError(f"--format {fmt!r}: use text, md or json")
     base_reports, new_reports = load_build(base), load_build(new)
-    profile_table = next((r["profile"]["compare"] for r in new_reports.values()
-                          if isinstance(r.get("profile"), dict) and isinstance(r["profile"].get("compare"), dict)), None)
-    flags = {"max_size_increase": max_size_increase, "max_accuracy_drop": max_accuracy_drop,
-             "max_snr_drop": max_snr_drop, "max_latency_increase": max_latency_increase,
-             "max_arena_increase": max_arena_increase, "max_flash_increase": max_flash_increase}
+    profile_table = next(
+        (
+            r["profile"]["compare"]
+            for r in new_reports.values()
+            if isinstance(r.get("profile"), dict) and isinstance(r["profile"].get("compare"), dict)
+        ),
+        None,
+    )
+    flags = {
+        "max_size_increase": max_size_increase,
+        "max_accuracy_drop": max_accuracy_drop,
+        "max_snr_drop": max_snr_drop,
+        "max_latency_increase": max_latency_increase,
+        "max_arena_increase": max_arena_increase,
+        "max_flash_increase": max_flash_increase,
+    }
     thresholds = Thresholds.build(profile_table, config_table(config) if config else None, flags)
-    result = compare_builds(base_reports, new_reports, thresholds, base_label=str(base), new_label=str(new),
-                            targets=target or None)
+    result = compare_builds(
+        base_reports, new_reports, thresholds, base_label=str(base), new_label=str(new), targets=target or None
+    )
     text = renderers[fmt](result)
     if output is not None:
         output.write_text(text)

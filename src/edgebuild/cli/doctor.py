@@ -8,8 +8,18 @@ from pathlib import Path
 
 import typer
 
-PACKAGES = ("tensorflow", "tensorflow-cpu", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert",
-            "tflite-runtime", "tflite-micro", "ethos-u-vela", "numpy")
+PACKAGES = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tf-keras",
+    "keras",
+    "tensorflow-model-optimization",
+    "ai-edge-litert",
+    "tflite-runtime",
+    "tflite-micro",
+    "ethos-u-vela",
+    "numpy",
+)
 TOOLS = {
     "edgetpu_compiler": "Coral Edge TPU compiler (Coral's apt repository, or the Dockerfile)",
     "vela": "Arm Vela (pip install ethos-u-vela)",

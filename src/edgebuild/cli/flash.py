@@ -15,11 +15,13 @@ def register(app: typer.Typer) -> None:
 
 def flash(
     build_dir: Path = typer.Argument(..., metavar="OUT/mcu", help="An mcu target's build folder."),
-    board: Optional[str] = typer.Option(None, "--board", help="A board name (targets/boards/) or .toml path; "
-                                                               "default: the board the build used."),
+    board: Optional[str] = typer.Option(
+        None, "--board", help="A board name (targets/boards/) or .toml path; default: the board the build used."
+    ),
     probe: Optional[str] = typer.Option(None, "--probe", help="The debug probe's unique ID (or part of it)."),
-    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="TFLite Micro tree (else $EDGEBUILD_TFLM_DIR "
-                                                                     "or the build's)."),
+    tflm_dir: Optional[Path] = typer.Option(
+        None, "--tflm-dir", help="TFLite Micro tree (else $EDGEBUILD_TFLM_DIR or the build's)."
+    ),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the runner's results."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
@@ -32,6 +34,9 @@ def flash(
         typer.echo(json.dumps(result, indent=2))
     else:
         status = "ran" if result["done"] else "did not finish"
-        out.print(f"{result['elf']} on {result['board']} (probe {result['probe']}): {status}; arena used "
-                  f"{result['arena_used_bytes']} bytes; outputs {result['outputs'][:2]}", markup=False)
+        out.print(
+            f"{result['elf']} on {result['board']} (probe {result['probe']}): {status}; arena used "
+            f"{result['arena_used_bytes']} bytes; outputs {result['outputs'][:2]}",
+            markup=False,
+        )
     return 0 if result["done"] else 10

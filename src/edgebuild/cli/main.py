@@ -11,7 +11,20 @@ import os
 import sys
 import textwrap
 
-COMMANDS = {"build", "targets", "plan", "validate", "bench", "compare", "carray", "flash", "prune", "distill", "doctor", "cache"}
+COMMANDS = {
+    "build",
+    "targets",
+    "plan",
+    "validate",
+    "bench",
+    "compare",
+    "carray",
+    "flash",
+    "prune",
+    "distill",
+    "doctor",
+    "cache",
+}
 ROOT_FLAGS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
 
 
@@ -67,7 +80,9 @@ def _exit_interrupted() -> None:
 
 
 def _print_error(text: str) -> None:
-    sys.stderr.write(textwrap.fill(f"edgebuild: {text}", width=100, break_on_hyphens=False, break_long_words=False) + "\n")
+    sys.stderr.write(
+        textwrap.fill(f"edgebuild: {text}", width=100, break_on_hyphens=False, break_long_words=False) + "\n"
+    )
 
 
 def run() -> None:

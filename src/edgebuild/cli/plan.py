@@ -26,8 +26,9 @@ def plan(
 
     if not target:
         raise UsageError("No target given. Pass --target mobile|edgetpu|mcu|all.")
-    request = BuildRequest(model=model, targets=tuple(target), data=data, overrides=tuple(set_),
-                           random_calibration=calibration == "random")
+    request = BuildRequest(
+        model=model, targets=tuple(target), data=data, overrides=tuple(set_), random_calibration=calibration == "random"
+    )
     for target_plan in plan_build(request):
         typer.echo(f"{target_plan.target}: {target_plan.profile.description}")
         for number, stage in enumerate(target_plan.stages, 1):

@@ -14,33 +14,54 @@ def register(app: typer.Typer) -> None:
 
 def prune(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .keras/.h5 file or tf_keras SavedModel."),
-    data: Path = typer.Option(..., "--data", "-d", help="Training data (.npz with x and y, .npy, or an image folder "
-                              "with class sub-folders, scaled by data.image_range; without labels the pruned "
-                              "model learns from the original's outputs)."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        "-d",
+        help="Training data (.npz with x and y, .npy, or an image folder "
+        "with class sub-folders, scaled by data.image_range; without labels the pruned "
+        "model learns from the original's outputs).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for model.keras and pruning.json."),
     target: Optional[str] = typer.Option(
-        None, "--target", "-t", help="Target or profile .toml whose [pruning], [training] recovery_*, "
-        "[distillation] and [data] settings are the defaults (default: the profile schema's defaults)."),
-    set_: List[str] = typer.Option([], "--set", help="Override a key of --target's profile, e.g. "
-                                   "--set data.image_range=0-1. Repeats."),
-    ratio: Optional[float] = typer.Option(None, "--ratio", help="Share of channels to remove per layer, "
-                                          "0 <= ratio < 1 (default: pruning.ratio)."),
-    criterion: Optional[str] = typer.Option(None, "--criterion", help="l1, l2 or bn_scale (default: "
-                                            "pruning.criterion)."),
-    round_to: Optional[int] = typer.Option(None, "--round-to", help="Round kept channel counts to a multiple "
-                                           "(e.g. 8; default: pruning.round_to)."),
-    min_channels: Optional[int] = typer.Option(None, "--min-channels", help="No layer keeps fewer channels "
-                                               "(default: pruning.min_channels)."),
-    layer_ratio: List[str] = typer.Option([], "--layer-ratio", metavar="LAYER=RATIO",
-                                          help="Per-layer ratio, over pruning.layer_ratios; repeats."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=0, help="Recovery epoch ceiling; early stopping "
-                                         "ends sooner (default: training.recovery_epochs; 0: no training)."),
+        None,
+        "--target",
+        "-t",
+        help="Target or profile .toml whose [pruning], [training] recovery_*, "
+        "[distillation] and [data] settings are the defaults (default: the profile schema's defaults).",
+    ),
+    set_: List[str] = typer.Option(
+        [], "--set", help="Override a key of --target's profile, e.g. --set data.image_range=0-1. Repeats."
+    ),
+    ratio: Optional[float] = typer.Option(
+        None, "--ratio", help="Share of channels to remove per layer, 0 <= ratio < 1 (default: pruning.ratio)."
+    ),
+    criterion: Optional[str] = typer.Option(
+        None, "--criterion", help="l1, l2 or bn_scale (default: pruning.criterion)."
+    ),
+    round_to: Optional[int] = typer.Option(
+        None, "--round-to", help="Round kept channel counts to a multiple (e.g. 8; default: pruning.round_to)."
+    ),
+    min_channels: Optional[int] = typer.Option(
+        None, "--min-channels", help="No layer keeps fewer channels (default: pruning.min_channels)."
+    ),
+    layer_ratio: List[str] = typer.Option(
+        [], "--layer-ratio", metavar="LAYER=RATIO", help="Per-layer ratio, over pruning.layer_ratios; repeats."
+    ),
+    epochs: Optional[int] = typer.Option(
+        None,
+        "--epochs",
+        min=0,
+        help="Recovery epoch ceiling; early stopping ends sooner (default: training.recovery_epochs; 0: no training).",
+    ),
     learning_rate: Optional[float] = typer.Option(None, "--lr", help="Default: training.recovery_learning_rate."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: training.batch_size."),
-    patience: Optional[int] = typer.Option(None, "--patience", min=0, help="Early stopping patience (default: "
-                                           "training.recovery_early_stopping; 0: off)."),
-    distill: bool = typer.Option(False, "--distill", help="Recover by distillation from the original model "
-                                 "(also when distillation.enabled)."),
+    patience: Optional[int] = typer.Option(
+        None, "--patience", min=0, help="Early stopping patience (default: training.recovery_early_stopping; 0: off)."
+    ),
+    distill: bool = typer.Option(
+        False, "--distill", help="Recover by distillation from the original model (also when distillation.enabled)."
+    ),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Default: distillation.temperature."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Default: distillation.alpha."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Split and training seed (default: data.seed)."),
@@ -68,21 +89,33 @@ def prune(
     profile = target_profile(target, set_)
     flags = {"ratio": ratio, "criterion": criterion, "round_to": round_to, "min_channels": min_channels}
     try:
-        options = PruningOptions(**{**profile.pruning.model_dump(), "kind": "structured",
-                                    **{k: v for k, v in flags.items() if v is not None},
-                                    "layer_ratios": {**profile.pruning.layer_ratios, **ratios}})
+        options = PruningOptions(
+            **{
+                **profile.pruning.model_dump(),
+                "kind": "structured",
+                **{k: v for k, v in flags.items() if v is not None},
+                "layer_ratios": {**profile.pruning.layer_ratios, **ratios},
+            }
+        )
     except ProfileError as exc:  # same checks as the profile's [pruning] table, named as flags here
         text = str(exc)
-        for key, flag in (("pruning.ratio", "--ratio"), ("pruning.criterion", "--criterion"),
-                          ("pruning.round_to", "--round-to"), ("pruning.min_channels", "--min-channels"),
-                          ("pruning.layer_ratios.", "--layer-ratio ")):
+        for key, flag in (
+            ("pruning.ratio", "--ratio"),
+            ("pruning.criterion", "--criterion"),
+            ("pruning.round_to", "--round-to"),
+            ("pruning.min_channels", "--min-channels"),
+            ("pruning.layer_ratios.", "--layer-ratio "),
+        ):
             text = text.replace(key, flag)
         raise UsageError(text) from None
     training = _recovery_training(profile.training, epochs, learning_rate, batch_size, patience)
     section = profile.distillation
-    distillation = _distillation(DistillationSection, distill or section.enabled,
-                                 section.temperature if temperature is None else temperature,
-                                 section.alpha if alpha is None else alpha)
+    distillation = _distillation(
+        DistillationSection,
+        distill or section.enabled,
+        section.temperature if temperature is None else temperature,
+        section.alpha if alpha is None else alpha,
+    )
     data_section = profile.data if seed is None else DataSection(**{**profile.data.model_dump(), "seed": seed})
     report = prune_file(model_path, data, out, options, training, distillation, data_section)
     if as_json:
@@ -103,13 +136,15 @@ def target_profile(target: Optional[str], overrides: List[str]):
     if target is not None:
         return resolve(target, overrides)
     if overrides:
-        raise UsageError(f"--set {overrides[0]} overrides a target's profile; pass --target too (e.g. -t mobile "
-                         "or a profile .toml).")
+        raise UsageError(
+            f"--set {overrides[0]} overrides a target's profile; pass --target too (e.g. -t mobile or a profile .toml)."
+        )
     return Profile(name="defaults")
 
 
-def _recovery_training(section, epochs: Optional[int], learning_rate: Optional[float], batch_size: Optional[int],
-                       patience: Optional[int]):
+def _recovery_training(
+    section, epochs: Optional[int], learning_rate: Optional[float], batch_size: Optional[int], patience: Optional[int]
+):
     """The profile's [training] as a build's recovery sees it (`recovery_settings`), with the flags given over it;
     None for --epochs 0."""
     from edgebuild.converters.train import recovery_settings
@@ -120,8 +155,9 @@ def _recovery_training(section, epochs: Optional[int], learning_rate: Optional[f
         return None
     flags = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size, "early_stopping": patience}
     try:
-        return TrainingSection(**{**recovery_settings(section).model_dump(),
-                                  **{k: v for k, v in flags.items() if v is not None}})
+        return TrainingSection(
+            **{**recovery_settings(section).model_dump(), **{k: v for k, v in flags.items() if v is not None}}
+        )
     except ValueError as exc:
         raise UsageError(_bad_training(exc)) from None
 
@@ -144,8 +180,12 @@ def _bad_training(exc: ValueError) -> str:
         return f"Bad training option: {exc}."
     error = errors[0]
     field = ".".join(str(part) for part in error["loc"])
-    flag = {"epochs": "--epochs", "learning_rate": "--lr", "batch_size": "--batch-size",
-            "early_stopping": "--patience"}.get(field, f"training.{field}")
+    flag = {
+        "epochs": "--epochs",
+        "learning_rate": "--lr",
+        "batch_size": "--batch-size",
+        "early_stopping": "--patience",
+    }.get(field, f"training.{field}")
     return f"Bad training option: {flag} = {error.get('input')!r}: {error['msg']}."
 
 
@@ -161,8 +201,9 @@ def _distillation(section_cls, enabled: bool, temperature: float, alpha: float):
 def before_after_table(report: dict, title: str):
     from rich.table import Table
 
-    table = Table(title=f"structured pruning of {title} (ratio {report['ratio']}, {report['criterion']})",
-                  title_justify="left")
+    table = Table(
+        title=f"structured pruning of {title} (ratio {report['ratio']}, {report['criterion']})", title_justify="left"
+    )
     for column in ("", "before", "after", "change"):
         table.add_column(column, justify="left" if not column else "right")
     before, after = report["before"], report["after"]
@@ -170,9 +211,12 @@ def before_after_table(report: dict, title: str):
         table.add_row(label, f"{before[key]:,}", f"{after[key]:,}", f"{before[key] / max(1, after[key]):.2f}x fewer")
     acc = report.get("accuracy") or {}
     if acc.get("original") is not None:
-        table.add_row("top-1 (validation)", f"{acc['original']:.2f}%", f"{acc['recovered']:.2f}%",
-                      f"{acc['recovered'] - acc['original']:+.2f} pts ({report['recovery']}; "
-                      f"{acc['pruned']:.2f}% before)")
+        table.add_row(
+            "top-1 (validation)",
+            f"{acc['original']:.2f}%",
+            f"{acc['recovered']:.2f}%",
+            f"{acc['recovered'] - acc['original']:+.2f} pts ({report['recovery']}; {acc['pruned']:.2f}% before)",
+        )
     for name, (b, a) in report["channels"].items():
         if b != a:
             table.add_row(f"  {name}", str(b), str(a), "channels")

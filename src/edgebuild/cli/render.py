@@ -32,7 +32,18 @@ class StageProgress:
 
 def build_summary(results: list) -> Table:
     table = Table(title="edgebuild results", title_justify="left")
-    for column in ("target", "size", "vs fp32", "I/O", "accuracy (vs float)", "agree", "host p50", "arena", "status", "artifact"):
+    for column in (
+        "target",
+        "size",
+        "vs fp32",
+        "I/O",
+        "accuracy (vs float)",
+        "agree",
+        "host p50",
+        "arena",
+        "status",
+        "artifact",
+    ):
         table.add_column(column, no_wrap=column != "artifact")
     for r in results:
         if r.error is not None and not r.report:
@@ -51,8 +62,18 @@ def build_summary(results: list) -> Table:
         p50 = f"{p50_ms:.3f} ms" if p50_ms is not None else "-"
         arena = (rep.get("validation") or {}).get("arena", {}).get("recommended_bytes")
         status = "[green]ok[/green]" if r.passed else "[red]FAILED[/red]"
-        table.add_row(r.target, kib(art["size_bytes"]), ratio, io, accuracy, agreement, p50, kib(arena) if arena else "-",
-                      status, str(r.out_dir / art["path"]))
+        table.add_row(
+            r.target,
+            kib(art["size_bytes"]),
+            ratio,
+            io,
+            accuracy,
+            agreement,
+            p50,
+            kib(arena) if arena else "-",
+            status,
+            str(r.out_dir / art["path"]),
+        )
     lines = [line for r in results if (line := firmware_line(r.target, (r.report or {}).get("firmware")))]
     if lines:
         table.caption, table.caption_justify = "\n".join(lines), "left"
@@ -71,12 +92,14 @@ def firmware_line(target: str, firmware: dict | None) -> str | None:
     device, comparison = firmware.get("device") or {}, firmware.get("comparison") or {}
     cost = (device.get("instructions_per_inference") or {}).get("median")
     agreement = comparison.get("top1_agreement")
-    parts = [f"{comparison.get('samples', 0)} samples ran on QEMU {board} ({firmware.get('kernels')})",
-             f"max {comparison.get('max_steps')} step(s) from LiteRT reference"
-             + (f", top-1 agreement {100 * agreement:.0f}%" if agreement is not None else ""),
-             f"arena used {device.get('arena_used_bytes', 0):,} of {device.get('arena_size_bytes', 0):,} B",
-             f"flash {kib((firmware.get('flash') or {}).get('total_bytes_without_samples'))}",
-             f"RAM {kib((firmware.get('ram') or {}).get('total_bytes'))}"]
+    parts = [
+        f"{comparison.get('samples', 0)} samples ran on QEMU {board} ({firmware.get('kernels')})",
+        f"max {comparison.get('max_steps')} step(s) from LiteRT reference"
+        + (f", top-1 agreement {100 * agreement:.0f}%" if agreement is not None else ""),
+        f"arena used {device.get('arena_used_bytes', 0):,} of {device.get('arena_size_bytes', 0):,} B",
+        f"flash {kib((firmware.get('flash') or {}).get('total_bytes_without_samples'))}",
+        f"RAM {kib((firmware.get('ram') or {}).get('total_bytes'))}",
+    ]
     if cost:
         parts.append(f"{cost / 1e6:.2f} M instructions/inference")
     return f"{target} firmware: " + "; ".join(parts)
@@ -90,8 +113,11 @@ def validation_table(result: dict, title: str) -> Table:
         table.add_row(check["name"], "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]", check["summary"])
         for finding in check.get("findings", [])[:20]:
             if finding.get("severity") == "error":
-                table.add_row("", "", f"  op #{finding.get('op_index')} {finding.get('op')}: {finding['message']} "
-                                      f"Fix: {finding['fix']}")
+                table.add_row(
+                    "",
+                    "",
+                    f"  op #{finding.get('op_index')} {finding.get('op')}: {finding['message']} Fix: {finding['fix']}",
+                )
     return table
 
 
@@ -101,6 +127,14 @@ def benchmark_table(result: dict, title: str) -> Table:
     for column in ("threads", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "runs", "load ms"):
         table.add_column(column, justify="right")
     for threads, r in result["threads"].items():
-        table.add_row(threads, f"{r['p50_ms']:.3f}", f"{r['p90_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['mean_ms']:.3f}",
-                      f"{r['std_ms']:.3f}", str(r["runs"]), f"{r['load_ms']:.1f}")
+        table.add_row(
+            threads,
+            f"{r['p50_ms']:.3f}",
+            f"{r['p90_ms']:.3f}",
+            f"{r['p99_ms']:.3f}",
+            f"{r['mean_ms']:.3f}",
+            f"{r['std_ms']:.3f}",
+            str(r["runs"]),
+            f"{r['load_ms']:.1f}",
+        )
     return table

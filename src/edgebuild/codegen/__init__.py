@@ -47,9 +47,7 @@ class CSourceOptions:
         if self.arena_bytes is not None and (
             isinstance(self.arena_bytes, bool) or not isinstance(self.arena_bytes, int) or self.arena_bytes <= 0
         ):
-            raise UsageError(
-                f"The tensor arena size must be a positive number of bytes, got {self.arena_bytes!r}."
-            )
+            raise UsageError(f"The tensor arena size must be a positive number of bytes, got {self.arena_bytes!r}.")
 
 
 def write_c_sources(

@@ -49,8 +49,10 @@ def symbol_problem(symbol: object) -> str | None:
     if symbol in C_CPP_KEYWORDS:
         return f"a C/C++ keyword, which cannot name an array; pick another name, for example 'g_{symbol}_model'"
     if _is_reserved(symbol):
-        return ("reserved for the compiler and standard library (it starts with '__' or '_' and an upper-case "
-                "letter); pick a name such as 'g_model'")
+        return (
+            "reserved for the compiler and standard library (it starts with '__' or '_' and an upper-case "
+            "letter); pick a name such as 'g_model'"
+        )
     return None
 
 

@@ -13,6 +13,11 @@ from edgebuild.compilers.edgetpu import compile_edgetpu, edgetpu_status, find_co
 from edgebuild.compilers.vela import compile_vela, find_vela, parse_summary_csv
 
 __all__ = [
-    "compile_edgetpu", "edgetpu_status", "find_compiler", "parse_compiler_output",
-    "compile_vela", "find_vela", "parse_summary_csv",
+    "compile_edgetpu",
+    "edgetpu_status",
+    "find_compiler",
+    "parse_compiler_output",
+    "compile_vela",
+    "find_vela",
+    "parse_summary_csv",
 ]

@@ -108,7 +108,7 @@ def edgetpu_status(configured: str = DEFAULT_COMPILER) -> dict[str, Any]:
         "compiler": None,
         "configured": configured,
         "message": f"edgetpu_compiler not found {where}: kept the compiler-ready int8 model and "
-                   f"checked it with edgebuild's own Edge TPU rules instead. {INSTALL_HINT}",
+        f"checked it with edgebuild's own Edge TPU rules instead. {INSTALL_HINT}",
         "install": INSTALL,
     }
 
@@ -128,8 +128,9 @@ def compiler_command(compiler: str, tflite_path: Path, out_dir: Path, min_runtim
     return [compiler, "-s", "-m", str(int(min_runtime)), "-o", str(out_dir), str(tflite_path)]
 
 
-def compile_edgetpu(tflite_path: Path, out_dir: Path, compiler: str, min_runtime: int,
-                    timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+def compile_edgetpu(
+    tflite_path: Path, out_dir: Path, compiler: str, min_runtime: int, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> dict[str, Any]:
     """Compile `tflite_path` for the Edge TPU into `out_dir` and parse what the compiler reported.
 
     Writes `model_edgetpu.tflite` and `model_edgetpu.log` (the compiler's operation
@@ -147,8 +148,13 @@ def compile_edgetpu(tflite_path: Path, out_dir: Path, compiler: str, min_runtime
     for stale in (produced, log_file):  # never mistake an earlier run's output for this one's
         stale.unlink(missing_ok=True)
     argv = compiler_command(resolved, tflite_path.resolve(), out_dir.resolve(), min_runtime)
-    run = run_tool(argv, timeout_s, "edgetpu_compiler", cwd=out_dir, timeout_hint=(
-        "Large activations are the usual cause; try a smaller input size, or raise the timeout. "))
+    run = run_tool(
+        argv,
+        timeout_s,
+        "edgetpu_compiler",
+        cwd=out_dir,
+        timeout_hint=("Large activations are the usual cause; try a smaller input size, or raise the timeout. "),
+    )
     (out_dir / "edgetpu_compiler.txt").write_text(run.output)
     if run.returncode != 0 or not produced.is_file():
         # exit 0 without a model happens too ("Compilation failed!" from the compilation child)
@@ -159,14 +165,19 @@ def compile_edgetpu(tflite_path: Path, out_dir: Path, compiler: str, min_runtime
         log_file = _rename(log_file, out_dir / "model_edgetpu.log")
         log_text = log_file.read_text(errors="replace")
     result = parse_compiler_output(run.stdout, log_text)
-    result.update({
-        "compiler": resolved,
-        "command": argv,
-        "min_runtime": int(min_runtime),
-        "seconds": run.seconds,
-        "files": {"model": model.name, "log": log_file.name if log_text is not None else None,
-                  "output": "edgetpu_compiler.txt"},
-    })
+    result.update(
+        {
+            "compiler": resolved,
+            "command": argv,
+            "min_runtime": int(min_runtime),
+            "seconds": run.seconds,
+            "files": {
+                "model": model.name,
+                "log": log_file.name if log_text is not None else None,
+                "output": "edgetpu_compiler.txt",
+            },
+        }
+    )
     return result
 
 
@@ -176,7 +187,7 @@ def failure_message(tflite_path: Path, returncode: int, output: str, argv: list[
     if "Compilation timeout" in output:
         hint = "The compiler's own timer expired (large activations are the usual cause). "
     elif "not quantized" in output:
-        hint = "The Edge TPU needs a fully int8-quantized model (profile quantization.scheme = \"int8\"). "
+        hint = 'The Edge TPU needs a fully int8-quantized model (profile quantization.scheme = "int8"). '
     elif "dynamic-sized tensors" in output:
         hint = "Fix the batch size (profile model.batch = 1) so every tensor has a static shape. "
     status = f"exit {returncode}" if returncode != 0 else f"exit 0 but no {Path(tflite_path).stem}_edgetpu.tflite"
@@ -206,9 +217,11 @@ _SIZES = {
     "output_size_bytes": re.compile(r"^Output size: " + _SIZE, re.M),
     "on_chip_memory_bytes": re.compile(r"^On-chip memory used for caching model parameters: " + _SIZE, re.M),
     "on_chip_memory_remaining_bytes": re.compile(
-        r"^On-chip memory (?:remaining|available) for caching model parameters: " + _SIZE, re.M),
+        r"^On-chip memory (?:remaining|available) for caching model parameters: " + _SIZE, re.M
+    ),
     "off_chip_memory_bytes": re.compile(
-        r"^Off-chip memory used for streaming uncached model parameters: " + _SIZE, re.M),
+        r"^Off-chip memory used for streaming uncached model parameters: " + _SIZE, re.M
+    ),
 }
 _COUNTS = {
     "edgetpu_subgraphs": re.compile(r"^Number of Edge TPU subgraphs: (\d+)", re.M),
@@ -223,7 +236,7 @@ _PARTIAL_TABLE = "All other operators were mapped successfully"
 
 
 def size_to_bytes(value: str, unit: str) -> int:
-    """"41.75KiB" as printed by the compiler -> 42752 (rounded; the compiler prints two decimals)."""
+    """ "41.75KiB" as printed by the compiler -> 42752 (rounded; the compiler prints two decimals)."""
     return int(round(float(value) * _UNITS[unit]))
 
 
@@ -243,8 +256,9 @@ def parse_operation_table(text: str) -> list[dict[str, Any]]:
             continue
         op, count, status = match.group(1), int(match.group(2)), match.group(3)
         mapped = status == MAPPED
-        rows.append({"op": op, "count": count, "status": status, "mapped": mapped,
-                     "reason": None if mapped else status})
+        rows.append(
+            {"op": op, "count": count, "status": status, "mapped": mapped, "reason": None if mapped else status}
+        )
     return rows
 
 
@@ -302,15 +316,17 @@ def parse_compiler_output(stdout: str, log: str | None = None) -> dict[str, Any]
         if row["reason"]:
             reasons[row["reason"]] = reasons.get(row["reason"], 0) + row["count"]
 
-    result.update({
-        "edgetpu_subgraphs": counts["edgetpu_subgraphs"],
-        "total_ops": total,
-        "ops_mapped_edgetpu": mapped,
-        "ops_cpu": cpu,
-        "mapped_fraction": round(mapped / total, 4) if total and mapped is not None else None,
-        "per_op": per_op,
-        "per_op_complete": complete,
-        "by_op": dict(sorted(by_op.items())),
-        "cpu_reasons": reasons,
-    })
+    result.update(
+        {
+            "edgetpu_subgraphs": counts["edgetpu_subgraphs"],
+            "total_ops": total,
+            "ops_mapped_edgetpu": mapped,
+            "ops_cpu": cpu,
+            "mapped_fraction": round(mapped / total, 4) if total and mapped is not None else None,
+            "per_op": per_op,
+            "per_op_complete": complete,
+            "by_op": dict(sorted(by_op.items())),
+            "cpu_reasons": reasons,
+        }
+    )
     return result

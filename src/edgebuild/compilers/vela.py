@@ -38,23 +38,42 @@ from edgebuild.process import run_tool, tail
 from edgebuild.errors import ArtifactError, ExternalToolError, ProfileError
 
 ACCELERATORS = (
-    "ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256",
-    "ethos-u65-256", "ethos-u65-512",
-    "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048",
+    "ethos-u55-32",
+    "ethos-u55-64",
+    "ethos-u55-128",
+    "ethos-u55-256",
+    "ethos-u65-256",
+    "ethos-u65-512",
+    "ethos-u85-128",
+    "ethos-u85-256",
+    "ethos-u85-512",
+    "ethos-u85-1024",
+    "ethos-u85-2048",
 )
 """`vela --accelerator-config` choices in Vela 5.2.0 (`vela --help`)."""
 
 BUILTIN_SYSTEM_CONFIGS = (
-    "Ethos_U55_Deep_Embedded", "Ethos_U55_High_End_Embedded",
-    "Ethos_U65_Embedded", "Ethos_U65_Mid_End", "Ethos_U65_High_End", "Ethos_U65_Client_Server",
-    "Ethos_U85_SYS_Flash_Low", "Ethos_U85_SYS_Flash_High",
-    "Ethos_U85_SYS_DRAM_Low", "Ethos_U85_SYS_DRAM_Mid", "Ethos_U85_SYS_DRAM_High",
+    "Ethos_U55_Deep_Embedded",
+    "Ethos_U55_High_End_Embedded",
+    "Ethos_U65_Embedded",
+    "Ethos_U65_Mid_End",
+    "Ethos_U65_High_End",
+    "Ethos_U65_Client_Server",
+    "Ethos_U85_SYS_Flash_Low",
+    "Ethos_U85_SYS_Flash_High",
+    "Ethos_U85_SYS_DRAM_Low",
+    "Ethos_U85_SYS_DRAM_Mid",
+    "Ethos_U85_SYS_DRAM_High",
 )
 """System configurations in Vela 5.2.0's bundled Arm/vela.ini (`vela --list-configs Arm/vela.ini`)."""
 
 BUILTIN_MEMORY_MODES = (
-    "Sram_Only", "Shared_Sram", "Dedicated_Sram",
-    "Dedicated_Sram_256KB", "Dedicated_Sram_384KB", "Dedicated_Sram_512KB",
+    "Sram_Only",
+    "Shared_Sram",
+    "Dedicated_Sram",
+    "Dedicated_Sram_256KB",
+    "Dedicated_Sram_384KB",
+    "Dedicated_Sram_512KB",
 )
 """Memory modes in the same file. Shared_Sram needs weights in flash/DRAM; U55 cannot use Dedicated_Sram."""
 
@@ -71,9 +90,16 @@ def find_vela(python: str | Path | None = None, path: str | None = None) -> str 
     return shutil.which("vela", path=path)
 
 
-def vela_command(vela: str, tflite_path: Path, out_dir: Path, accelerator: str, system_config: str | None,
-                 memory_mode: str | None, config_file: Path | str | None,
-                 ignore_ops: Sequence[str] = ()) -> list[str]:
+def vela_command(
+    vela: str,
+    tflite_path: Path,
+    out_dir: Path,
+    accelerator: str,
+    system_config: str | None,
+    memory_mode: str | None,
+    config_file: Path | str | None,
+    ignore_ops: Sequence[str] = (),
+) -> list[str]:
     argv = [vela, str(tflite_path), "--accelerator-config", accelerator, "--output-dir", str(out_dir)]
     if config_file is not None:
         argv += ["--config", str(config_file)]
@@ -86,10 +112,16 @@ def vela_command(vela: str, tflite_path: Path, out_dir: Path, accelerator: str, 
     return argv
 
 
-def compile_vela(tflite_path: Path, out_dir: Path, accelerator: str = "ethos-u55-128",
-                 system_config: str | None = None, memory_mode: str | None = None,
-                 config_file: Path | None = None, timeout_s: float = 300,
-                 ignore_ops: Sequence[str] = ()) -> dict[str, Any]:
+def compile_vela(
+    tflite_path: Path,
+    out_dir: Path,
+    accelerator: str = "ethos-u55-128",
+    system_config: str | None = None,
+    memory_mode: str | None = None,
+    config_file: Path | None = None,
+    timeout_s: float = 300,
+    ignore_ops: Sequence[str] = (),
+) -> dict[str, Any]:
     """Run Vela on an int8 `.tflite`; write `model_vela.tflite`, `model_vela_summary.csv`, `model_vela.log`.
 
     Returns the summary CSV's numbers (bytes, not KiB), operator counts read back
@@ -116,8 +148,16 @@ def compile_vela(tflite_path: Path, out_dir: Path, accelerator: str = "ethos-u55
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        argv = vela_command(vela, tflite_path.resolve(), work.resolve(), accelerator, system_config, memory_mode,
-                            config_file, ignore_ops)
+        argv = vela_command(
+            vela,
+            tflite_path.resolve(),
+            work.resolve(),
+            accelerator,
+            system_config,
+            memory_mode,
+            config_file,
+            ignore_ops,
+        )
         run = run_tool(argv, timeout_s, "Vela", cwd=work)
         (out_dir / "model_vela.log").write_text(run.output)
         if run.returncode != 0:
@@ -136,24 +176,34 @@ def compile_vela(tflite_path: Path, out_dir: Path, accelerator: str = "ethos-u55
     result = parse_summary_csv(summary)
     result.update(_operator_split(tflite_path, model))
     result.update(parse_vela_stdout(run.stdout))
-    result.update({
-        "accelerator_config": accelerator,
-        "vela_version": _vela_version(),
-        "command": argv,
-        "seconds": run.seconds,
-        "files": {"model": model.name, "summary_csv": summary.name, "log": "model_vela.log"},
-    })
+    result.update(
+        {
+            "accelerator_config": accelerator,
+            "vela_version": _vela_version(),
+            "command": argv,
+            "seconds": run.seconds,
+            "files": {"model": model.name, "summary_csv": summary.name, "log": "model_vela.log"},
+        }
+    )
     return result
 
 
-_SUMMARY_INT = {"batch_size": "batch_size", "macs": "nn_macs", "cycles_total": "cycles_total",
-                "cycles_npu": "cycles_npu", "passes_before_fusing": "passes_before_fusing",
-                "passes_after_fusing": "passes_after_fusing",
-                "original_weights_bytes": "total_original_weights",
-                "npu_encoded_weights_bytes": "total_npu_encoded_weights"}
-_SUMMARY_KIB = {"sram_bytes": "sram_memory_used", "dram_bytes": "dram_memory_used",
-                "on_chip_flash_bytes": "on_chip_flash_memory_used",
-                "off_chip_flash_bytes": "off_chip_flash_memory_used"}
+_SUMMARY_INT = {
+    "batch_size": "batch_size",
+    "macs": "nn_macs",
+    "cycles_total": "cycles_total",
+    "cycles_npu": "cycles_npu",
+    "passes_before_fusing": "passes_before_fusing",
+    "passes_after_fusing": "passes_after_fusing",
+    "original_weights_bytes": "total_original_weights",
+    "npu_encoded_weights_bytes": "total_npu_encoded_weights",
+}
+_SUMMARY_KIB = {
+    "sram_bytes": "sram_memory_used",
+    "dram_bytes": "dram_memory_used",
+    "on_chip_flash_bytes": "on_chip_flash_memory_used",
+    "off_chip_flash_bytes": "off_chip_flash_memory_used",
+}
 
 
 def parse_summary_csv(path: Path) -> dict[str, Any]:
@@ -238,12 +288,16 @@ def _failure_message(source: Path, accelerator: str, output: str, out_dir: Path,
     message = _vela_error(output)
     hint = ""
     if "config" in message.lower() or "mem_area" in message:
-        hint = (f"\nVela's bundled Arm/vela.ini defines system configs {', '.join(BUILTIN_SYSTEM_CONFIGS)} "
-                f"and memory modes {', '.join(BUILTIN_MEMORY_MODES)} (Ethos-U55 has no DRAM: use Shared_Sram "
-                "or Sram_Only); others need their own --config file (vela.config_file).")
+        hint = (
+            f"\nVela's bundled Arm/vela.ini defines system configs {', '.join(BUILTIN_SYSTEM_CONFIGS)} "
+            f"and memory modes {', '.join(BUILTIN_MEMORY_MODES)} (Ethos-U55 has no DRAM: use Shared_Sram "
+            "or Sram_Only); others need their own --config file (vela.config_file)."
+        )
     quoted = "" if message != "no output" and _TRACEBACK_LAST.match(_last_line(output)) else f"\n{tail(output, 8)}"
-    return (f"Vela could not compile {source} for {accelerator}: {message}{hint}{quoted}\n"
-            f"Full output: {out_dir / 'model_vela.log'}. Command: {' '.join(argv)}")
+    return (
+        f"Vela could not compile {source} for {accelerator}: {message}{hint}{quoted}\n"
+        f"Full output: {out_dir / 'model_vela.log'}. Command: {' '.join(argv)}"
+    )
 
 
 def _last_line(text: str) -> str:

@@ -33,8 +33,16 @@ from edgebuild.device.errors import (
 from edgebuild.errors import ArtifactError, UsageError
 
 __all__ = [
-    "bench_on_device", "DeviceBenchOptions", "is_edgetpu_artifact", "DeviceError", "DeviceConnectionError", "DeviceAuthError",
-    "DeviceHostKeyError", "DeviceSetupError", "DeviceTimeout", "DeviceArtifactError",
+    "bench_on_device",
+    "DeviceBenchOptions",
+    "is_edgetpu_artifact",
+    "DeviceError",
+    "DeviceConnectionError",
+    "DeviceAuthError",
+    "DeviceHostKeyError",
+    "DeviceSetupError",
+    "DeviceTimeout",
+    "DeviceArtifactError",
 ]
 
 _EDGETPU_OP = b"edgetpu-custom-op"
@@ -50,8 +58,15 @@ def is_edgetpu_artifact(path: Path) -> bool:
         return False
 
 
-def _check_inputs(artifact: Path, threads: list[int], runs: int, warmup: int, timeout: float,
-                  connect_timeout: float, identity: Path | None) -> None:
+def _check_inputs(
+    artifact: Path,
+    threads: list[int],
+    runs: int,
+    warmup: int,
+    timeout: float,
+    connect_timeout: float,
+    identity: Path | None,
+) -> None:
     if not threads or any(int(t) < 1 for t in threads) or runs < 1 or warmup < 0:
         raise UsageError(
             f"A device benchmark needs thread counts >= 1, runs >= 1 and warmup >= 0 (got threads={threads}, "
@@ -64,13 +79,16 @@ def _check_inputs(artifact: Path, threads: list[int], runs: int, warmup: int, ti
     except OSError as exc:
         raise ArtifactError(f"Cannot read {artifact}: {exc.strerror}. Check the path and its permissions.") from None
     if head[4:8] != TFLITE_IDENTIFIER:  # the artifact reader's check, on the first 8 bytes only
-        raise ArtifactError(f"{artifact} is not a TensorFlow Lite flatbuffer (no 'TFL3' identifier). Pass a .tflite file.")
+        raise ArtifactError(
+            f"{artifact} is not a TensorFlow Lite flatbuffer (no 'TFL3' identifier). Pass a .tflite file."
+        )
     if identity is not None and not Path(identity).expanduser().is_file():
         raise UsageError(f"The SSH identity file {identity} does not exist. Pass the private key's path to --identity.")
 
 
-def _shape(payload: dict[str, Any], device_url: str, transport: str, threads: list[int], runs: int,
-           warmup: int) -> dict[str, Any]:
+def _shape(
+    payload: dict[str, Any], device_url: str, transport: str, threads: list[int], runs: int, warmup: int
+) -> dict[str, Any]:
     """The runner's payload in `benchmark_threads`' shape."""
     per = {str(r["threads"]): r for r in payload["results"]}
     metric = "p50_ms" if all(r.get("p50_ms") is not None for r in per.values()) else "mean_ms"
@@ -90,8 +108,11 @@ def _shape(payload: dict[str, Any], device_url: str, transport: str, threads: li
     }
     edgetpu = per[str(threads[0])].get("edgetpu")
     if edgetpu is not None:
-        result["edgetpu"] = {"requested": True, "used": all(r["edgetpu"]["used"] for r in per.values()),
-                             "library": edgetpu.get("library")}
+        result["edgetpu"] = {
+            "requested": True,
+            "used": all(r["edgetpu"]["used"] for r in per.values()),
+            "library": edgetpu.get("library"),
+        }
     return result
 
 
@@ -151,8 +172,17 @@ def bench_on_device(
             known_hosts=Path(known_hosts) if known_hosts is not None else None,
             connect_timeout=connect_timeout,
         )
-        payload = bench_ssh(artifact, target, options, threads=threads, runs=runs, warmup=warmup,
-                            device_python=device_python, timeout=timeout, edgetpu=is_edgetpu_artifact(artifact))
+        payload = bench_ssh(
+            artifact,
+            target,
+            options,
+            threads=threads,
+            runs=runs,
+            warmup=warmup,
+            device_python=device_python,
+            timeout=timeout,
+            edgetpu=is_edgetpu_artifact(artifact),
+        )
         return _shape(payload, device, "ssh", threads, runs, warmup)
     if device.startswith("adb:"):
         from edgebuild.device.adb import AdbDevice, bench_adb
@@ -162,8 +192,15 @@ def bench_on_device(
                 f"{artifact.name} is compiled for the Edge TPU, which Android phones do not have. Benchmark the "
                 "CPU artifact on Android, and the Edge TPU artifact on a Coral board over ssh://."
             )
-        payload = bench_adb(artifact, AdbDevice.parse(device), threads=threads, runs=runs, warmup=warmup,
-                            benchmark_model=benchmark_model, timeout=timeout)
+        payload = bench_adb(
+            artifact,
+            AdbDevice.parse(device),
+            threads=threads,
+            runs=runs,
+            warmup=warmup,
+            benchmark_model=benchmark_model,
+            timeout=timeout,
+        )
         return _shape(payload, device, "adb", threads, runs, warmup)
     raise UsageError(
         f"Unknown device {device!r}. Use ssh://user@host[:port] (e.g. ssh://pi@raspberrypi.local), adb:SERIAL "
@@ -189,8 +226,16 @@ class DeviceBenchOptions:
 
     def run(self, artifact: Path, *, threads: list[int], runs: int, warmup: int) -> dict[str, Any]:
         return bench_on_device(
-            artifact, self.device, threads=threads, runs=runs, warmup=warmup, identity=self.identity,
-            accept_new_host_key=self.accept_new_host_key, known_hosts=self.known_hosts,
-            connect_timeout=self.connect_timeout, device_python=self.device_python,
-            benchmark_model=self.benchmark_model, timeout=self.timeout,
+            artifact,
+            self.device,
+            threads=threads,
+            runs=runs,
+            warmup=warmup,
+            identity=self.identity,
+            accept_new_host_key=self.accept_new_host_key,
+            known_hosts=self.known_hosts,
+            connect_timeout=self.connect_timeout,
+            device_python=self.device_python,
+            benchmark_model=self.benchmark_model,
+            timeout=self.timeout,
         )

@@ -37,8 +37,17 @@ from edgebuild.device.errors import (
 from edgebuild.errors import UsageError
 from edgebuild.process import ToolRun, run_tool
 
-__all__ = ["AdbDevice", "adb", "bench_adb", "benchmark_model_args", "check_run_output", "parse_benchmark_output",
-           "parse_device_info", "plan_commands", "thread_result"]
+__all__ = [
+    "AdbDevice",
+    "adb",
+    "bench_adb",
+    "benchmark_model_args",
+    "check_run_output",
+    "parse_benchmark_output",
+    "parse_device_info",
+    "plan_commands",
+    "thread_result",
+]
 
 REMOTE_ROOT = "/data/local/tmp"
 _SERIAL = re.compile(r"^[A-Za-z0-9._:\-]+$")
@@ -51,7 +60,7 @@ class AdbDevice:
 
     @classmethod
     def parse(cls, url: str) -> AdbDevice:
-        serial = url[len("adb:"):] if url.startswith("adb:") else ""
+        serial = url[len("adb:") :] if url.startswith("adb:") else ""
         serial = serial[2:] if serial.startswith("//") else serial
         if not serial or not _SERIAL.match(serial):
             raise UsageError(
@@ -69,8 +78,9 @@ def adb(serial: str, *args: str) -> list[str]:
     return ["adb", "-s", serial, *args]
 
 
-def benchmark_model_args(benchmark_model: str, graph: str, threads: int, runs: int, warmup: int,
-                         max_secs: float) -> list[str]:
+def benchmark_model_args(
+    benchmark_model: str, graph: str, threads: int, runs: int, warmup: int, max_secs: float
+) -> list[str]:
     """The device-side command line: exactly `runs` timed and `warmup` untimed runs.
 
     `--min_secs=0` / `--warmup_min_secs=0` stop the tool from adding runs to fill its default
@@ -88,8 +98,18 @@ def benchmark_model_args(benchmark_model: str, graph: str, threads: int, runs: i
     ]
 
 
-def plan_commands(serial: str, artifact: Path, remote_dir: str, benchmark_model: str, *, threads: list[int],
-                  runs: int, warmup: int, timeout: float, host_binary: bool) -> dict[str, Any]:
+def plan_commands(
+    serial: str,
+    artifact: Path,
+    remote_dir: str,
+    benchmark_model: str,
+    *,
+    threads: list[int],
+    runs: int,
+    warmup: int,
+    timeout: float,
+    host_binary: bool,
+) -> dict[str, Any]:
     """Every adb invocation of one device benchmark, in order (after `mktemp` gave `remote_dir`).
 
     `host_binary`: `benchmark_model` names a file on this computer, to be pushed and made executable.
@@ -127,9 +147,15 @@ DEVICE_INFO = (
 
 def _run(argv: list[str], timeout: float) -> ToolRun:
     """`adb` through the shared runner; DeviceTimeout when it outlives `timeout`."""
-    return run_tool(argv, timeout, "adb", errors="replace", timeout_error=DeviceTimeout(
-        f"`{shlex.join(argv[:5])} ...` did not finish within {timeout:g} s. Lower --runs, or check the device."
-    ))
+    return run_tool(
+        argv,
+        timeout,
+        "adb",
+        errors="replace",
+        timeout_error=DeviceTimeout(
+            f"`{shlex.join(argv[:5])} ...` did not finish within {timeout:g} s. Lower --runs, or check the device."
+        ),
+    )
 
 
 def _adb_failure(proc: ToolRun, device: AdbDevice, doing: str) -> DeviceError:
@@ -147,8 +173,16 @@ def _adb_failure(proc: ToolRun, device: AdbDevice, doing: str) -> DeviceError:
     return DeviceError(f"adb failed while {doing} on {device.serial}: {text or f'exit {proc.returncode}'}.")
 
 
-def bench_adb(artifact: Path, device: AdbDevice, *, threads: list[int], runs: int, warmup: int,
-              benchmark_model: str | None, timeout: float) -> dict[str, Any]:
+def bench_adb(
+    artifact: Path,
+    device: AdbDevice,
+    *,
+    threads: list[int],
+    runs: int,
+    warmup: int,
+    benchmark_model: str | None,
+    timeout: float,
+) -> dict[str, Any]:
     if not benchmark_model:
         raise UsageError(
             "Android devices are benchmarked with TensorFlow Lite's benchmark_model tool: pass its path with "
@@ -167,8 +201,17 @@ def bench_adb(artifact: Path, device: AdbDevice, *, threads: list[int], runs: in
     remote_dir = made.stdout.strip().splitlines()[-1] if made.returncode == 0 and made.stdout.strip() else ""
     if not remote_dir.startswith(f"{REMOTE_ROOT}/edgebuild-bench."):
         raise _adb_failure(made, device, f"creating a temporary folder in {REMOTE_ROOT}")
-    plan = plan_commands(device.serial, artifact, remote_dir, benchmark_model, threads=threads, runs=runs,
-                         warmup=warmup, timeout=timeout, host_binary=host_binary)
+    plan = plan_commands(
+        device.serial,
+        artifact,
+        remote_dir,
+        benchmark_model,
+        threads=threads,
+        runs=runs,
+        warmup=warmup,
+        timeout=timeout,
+        host_binary=host_binary,
+    )
     per: dict[str, dict[str, Any]] = {}
     removed = False
     try:
@@ -178,10 +221,17 @@ def bench_adb(artifact: Path, device: AdbDevice, *, threads: list[int], runs: in
                 raise _adb_failure(proc, device, f"`{shlex.join(cmd[3:])}`")
         for n, cmd in plan["run"].items():
             proc = _run(cmd, timeout + 30)
-            parsed = check_run_output(proc.stdout + proc.stderr, proc.returncode, device.serial, artifact.name,
-                                      benchmark_model, device_info["machine"])
-            per[str(n)] = thread_result(parsed, threads=n, runs=runs, warmup=warmup,
-                                        model_bytes=artifact.stat().st_size, cpu=device_info["cpu"])
+            parsed = check_run_output(
+                proc.stdout + proc.stderr,
+                proc.returncode,
+                device.serial,
+                artifact.name,
+                benchmark_model,
+                device_info["machine"],
+            )
+            per[str(n)] = thread_result(
+                parsed, threads=n, runs=runs, warmup=warmup, model_bytes=artifact.stat().st_size, cpu=device_info["cpu"]
+            )
     finally:
         try:
             removed = _run(plan["cleanup"], 30).returncode == 0

@@ -24,15 +24,30 @@ from edgebuild.device.errors import DeviceArtifactError, DeviceError, DeviceSetu
 _NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 _FIELD = re.compile(r"(\w+)=" + _NUM)
 _TIMINGS = re.compile(
-    r"Inference timings in us: Init: " + _NUM + r", First inference: " + _NUM
-    + r", Warmup \(avg\): " + _NUM + r", Inference \(avg\): " + _NUM
+    r"Inference timings in us: Init: "
+    + _NUM
+    + r", First inference: "
+    + _NUM
+    + r", Warmup \(avg\): "
+    + _NUM
+    + r", Inference \(avg\): "
+    + _NUM
 )
-_FOOTPRINT = re.compile(r"(Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\): "
-                        r"init=" + _NUM + r" overall=" + _NUM)
+_FOOTPRINT = re.compile(
+    r"(Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\): "
+    r"init=" + _NUM + r" overall=" + _NUM
+)
 _PEAK = re.compile(r"Overall peak memory footprint \(MB\) via periodic monitoring: " + _NUM)
-_LOAD_FAILURES = ("Failed to construct interpreter", "Failed to allocate tensors", "Failed to mmap model",
-                  "Encountered unresolved custom op", "Didn't find op for builtin opcode",
-                  "Model file doesn't exist", "is not a valid", "Select TensorFlow op")
+_LOAD_FAILURES = (
+    "Failed to construct interpreter",
+    "Failed to allocate tensors",
+    "Failed to mmap model",
+    "Encountered unresolved custom op",
+    "Didn't find op for builtin opcode",
+    "Model file doesn't exist",
+    "is not a valid",
+    "Select TensorFlow op",
+)
 
 
 def parse_benchmark_output(text: str) -> dict[str, Any]:
@@ -51,11 +66,11 @@ def parse_benchmark_output(text: str) -> dict[str, Any]:
         raise ValueError("no 'Inference timings in us' line in benchmark_model's output")
     init, first, warm, infer = (float(g) for g in timings.groups())
     stats: dict[str, float] = {}
-    for line in text[:timings.start()].splitlines():
+    for line in text[: timings.start()].splitlines():
         match = re.search(r"count=(\d+)\s", line + " ")
         if not match:
             continue
-        fields = {k: float(v) for k, v in _FIELD.findall(line[match.start():])}
+        fields = {k: float(v) for k, v in _FIELD.findall(line[match.start() :])}
         if "avg" in fields:  # the timed runs' line comes last; the warm-up line may lack avg
             stats = fields
     result: dict[str, Any] = {
@@ -84,8 +99,9 @@ def parse_benchmark_output(text: str) -> dict[str, Any]:
     return result
 
 
-def thread_result(parsed: dict[str, Any], *, threads: int, runs: int, warmup: int, model_bytes: int,
-                  cpu: str) -> dict[str, Any]:
+def thread_result(
+    parsed: dict[str, Any], *, threads: int, runs: int, warmup: int, model_bytes: int, cpu: str
+) -> dict[str, Any]:
     """One parsed run in the host benchmark's per-thread shape (None where the tool has no number)."""
     peak = parsed["peak_memory_bytes"] if parsed["peak_memory_bytes"] is not None else parsed["memory_overall_bytes"]
     return {
@@ -100,8 +116,11 @@ def thread_result(parsed: dict[str, Any], *, threads: int, runs: int, warmup: in
         "first_inference_ms": parsed["first_inference_ms"],
         "warmup_avg_ms": parsed["warmup_avg_ms"],
         "peak_rss_bytes": peak,
-        "memory_source": ("benchmark_model periodic peak" if parsed["peak_memory_bytes"] is not None
-                          else "benchmark_model footprint delta (overall)"),
+        "memory_source": (
+            "benchmark_model periodic peak"
+            if parsed["peak_memory_bytes"] is not None
+            else "benchmark_model footprint delta (overall)"
+        ),
         "threads": threads,
         "runs": parsed["count"] if parsed["count"] is not None else runs,
         "warmup": warmup,
@@ -130,12 +149,14 @@ def parse_device_info(text: str) -> dict[str, Any]:
     }
 
 
-def check_run_output(text: str, returncode: int, serial: str, artifact_name: str, benchmark_model: str,
-                     abi: str = "") -> dict[str, Any]:
+def check_run_output(
+    text: str, returncode: int, serial: str, artifact_name: str, benchmark_model: str, abi: str = ""
+) -> dict[str, Any]:
     """Parse one `adb shell benchmark_model ...` run, or raise the error that says what to fix."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if any(("not found" in ln or "No such file" in ln) and "benchmark_model" in ln for ln in lines) or any(
-            "Permission denied" in ln for ln in lines):
+        "Permission denied" in ln for ln in lines
+    ):
         line = next(ln for ln in lines if "not found" in ln or "No such file" in ln or "Permission denied" in ln)
         raise DeviceSetupError(
             f"benchmark_model does not run on {serial} ({line}). Check the path {benchmark_model}, that it is "

@@ -21,11 +21,12 @@ MAX_SAMPLES = 16  # each sample is embedded in the firmware image
 
 
 def parse_board(device: str) -> str:
-    return device[len(SCHEME):] or "mps2-an386"
+    return device[len(SCHEME) :] or "mps2-an386"
 
 
-def bench_qemu(artifact: Path, device: str, runs: int, kernels: str = "cmsis-nn",
-               tflm_dir: Path | None = None) -> dict[str, Any]:
+def bench_qemu(
+    artifact: Path, device: str, runs: int, kernels: str = "cmsis-nn", tflm_dir: Path | None = None
+) -> dict[str, Any]:
     """Build and run the firmware for `artifact` on the board `device` names; `runs` seeded random inputs.
 
     Raises DeviceSetupError (exit 10) when the tree, the cross compiler or QEMU is missing, and
@@ -37,15 +38,24 @@ def bench_qemu(artifact: Path, device: str, runs: int, kernels: str = "cmsis-nn"
 
     board = load_board(parse_board(device))
     if board.qemu_machine is None:
-        raise DeviceSetupError(f"Board {board.name} ({board.source}) has no [qemu] machine: QEMU cannot run it. "
-                               "Use `edgebuild flash` with a probe for real hardware.")
+        raise DeviceSetupError(
+            f"Board {board.name} ({board.source}) has no [qemu] machine: QEMU cannot run it. "
+            "Use `edgebuild flash` with a probe for real hardware."
+        )
     parsed = read_artifact(artifact)
     rng = np.random.default_rng(0)
     count = max(1, min(runs, MAX_SAMPLES))
     samples = [rng.uniform(-1.0, 1.0, (count, *t.shape[1:])).astype(np.float32) for t in parsed.inputs]
     with tempfile.TemporaryDirectory(prefix="edgebuild-qemu-") as scratch:
-        block = firmware_for_artifact(artifact, Path(scratch), samples[0] if len(samples) == 1 else samples,
-                                      board, tflm_dir, kernels=kernels, host_check=False)
+        block = firmware_for_artifact(
+            artifact,
+            Path(scratch),
+            samples[0] if len(samples) == 1 else samples,
+            board,
+            tflm_dir,
+            kernels=kernels,
+            host_check=False,
+        )
     if block["status"] == "skipped":
         raise DeviceSetupError(f"Cannot run {artifact.name} on {device}: {block.get('note')}")
     if block["status"] == "failed":
@@ -53,14 +63,22 @@ def bench_qemu(artifact: Path, device: str, runs: int, kernels: str = "cmsis-nn"
         raise DeviceArtifactError(f"{artifact.name} on {device}: {failed}")
     dev = block["device"]
     return {
-        "device": {"url": device, "transport": "qemu", "board": board.name, "cpu": board.cpu,
-                   "machine": board.qemu_machine, "kernels": kernels},
+        "device": {
+            "url": device,
+            "transport": "qemu",
+            "board": board.name,
+            "cpu": board.cpu,
+            "machine": board.qemu_machine,
+            "kernels": kernels,
+        },
         "unit": "instructions on QEMU -icount (not cycles or time)",
         "instructions_per_inference": dev["instructions_per_inference"],
-        "runs": count, "input_source": "seeded uniform noise in [-1, 1]",
+        "runs": count,
+        "input_source": "seeded uniform noise in [-1, 1]",
         "arena": {"declared_bytes": dev["arena_size_bytes"], "used_bytes": dev["arena_used_bytes"]},
         "stack_used_bytes": dev.get("stack_used_bytes"),
-        "flash_bytes": block["flash"]["total_bytes_without_samples"], "ram_bytes": block["ram"]["total_bytes"],
+        "flash_bytes": block["flash"]["total_bytes_without_samples"],
+        "ram_bytes": block["ram"]["total_bytes"],
         "flash_breakdown": {k: v for k, v in block["flash"]["breakdown"].items() if k != "validation_samples"},
         "vs_litert_reference": {k: block["comparison"].get(k) for k in ("max_steps", "mean_steps", "top1_agreement")},
     }

@@ -88,19 +88,31 @@ def load_runtime():
     try:
         from ai_edge_litert import interpreter as mod
 
-        return mod.Interpreter, mod.load_delegate, {"name": "ai-edge-litert", "version": _version("ai-edge-litert", mod)}
+        return (
+            mod.Interpreter,
+            mod.load_delegate,
+            {"name": "ai-edge-litert", "version": _version("ai-edge-litert", mod)},
+        )
     except Exception as exc:  # ImportError, or a wheel built for another NumPy
         errors["ai_edge_litert"] = "%s: %s" % (type(exc).__name__, exc)
     try:
         from tflite_runtime import interpreter as mod
 
-        return mod.Interpreter, mod.load_delegate, {"name": "tflite-runtime", "version": _version("tflite-runtime", mod)}
+        return (
+            mod.Interpreter,
+            mod.load_delegate,
+            {"name": "tflite-runtime", "version": _version("tflite-runtime", mod)},
+        )
     except Exception as exc:  # tflite_runtime under NumPy 2 raises AttributeError
         errors["tflite_runtime"] = "%s: %s" % (type(exc).__name__, exc)
     try:
         import tensorflow as tf
 
-        return tf.lite.Interpreter, tf.lite.experimental.load_delegate, {"name": "tensorflow", "version": tf.__version__}
+        return (
+            tf.lite.Interpreter,
+            tf.lite.experimental.load_delegate,
+            {"name": "tensorflow", "version": tf.__version__},
+        )
     except Exception as exc:
         errors["tensorflow.lite"] = "%s: %s" % (type(exc).__name__, exc)
     return None, None, errors
@@ -127,9 +139,13 @@ def summary_ms(np, times_ns):
     ms = times_ns.astype(np.float64) / 1e6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     return {
-        "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
-        "mean_ms": float(ms.mean()), "std_ms": float(ms.std()),
-        "min_ms": float(ms.min()), "max_ms": float(ms.max()),
+        "p50_ms": float(p50),
+        "p90_ms": float(p90),
+        "p99_ms": float(p99),
+        "mean_ms": float(ms.mean()),
+        "std_ms": float(ms.std()),
+        "min_ms": float(ms.min()),
+        "max_ms": float(ms.max()),
     }
 
 
@@ -182,8 +198,12 @@ def main(argv=None):
         try:
             delegates = [load_delegate(library)]
         except Exception as exc:
-            fail("no_edgetpu", "the Edge TPU delegate %s does not load (%s: %s)" % (library, type(exc).__name__, exc),
-                 device, library=library)
+            fail(
+                "no_edgetpu",
+                "the Edge TPU delegate %s does not load (%s: %s)" % (library, type(exc).__name__, exc),
+                device,
+                library=library,
+            )
         delegate_info = {"name": "edgetpu", "library": library, "loaded": True}
 
     with open(args.model, "rb") as f:

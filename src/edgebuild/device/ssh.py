@@ -39,8 +39,16 @@ from edgebuild.device.ssh_connection import (
 from edgebuild.device.ssh_result import parse_result, runner_failure
 from edgebuild.process import ToolRun, run_tool
 
-__all__ = ["SSHDevice", "SSHOptions", "bench_ssh", "cleanup_command", "prepare_command", "run_command",
-           "scp_command", "ssh_command"]
+__all__ = [
+    "SSHDevice",
+    "SSHOptions",
+    "bench_ssh",
+    "cleanup_command",
+    "prepare_command",
+    "run_command",
+    "scp_command",
+    "ssh_command",
+]
 
 RUNNER = Path(__file__).with_name("runner.py")
 NO_PYTHON_MARK = "EDGEBUILD-NO-PYTHON"
@@ -58,26 +66,45 @@ def prepare_command(device_python: str) -> str:
     )
 
 
-def run_command(remote_dir: str, device_python: str, model_name: str, threads: list[int], runs: int,
-                warmup: int, deadline: float, edgetpu: bool) -> str:
+def run_command(
+    remote_dir: str,
+    device_python: str,
+    model_name: str,
+    threads: list[int],
+    runs: int,
+    warmup: int,
+    deadline: float,
+    edgetpu: bool,
+) -> str:
     """Run the runner, then remove the folder in the same session (saves a connection).
 
     The runner writes its pid to runner.pid, so a separate clean-up can stop it when this session
     is cut off (timeout, lost connection); CLEANED_MARK tells the host the folder is gone.
     """
-    args = [device_python, RUNNER.name, model_name, "--threads", ",".join(str(t) for t in threads),
-            "--runs", str(runs), "--warmup", str(warmup), "--deadline", f"{deadline:g}", "--pid-file", "runner.pid"]
+    args = [
+        device_python,
+        RUNNER.name,
+        model_name,
+        "--threads",
+        ",".join(str(t) for t in threads),
+        "--runs",
+        str(runs),
+        "--warmup",
+        str(warmup),
+        "--deadline",
+        f"{deadline:g}",
+        "--pid-file",
+        "runner.pid",
+    ]
     if edgetpu:
         args.append("--edgetpu")
     d = shlex.quote(remote_dir)
-    return (f"cd {d} || exit 96; {shlex.join(args)}; rc=$?; "
-            f"cd / && rm -rf {d} && echo {CLEANED_MARK}; exit $rc")
+    return f"cd {d} || exit 96; {shlex.join(args)}; rc=$?; cd / && rm -rf {d} && echo {CLEANED_MARK}; exit $rc"
 
 
 def cleanup_command(remote_dir: str, stop_runner: bool) -> str:
     d = shlex.quote(remote_dir)
-    stop = (f'if [ -f {d}/runner.pid ]; then kill -TERM "$(cat {d}/runner.pid)" 2>/dev/null; fi; '
-            if stop_runner else "")
+    stop = f'if [ -f {d}/runner.pid ]; then kill -TERM "$(cat {d}/runner.pid)" 2>/dev/null; fi; ' if stop_runner else ""
     return f"{stop}rm -rf {d}"
 
 
@@ -146,8 +173,9 @@ def bench_ssh(
             copy = _run(scp_command(device, options, files, remote_dir), timeout + options.connect_timeout)
             if copy.returncode != 0 and needs_legacy_scp(copy.stderr):
                 # servers without the SFTP subsystem (dropbear, old embedded images) need scp's legacy protocol
-                copy = _run(scp_command(device, options, files, remote_dir, legacy=True),
-                            timeout + options.connect_timeout)
+                copy = _run(
+                    scp_command(device, options, files, remote_dir, legacy=True), timeout + options.connect_timeout
+                )
         except _NoAnswer:
             raise DeviceTimeout(
                 f"Copying {artifact.name} to {dest} took longer than {timeout:g} s. Check the link speed, "
@@ -199,8 +227,9 @@ def bench_ssh(
     return payload
 
 
-def _cleanup(device: SSHDevice, options: SSHOptions, remote_dir: str, *, stop_runner: bool,
-             timeout: float) -> dict[str, Any]:
+def _cleanup(
+    device: SSHDevice, options: SSHOptions, remote_dir: str, *, stop_runner: bool, timeout: float
+) -> dict[str, Any]:
     try:
         proc = _run(ssh_command(device, options, cleanup_command(remote_dir, stop_runner)), timeout)
         ok, detail = proc.returncode == 0, brief_tail(proc.stderr)
@@ -211,6 +240,8 @@ def _cleanup(device: SSHDevice, options: SSHOptions, remote_dir: str, *, stop_ru
     return {
         "removed": False,
         "remote_dir": remote_dir,
-        "message": (f"The temporary folder {remote_dir} could not be removed from {device.destination} "
-                    f"({detail}); remove it with `ssh {device.destination} rm -rf {remote_dir}`."),
+        "message": (
+            f"The temporary folder {remote_dir} could not be removed from {device.destination} "
+            f"({detail}); remove it with `ssh {device.destination} rm -rf {remote_dir}`."
+        ),
     }

@@ -80,9 +80,12 @@ class SSHOptions:
     def common(self) -> list[str]:
         """Options shared by ssh and scp (port excluded: -p vs -P)."""
         args = [
-            "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={max(1, math.ceil(self.connect_timeout))}",
-            "-o", "StrictHostKeyChecking=" + ("accept-new" if self.accept_new_host_key else "yes"),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={max(1, math.ceil(self.connect_timeout))}",
+            "-o",
+            "StrictHostKeyChecking=" + ("accept-new" if self.accept_new_host_key else "yes"),
         ]
         if self.known_hosts is not None:
             args += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
@@ -97,19 +100,29 @@ def ssh_command(device: SSHDevice, options: SSHOptions, remote: str) -> list[str
     return ["ssh", *options.common(), *port, "--", device.destination, remote]
 
 
-def scp_command(device: SSHDevice, options: SSHOptions, files: list[Path], remote_dir: str,
-                legacy: bool = False) -> list[str]:
+def scp_command(
+    device: SSHDevice, options: SSHOptions, files: list[Path], remote_dir: str, legacy: bool = False
+) -> list[str]:
     """argv for copying `files` into `remote_dir` (SFTP protocol; `legacy` adds -O for old servers)."""
     port = ["-P", str(device.port)] if device.port else []
     target = shlex.quote(remote_dir) if legacy else remote_dir  # -O: the remote shell expands the path
-    return ["scp", "-q", *(["-O"] if legacy else []), *options.common(), *port, "--",
-            *[str(f) for f in files], f"{device.scp_host}:{target}/"]
+    return [
+        "scp",
+        "-q",
+        *(["-O"] if legacy else []),
+        *options.common(),
+        *port,
+        "--",
+        *[str(f) for f in files],
+        f"{device.scp_host}:{target}/",
+    ]
 
 
 def needs_legacy_scp(stderr: str) -> bool:
     """scp failed the way servers without the SFTP subsystem (dropbear, old embedded images) make it fail."""
     return "subsystem request failed" in stderr or (
-        "Connection closed" in stderr and not any(s in stderr for s in ("Permission denied", "Host key", "refused")))
+        "Connection closed" in stderr and not any(s in stderr for s in ("Permission denied", "Host key", "refused"))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,4 +197,6 @@ def classify_ssh_failure(stderr: str, device: SSHDevice, options: SSHOptions, do
             f"The SSH connection to {dest} (port {port}) was closed while {doing} ({brief_tail(stderr, 2)}). "
             "The SSH server may limit connections (MaxStartups) or be restarting; check it and try again."
         )
-    return DeviceError(f"ssh to {dest} failed while {doing}: {brief_tail(stderr)}. Try `ssh {dest}` by hand to see why.")
+    return DeviceError(
+        f"ssh to {dest} failed while {doing}: {brief_tail(stderr)}. Try `ssh {dest}` by hand to see why."
+    )

@@ -20,7 +20,7 @@ def parse_result(stdout: str) -> dict[str, Any] | None:
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_MARK):
             try:
-                return json.loads(line[len(RESULT_MARK):])
+                return json.loads(line[len(RESULT_MARK) :])
             except json.JSONDecodeError:
                 return None
     return None
@@ -49,7 +49,8 @@ def runner_failure(payload: dict[str, Any], device: SSHDevice, device_python: st
             f"No TensorFlow Lite interpreter on {dest}: {py} with NumPy {numpy_version} imports none of "
             f"ai_edge_litert, tflite_runtime or tensorflow.lite ({detail}). Install one there for that Python: "
             f"`{pip} ai-edge-litert` (LiteRT; Linux x86-64 and aarch64), or `{pip} tflite-runtime` on older "
-            "systems with NumPy 1" + (" (it does not load under this NumPy 2)" if numpy2 else "")
+            "systems with NumPy 1"
+            + (" (it does not load under this NumPy 2)" if numpy2 else "")
             + ". The full TensorFlow is not needed."
         )
     if kind == "no_edgetpu":

@@ -19,8 +19,20 @@ from edgebuild.errors import ProfileError
 
 _UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
 
-_TOP_KEYS = {"name", "description", "cpu", "arch_flags", "cmsis_device", "cpu_define", "support", "device_irqs",
-             "memory", "clock", "qemu", "probe"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "cpu",
+    "arch_flags",
+    "cmsis_device",
+    "cpu_define",
+    "support",
+    "device_irqs",
+    "memory",
+    "clock",
+    "qemu",
+    "probe",
+}
 _MEMORY_KEYS = {"flash_origin", "flash_length", "ram_origin", "ram_length", "stack", "heap"}
 _CLOCK_KEYS = {"systick_hz"}
 _QEMU_KEYS = {"machine", "args"}
@@ -67,18 +79,31 @@ class Board:
 
     def linker_script(self) -> str:
         template = (self.support_dir / "board.ld.in").read_text(encoding="utf-8")
-        values = {"BOARD": self.name, "CPU": self.cpu, "FLASH_ORIGIN": f"0x{self.flash_origin:08X}",
-                  "FLASH_LENGTH": str(self.flash_length), "RAM_ORIGIN": f"0x{self.ram_origin:08X}",
-                  "RAM_LENGTH": str(self.ram_length), "STACK": str(self.stack_bytes), "HEAP": str(self.heap_bytes)}
+        values = {
+            "BOARD": self.name,
+            "CPU": self.cpu,
+            "FLASH_ORIGIN": f"0x{self.flash_origin:08X}",
+            "FLASH_LENGTH": str(self.flash_length),
+            "RAM_ORIGIN": f"0x{self.ram_origin:08X}",
+            "RAM_LENGTH": str(self.ram_length),
+            "STACK": str(self.stack_bytes),
+            "HEAP": str(self.heap_bytes),
+        }
         for key, value in values.items():
             template = template.replace(f"@{key}@", value)
         return template
 
     def describe(self) -> dict:
-        return {"name": self.name, "cpu": self.cpu, "qemu_machine": self.qemu_machine,
-                "flash": {"origin": self.flash_origin, "length": self.flash_length},
-                "ram": {"origin": self.ram_origin, "length": self.ram_length},
-                "stack_bytes": self.stack_bytes, "heap_bytes": self.heap_bytes, "systick_hz": self.systick_hz}
+        return {
+            "name": self.name,
+            "cpu": self.cpu,
+            "qemu_machine": self.qemu_machine,
+            "flash": {"origin": self.flash_origin, "length": self.flash_length},
+            "ram": {"origin": self.ram_origin, "length": self.ram_length},
+            "stack_bytes": self.stack_bytes,
+            "heap_bytes": self.heap_bytes,
+            "systick_hz": self.systick_hz,
+        }
 
 
 def builtin_boards() -> list[str]:
@@ -94,8 +119,10 @@ def load_board(name_or_path: str | Path) -> Board:
     else:
         resource = resources.files("edgebuild.targets").joinpath("boards", f"{name_or_path}.toml")
         if not resource.is_file():
-            raise ProfileError(f"Unknown board '{name_or_path}'. Built-in boards: {', '.join(builtin_boards())}; "
-                               "or give the path of a board .toml file (see targets/boards/mps2-an386.toml).")
+            raise ProfileError(
+                f"Unknown board '{name_or_path}'. Built-in boards: {', '.join(builtin_boards())}; "
+                "or give the path of a board .toml file (see targets/boards/mps2-an386.toml)."
+            )
         source, text = f"targets/boards/{name_or_path}.toml", resource.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
@@ -124,10 +151,14 @@ def _parse(data: dict, source: str) -> Board:
         return tuple(value)
 
     return Board(
-        name=str(need(data, "name")), description=str(data.get("description", "")), cpu=str(need(data, "cpu")),
+        name=str(need(data, "name")),
+        description=str(data.get("description", "")),
+        cpu=str(need(data, "cpu")),
         arch_flags=string_list(need(data, "arch_flags"), "arch_flags"),
-        cmsis_device=str(need(data, "cmsis_device")), cpu_define=str(need(data, "cpu_define")),
-        support=str(data.get("support", "cortex-m-semihosting")), device_irqs=int(data.get("device_irqs", 32)),
+        cmsis_device=str(need(data, "cmsis_device")),
+        cpu_define=str(need(data, "cpu_define")),
+        support=str(data.get("support", "cortex-m-semihosting")),
+        device_irqs=int(data.get("device_irqs", 32)),
         flash_origin=_size(need(memory, "flash_origin", "memory."), source, "memory.flash_origin", allow_zero=True),
         flash_length=_size(need(memory, "flash_length", "memory."), source, "memory.flash_length"),
         ram_origin=_size(need(memory, "ram_origin", "memory."), source, "memory.ram_origin", allow_zero=True),
@@ -145,8 +176,10 @@ def _parse(data: dict, source: str) -> Board:
 def _no_unknown(table: dict, allowed: set[str], source: str, prefix: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise ProfileError(f"{source}: unknown key '{prefix}{unknown[0]}'. Valid keys here: "
-                           f"{', '.join(prefix + k for k in sorted(allowed))}.")
+        raise ProfileError(
+            f"{source}: unknown key '{prefix}{unknown[0]}'. Valid keys here: "
+            f"{', '.join(prefix + k for k in sorted(allowed))}."
+        )
 
 
 def _size(value: object, source: str, key: str, allow_zero: bool = False) -> int:
@@ -158,7 +191,7 @@ def _size(value: object, source: str, key: str, allow_zero: bool = False) -> int
         match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", value.replace("_", ""))
         unit = match.group(2).lower() if match else ""
         if match is None or unit not in _UNITS:
-            raise ProfileError(f"{source}: '{key}' = {value!r} is not a size such as 65536, \"64KiB\" or \"4MiB\".")
+            raise ProfileError(f'{source}: \'{key}\' = {value!r} is not a size such as 65536, "64KiB" or "4MiB".')
         number = int(match.group(1)) * _UNITS[unit]
     else:
         raise ProfileError(f"{source}: '{key}' must be a number of bytes or a size like \"64KiB\".")

@@ -20,11 +20,22 @@ from edgebuild.firmware.boards import Board
 from edgebuild.process import run_tool
 
 ARENA_SYMBOL = "g_edgebuild_arena"
-FLASH_PARTS = ("model_array", "tflm_runtime", "tflm_kernels", "application", "validation_samples",
-               "c_cpp_libraries", "padding")
+FLASH_PARTS = (
+    "model_array",
+    "tflm_runtime",
+    "tflm_kernels",
+    "application",
+    "validation_samples",
+    "c_cpp_libraries",
+    "padding",
+)
 _LIBC = re.compile(r"lib(c|m|g|gcc|stdc\+\+|supc\+\+|nosys|c_nano|stdc\+\+_nano)\.a\b|crt\w*\.o$")
-_KERNEL_MEMBER = ("tensorflow__lite__micro__kernels__", "signal__", "third_party__cmsis_nn__",
-                  "tensorflow__lite__kernels__")
+_KERNEL_MEMBER = (
+    "tensorflow__lite__micro__kernels__",
+    "signal__",
+    "third_party__cmsis_nn__",
+    "tensorflow__lite__kernels__",
+)
 _APP_OBJECTS = ("edgebuild_runner", "startup", "semihost", "platform_cortex_m", "main")
 
 
@@ -71,8 +82,9 @@ def parse_map(map_text: str) -> list[tuple[str, str, int, int, str]]:
             m = cont.match(line)
             pending, name = None, pending
             if m:
-                entries.append((out_section, name, int(m.group(1), 16), int(m.group(2), 16),
-                                (m.group(3) or "").strip()))
+                entries.append(
+                    (out_section, name, int(m.group(1), 16), int(m.group(2), 16), (m.group(3) or "").strip())
+                )
                 continue
         if not line.startswith(" "):
             token = line.split()[0]
@@ -92,8 +104,9 @@ def parse_map(map_text: str) -> list[tuple[str, str, int, int, str]]:
     return entries
 
 
-def _attributed(entries: list[tuple[str, str, int, int, str]], section: str, start: int, size: int
-                ) -> list[tuple[int, str, str]]:
+def _attributed(
+    entries: list[tuple[str, str, int, int, str]], section: str, start: int, size: int
+) -> list[tuple[int, str, str]]:
     """(bytes, input section, origin) of one output section, counting each address once.
 
     Merged string sections (.str1.4) overlap in the map (their sizes are before merging), so bytes are
@@ -149,26 +162,37 @@ def measure_elf(elf: Path, board: Board, map_file: Path | None = None) -> dict:
                 flash_sections[".data"] = info["size"]
     flash_total = sum(flash_sections.values())
     ram_total = sum(ram_sections.values())
-    flash: dict = {"total_bytes": flash_total, "sections": flash_sections,
-                   "text_bytes": sum(v for k, v in flash_sections.items() if k not in (".rodata", ".data")),
-                   "rodata_bytes": flash_sections.get(".rodata", 0), "data_bytes": flash_sections.get(".data", 0)}
-    ram: dict = {"total_bytes": ram_total, "sections": ram_sections, "data_bytes": ram_sections.get(".data", 0),
-                 "bss_bytes": ram_sections.get(".bss", 0), "heap_bytes": ram_sections.get(".heap", 0),
-                 "stack_bytes": ram_sections.get(".stack", 0)}
+    flash: dict = {
+        "total_bytes": flash_total,
+        "sections": flash_sections,
+        "text_bytes": sum(v for k, v in flash_sections.items() if k not in (".rodata", ".data")),
+        "rodata_bytes": flash_sections.get(".rodata", 0),
+        "data_bytes": flash_sections.get(".data", 0),
+    }
+    ram: dict = {
+        "total_bytes": ram_total,
+        "sections": ram_sections,
+        "data_bytes": ram_sections.get(".data", 0),
+        "bss_bytes": ram_sections.get(".bss", 0),
+        "heap_bytes": ram_sections.get(".heap", 0),
+        "stack_bytes": ram_sections.get(".stack", 0),
+    }
     if map_file is not None and Path(map_file).is_file():
         entries = parse_map(Path(map_file).read_text(errors="replace"))
         parts = dict.fromkeys(FLASH_PARTS, 0)
         ram_parts: dict[str, int] = {}
         arena = 0
         for name in flash_sections:
-            for size, input_section, origin in _attributed(entries, name, sections[name]["addr"],
-                                                           sections[name]["size"]):
+            for size, input_section, origin in _attributed(
+                entries, name, sections[name]["addr"], sections[name]["size"]
+            ):
                 parts[classify(origin, input_section)] += size
         for name in (".data", ".bss"):
             if name not in ram_sections:
                 continue
-            for size, input_section, origin in _attributed(entries, name, sections[name]["addr"],
-                                                           sections[name]["size"]):
+            for size, input_section, origin in _attributed(
+                entries, name, sections[name]["addr"], sections[name]["size"]
+            ):
                 part = classify(origin, input_section)
                 if ARENA_SYMBOL in input_section:
                     arena += size
@@ -183,5 +207,9 @@ def measure_elf(elf: Path, board: Board, map_file: Path | None = None) -> dict:
         ram["breakdown"] = ram_parts
         ram["arena_bytes"] = arena
     flash["model_array_bytes"] = flash.get("breakdown", {}).get("model_array")
-    return {"tool": "arm-none-eabi-size -A (totals), linker map (breakdown)", "flash": flash, "ram": ram,
-            "berkeley": berkeley}
+    return {
+        "tool": "arm-none-eabi-size -A (totals), linker map (breakdown)",
+        "flash": flash,
+        "ram": ram,
+        "berkeley": berkeley,
+    }

@@ -55,12 +55,24 @@ def ensure_elf(report: dict, board: Board, tflm_dir: Path | None, log: Log) -> t
         raise UsageError(f"{target_dir}/c/model_settings.h declares no kTensorArenaSize: rebuild the mcu target.")
     tree = tflm_dir or (Path(built["tflm"]["tree"]) if built.get("tflm") else None)
     log(f"building the firmware for {board.name} in {target_dir / f'firmware-{board.name}'}")
-    block = run_firmware_stage(target_dir / "model.tflite", target_dir / "c", target_dir / f"firmware-{board.name}",
-                               None, board, tree, int(match.group(1)), host_check=False, log=log)
+    block = run_firmware_stage(
+        target_dir / "model.tflite",
+        target_dir / "c",
+        target_dir / f"firmware-{board.name}",
+        None,
+        board,
+        tree,
+        int(match.group(1)),
+        host_check=False,
+        log=log,
+    )
     elf = target_dir / f"firmware-{board.name}" / ELF
     if block["status"] == "failed":
-        raise DeviceArtifactError(block["error"]["message"] if block.get("error") else
-                                  "; ".join(c["summary"] for c in block["checks"] if not c["passed"]))
+        raise DeviceArtifactError(
+            block["error"]["message"]
+            if block.get("error")
+            else "; ".join(c["summary"] for c in block["checks"] if not c["passed"])
+        )
     if not elf.is_file():
         raise DeviceSetupError(f"Cannot build the firmware for {board.name}: {block.get('note')}")
     return elf, block
@@ -72,12 +84,19 @@ def connected_probes() -> list[str]:
         from pyocd.core.helpers import ConnectHelper
     except ImportError:
         raise DeviceSetupError(f"Flashing a board needs pyOCD, which is not installed: {PYOCD_HINT}.") from None
-    return [probe.unique_id for probe in ConnectHelper.get_all_connected_probes(blocking=False,
-                                                                                 print_wait_message=False)]
+    return [
+        probe.unique_id for probe in ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
+    ]
 
 
-def flash_and_run(target_dir: Path, board_name: str | None = None, probe: str | None = None,
-                  tflm_dir: Path | None = None, timeout: float = 60.0, log: Log | None = None) -> dict:
+def flash_and_run(
+    target_dir: Path,
+    board_name: str | None = None,
+    probe: str | None = None,
+    tflm_dir: Path | None = None,
+    timeout: float = 60.0,
+    log: Log | None = None,
+) -> dict:
     """Build (or reuse) the ELF, flash it with pyOCD and return what the runner printed."""
     from edgebuild.firmware.qemu import parse_runner_output
     from edgebuild.process import run_tool
@@ -89,9 +108,11 @@ def flash_and_run(target_dir: Path, board_name: str | None = None, probe: str | 
     flash_bytes = (block.get("flash") or {}).get("total_bytes_without_samples")
     built = f"Built {elf} for {board.name}" + (f" ({flash_bytes:,} bytes of flash)" if flash_bytes else "")
     if board.pyocd_target is None:
-        raise UsageError(f"{built}, but board {board.name} ({board.source}) names no pyOCD target ([probe] "
-                         "pyocd_target): it is an emulated board. Run it with `edgebuild bench MODEL --device "
-                         f"qemu:{board.name}`, or flash a real board: --board cortex-m4-generic or your board's .toml.")
+        raise UsageError(
+            f"{built}, but board {board.name} ({board.source}) names no pyOCD target ([probe] "
+            "pyocd_target): it is an emulated board. Run it with `edgebuild bench MODEL --device "
+            f"qemu:{board.name}`, or flash a real board: --board cortex-m4-generic or your board's .toml."
+        )
     probes = connected_probes()
     if probe is not None:
         probes = [p for p in probes if probe in p]
@@ -106,9 +127,19 @@ def flash_and_run(target_dir: Path, board_name: str | None = None, probe: str | 
     load = run_tool([pyocd, "load", "-W", "-t", board.pyocd_target, "-u", chosen, str(elf)], timeout, "pyocd load")
     if load.returncode != 0:
         raise DeviceConnectionError(f"pyocd load of {elf} on probe {chosen} failed: {load.output.strip()[-600:]}")
-    run = run_tool([pyocd, "run", "-W", "-t", board.pyocd_target, "-u", chosen, "--timelimit", f"{timeout:g}"],
-                   timeout + 30, "pyocd run")
+    run = run_tool(
+        [pyocd, "run", "-W", "-t", board.pyocd_target, "-u", chosen, "--timelimit", f"{timeout:g}"],
+        timeout + 30,
+        "pyocd run",
+    )
     result = parse_runner_output(run.output, 0 if "EDGEBUILD_FW done" in run.output else 1)
-    return {"board": board.name, "probe": chosen, "elf": str(elf), "flash_bytes": flash_bytes, "done": result.done,
-            "arena_used_bytes": result.arena_used, "outputs": [a.tolist() for a in result.output_arrays()],
-            "log": result.log[-12:]}
+    return {
+        "board": board.name,
+        "probe": chosen,
+        "elf": str(elf),
+        "flash_bytes": flash_bytes,
+        "done": result.done,
+        "arena_used_bytes": result.arena_used,
+        "outputs": [a.tolist() for a in result.output_arrays()],
+        "log": result.log[-12:],
+    }

@@ -54,12 +54,15 @@ def run_example_main(project_dir: Path) -> dict:
     return result
 
 
-def compare_example(result: dict, reference_first: float | None, output_scale: float | None,
-                    max_steps: float) -> tuple[bool, str]:
+def compare_example(
+    result: dict, reference_first: float | None, output_scale: float | None, max_steps: float
+) -> tuple[bool, str]:
     """Does the example's printed first output match LiteRT's reference kernels on the same (zero) input?"""
     if result.get("exit_code") != 0:
-        return False, (f"the generated main.cc built for the host exited with status {result.get('exit_code')}"
-                       + (f":\n{result['log']}" if result.get("log") else ""))
+        return False, (
+            f"the generated main.cc built for the host exited with status {result.get('exit_code')}"
+            + (f":\n{result['log']}" if result.get("log") else "")
+        )
     value = result.get("first_output")
     if not isinstance(value, float):
         return False, "the generated main.cc did not print 'Output 0, first value'"
@@ -70,8 +73,10 @@ def compare_example(result: dict, reference_first: float | None, output_scale: f
         steps = diff / output_scale
         result["difference_steps"] = round(steps, 3)
         ok = steps <= max_steps + 1e-3  # %f prints 6 decimals
-        return ok, (f"generated main.cc on the host: output 0 = {value:g}, LiteRT reference {reference_first:g} "
-                    f"({steps:.2f} quantization step(s){'' if ok else f', limit {max_steps:g}'})")
+        return ok, (
+            f"generated main.cc on the host: output 0 = {value:g}, LiteRT reference {reference_first:g} "
+            f"({steps:.2f} quantization step(s){'' if ok else f', limit {max_steps:g}'})"
+        )
     ok = diff <= max(1e-5, 1e-3 * abs(reference_first))
     result["difference"] = diff
     return ok, f"generated main.cc on the host: output 0 = {value:g}, LiteRT reference {reference_first:g}"
@@ -84,5 +89,9 @@ def step_difference(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
     diffs = [np.abs(x.astype(np.float64) - y.astype(np.float64)).reshape(-1) for x, y in zip(a, b)]
     flat = np.concatenate(diffs) if diffs else np.zeros(0)
     identical = all(np.array_equal(x, y) for x, y in zip(a, b))
-    return {"comparable": True, "identical": identical, "max": float(flat.max()) if flat.size else 0.0,
-            "mean": round(float(flat.mean()), 4) if flat.size else 0.0}
+    return {
+        "comparable": True,
+        "identical": identical,
+        "max": float(flat.max()) if flat.size else 0.0,
+        "mean": round(float(flat.mean()), 4) if flat.size else 0.0,
+    }

@@ -13,14 +13,38 @@ from pathlib import Path
 
 # The ops of the TFLite Micro examples (hello_world, micro_speech, person_detection) and of the common
 # small-model families (ResNet, DS-CNN, MobileNet, FC autoencoders, streaming keyword spotting).
-COMMON_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
-              "FULLY_CONNECTED", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "QUANTIZE", "RELU", "RELU6",
-              "RESHAPE", "SOFTMAX", "STRIDED_SLICE", "SUB", "TANH")
+COMMON_OPS = (
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEQUANTIZE",
+    "FULLY_CONNECTED",
+    "LOGISTIC",
+    "MAX_POOL_2D",
+    "MEAN",
+    "MUL",
+    "PAD",
+    "QUANTIZE",
+    "RELU",
+    "RELU6",
+    "RESHAPE",
+    "SOFTMAX",
+    "STRIDED_SLICE",
+    "SUB",
+    "TANH",
+)
 
 
-def prepare(board: str = "mps2-an386", kernels: Sequence[str] = ("cmsis-nn",), host: bool = True,
-            tflm_dir: Path | None = None, ops: Sequence[str] = COMMON_OPS,
-            log: Callable[[str], None] = print) -> list[dict]:
+def prepare(
+    board: str = "mps2-an386",
+    kernels: Sequence[str] = ("cmsis-nn",),
+    host: bool = True,
+    tflm_dir: Path | None = None,
+    ops: Sequence[str] = COMMON_OPS,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
     """Build (or find cached) the libraries for `ops`: one per kernel flavor for `board`, and the host one."""
     from edgebuild.codegen.ops import BUILTIN_METHODS
     from edgebuild.errors import UsageError

@@ -65,40 +65,57 @@ def _full_sources_block(var: str, flavor: Flavor) -> str:
         "_ALL := $(sort $(shell cd $(TFLM_DIR) && find tensorflow signal -name '*.cc' -o -name '*.c'))",
     ]
     if flavor.kind == "host":
-        lines.append(f"{var} := $(filter-out tensorflow/lite/micro/kernels/cmsis_nn/% "
-                     "tensorflow/lite/micro/cortex_m_generic/%,$(_ALL))")
+        lines.append(
+            f"{var} := $(filter-out tensorflow/lite/micro/kernels/cmsis_nn/% "
+            "tensorflow/lite/micro/cortex_m_generic/%,$(_ALL))"
+        )
     else:
         special = "tensorflow/lite/micro/cortex_m_generic/%"
         lines.append("_CM := $(filter tensorflow/lite/micro/cortex_m_generic/%,$(_ALL))")
         lines.append("_REPL := $(patsubst tensorflow/lite/micro/cortex_m_generic/%,tensorflow/lite/micro/%,$(_CM))")
         if flavor.kernels == "cmsis-nn":
             lines.append("_NN := $(filter tensorflow/lite/micro/kernels/cmsis_nn/%,$(_ALL))")
-            lines.append("_REPL += $(patsubst tensorflow/lite/micro/kernels/cmsis_nn/%,"
-                         "tensorflow/lite/micro/kernels/%,$(_NN))")
-            lines.append(f"{var} := $(filter-out $(_REPL) $(_NN) {special},$(_ALL)) $(_NN) $(_CM) "
-                         "$(sort $(shell cd $(TFLM_DIR) && find third_party/cmsis_nn/Source -name '*.c'))")
+            lines.append(
+                "_REPL += $(patsubst tensorflow/lite/micro/kernels/cmsis_nn/%,tensorflow/lite/micro/kernels/%,$(_NN))"
+            )
+            lines.append(
+                f"{var} := $(filter-out $(_REPL) $(_NN) {special},$(_ALL)) $(_NN) $(_CM) "
+                "$(sort $(shell cd $(TFLM_DIR) && find third_party/cmsis_nn/Source -name '*.c'))"
+            )
         else:
-            lines.append(f"{var} := $(filter-out $(_REPL) tensorflow/lite/micro/kernels/cmsis_nn/% {special},"
-                         "$(_ALL)) $(_CM)")
+            lines.append(
+                f"{var} := $(filter-out $(_REPL) tensorflow/lite/micro/kernels/cmsis_nn/% {special},$(_ALL)) $(_CM)"
+            )
     lines.append("endif")
     return "\n".join(lines) + "\n"
 
 
-def makefile_text(*, board: Board, flavor: Flavor, tree: Path | None, c_dir_rel: str, symbol: str,
-                  device_sources: Sequence[str] | None, host_sources: Sequence[str] | None) -> str:
+def makefile_text(
+    *,
+    board: Board,
+    flavor: Flavor,
+    tree: Path | None,
+    c_dir_rel: str,
+    symbol: str,
+    device_sources: Sequence[str] | None,
+    host_sources: Sequence[str] | None,
+) -> str:
     arch = " ".join(board.arch_flags)
     tflm_defs = " ".join(_mk_escape(f) for f in (*COMMON_FLAGS, *flavor.defines))
     host_defs = " ".join(_mk_escape(f) for f in HOST_FLAVOR.base_flags())
     includes = " ".join(flavor.includes)
     host_includes = " ".join(HOST_FLAVOR.includes)
     kernel_filter = " ".join(f"{p}%" for p in KERNEL_PREFIXES)
-    tree_line = f"TFLM_DIR ?= {tree}" if tree is not None else (
-        "TFLM_DIR ?= $(error Set TFLM_DIR to a TensorFlow Lite Micro source tree (create_tflm_tree.py output))")
+    tree_line = (
+        f"TFLM_DIR ?= {tree}"
+        if tree is not None
+        else ("TFLM_DIR ?= $(error Set TFLM_DIR to a TensorFlow Lite Micro source tree (create_tflm_tree.py output))")
+    )
     qemu_args = " ".join(board.qemu_args)
     return f"""# Firmware for the model in {c_dir_rel}/ on {board.name} ({board.cpu}), written by edgebuild {edgebuild.__version__}.
 #
 #   make                 -> $(BUILD)/firmware.elf (+ .map), compiling TensorFlow Lite Micro from TFLM_DIR
-#   make run             -> run it in QEMU ({board.qemu_machine or 'no QEMU machine for this board'}); exit status = the firmware's
+#   make run             -> run it in QEMU ({board.qemu_machine or "no QEMU machine for this board"}); exit status = the firmware's
 #   make host run-host   -> the same runner on this machine (g++, reference kernels), plus the generated main.cc
 #   make ARENA_BYTES=N   -> a tensor arena of N bytes instead of kTensorArenaSize (model_settings.h)
 #   make TFLM_LIB=/path/libtflm.a   -> link a prebuilt library of the same flags instead of compiling TFLM
@@ -261,10 +278,14 @@ extern const int g_sample_input_bytes[kSampleInputs];
     parts = [f"// samples.cc: written by edgebuild {edgebuild.__version__}; see samples.h.", '#include "samples.h"', ""]
     for i, array in enumerate(inputs):
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        rows = [", ".join(f"0x{b:02x}" for b in data[j:j + BYTES_PER_LINE]) for j in range(0, len(data), BYTES_PER_LINE)]
+        rows = [
+            ", ".join(f"0x{b:02x}" for b in data[j : j + BYTES_PER_LINE]) for j in range(0, len(data), BYTES_PER_LINE)
+        ]
         body = ",\n  ".join(rows) if rows else "0"
         parts.append(f"// input {i}: {array.dtype}{list(array.shape)}")
-        parts.append(f"alignas(16) static const unsigned char g_sample_input{i}[{max(len(data), 1)}] = {{\n  {body}\n}};")
+        parts.append(
+            f"alignas(16) static const unsigned char g_sample_input{i}[{max(len(data), 1)}] = {{\n  {body}\n}};"
+        )
         parts.append("")
     names = ", ".join(f"g_sample_input{i}" for i in range(len(inputs)))
     parts.append(f"const unsigned char* const g_sample_inputs[kSampleInputs] = {{{names}}};")
@@ -282,12 +303,12 @@ per inference, per-op ticks and the stack/heap high-water marks.
 
 ```sh
 make                      # build/firmware.elf (+ build/firmware.map); compiles TFLite Micro from TFLM_DIR
-make run                  # qemu-system-arm -M {board.qemu_machine} {' '.join(board.qemu_args)} -kernel build/firmware.elf
+make run                  # qemu-system-arm -M {board.qemu_machine} {" ".join(board.qemu_args)} -kernel build/firmware.elf
 make host run-host        # the same runner and ../c/main.cc on this machine (g++, reference kernels)
 make ARENA_BYTES=2048 run # a smaller arena: the runner reports the allocation failure and exits 2
 ```
 
-TensorFlow Lite Micro: `TFLM_DIR` (default `{tree or 'unset'}`), built as {flavor.describe()}.
+TensorFlow Lite Micro: `TFLM_DIR` (default `{tree or "unset"}`), built as {flavor.describe()}.
 Debian packages: gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm.
 
 Under QEMU with `-icount shift=0` every instruction advances virtual time by 1 ns and SysTick counts
@@ -296,16 +317,32 @@ the figures are instructions on QEMU, not cycles or time on a real {board.cpu}.
 """
 
 
-def write_project(out_dir: Path, *, c_dir: Path, board: Board, flavor: Flavor, tree: Path | None, symbol: str,
-                  samples: Sequence[np.ndarray], device_sources: Sequence[str] | None = None,
-                  host_sources: Sequence[str] | None = None) -> list[Path]:
+def write_project(
+    out_dir: Path,
+    *,
+    c_dir: Path,
+    board: Board,
+    flavor: Flavor,
+    tree: Path | None,
+    symbol: str,
+    samples: Sequence[np.ndarray],
+    device_sources: Sequence[str] | None = None,
+    host_sources: Sequence[str] | None = None,
+) -> list[Path]:
     """Write the project into `out_dir` (created); returns the files written."""
     out_dir = Path(out_dir)
     (out_dir / "board").mkdir(parents=True, exist_ok=True)
     c_dir_rel = os.path.relpath(Path(c_dir).resolve(), out_dir.resolve())
     files: dict[str, str] = {
-        "Makefile": makefile_text(board=board, flavor=flavor, tree=tree, c_dir_rel=c_dir_rel, symbol=symbol,
-                                  device_sources=device_sources, host_sources=host_sources),
+        "Makefile": makefile_text(
+            board=board,
+            flavor=flavor,
+            tree=tree,
+            c_dir_rel=c_dir_rel,
+            symbol=symbol,
+            device_sources=device_sources,
+            host_sources=host_sources,
+        ),
         "README.md": readme_text(board, flavor, tree, int(samples[0].shape[0]) if samples else 0),
         "board/board.ld": board.linker_script(),
     }

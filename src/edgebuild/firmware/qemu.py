@@ -23,9 +23,15 @@ from edgebuild.firmware.boards import Board
 from edgebuild.process import run_tool
 
 DEFAULT_TIMEOUT_S = 120.0
-EXIT_MEANINGS = {0: "ok", 1: "model or op registration failed", 2: "AllocateTensors() failed (tensor arena too small)",
-                 3: "CPU fault (hard fault)", 4: "unexpected exception", 5: "Invoke() failed",
-                 6: "sample size does not match the input tensor"}
+EXIT_MEANINGS = {
+    0: "ok",
+    1: "model or op registration failed",
+    2: "AllocateTensors() failed (tensor arena too small)",
+    3: "CPU fault (hard fault)",
+    4: "unexpected exception",
+    5: "Invoke() failed",
+    6: "sample size does not match the input tensor",
+}
 _PREFIX = "EDGEBUILD_FW "
 _KV = re.compile(r"(\w+)=(\S+)")
 _DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32}
@@ -93,7 +99,7 @@ def parse_runner_output(text: str, exit_code: int) -> RunnerOutput:
             continue
         if pos > 0 and line[:pos].strip():
             out.log.append(line[:pos].strip())
-        body = line[pos + len(_PREFIX):]
+        body = line[pos + len(_PREFIX) :]
         kind = body.split(" ", 1)[0]
         values = dict(_KV.findall(body))
         if kind == "start":
@@ -137,21 +143,24 @@ def qemu_missing(board: Board) -> str | None:
     if board.qemu_machine is None:
         return f"board {board.name} has no QEMU machine"
     if shutil.which("qemu-system-arm") is None:
-        return ("qemu-system-arm not found (Debian: apt-get install qemu-system-arm, or `make install`)")
+        return "qemu-system-arm not found (Debian: apt-get install qemu-system-arm, or `make install`)"
     return None
 
 
 def run_qemu(board: Board, elf: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunnerOutput:
     """Run `elf` on the board's QEMU machine; ExternalToolError only when QEMU itself cannot run or hangs."""
     cmd = qemu_command(board, elf)
-    result = run_tool(cmd, timeout_s, "qemu-system-arm",
-                      timeout_hint="The firmware never exited: a hang or a very slow model. ")
+    result = run_tool(
+        cmd, timeout_s, "qemu-system-arm", timeout_hint="The firmware never exited: a hang or a very slow model. "
+    )
     text = result.stdout + "\n" + result.stderr
     out = parse_runner_output(text, result.returncode)
     out.seconds = result.seconds
     if not out.start and result.returncode != 0:
-        raise ExternalToolError(f"QEMU could not run {elf} (exit {result.returncode}): "
-                                f"{(result.stderr or result.stdout).strip()[-800:]}\nCommand: {' '.join(cmd)}")
+        raise ExternalToolError(
+            f"QEMU could not run {elf} (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-800:]}\nCommand: {' '.join(cmd)}"
+        )
     return out
 
 
@@ -162,7 +171,12 @@ def instructions(out: RunnerOutput) -> dict | None:
         return None
     per = [t * factor for _, t in sorted(out.ticks.items())]
     ops = [{"op": o["op"], "count": o["count"], "instructions": round(o["ticks"] * factor)} for o in out.ops]
-    return {"median": round(statistics.median(per)), "min": round(min(per)), "max": round(max(per)),
-            "per_op": ops, "instructions_per_tick": round(factor, 3),
-            "resolution_instructions": round(factor),
-            "unit": "instructions executed on QEMU (-icount shift=0); not cycles or time on real hardware"}
+    return {
+        "median": round(statistics.median(per)),
+        "min": round(min(per)),
+        "max": round(max(per)),
+        "per_op": ops,
+        "instructions_per_tick": round(factor, 3),
+        "resolution_instructions": round(factor),
+        "unit": "instructions executed on QEMU (-icount shift=0); not cycles or time on real hardware",
+    }

@@ -45,47 +45,76 @@ def markdown_lines(firmware: dict | None) -> list[str]:
     board = firmware.get("board", {})
     lines = ["", "## Firmware", ""]
     if firmware.get("status") == "skipped" and "flash" not in firmware:
-        return lines + [f"Not built: {firmware.get('note', '')}",
-                        f"The project is in `{firmware.get('project_dir', 'firmware/')}` (`make` builds it)."]
-    lines.append(f"Board **{board.get('name')}** ({board.get('cpu')}), TFLite Micro kernels: "
-                 f"{firmware.get('kernels')}. Status: **{firmware.get('status', '?').upper()}**.")
+        return lines + [
+            f"Not built: {firmware.get('note', '')}",
+            f"The project is in `{firmware.get('project_dir', 'firmware/')}` (`make` builds it).",
+        ]
+    lines.append(
+        f"Board **{board.get('name')}** ({board.get('cpu')}), TFLite Micro kernels: "
+        f"{firmware.get('kernels')}. Status: **{firmware.get('status', '?').upper()}**."
+    )
     if firmware.get("error"):
         lines += ["", f"Error ({firmware['error'].get('stage')}): {firmware['error'].get('message')}"]
     flash, ram = firmware.get("flash"), firmware.get("ram")
     if flash:
         product = flash.get("total_bytes_without_samples", flash["total_bytes"])
-        lines += ["", (f"Flash of the linked image: **{product:,} bytes** without the embedded validation samples "
-                      f"({flash['total_bytes']:,} with them), measured with arm-none-eabi-size; split with the "
-                      "linker map:"), "",
-                  "| part | bytes |", "|---|---:|"]
+        lines += [
+            "",
+            (
+                f"Flash of the linked image: **{product:,} bytes** without the embedded validation samples "
+                f"({flash['total_bytes']:,} with them), measured with arm-none-eabi-size; split with the "
+                "linker map:"
+            ),
+            "",
+            "| part | bytes |",
+            "|---|---:|",
+        ]
         for key, value in (flash.get("breakdown") or {}).items():
             lines.append(f"| {PART_LABELS.get(key, key)} | {value:,} |")
     if ram:
-        lines += ["", (f"RAM reserved by the linker: **{ram['total_bytes']:,} bytes** = .data {ram['data_bytes']:,} + "
-                      f".bss {ram['bss_bytes']:,} (tensor arena {ram.get('arena_bytes', 0):,}) + heap "
-                      f"{ram['heap_bytes']:,} + stack {ram['stack_bytes']:,}.")]
+        lines += [
+            "",
+            (
+                f"RAM reserved by the linker: **{ram['total_bytes']:,} bytes** = .data {ram['data_bytes']:,} + "
+                f".bss {ram['bss_bytes']:,} (tensor arena {ram.get('arena_bytes', 0):,}) + heap "
+                f"{ram['heap_bytes']:,} + stack {ram['stack_bytes']:,}."
+            ),
+        ]
     device = firmware.get("device") or {}
     if device.get("note"):
         lines += ["", device["note"]]
     elif device:
         cost = device.get("instructions_per_inference") or {}
-        lines += ["", "| on the device (QEMU) | |", "|---|---|",
-                  (f"| tensor arena | kTensorArenaSize {device.get('arena_size_bytes', 0):,} bytes, "
-                  f"arena_used_bytes() {device.get('arena_used_bytes') or 0:,} |"),
-                  (f"| stack / heap used | {device.get('stack_used_bytes') or 0:,} / "
-                  f"{device.get('heap_used_bytes') or 0:,} bytes |")]
+        lines += [
+            "",
+            "| on the device (QEMU) | |",
+            "|---|---|",
+            (
+                f"| tensor arena | kTensorArenaSize {device.get('arena_size_bytes', 0):,} bytes, "
+                f"arena_used_bytes() {device.get('arena_used_bytes') or 0:,} |"
+            ),
+            (
+                f"| stack / heap used | {device.get('stack_used_bytes') or 0:,} / "
+                f"{device.get('heap_used_bytes') or 0:,} bytes |"
+            ),
+        ]
         if cost:
-            lines.append(f"| instructions per inference | {cost['median']:,} (min {cost['min']:,}, max {cost['max']:,}); "
-                         "instructions on QEMU -icount, not cycles or time |")
+            lines.append(
+                f"| instructions per inference | {cost['median']:,} (min {cost['min']:,}, max {cost['max']:,}); "
+                "instructions on QEMU -icount, not cycles or time |"
+            )
             ops = ", ".join(f"{o['op']} x{o['count']}: {o['instructions']:,}" for o in cost.get("per_op", []))
             if ops:
                 lines.append(f"| per op | {ops} |")
         comparison = firmware.get("comparison")
         if comparison:
             agreement = comparison.get("top1_agreement")
-            lines.append(f"| vs LiteRT reference kernels | {comparison['samples']} samples, max "
-                         f"{comparison.get('max_steps')} step(s), mean {comparison.get('mean_steps')}"
-                         + (f", top-1 agreement {100 * agreement:.1f}%" if agreement is not None else "") + " |")
+            lines.append(
+                f"| vs LiteRT reference kernels | {comparison['samples']} samples, max "
+                f"{comparison.get('max_steps')} step(s), mean {comparison.get('mean_steps')}"
+                + (f", top-1 agreement {100 * agreement:.1f}%" if agreement is not None else "")
+                + " |"
+            )
     host = firmware.get("host_check")
     if host:
         lines += ["", f"Host C++ check ({host.get('status')}): {host.get('summary', '')}"]
@@ -104,8 +133,15 @@ def report_flash(firmware: dict | None) -> dict | None:
         return None
     flash, ram = firmware["flash"], firmware["ram"]
     breakdown = {k: v for k, v in flash["breakdown"].items() if k != "validation_samples"}
-    return {"measured": True, "scope": "linked firmware image (validation samples excluded)",
-            "tool": firmware.get("size_tool", "arm-none-eabi-size -A"), "board": firmware["board"]["name"],
-            "total_bytes": flash["total_bytes_without_samples"], "image_bytes": flash["total_bytes"],
-            "model_array_bytes": flash["breakdown"]["model_array"], "breakdown": breakdown,
-            "ram_bytes": ram["total_bytes"], "ram_breakdown": ram.get("breakdown", {})}
+    return {
+        "measured": True,
+        "scope": "linked firmware image (validation samples excluded)",
+        "tool": firmware.get("size_tool", "arm-none-eabi-size -A"),
+        "board": firmware["board"]["name"],
+        "total_bytes": flash["total_bytes_without_samples"],
+        "image_bytes": flash["total_bytes"],
+        "model_array_bytes": flash["breakdown"]["model_array"],
+        "breakdown": breakdown,
+        "ram_bytes": ram["total_bytes"],
+        "ram_breakdown": ram.get("breakdown", {}),
+    }

@@ -53,8 +53,10 @@ from edgebuild.firmware.tflm_library import (
 
 Log = Callable[[str], None]
 MAKE_TIMEOUT_S = 900
-APT_HINT = ("apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib "
-            "qemu-system-arm (or `make install`)")
+APT_HINT = (
+    "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib "
+    "qemu-system-arm (or `make install`)"
+)
 
 
 def resolve_tflm_dir(explicit: Path | str | None) -> Path | None:
@@ -79,8 +81,9 @@ def run_make(project_dir: Path, targets: list[str], variables: dict[str, str], j
     return res.returncode, res.output, res.seconds
 
 
-def explain_build_failure(output: str, ops: list[tuple[str, str]], registrations: dict[str, list[str]],
-                          what: str) -> str:
+def explain_build_failure(
+    output: str, ops: list[tuple[str, str]], registrations: dict[str, list[str]], what: str
+) -> str:
     """A build error in words: an op without a kernel (named), else the undefined symbols or compiler errors."""
     undefined = sorted(set(re.findall(r"undefined reference to [`'](.+?)'", output)))
     missing_ops = []
@@ -97,15 +100,20 @@ def explain_build_failure(output: str, ops: list[tuple[str, str]], registrations
     if overflow or "RAM overflow" in output:
         region, by = (overflow.group(1), int(overflow.group(2))) if overflow else ("RAM", None)
         amount = f" by {by:,} bytes" if by is not None else ""
-        return (f"{what} failed: the firmware does not fit the board's {region}{amount}. Shrink the model "
-                "(pruning, int8, a smaller input), lower mcu.firmware_samples, or use a board with more memory.")
+        return (
+            f"{what} failed: the firmware does not fit the board's {region}{amount}. Shrink the model "
+            "(pruning, int8, a smaller input), lower mcu.firmware_samples, or use a board with more memory."
+        )
     if missing_ops:
-        return (f"{what} failed: the TensorFlow Lite Micro build has no kernel for {', '.join(missing_ops)}. "
-                "Use a TFLite Micro tree with that kernel, or replace the layer.")
+        return (
+            f"{what} failed: the TensorFlow Lite Micro build has no kernel for {', '.join(missing_ops)}. "
+            "Use a TFLite Micro tree with that kernel, or replace the layer."
+        )
     if undefined:
         return f"{what} failed: undefined reference to {', '.join(undefined[:6])}."
-    errors = [line.strip() for line in output.splitlines()
-              if "error" in line.lower() or line.startswith("make: ***")][:8]
+    errors = [line.strip() for line in output.splitlines() if "error" in line.lower() or line.startswith("make: ***")][
+        :8
+    ]
     return f"{what} failed:\n    " + "\n    ".join(errors or output.strip().splitlines()[-12:])
 
 
@@ -156,9 +164,11 @@ def compare_with_reference(device: list[np.ndarray], reference: list[np.ndarray]
         dev = dev.reshape(ref.shape)
         if ints[i] is not None:
             steps = np.abs(dev.astype(np.int64) - ints[i])
-            entry.update(max_steps=int(steps.max()) if steps.size else 0,
-                         mean_steps=round(float(steps.mean()), 4) if steps.size else 0.0,
-                         identical=bool(np.array_equal(dev.astype(np.int64), ints[i])))
+            entry.update(
+                max_steps=int(steps.max()) if steps.size else 0,
+                mean_steps=round(float(steps.mean()), 4) if steps.size else 0.0,
+                identical=bool(np.array_equal(dev.astype(np.int64), ints[i])),
+            )
             all_steps.append(steps.reshape(-1))
         else:
             diff = np.abs(dev.astype(np.float64) - np.asarray(ref, np.float64))
@@ -172,11 +182,15 @@ def compare_with_reference(device: list[np.ndarray], reference: list[np.ndarray]
             entry["top1_agreement"] = agreement
         outputs.append(entry)
     flat = np.concatenate(all_steps) if all_steps else None
-    result = {"reference": "LiteRT reference kernels (BUILTIN_REF)", "samples": int(device[0].shape[0]) if device else 0,
-              "outputs": outputs, "top1_agreement": agreement,
-              "max_steps": int(flat.max()) if flat is not None and flat.size else None,
-              "mean_steps": round(float(flat.mean()), 4) if flat is not None and flat.size else None,
-              "limit_steps": max_steps}
+    result = {
+        "reference": "LiteRT reference kernels (BUILTIN_REF)",
+        "samples": int(device[0].shape[0]) if device else 0,
+        "outputs": outputs,
+        "top1_agreement": agreement,
+        "max_steps": int(flat.max()) if flat is not None and flat.size else None,
+        "mean_steps": round(float(flat.mean()), 4) if flat is not None and flat.size else None,
+        "limit_steps": max_steps,
+    }
     if result["max_steps"] is not None and result["max_steps"] > max_steps:
         ok = False
     result["passed"] = ok
@@ -195,11 +209,25 @@ def _dequantized(device: list[np.ndarray], artifact) -> list[list]:
     return out
 
 
-def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples: np.ndarray | list | None,
-                       board: str | Board, tflm_dir: Path | str | None, arena_bytes: int, *,
-                       kernels: str = "cmsis-nn", host_check: bool = True, max_steps: float = 16.0,
-                       qemu_timeout: float = DEFAULT_TIMEOUT_S, jobs: int | None = None, symbol: str = "g_model",
-                       labels: np.ndarray | None = None, cache_dir: Path | None = None, log: Log | None = None) -> dict:
+def run_firmware_stage(
+    artifact_path: Path,
+    c_dir: Path,
+    out_dir: Path,
+    samples: np.ndarray | list | None,
+    board: str | Board,
+    tflm_dir: Path | str | None,
+    arena_bytes: int,
+    *,
+    kernels: str = "cmsis-nn",
+    host_check: bool = True,
+    max_steps: float = 16.0,
+    qemu_timeout: float = DEFAULT_TIMEOUT_S,
+    jobs: int | None = None,
+    symbol: str = "g_model",
+    labels: np.ndarray | None = None,
+    cache_dir: Path | None = None,
+    log: Log | None = None,
+) -> dict:
     """Build, measure and run the firmware for one mcu artifact; a JSON-able dict for report.json.
 
     artifact_path: the .tflite the C sources in `c_dir` embed; out_dir: OUT/mcu/firmware (created);
@@ -217,20 +245,38 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
     flavor = board_obj.flavor(kernels)
     blob = artifact_path.read_bytes()
     artifact = parse_artifact(blob, source=str(artifact_path))
-    result: dict = {"status": "ok", "board": board_obj.describe(), "kernels": kernels, "project_dir": str(out_dir),
-                    "declared_arena_bytes": arena_bytes, "checks": []}
-    embedded = re.search(r"sha256 ([0-9a-f]{64})", (c_dir / "model_data.h").read_text(errors="replace")) \
-        if (c_dir / "model_data.h").is_file() else None
+    result: dict = {
+        "status": "ok",
+        "board": board_obj.describe(),
+        "kernels": kernels,
+        "project_dir": str(out_dir),
+        "declared_arena_bytes": arena_bytes,
+        "checks": [],
+    }
+    embedded = (
+        re.search(r"sha256 ([0-9a-f]{64})", (c_dir / "model_data.h").read_text(errors="replace"))
+        if (c_dir / "model_data.h").is_file()
+        else None
+    )
     if embedded is None or not (c_dir / "model_settings.h").is_file():
-        return _skipped(f"firmware not built: {c_dir} has no model_data.h/model_settings.h (the emit stage writes "
-                        "model_settings.h only when the tensor arena was measured)", result)
+        return _skipped(
+            f"firmware not built: {c_dir} has no model_data.h/model_settings.h (the emit stage writes "
+            "model_settings.h only when the tensor arena was measured)",
+            result,
+        )
     if embedded.group(1) != artifact.sha256:
-        return _skipped(f"firmware not built: {c_dir}/model_data.cc embeds another model than {artifact_path.name} "
-                        f"(sha256 {embedded.group(1)[:12]} vs {artifact.sha256[:12]})", result)
+        return _skipped(
+            f"firmware not built: {c_dir}/model_data.cc embeds another model than {artifact_path.name} "
+            f"(sha256 {embedded.group(1)[:12]} vs {artifact.sha256[:12]})",
+            result,
+        )
     ops = _ops(artifact)  # UnsupportedError here means codegen could not write model_ops.h either
     if any(op == "ethos-u" for op, _ in ops):
-        return _skipped("firmware not run: the model's Ethos-U subgraph needs an Arm Ethos-U NPU (e.g. the Corstone-300 "
-                        "FVP); QEMU's Cortex-M boards have none", result)
+        return _skipped(
+            "firmware not run: the model's Ethos-U subgraph needs an Arm Ethos-U NPU (e.g. the Corstone-300 "
+            "FVP); QEMU's Cortex-M boards have none",
+            result,
+        )
     tree = resolve_tflm_dir(tflm_dir)
     tree_problem = check_tree(tree) if tree is not None else None
     inputs, reference, _ = _quantize_like_litert(artifact_path, samples, artifact)
@@ -238,13 +284,20 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
     fits = max(1, (board_obj.flash_length // 4) // per_sample) if per_sample else 1
     if inputs and inputs[0].shape[0] > fits:  # the embedded samples take at most a quarter of the flash
         inputs, reference = [a[:fits] for a in inputs], [r[:fits] for r in reference]
-        result["samples_note"] = (f"{fits} sample(s) embedded (at most a quarter of {board_obj.name}'s "
-                                  f"{board_obj.flash_length:,}-byte flash)")
+        result["samples_note"] = (
+            f"{fits} sample(s) embedded (at most a quarter of {board_obj.name}'s {board_obj.flash_length:,}-byte flash)"
+        )
     result["samples"] = int(inputs[0].shape[0]) if inputs else 0
 
     usable_tree = tree if tree is not None and tree_problem is None else None
-    project_args = {"c_dir": c_dir, "board": board_obj, "flavor": flavor, "tree": usable_tree, "symbol": symbol,
-                    "samples": inputs}
+    project_args = {
+        "c_dir": c_dir,
+        "board": board_obj,
+        "flavor": flavor,
+        "tree": usable_tree,
+        "symbol": symbol,
+        "samples": inputs,
+    }
     write_project(out_dir, **project_args)
     if tree is None:
         return _skipped(f"firmware not built: no TensorFlow Lite Micro tree. {TREE_HINT}", result)
@@ -271,8 +324,9 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
         except (UnsupportedError, ExternalToolError) as exc:
             result["host_check"] = {"status": "failed", "summary": str(exc)}
             result["checks"].append({"name": "host C++ check", "passed": False, "summary": str(exc)})
-    write_project(out_dir, **project_args, device_sources=device_lib.sources,
-                  host_sources=host_lib.sources if host_lib else None)
+    write_project(
+        out_dir, **project_args, device_sources=device_lib.sources, host_sources=host_lib.sources if host_lib else None
+    )
 
     # ---- link
     shutil.rmtree(out_dir / "build", ignore_errors=True)
@@ -281,7 +335,8 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
         # a helper the closure missed: resolve the linker's undefined symbols into the library, link again
         undefined = set(re.findall(r"undefined reference to [`'](.+?)'", output))
         device_lib = LibraryBuilder(tree, flavor, cache_dir=cache_dir, jobs=jobs, log=log).build(
-            ops, extra_undefined=undefined)
+            ops, extra_undefined=undefined
+        )
         code, output, seconds = run_make(out_dir, ["fw"], {"TFLM_LIB": str(device_lib.path)}, jobs)
     if code != 0:
         message = explain_build_failure(output, ops, registrations, f"Linking the firmware for {board_obj.name}")
@@ -309,12 +364,18 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
             return _failed(result, "QEMU run", exc)
         result["device"] = _device_block(device, board_obj, arena_bytes)
         ran = device.exit_code == 0 and device.done
-        result["checks"].append({
-            "name": "firmware runs on QEMU", "passed": ran,
-            "summary": (f"ran {result['samples']} sample(s) on {board_obj.qemu_machine} with exactly kTensorArenaSize "
-                        f"= {arena_bytes:,} bytes; arena_used_bytes() = {device.arena_used:,}"
-                        if ran and device.arena_used is not None else f"firmware failed on QEMU: {device.failure_summary()}"),
-        })
+        result["checks"].append(
+            {
+                "name": "firmware runs on QEMU",
+                "passed": ran,
+                "summary": (
+                    f"ran {result['samples']} sample(s) on {board_obj.qemu_machine} with exactly kTensorArenaSize "
+                    f"= {arena_bytes:,} bytes; arena_used_bytes() = {device.arena_used:,}"
+                    if ran and device.arena_used is not None
+                    else f"firmware failed on QEMU: {device.failure_summary()}"
+                ),
+            }
+        )
         if ran:
             raw = device.output_arrays()
             comparison = compare_with_reference(raw, reference, artifact, max_steps)
@@ -324,21 +385,36 @@ def run_firmware_stage(artifact_path: Path, c_dir: Path, out_dir: Path, samples:
                     comparison["device_top1_accuracy"] = float(np.mean(raw[0].argmax(axis=-1) == y))
             result["comparison"] = comparison
             result["device"]["outputs_dequantized"] = _dequantized(raw, artifact)
-            parts = [f"max {comparison['max_steps']} step(s), mean {comparison['mean_steps']}"
-                     if comparison["max_steps"] is not None else "float outputs"]
+            parts = [
+                f"max {comparison['max_steps']} step(s), mean {comparison['mean_steps']}"
+                if comparison["max_steps"] is not None
+                else "float outputs"
+            ]
             if comparison["top1_agreement"] is not None:
                 parts.append(f"top-1 agreement {100 * comparison['top1_agreement']:.1f}%")
-            result["checks"].append({"name": "device outputs vs LiteRT reference", "passed": comparison["passed"],
-                                     "summary": f"{board_obj.qemu_machine} ({kernels}) vs LiteRT reference kernels on "
-                                                f"{comparison['samples']} sample(s): " + ", ".join(parts)
-                                                + ("" if comparison["passed"] else f" (limit {max_steps:g} steps)")})
+            result["checks"].append(
+                {
+                    "name": "device outputs vs LiteRT reference",
+                    "passed": comparison["passed"],
+                    "summary": f"{board_obj.qemu_machine} ({kernels}) vs LiteRT reference kernels on "
+                    f"{comparison['samples']} sample(s): "
+                    + ", ".join(parts)
+                    + ("" if comparison["passed"] else f" (limit {max_steps:g} steps)"),
+                }
+            )
 
     # ---- host check
     if host_lib is not None:
-        result["host_check"] = _host_check(out_dir, host_lib, jobs, device, artifact, artifact_path, max_steps,
-                                           ops, registrations)
-        result["checks"].append({"name": "host C++ check", "passed": result["host_check"]["status"] == "passed",
-                                 "summary": result["host_check"]["summary"]})
+        result["host_check"] = _host_check(
+            out_dir, host_lib, jobs, device, artifact, artifact_path, max_steps, ops, registrations
+        )
+        result["checks"].append(
+            {
+                "name": "host C++ check",
+                "passed": result["host_check"]["status"] == "passed",
+                "summary": result["host_check"]["summary"],
+            }
+        )
     elif host_check and "host_check" not in result:
         result["host_check"] = {"status": "skipped", "summary": "g++ not found: host C++ check not run"}
     if any(not c["passed"] for c in result["checks"]):
@@ -355,11 +431,16 @@ def _failed(result: dict, where: str, exc: EdgebuildError) -> dict:
 
 
 def _device_block(device: RunnerOutput, board: Board, arena_bytes: int) -> dict:
-    block: dict = {"machine": board.qemu_machine, "command": f"qemu-system-arm -M {board.qemu_machine} "
-                   f"{' '.join(board.qemu_args)} -kernel firmware.elf", "exit_code": device.exit_code,
-                   "seconds": device.seconds, "arena_size_bytes": arena_bytes,
-                   "arena_used_bytes": device.arena_used, "stack_used_bytes": device.memory.get("stack_used"),
-                   "heap_used_bytes": device.memory.get("heap_used")}
+    block: dict = {
+        "machine": board.qemu_machine,
+        "command": f"qemu-system-arm -M {board.qemu_machine} {' '.join(board.qemu_args)} -kernel firmware.elf",
+        "exit_code": device.exit_code,
+        "seconds": device.seconds,
+        "arena_size_bytes": arena_bytes,
+        "arena_used_bytes": device.arena_used,
+        "stack_used_bytes": device.memory.get("stack_used"),
+        "heap_used_bytes": device.memory.get("heap_used"),
+    }
     if device.error:
         block["error"] = device.error
         block["log"] = device.log[-12:]
@@ -371,12 +452,23 @@ def _device_block(device: RunnerOutput, board: Board, arena_bytes: int) -> dict:
     return block
 
 
-def _host_check(project_dir: Path, host_lib, jobs: int, device: RunnerOutput | None, artifact, artifact_path: Path,
-                max_steps: float, ops, registrations) -> dict:
+def _host_check(
+    project_dir: Path,
+    host_lib,
+    jobs: int,
+    device: RunnerOutput | None,
+    artifact,
+    artifact_path: Path,
+    max_steps: float,
+    ops,
+    registrations,
+) -> dict:
     code, output, seconds = run_make(project_dir, ["host"], {"TFLM_HOST_LIB": str(host_lib.path)}, jobs)
     if code != 0:
-        return {"status": "failed", "summary": explain_build_failure(output, ops, registrations,
-                                                                      "Building the generated C++ with host g++")}
+        return {
+            "status": "failed",
+            "summary": explain_build_failure(output, ops, registrations, "Building the generated C++ with host g++"),
+        }
     check: dict = {"status": "passed", "compiler": "g++", "build_seconds": round(seconds, 2)}
     problems = []
     runner = host.run_host_runner(project_dir)
@@ -398,8 +490,13 @@ def _host_check(project_dir: Path, host_lib, jobs: int, device: RunnerOutput | N
         check.update(status="failed", summary="; ".join(problems))
     else:
         vs = check["runner"].get("vs_device")
-        same = ("" if not vs else "; runner outputs identical to the device's" if vs["identical"]
-                else f"; runner outputs within {vs['max']:g} step(s) of the device's")
+        same = (
+            ""
+            if not vs
+            else "; runner outputs identical to the device's"
+            if vs["identical"]
+            else f"; runner outputs within {vs['max']:g} step(s) of the device's"
+        )
         check["summary"] = f"{summary}{same}"
     return check
 
@@ -418,9 +515,17 @@ def _reference_first_output(artifact_path: Path, artifact) -> tuple[float | None
     return first, scale
 
 
-def firmware_for_artifact(artifact_path: Path, work_dir: Path, samples: np.ndarray | list | None,
-                          board: str | Board = "mps2-an386", tflm_dir: Path | str | None = None, *,
-                          arena_margin: float = 0.10, symbol: str = "g_model", **kwargs) -> dict:
+def firmware_for_artifact(
+    artifact_path: Path,
+    work_dir: Path,
+    samples: np.ndarray | list | None,
+    board: str | Board = "mps2-an386",
+    tflm_dir: Path | str | None = None,
+    *,
+    arena_margin: float = 0.10,
+    symbol: str = "g_model",
+    **kwargs,
+) -> dict:
     """A .tflite alone (no build folder) on the board: prove the arena, emit the C sources, run the stage.
 
     What `edgebuild bench ART --device qemu:mps2-an386` needs: `work_dir/c/` and `work_dir/firmware/` are
@@ -433,7 +538,12 @@ def firmware_for_artifact(artifact_path: Path, work_dir: Path, samples: np.ndarr
     artifact_path, work_dir = Path(artifact_path), Path(work_dir)
     blob = artifact_path.read_bytes()
     arena = prove_arena(artifact_path, arena_margin).recommended_bytes
-    write_c_sources(blob, parse_artifact(blob, source=str(artifact_path)), work_dir / "c",
-                    CSourceOptions(symbol=symbol, arena_bytes=arena))
-    return run_firmware_stage(artifact_path, work_dir / "c", work_dir / "firmware", samples, board, tflm_dir, arena,
-                              symbol=symbol, **kwargs)
+    write_c_sources(
+        blob,
+        parse_artifact(blob, source=str(artifact_path)),
+        work_dir / "c",
+        CSourceOptions(symbol=symbol, arena_bytes=arena),
+    )
+    return run_firmware_stage(
+        artifact_path, work_dir / "c", work_dir / "firmware", samples, board, tflm_dir, arena, symbol=symbol, **kwargs
+    )

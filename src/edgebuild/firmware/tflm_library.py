@@ -61,7 +61,7 @@ TREE_HINT = (
     "Point edgebuild at a TensorFlow Lite Micro source tree with the mcu.tflm_dir profile key or "
     "EDGEBUILD_TFLM_DIR. To make one: `git clone https://github.com/tensorflow/tflite-micro && cd tflite-micro && "
     "python3 tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py --makefile_options="
-    "\"TARGET=cortex_m_generic TARGET_ARCH=cortex-m4 OPTIMIZED_KERNEL_DIR=cmsis_nn\" /path/to/tflm_tree` "
+    '"TARGET=cortex_m_generic TARGET_ARCH=cortex-m4 OPTIMIZED_KERNEL_DIR=cmsis_nn" /path/to/tflm_tree` '
     "(it downloads flatbuffers, gemmlowp, CMSIS and CMSIS-NN once)."
 )
 
@@ -70,15 +70,31 @@ TREE_HINT = (
 # with OPTIMIZED_KERNEL_DIR=cmsis_nn): -Os for the framework, -O2 for kernels, TF_LITE_STATIC_MEMORY
 # (which changes struct layouts, so an application must be compiled with the same defines).
 COMMON_FLAGS = (
-    "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections",
-    "-fmessage-length=0", "-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON", "-DKERNELS_OPTIMIZED_FOR_SPEED",
+    "-fno-unwind-tables",
+    "-fno-asynchronous-unwind-tables",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-fmessage-length=0",
+    "-DTF_LITE_STATIC_MEMORY",
+    "-DTF_LITE_DISABLE_X86_NEON",
+    "-DKERNELS_OPTIMIZED_FOR_SPEED",
 )
 CXX_ONLY = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics")
 C_ONLY = ("-std=c17",)
-TREE_INCLUDES = (".", "third_party", "third_party/gemmlowp", "third_party/flatbuffers/include",
-                 "third_party/kissfft", "third_party/ruy")
-CMSIS_INCLUDES = ("third_party/cmsis/CMSIS/Core/Include", "third_party/cmsis", "third_party/cmsis_nn",
-                  "third_party/cmsis_nn/Include")
+TREE_INCLUDES = (
+    ".",
+    "third_party",
+    "third_party/gemmlowp",
+    "third_party/flatbuffers/include",
+    "third_party/kissfft",
+    "third_party/ruy",
+)
+CMSIS_INCLUDES = (
+    "third_party/cmsis/CMSIS/Core/Include",
+    "third_party/cmsis",
+    "third_party/cmsis_nn",
+    "third_party/cmsis_nn/Include",
+)
 
 KERNEL_PREFIXES = ("tensorflow/lite/micro/kernels/", "signal/", "third_party/cmsis_nn/")
 CMSIS_NN_KERNEL_DIR = "tensorflow/lite/micro/kernels/cmsis_nn/"
@@ -90,20 +106,28 @@ CMSIS_NN_SOURCE_DIR = "third_party/cmsis_nn/Source"
 # every eligible file always uses it (EDGEBUILD_TFLM_PCH=0 turns it off): the same inputs give the same objects.
 PCH_NAME = "edgebuild_tflm_pch.h"
 PCH_HEADERS = (
-    "tensorflow/lite/schema/schema_generated.h", "tensorflow/lite/c/common.h",
-    "tensorflow/lite/kernels/internal/common.h", "tensorflow/lite/kernels/internal/types.h",
-    "tensorflow/lite/kernels/kernel_util.h", "tensorflow/lite/micro/kernels/kernel_util.h",
-    "tensorflow/lite/micro/micro_log.h", "tensorflow/lite/micro/micro_context.h",
+    "tensorflow/lite/schema/schema_generated.h",
+    "tensorflow/lite/c/common.h",
+    "tensorflow/lite/kernels/internal/common.h",
+    "tensorflow/lite/kernels/internal/types.h",
+    "tensorflow/lite/kernels/kernel_util.h",
+    "tensorflow/lite/micro/kernels/kernel_util.h",
+    "tensorflow/lite/micro/micro_log.h",
+    "tensorflow/lite/micro/micro_context.h",
 )
 
 # Library sources only tests use: left out of per-op libraries (the closure brings any back that is needed).
-TEST_ONLY = frozenset({
-    "tensorflow/lite/micro/test_helpers.cc", "tensorflow/lite/micro/test_helper_custom_ops.cc",
-    "tensorflow/lite/micro/fake_micro_context.cc", "tensorflow/lite/micro/mock_micro_graph.cc",
-    "tensorflow/lite/micro/recording_micro_allocator.cc",
-    "tensorflow/lite/micro/arena_allocator/recording_single_arena_buffer_allocator.cc",
-    "tensorflow/lite/micro/kernels/kernel_runner.cc",
-})
+TEST_ONLY = frozenset(
+    {
+        "tensorflow/lite/micro/test_helpers.cc",
+        "tensorflow/lite/micro/test_helper_custom_ops.cc",
+        "tensorflow/lite/micro/fake_micro_context.cc",
+        "tensorflow/lite/micro/mock_micro_graph.cc",
+        "tensorflow/lite/micro/recording_micro_allocator.cc",
+        "tensorflow/lite/micro/arena_allocator/recording_single_arena_buffer_allocator.cc",
+        "tensorflow/lite/micro/kernels/kernel_runner.cc",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -155,23 +179,39 @@ def _join(tree: str, rel: str) -> str:
     return tree if rel == "." else f"{tree}/{rel}"
 
 
-def cortex_m_flavor(cpu: str, arch_flags: Sequence[str], cmsis_device: str, cpu_define: str,
-                    kernels: str = "cmsis-nn") -> Flavor:
+def cortex_m_flavor(
+    cpu: str, arch_flags: Sequence[str], cmsis_device: str, cpu_define: str, kernels: str = "cmsis-nn"
+) -> Flavor:
     """The Cortex-M library for one CPU (board profiles give the arch flags and CMSIS device header)."""
     if kernels not in ("cmsis-nn", "reference"):
         raise UsageError(f"TFLite Micro kernels must be 'cmsis-nn' or 'reference', got {kernels!r}.")
-    defines = ["-DTF_LITE_MCU_DEBUG_LOG", "-fomit-frame-pointer", f"-D{cpu_define}", "-funsigned-char",
-               f"-DCMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE=\"{cmsis_device}.h\"", f"-D{cmsis_device}",
-               "-DARM_NN_ENABLE_F16=0", "-DARM_NN_ENABLE_F32=0"]
+    defines = [
+        "-DTF_LITE_MCU_DEBUG_LOG",
+        "-fomit-frame-pointer",
+        f"-D{cpu_define}",
+        "-funsigned-char",
+        f'-DCMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE="{cmsis_device}.h"',
+        f"-D{cmsis_device}",
+        "-DARM_NN_ENABLE_F16=0",
+        "-DARM_NN_ENABLE_F32=0",
+    ]
     if kernels == "cmsis-nn":
         defines.insert(0, "-DCMSIS_NN")
     includes = (*TREE_INCLUDES, f"third_party/cmsis/Cortex_DFP/Device/{cmsis_device}/Include", *CMSIS_INCLUDES)
-    return Flavor(name=f"{cpu}-{kernels}", kind="cortex-m", kernels=kernels, tool_prefix="arm-none-eabi-",
-                  arch_flags=tuple(arch_flags), defines=tuple(defines), includes=includes)
+    return Flavor(
+        name=f"{cpu}-{kernels}",
+        kind="cortex-m",
+        kernels=kernels,
+        tool_prefix="arm-none-eabi-",
+        arch_flags=tuple(arch_flags),
+        defines=tuple(defines),
+        includes=includes,
+    )
 
 
-HOST_FLAVOR = Flavor(name="host-reference", kind="host", kernels="reference", tool_prefix="",
-                     defines=("-DTF_LITE_USE_CTIME",))
+HOST_FLAVOR = Flavor(
+    name="host-reference", kind="host", kernels="reference", tool_prefix="", defines=("-DTF_LITE_USE_CTIME",)
+)
 
 
 # ------------------------------------------------------------------------------------------ the tree
@@ -201,8 +241,9 @@ class Tree:
         A file in kernels/cmsis_nn/ replaces kernels/<same name>; one in cortex_m_generic/ replaces
         tensorflow/lite/micro/<same name>. CMSIS-NN's own C sources are added for cmsis-nn.
         """
-        all_srcs = sorted(r for r in self.hashes if r.endswith((".cc", ".c"))
-                          and r.startswith(("tensorflow/", "signal/")))
+        all_srcs = sorted(
+            r for r in self.hashes if r.endswith((".cc", ".c")) and r.startswith(("tensorflow/", "signal/"))
+        )
         cmsis_kernels = [r for r in all_srcs if r.startswith(CMSIS_NN_KERNEL_DIR)]
         cortex_m = [r for r in all_srcs if r.startswith(CORTEX_M_DIR)]
         common = [r for r in all_srcs if r not in set(cmsis_kernels) | set(cortex_m)]
@@ -210,12 +251,11 @@ class Tree:
         replaced: set[str] = set()
         if flavor.kind == "cortex-m":
             chosen += cortex_m
-            replaced |= {"tensorflow/lite/micro/" + r[len(CORTEX_M_DIR):] for r in cortex_m}
+            replaced |= {"tensorflow/lite/micro/" + r[len(CORTEX_M_DIR) :] for r in cortex_m}
             if flavor.kernels == "cmsis-nn":
                 chosen += cmsis_kernels
-                replaced |= {"tensorflow/lite/micro/kernels/" + r[len(CMSIS_NN_KERNEL_DIR):] for r in cmsis_kernels}
-                chosen += sorted(r for r in self.hashes if r.startswith(CMSIS_NN_SOURCE_DIR + "/")
-                                 and r.endswith(".c"))
+                replaced |= {"tensorflow/lite/micro/kernels/" + r[len(CMSIS_NN_KERNEL_DIR) :] for r in cmsis_kernels}
+                chosen += sorted(r for r in self.hashes if r.startswith(CMSIS_NN_SOURCE_DIR + "/") and r.endswith(".c"))
         return sorted([r for r in common if r not in replaced] + chosen)
 
 
@@ -232,9 +272,11 @@ def check_tree(root: Path) -> str | None:
         return f"{root} has no {INTERPRETER_HEADER}: it is not a TensorFlow Lite Micro source tree"
     if not (root / "third_party/flatbuffers/include").is_dir():
         if (root / "tensorflow/lite/micro/tools/make/Makefile").is_file():
-            return (f"{root} is a tflite-micro checkout, not a generated tree (no third_party/flatbuffers): run "
-                    "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py in it and point "
-                    "mcu.tflm_dir at the tree it writes")
+            return (
+                f"{root} is a tflite-micro checkout, not a generated tree (no third_party/flatbuffers): run "
+                "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py in it and point "
+                "mcu.tflm_dir at the tree it writes"
+            )
         return f"{root} has no third_party/flatbuffers/include: it is not a complete create_tflm_tree.py output"
     return None
 
@@ -245,8 +287,13 @@ def load_tree(root: Path) -> Tree:
     problem = check_tree(root)
     if problem is not None:
         raise UsageError(f"Cannot build TensorFlow Lite Micro: {problem}. {TREE_HINT}")
-    files = [p for top in ("tensorflow", "signal", "third_party") if (root / top).is_dir()
-             for p in (root / top).rglob("*") if p.is_file()]
+    files = [
+        p
+        for top in ("tensorflow", "signal", "third_party")
+        if (root / top).is_dir()
+        for p in (root / top).rglob("*")
+        if p.is_file()
+    ]
     signature = (str(root), max((p.stat().st_mtime for p in files), default=0.0), len(files))
     with _TREE_LOCK:
         if signature in _TREE_CACHE:
@@ -265,9 +312,13 @@ def tree_fingerprint(root: Path) -> str:
     rebuild, while stat-ing them takes milliseconds; any edit changes a size or an mtime and rehashes.
     """
     root = Path(root).resolve()
-    stats = sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-                   for top in ("tensorflow", "signal", "third_party") if (root / top).is_dir()
-                   for p in (root / top).rglob("*") if p.is_file())
+    stats = sorted(
+        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+        for top in ("tensorflow", "signal", "third_party")
+        if (root / top).is_dir()
+        for p in (root / top).rglob("*")
+        if p.is_file()
+    )
     memo = tflm_cache_dir() / "trees" / _sha([str(root), stats])
     if memo.is_file():
         return memo.read_text().strip()
@@ -351,8 +402,11 @@ def op_sources(tree: Tree, flavor: Flavor, ops: Sequence[tuple[str, str]], sourc
 
 def framework_sources(sources: Sequence[str]) -> list[str]:
     """The non-kernel library sources (interpreter, allocator, planner, parsing, logging), minus test helpers."""
-    return [r for r in sources if not r.startswith(KERNEL_PREFIXES) and not r.startswith("tensorflow/lite/kernels/")
-            and r not in TEST_ONLY]
+    return [
+        r
+        for r in sources
+        if not r.startswith(KERNEL_PREFIXES) and not r.startswith("tensorflow/lite/kernels/") and r not in TEST_ONLY
+    ]
 
 
 # ------------------------------------------------------------------------------------------ tools
@@ -444,14 +498,31 @@ class ObjectCache:
         opt = _opt(rel)
         lang = C_ONLY if is_c else CXX_ONLY
         includes = [f"-I{i}" for i in self.flavor.includes]
-        return [tool, *lang, *self.flavor.base_flags(), opt, *includes, "-MMD", "-MF", str(depfile),
-                "-c", rel, "-o", str(obj)]
+        return [
+            tool,
+            *lang,
+            *self.flavor.base_flags(),
+            opt,
+            *includes,
+            "-MMD",
+            "-MF",
+            str(depfile),
+            "-c",
+            rel,
+            "-o",
+            str(obj),
+        ]
 
     def key(self, rel: str) -> str:
         tool = self.flavor.cc if rel.endswith(".c") else self.flavor.cxx
         flags = self.compile_command(rel, Path("OBJ"), Path("DEP"))[1:]
-        payload = {"layout": CACHE_LAYOUT, "compiler": compiler_identity(tool), "flags": flags, "source": rel,
-                   "sha256": self.tree.hashes[rel]}
+        payload = {
+            "layout": CACHE_LAYOUT,
+            "compiler": compiler_identity(tool),
+            "flags": flags,
+            "source": rel,
+            "sha256": self.tree.hashes[rel],
+        }
         if self.uses_pch(rel):
             payload["pch"] = PCH_HEADERS
         return _sha(payload)
@@ -532,8 +603,21 @@ class ObjectCache:
         header = folder / PCH_NAME
         header.write_text("".join(f'#include "{h}"\n' for h in headers))
         dep = folder / "pch.d"
-        cmd = [self.flavor.cxx, *CXX_ONLY, *self.flavor.base_flags(), opt, *(f"-I{i}" for i in self.flavor.includes),
-               "-MMD", "-MF", str(dep), "-x", "c++-header", str(header), "-o", str(header) + ".gch"]
+        cmd = [
+            self.flavor.cxx,
+            *CXX_ONLY,
+            *self.flavor.base_flags(),
+            opt,
+            *(f"-I{i}" for i in self.flavor.includes),
+            "-MMD",
+            "-MF",
+            str(dep),
+            "-x",
+            "c++-header",
+            str(header),
+            "-o",
+            str(header) + ".gch",
+        ]
         result = run_tool(cmd, COMPILE_TIMEOUT_S, self.flavor.cxx, cwd=self.tree.root)
         if result.returncode != 0:
             return None
@@ -589,22 +673,37 @@ class Library:
     compile_cpu_seconds: float = 0.0  # CPU time of the compilers this call ran (user + system)
 
     def describe(self) -> dict:
-        return {"path": str(self.path), "flavor": self.flavor.name, "kernels": self.flavor.kernels,
-                "tree": str(self.tree), "tree_sha256": self.tree_sha256, "scope": self.scope,
-                "sources": len(self.sources), "objects_compiled": self.compiled,
-                "seconds": round(self.seconds, 2), "compile_cpu_seconds": round(self.compile_cpu_seconds, 1),
-                "cached": self.cache_hit}
+        return {
+            "path": str(self.path),
+            "flavor": self.flavor.name,
+            "kernels": self.flavor.kernels,
+            "tree": str(self.tree),
+            "tree_sha256": self.tree_sha256,
+            "scope": self.scope,
+            "sources": len(self.sources),
+            "objects_compiled": self.compiled,
+            "seconds": round(self.seconds, 2),
+            "compile_cpu_seconds": round(self.compile_cpu_seconds, 1),
+            "cached": self.cache_hit,
+        }
 
 
 class LibraryBuilder:
     """Builds (or finds) the TFLM library for one tree and flavor."""
 
-    def __init__(self, tree_dir: Path, flavor: Flavor, cache_dir: Path | None = None, jobs: int | None = None,
-                 log: Log | None = None) -> None:
+    def __init__(
+        self,
+        tree_dir: Path,
+        flavor: Flavor,
+        cache_dir: Path | None = None,
+        jobs: int | None = None,
+        log: Log | None = None,
+    ) -> None:
         missing = missing_tools(flavor)
         if missing:
-            raise ExternalToolError(f"{', '.join(missing)} not found: cannot build TensorFlow Lite Micro for "
-                                    f"{flavor.describe()}.")
+            raise ExternalToolError(
+                f"{', '.join(missing)} not found: cannot build TensorFlow Lite Micro for {flavor.describe()}."
+            )
         self.tree = load_tree(tree_dir)
         self.flavor = flavor
         self.root = Path(cache_dir).resolve() if cache_dir is not None else tflm_cache_dir()
@@ -644,8 +743,10 @@ class LibraryBuilder:
 
     def _compile_all(self, todo: list[str], what: str) -> dict[str, Path]:
         total = len(todo)
-        self.log(f"TFLite Micro {self.flavor.describe()}: compiling {total} {what} source(s) with {self.jobs} "
-                 f"job(s) (cached afterwards in {self.root})")
+        self.log(
+            f"TFLite Micro {self.flavor.describe()}: compiling {total} {what} source(s) with {self.jobs} "
+            f"job(s) (cached afterwards in {self.root})"
+        )
         started = time.perf_counter()
         done = 0
         lock = threading.Lock()
@@ -689,7 +790,7 @@ class LibraryBuilder:
         defined: set[str] = set()
         undefined: set[str] = set()
         for first in range(0, len(objects), 200):
-            chunk = [str(o) for o in objects[first:first + 200]]
+            chunk = [str(o) for o in objects[first : first + 200]]
             res = run_tool([self.flavor.nm, "-C", *chunk], 120, self.flavor.nm)
             if res.returncode != 0:
                 raise ExternalToolError(f"{self.flavor.nm} failed (exit {res.returncode}): {res.stderr.strip()}")
@@ -734,8 +835,9 @@ class LibraryBuilder:
 
     def resolve(self, ops: Sequence[tuple[str, str]], extra_undefined: Iterable[str] = ()) -> list[str]:
         """The sources of the per-op library: framework + the ops' kernels + the closure of what they call."""
-        selected = list(dict.fromkeys(framework_sources(self.sources) + op_sources(self.tree, self.flavor, ops,
-                                                                                     self.sources)))
+        selected = list(
+            dict.fromkeys(framework_sources(self.sources) + op_sources(self.tree, self.flavor, ops, self.sources))
+        )
         tried: set[str] = set()
         pending_extra = set(extra_undefined)
         for _ in range(12):
@@ -759,8 +861,9 @@ class LibraryBuilder:
         return sorted(selected)
 
     # ---- the archive
-    def build(self, ops: Sequence[tuple[str, str]] = (), scope: str = "ops",
-              extra_undefined: Iterable[str] = ()) -> Library:
+    def build(
+        self, ops: Sequence[tuple[str, str]] = (), scope: str = "ops", extra_undefined: Iterable[str] = ()
+    ) -> Library:
         """The library for `ops` (scope "ops") or every library source (scope "full"), from the cache when built."""
         try:
             return self._build(ops, scope, extra_undefined)
@@ -780,8 +883,16 @@ class LibraryBuilder:
         if scope == "full":
             sources = list(self.sources)
         else:
-            plan_key = _sha({"layout": CACHE_LAYOUT, "tree": self.tree.fingerprint, "flavor": self.flavor.name,
-                             "flags": self.flavor.base_flags(), "ops": sorted(m for _, m in ops), "extra": extra})
+            plan_key = _sha(
+                {
+                    "layout": CACHE_LAYOUT,
+                    "tree": self.tree.fingerprint,
+                    "flavor": self.flavor.name,
+                    "flags": self.flavor.base_flags(),
+                    "ops": sorted(m for _, m in ops),
+                    "extra": extra,
+                }
+            )
             plan_file = self.root / "plans" / f"{plan_key}.json"
             sources = None
             if plan_file.is_file():
@@ -791,17 +902,33 @@ class LibraryBuilder:
                     sources = None
             if sources is None:
                 sources = self.resolve(ops, extra)
-                _atomic_write(plan_file, json.dumps({"ops": sorted(m for _, m in ops), "sources": sources},
-                                                    indent=1).encode())
+                _atomic_write(
+                    plan_file, json.dumps({"ops": sorted(m for _, m in ops), "sources": sources}, indent=1).encode()
+                )
         objs = self._ensure_objects(sources, "library")
-        lib_key = _sha({"layout": CACHE_LAYOUT, "flavor": self.flavor.name,
-                        "objects": [[r, str(objs[r].relative_to(self.root))] for r in sources]})
+        lib_key = _sha(
+            {
+                "layout": CACHE_LAYOUT,
+                "flavor": self.flavor.name,
+                "objects": [[r, str(objs[r].relative_to(self.root))] for r in sources],
+            }
+        )
         lib = self.root / "libs" / lib_key[:2] / lib_key / "libtflm.a"
         hit = lib.is_file() and self._compiled == 0
         if not lib.is_file():
             self._archive(lib, [objs[r] for r in sources], sources)
-        return Library(lib, self.flavor, self.tree.root, self.tree.fingerprint, scope, sources, self._compiled,
-                       time.perf_counter() - started, hit, _children_cpu() - cpu_before)
+        return Library(
+            lib,
+            self.flavor,
+            self.tree.root,
+            self.tree.fingerprint,
+            scope,
+            sources,
+            self._compiled,
+            time.perf_counter() - started,
+            hit,
+            _children_cpu() - cpu_before,
+        )
 
     def _archive(self, lib: Path, objects: Sequence[Path], sources: Sequence[str]) -> None:
         from edgebuild.process import run_tool
@@ -823,9 +950,25 @@ class LibraryBuilder:
 
 
 _NM_LINE = re.compile(r"^\s*(?:[0-9a-fA-F]+\s+)?([A-Za-z?-])\s+(\S.*)$")
-_NOT_LIBRARY_NAMESPACES = frozenset({"tflite", "micro", "tflm_signal", "reference_ops", "reference_integer_ops",
-                                     "tensor_utils", "ops", "builtin", "std", "signal", "internal", "flatbuffers",
-                                     "cpu_backend_gemm", "optimized_ops", "testing"})
+_NOT_LIBRARY_NAMESPACES = frozenset(
+    {
+        "tflite",
+        "micro",
+        "tflm_signal",
+        "reference_ops",
+        "reference_integer_ops",
+        "tensor_utils",
+        "ops",
+        "builtin",
+        "std",
+        "signal",
+        "internal",
+        "flatbuffers",
+        "cpu_backend_gemm",
+        "optimized_ops",
+        "testing",
+    }
+)
 
 
 def _definition_pattern(symbol: str) -> tuple[str, str] | None:
@@ -833,7 +976,7 @@ def _definition_pattern(symbol: str) -> tuple[str, str] | None:
     sym = symbol.strip()
     for prefix in ("vtable for ", "VTT for "):
         if sym.startswith(prefix):
-            cls = _strip_templates(sym[len(prefix):]).split("::")[-1]
+            cls = _strip_templates(sym[len(prefix) :]).split("::")[-1]
             return ("regex", rf"\b{re.escape(cls)}::~?\w+\s*\(") if re.fullmatch(r"\w+", cls) else None
     if sym.startswith(("typeinfo", "guard variable", "non-virtual thunk", "__", "_Z")):
         return None

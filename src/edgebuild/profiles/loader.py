@@ -163,7 +163,9 @@ def _explain(exc: ValidationError, origins: Origins, ref: str) -> str:
             valid = ", ".join(_valid_keys(loc))
             problems.append(f"{where}: unknown key '{key}'; valid keys there: {valid}")
         elif err["type"] == "literal_error":
-            problems.append(f"{where}: '{key}' = {err['input']!r} is not allowed; choose one of {err['ctx']['expected']}")
+            problems.append(
+                f"{where}: '{key}' = {err['input']!r} is not allowed; choose one of {err['ctx']['expected']}"
+            )
         elif err["type"] == "missing":
             problems.append(f"{where}: required key '{key}' is missing")
         else:

@@ -20,7 +20,7 @@ def _parse_bytes(value: object) -> object:
     if isinstance(value, str):
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
         if not match or match.group(2).lower() not in _UNITS:
-            raise ValueError("a size such as 262144, \"256KiB\" or \"1MiB\"")
+            raise ValueError('a size such as 262144, "256KiB" or "1MiB"')
         return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
     return value
 
@@ -42,8 +42,10 @@ class QuantizationSection(Section):
     io: Literal["float32", "int8", "uint8", "int16"] = "float32"
     calibration_samples: int = Field(200, ge=1, le=100_000)
     dense_per_channel: bool = Field(
-        True, description="per-channel weight scales for FULLY_CONNECTED; false = one scale per tensor, "
-        "which TFLite Micro needs far less arena for (mcu profiles)")
+        True,
+        description="per-channel weight scales for FULLY_CONNECTED; false = one scale per tensor, "
+        "which TFLite Micro needs far less arena for (mcu profiles)",
+    )
 
     @model_validator(mode="after")
     def _io_fits_scheme(self) -> "QuantizationSection":
@@ -52,9 +54,7 @@ class QuantizationSection(Section):
             "int16x8": {"float32", "int16"},
         }.get(self.scheme, {"float32"})
         if self.io not in allowed:
-            raise ValueError(
-                f"io = {self.io!r} does not fit scheme = {self.scheme!r}; choose one of {sorted(allowed)}"
-            )
+            raise ValueError(f"io = {self.io!r} does not fit scheme = {self.scheme!r}; choose one of {sorted(allowed)}")
         return self
 
     @property
@@ -74,12 +74,15 @@ class ValidationSection(Section):
     rules: Literal["mobile", "edgetpu", "mcu", "none"] = "none"
     max_accuracy_drop: float = Field(2.0, ge=0.0, le=100.0, description="percentage points")
     min_agreement: float = Field(
-        0.95, ge=0.0, le=1.0, description="without labels: least share of top-1 predictions equal to the float model's")
+        0.95, ge=0.0, le=1.0, description="without labels: least share of top-1 predictions equal to the float model's"
+    )
     metric: Literal["auto", "top1", "snr"] = Field(
-        "auto", description="auto: top-1 for probability/logit outputs or labelled data, else SNR vs float")
+        "auto", description="auto: top-1 for probability/logit outputs or labelled data, else SNR vs float"
+    )
     min_snr_db: float = Field(15.0, description="lowest output SNR against the float model, in dB (metric snr)")
     max_tflm_steps: float = Field(
-        16.0, ge=0.0, description="largest TFLite Micro vs LiteRT-reference output difference, in quantization steps")
+        16.0, ge=0.0, description="largest TFLite Micro vs LiteRT-reference output difference, in quantization steps"
+    )
     tflm: bool = False
 
 
@@ -94,8 +97,10 @@ class BenchmarkSection(Section):
     runs: int = Field(100, ge=1)
     warmup: int = Field(10, ge=0)
     host_representative: bool = Field(
-        False, description="the target runs on a CPU like this host's (phones): host latency predicts the device's, "
-        "so an artifact slower than float32 here is worth a warning; for NPUs and MCUs it says nothing")
+        False,
+        description="the target runs on a CPU like this host's (phones): host latency predicts the device's, "
+        "so an artifact slower than float32 here is worth a warning; for NPUs and MCUs it says nothing",
+    )
 
 
 class McuSection(Section):
@@ -143,8 +148,17 @@ class EdgeTpuSection(Section):
 
 
 VelaAccelerator = Literal[
-    "ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512",
-    "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048",
+    "ethos-u55-32",
+    "ethos-u55-64",
+    "ethos-u55-128",
+    "ethos-u55-256",
+    "ethos-u65-256",
+    "ethos-u65-512",
+    "ethos-u85-128",
+    "ethos-u85-256",
+    "ethos-u85-512",
+    "ethos-u85-1024",
+    "ethos-u85-2048",
 ]
 
 
@@ -159,7 +173,9 @@ class VelaSection(Section):
 
 class PruningSection(Section):
     kind: Literal["none", "structured", "unstructured", "m_by_n"] = "none"
-    ratio: float = Field(0.5, ge=0.0, lt=1.0, description="structured: share of channels removed; sparsity: default target")
+    ratio: float = Field(
+        0.5, ge=0.0, lt=1.0, description="structured: share of channels removed; sparsity: default target"
+    )
     criterion: Literal["l1", "l2", "bn_scale"] = "l1"
     round_to: int = Field(1, ge=1, description="kept channel counts rounded to a multiple (8/16 for accelerators)")
     min_channels: int = Field(1, ge=1)
@@ -171,7 +187,8 @@ class PruningSection(Section):
     frequency: int = Field(10, ge=1)
     skip_layers: list[str] = []
     recovery: Literal["auto", "fine-tune", "distill"] = Field(
-        "auto", description="structured: auto = fine-tune, then distill from the unpruned model if still short")
+        "auto", description="structured: auto = fine-tune, then distill from the unpruned model if still short"
+    )
 
 
 class DistillationSection(Section):

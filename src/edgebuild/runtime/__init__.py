@@ -14,5 +14,13 @@ from edgebuild.runtime.litert import LiteRTModel
 from edgebuild.runtime.tflm import ArenaSearch, recommended_arena
 from edgebuild.runtime.tflm_pool import arena_is_sufficient, measure_arena, prove_arena, tflm_predict
 
-__all__ = ["ArenaSearch", "InputData", "LiteRTModel", "arena_is_sufficient", "measure_arena", "prove_arena",
-           "recommended_arena", "tflm_predict"]
+__all__ = [
+    "ArenaSearch",
+    "InputData",
+    "LiteRTModel",
+    "arena_is_sufficient",
+    "measure_arena",
+    "prove_arena",
+    "recommended_arena",
+    "tflm_predict",
+]

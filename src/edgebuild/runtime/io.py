@@ -25,8 +25,6 @@ QUANTIZED_INPUT_DTYPES = (np.int8, np.uint8, np.int16)
 InputData = np.ndarray | Sequence[np.ndarray]
 
 
-
-
 @dataclass(frozen=True)
 class IOSpec:
     """What predict needs to know about one input or output tensor (runtime-neutral)."""
@@ -133,5 +131,3 @@ def fmt_shape(shape: Sequence[Any]) -> str:
 
 def stack_chunks(chunks: list[list[np.ndarray]], n_outputs: int) -> list[np.ndarray]:
     return [np.concatenate([c[i] for c in chunks], axis=0) for i in range(n_outputs)]
-
-

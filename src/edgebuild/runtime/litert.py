@@ -55,8 +55,6 @@ def _reference_resolver(runtime_name: str) -> Any:
     return OpResolverType.BUILTIN_REF
 
 
-
-
 class LiteRTModel:
     """A `.tflite` artifact loaded in LiteRT (XNNPACK is applied by default on CPU).
 
@@ -165,21 +163,21 @@ class LiteRTModel:
             for start in range(0, n, chunk):
                 count = min(chunk, n - start)
                 for d, a in zip(details, arrays):
-                    part = a[start:start + count]
+                    part = a[start : start + count]
                     if count < chunk:
                         pad = np.zeros((chunk - count, *part.shape[1:]), part.dtype)
                         part = np.concatenate([part, pad], axis=0)
                     self.interpreter.set_tensor(d["index"], part)
                 self.interpreter.invoke()
-                chunks.append([
-                    from_output(self.interpreter.get_tensor(o["index"])[:count], s)
-                    for o, s in zip(out_details, self._out_specs)
-                ])
+                chunks.append(
+                    [
+                        from_output(self.interpreter.get_tensor(o["index"])[:count], s)
+                        for o, s in zip(out_details, self._out_specs)
+                    ]
+                )
         finally:
             if resized:
                 for d, s in zip(details, self._in_specs):
                     self.interpreter.resize_tensor_input(d["index"], list(s.shape))
                 self.interpreter.allocate_tensors()
         return stack_chunks(chunks, len(self._out_specs))
-
-

@@ -23,13 +23,27 @@ import numpy as np
 
 from edgebuild.errors import ArtifactError
 from edgebuild.native_output import capture_native
-from edgebuild.runtime.io import InputData, IOSpec, as_input_list, from_output, spec_from_details, stack_chunks, to_input_dtype
+from edgebuild.runtime.io import (
+    InputData,
+    IOSpec,
+    as_input_list,
+    from_output,
+    spec_from_details,
+    stack_chunks,
+    to_input_dtype,
+)
 
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 # TFLM log lines that name an arena shortage. Other failures are shortages too when a larger arena runs
 # (see TflmModel): FULLY_CONNECTED's prepare logs only a failed check when its temporaries do not fit.
-_ARENA_SHORTAGE = ("missing:", "Failed to resize buffer", "Failed to allocate", "Unable to allocate",
-                   "Failed starting model allocation", "Too many buffers")
+_ARENA_SHORTAGE = (
+    "missing:",
+    "Failed to resize buffer",
+    "Failed to allocate",
+    "Unable to allocate",
+    "Failed starting model allocation",
+    "Too many buffers",
+)
 
 
 #
@@ -145,8 +159,14 @@ class TflmModel:
         rt = self.runtime
         native = getattr(rt, "_runtime", None)
         try:
-            wrapper = native.InterpreterWrapper(self.data, [], int(arena_size), self.resource_variables,
-                                                native.PythonInterpreterConfig.kAllocationRecording, 0)
+            wrapper = native.InterpreterWrapper(
+                self.data,
+                [],
+                int(arena_size),
+                self.resource_variables,
+                native.PythonInterpreterConfig.kAllocationRecording,
+                0,
+            )
         except (AttributeError, TypeError):  # another tflite-micro wrapper signature: the public constructor
             return rt.Interpreter.from_bytes(self.data, arena_size=int(arena_size))
         interp = object.__new__(rt.Interpreter)
@@ -174,8 +194,11 @@ class TflmModel:
         """Allocate and invoke with exactly `arena_size` bytes, in a forked child so a TFLM crash is a result."""
         self.probes += 1
         if arena_size < _MIN_ARENA:
-            return _Probe(arena_size, "short", f"{arena_size} bytes is below the {_MIN_ARENA} bytes TFLM's own "
-                                               "bookkeeping takes before any tensor")
+            return _Probe(
+                arena_size,
+                "short",
+                f"{arena_size} bytes is below the {_MIN_ARENA} bytes TFLM's own bookkeeping takes before any tensor",
+            )
         if not hasattr(os, "fork"):  # no fork (Windows): probe in this process; a crash ends the worker
             with capture_native() as log:
                 code = self._attempt(arena_size, record)
@@ -303,8 +326,15 @@ class TflmModel:
                 f"({check.status}: {_log_summary(check.log) or 'no log output'}): its arena need is not monotonic in "
                 "the arena size. Declare the proven size exactly, or report this model to the edgebuild maintainers."
             )
-        return ArenaSearch(proven_bytes=hi, recorded_bytes=recorded, recommended_bytes=recommended, margin=margin,
-                           verified=True, probes=self.probes, seconds=time.perf_counter() - start)
+        return ArenaSearch(
+            proven_bytes=hi,
+            recorded_bytes=recorded,
+            recommended_bytes=recommended,
+            margin=margin,
+            verified=True,
+            probes=self.probes,
+            seconds=time.perf_counter() - start,
+        )
 
     # -- running data ----------------------------------------------------------------------------
 
@@ -336,15 +366,15 @@ class TflmModel:
                 for start in range(0, n, chunk):
                     count = min(chunk, n - start)
                     for i, a in enumerate(arrays):
-                        part = a[start:start + count]
+                        part = a[start : start + count]
                         if count < chunk:
                             pad = np.zeros((chunk - count, *part.shape[1:]), part.dtype)
                             part = np.concatenate([part, pad], axis=0)
                         interp.set_input(np.ascontiguousarray(part), i)
                     interp.invoke()
-                    chunks.append([
-                        from_output(np.array(interp.get_output(i))[:count], s) for i, s in enumerate(out_specs)
-                    ])
+                    chunks.append(
+                        [from_output(np.array(interp.get_output(i))[:count], s) for i, s in enumerate(out_specs)]
+                    )
             except RuntimeError:
                 failed = True
             else:
@@ -368,5 +398,3 @@ def recommended_arena(proven_bytes: int, margin: float) -> int:
     """The arena to declare: the proven need plus the safety margin, 16-byte aligned (the one formula;
     edgebuild.validation.recommended_arena is this)."""
     return _round_up_16(int(proven_bytes * (1.0 + margin)))
-
-

@@ -37,8 +37,9 @@ def _tflm_call(name: str, model_path: Path | str, *args: Any) -> Any:
         if _TFLM_POOL is None:
             import atexit
 
-            _TFLM_POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_ignore_sigint)
+            _TFLM_POOL = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+            )
             atexit.register(_TFLM_POOL.shutdown, wait=False, cancel_futures=True)
         pool = _TFLM_POOL
         future = pool.submit(_tflm_worker, name, str(model_path), *args)

@@ -21,9 +21,17 @@ def write_report(ctx: TargetContext, state: TargetState) -> dict:
     profile, shared, work_dir = ctx.profile, ctx.shared, ctx.work_dir
     assert state.artifact is not None
     report = build_report(
-        profile=profile, model=shared.model, model_sha256=shared.model_sha256, artifact=state.artifact,
-        artifact_file="model.tflite", float_reference=state.float_reference, data=ctx.data_block(),
-        timings=ctx.timings, validation=state.validation, benchmark=state.benchmark, extra_files=state.emitted,
+        profile=profile,
+        model=shared.model,
+        model_sha256=shared.model_sha256,
+        artifact=state.artifact,
+        artifact_file="model.tflite",
+        float_reference=state.float_reference,
+        data=ctx.data_block(),
+        timings=ctx.timings,
+        validation=state.validation,
+        benchmark=state.benchmark,
+        extra_files=state.emitted,
     )
     dense_note = dense_quantization_note(profile.quantization)
     if dense_note and "FULLY_CONNECTED" in state.artifact.op_counts():

@@ -14,16 +14,23 @@ def run_compilers(profile: Profile, artifact_path: Path, work_dir: Path) -> dict
 
         status = edgetpu_status(profile.edgetpu.compiler)
         if status["available"]:
-            compiled["edgetpu"] = compile_edgetpu(artifact_path, work_dir, status["compiler"],
-                                                  profile.edgetpu.min_runtime)
+            compiled["edgetpu"] = compile_edgetpu(
+                artifact_path, work_dir, status["compiler"], profile.edgetpu.min_runtime
+            )
         else:  # no compiler: edgebuild's own rules estimate how far its mapping would reach
             compiled["edgetpu"] = {**status, "rules": rules_mapping(artifact_path, profile.edgetpu.min_runtime)}
     if profile.vela.accelerator:
         from edgebuild.compilers.vela import compile_vela
 
         vela = profile.vela
-        compiled["vela"] = compile_vela(artifact_path, work_dir, vela.accelerator, vela.system_config, vela.memory_mode,
-                                        Path(vela.config_file) if vela.config_file else None)
+        compiled["vela"] = compile_vela(
+            artifact_path,
+            work_dir,
+            vela.accelerator,
+            vela.system_config,
+            vela.memory_mode,
+            Path(vela.config_file) if vela.config_file else None,
+        )
     return compiled
 
 
@@ -33,8 +40,16 @@ def rules_mapping(artifact_path: Path, runtime: int) -> dict:
     from edgebuild.checks.edgetpu import check
 
     extra = check(read_artifact(artifact_path), runtime).extra
-    keys = ("first_unsupported", "mapped_ops", "total_ops", "mapped_ops_fraction", "mapped_macs", "total_macs",
-            "mapped_macs_fraction", "edgetpu_runtime")
+    keys = (
+        "first_unsupported",
+        "mapped_ops",
+        "total_ops",
+        "mapped_ops_fraction",
+        "mapped_macs",
+        "total_macs",
+        "mapped_macs_fraction",
+        "edgetpu_runtime",
+    )
     return {key: extra[key] for key in keys}
 
 
@@ -44,13 +59,17 @@ def compile_note(compiled: dict) -> str:
     edgetpu = compiled.get("edgetpu")
     if edgetpu is not None:
         rules = edgetpu.get("rules") or {}
-        notes.append(f"edgetpu: {edgetpu.get('ops_mapped_edgetpu')}/{edgetpu.get('total_ops')} ops mapped"
-                     if edgetpu.get("available", True) else
-                     f"edgetpu_compiler not installed: own rules map {rules.get('mapped_ops')}/{rules.get('total_ops')} ops")
+        notes.append(
+            f"edgetpu: {edgetpu.get('ops_mapped_edgetpu')}/{edgetpu.get('total_ops')} ops mapped"
+            if edgetpu.get("available", True)
+            else f"edgetpu_compiler not installed: own rules map {rules.get('mapped_ops')}/{rules.get('total_ops')} ops"
+        )
     vela = compiled.get("vela")
     if vela is not None:
-        notes.append(f"vela: {vela.get('npu_ops')} NPU / {vela.get('cpu_ops')} CPU ops, "
-                     f"SRAM {vela.get('sram_bytes', 0):,} B, ~{vela.get('inference_time_ms', 0):.3f} ms")
+        notes.append(
+            f"vela: {vela.get('npu_ops')} NPU / {vela.get('cpu_ops')} CPU ops, "
+            f"SRAM {vela.get('sram_bytes', 0):,} B, ~{vela.get('inference_time_ms', 0):.3f} ms"
+        )
     return "; ".join(notes)
 
 
@@ -67,23 +86,35 @@ def add_compiler_checks(validation: dict, compiled: dict, profile: Profile) -> N
     need = profile.edgetpu.min_mapped_fraction
     if edgetpu.get("available", True) and edgetpu.get("mapped_fraction") is not None:
         got = edgetpu["mapped_fraction"]
-        validation["checks"].append({
-            "name": "edgetpu_compiler", "passed": got >= need, "source": "edgetpu_compiler",
-            "mapped_fraction": got, "min_mapped_fraction": need,
-            "summary": f"{edgetpu['ops_mapped_edgetpu']} of {edgetpu['total_ops']} ops mapped to the Edge TPU "
-                       f"by edgetpu_compiler {edgetpu.get('compiler_version') or ''}".rstrip()
-                       + f" ({_pct(got)}, required {_pct(need)})"})
+        validation["checks"].append(
+            {
+                "name": "edgetpu_compiler",
+                "passed": got >= need,
+                "source": "edgetpu_compiler",
+                "mapped_fraction": got,
+                "min_mapped_fraction": need,
+                "summary": f"{edgetpu['ops_mapped_edgetpu']} of {edgetpu['total_ops']} ops mapped to the Edge TPU "
+                f"by edgetpu_compiler {edgetpu.get('compiler_version') or ''}".rstrip()
+                + f" ({_pct(got)}, required {_pct(need)})",
+            }
+        )
     elif edgetpu.get("available") is False and edgetpu.get("rules"):
         rules = edgetpu["rules"]
         got = rules["mapped_ops_fraction"]
         first = rules.get("first_unsupported")
-        stops = (f"; mapping stops at op #{first['index']} ({first['op']})" if first else "")
-        validation["checks"].append({
-            "name": "edgetpu mapped fraction", "passed": got >= need, "source": "edgebuild rules",
-            "mapped_fraction": got, "min_mapped_fraction": need,
-            "summary": f"{rules['mapped_ops']} of {rules['total_ops']} ops map to the Edge TPU by edgebuild's own "
-                       f"rules ({_pct(got)}, required {_pct(need)}; edgetpu_compiler not installed, so this is the "
-                       f"rules' estimate, not the compiler's count){stops}"})
+        stops = f"; mapping stops at op #{first['index']} ({first['op']})" if first else ""
+        validation["checks"].append(
+            {
+                "name": "edgetpu mapped fraction",
+                "passed": got >= need,
+                "source": "edgebuild rules",
+                "mapped_fraction": got,
+                "min_mapped_fraction": need,
+                "summary": f"{rules['mapped_ops']} of {rules['total_ops']} ops map to the Edge TPU by edgebuild's own "
+                f"rules ({_pct(got)}, required {_pct(need)}; edgetpu_compiler not installed, so this is the "
+                f"rules' estimate, not the compiler's count){stops}",
+            }
+        )
     else:
         return
     validation["passed"] = all(c["passed"] for c in validation["checks"])

@@ -115,8 +115,7 @@ class SharedInputs:
 
         with self.lock:
             if self.float_reference is None:
-                blob = convert(self.model.export(batch), None,
-                               QuantizationSection(scheme="none"), None)
+                blob = convert(self.model.export(batch), None, QuantizationSection(scheme="none"), None)
                 weights = parse_artifact(blob).weight_dtypes()
                 self.float_reference = {"size_bytes": len(blob), "weight_bytes": sum(weights.values())}
                 self.float_blob = blob
@@ -161,8 +160,12 @@ class TargetContext:
         """Seeded splits of --data, and the calibration samples when the scheme needs them."""
         quant, shared = self.profile.quantization, self.shared
         if shared.dataset is not None:
-            self.splits = split(len(shared.dataset.x), self.profile.data, quant.calibration_samples,
-                                hold_out_validation=shared.val_dataset is None)
+            self.splits = split(
+                len(shared.dataset.x),
+                self.profile.data,
+                quant.calibration_samples,
+                hold_out_validation=shared.val_dataset is None,
+            )
         if not quant.needs_calibration:
             return
         if self.splits is not None and len(self.splits.calibration) > 0:
@@ -196,6 +199,7 @@ class TargetContext:
         if self.splits is not None:
             block["splits"] = self.splits.describe()
         if self.calibration is not None:
-            block["calibration"] = ("random noise (--calibration random): NOT representative"
-                                    if shared.dataset is None else "data")
+            block["calibration"] = (
+                "random noise (--calibration random): NOT representative" if shared.dataset is None else "data"
+            )
         return block

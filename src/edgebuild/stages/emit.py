@@ -9,17 +9,21 @@ from edgebuild.artifact import TfliteArtifact, parse_artifact
 from edgebuild.profiles import Profile
 from edgebuild.validation import recommended_arena
 
-NO_CROSS_COMPILER = {"measured": False,
-                     "reason": "arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"}
+NO_CROSS_COMPILER = {
+    "measured": False,
+    "reason": "arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)",
+}
 
 
+MODEL_ARRAY_SCOPE = (
+    "model array only (model_data.o): the TFLite Micro runtime, kernels and application "
+    "are not included until a firmware image is linked"
+)
 
-MODEL_ARRAY_SCOPE = ("model array only (model_data.o): the TFLite Micro runtime, kernels and application "
-                     "are not included until a firmware image is linked")
 
-
-def emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path, validation: dict | None,
-           vela: dict | None) -> tuple[list[str], dict | None, int | None]:
+def emit_c(
+    blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path, validation: dict | None, vela: dict | None
+) -> tuple[list[str], dict | None, int | None]:
     """Write the C sources (from the Vela output on Ethos-U); measure the model array's flash when the cross
     compiler exists. Returns (files, flash, the arena model_settings.h declares)."""
     from edgebuild.codegen import CSourceOptions, write_c_sources
@@ -40,10 +44,15 @@ def emit_c(blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Pa
         obj = compile_for_cortex_m(work_dir / "c" / "model_data.cc", Path(scratch))
         sizes = object_sizes(obj) if obj is not None else None
         if sizes is not None:
-            flash = {"measured": True, "scope": MODEL_ARRAY_SCOPE,
-                     "tool": "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -Os; arm-none-eabi-size",
-                     "model_array_bytes": sizes["text"] + sizes["data"],
-                     "text_bytes": sizes["text"], "data_bytes": sizes["data"], "bss_bytes": sizes["bss"]}
+            flash = {
+                "measured": True,
+                "scope": MODEL_ARRAY_SCOPE,
+                "tool": "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -Os; arm-none-eabi-size",
+                "model_array_bytes": sizes["text"] + sizes["data"],
+                "text_bytes": sizes["text"],
+                "data_bytes": sizes["data"],
+                "bss_bytes": sizes["bss"],
+            }
     return [str(p.relative_to(work_dir)) for p in paths], flash, arena
 
 
@@ -54,7 +63,15 @@ def declare_vela_arena(validation: dict, declared: int) -> None:
     `validation.arena.recommended_bytes` always equals the kTensorArenaSize that model_settings.h declares.
     """
     arena = validation.setdefault("arena", {})
-    cpu_model = {k: arena.pop(k) for k in ("proven_bytes", "measured_bytes", "recorded_bytes", "recommended_bytes",
-                                          "verified") if k in arena}
-    arena.update({"recommended_bytes": declared, "source": "Vela's SRAM plan for model_vela.tflite plus the margin",
-                  "cpu_model": cpu_model})
+    cpu_model = {
+        k: arena.pop(k)
+        for k in ("proven_bytes", "measured_bytes", "recorded_bytes", "recommended_bytes", "verified")
+        if k in arena
+    }
+    arena.update(
+        {
+            "recommended_bytes": declared,
+            "source": "Vela's SRAM plan for model_vela.tflite plus the margin",
+            "cpu_model": cpu_model,
+        }
+    )

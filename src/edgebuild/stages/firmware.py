@@ -17,23 +17,37 @@ if TYPE_CHECKING:
 CHECK_PREFIX = "firmware: "
 
 
-def run_firmware(ctx: TargetContext, artifact_path: Path, declared_arena: int | None,
-                 validation: dict) -> tuple[dict, str]:
+def run_firmware(
+    ctx: TargetContext, artifact_path: Path, declared_arena: int | None, validation: dict
+) -> tuple[dict, str]:
     """(the report's firmware block, the progress note); appends the firmware's checks to `validation`."""
     from edgebuild.firmware import run_firmware_stage
     from edgebuild.firmware.render import stage_note
 
     mcu = ctx.profile.mcu
     if declared_arena is None:
-        block = {"status": "skipped", "note": "firmware not built: no tensor arena was measured "
-                                              "(validation.tflm = false), so model_settings.h declares none"}
+        block = {
+            "status": "skipped",
+            "note": "firmware not built: no tensor arena was measured "
+            "(validation.tflm = false), so model_settings.h declares none",
+        }
         return block, stage_note(block)
     samples, labels = _samples(ctx, mcu.firmware_samples)
     block = run_firmware_stage(
-        artifact_path, ctx.work_dir / "c", ctx.work_dir / "firmware", samples, mcu.board, mcu.tflm_dir,
-        declared_arena, kernels=mcu.firmware_kernels, host_check=mcu.firmware_host_check,
-        max_steps=ctx.profile.validation.max_tflm_steps, symbol=mcu.symbol, labels=labels,
-        log=lambda text: ctx.progress.message(f"  {ctx.target:<10} {text}"))
+        artifact_path,
+        ctx.work_dir / "c",
+        ctx.work_dir / "firmware",
+        samples,
+        mcu.board,
+        mcu.tflm_dir,
+        declared_arena,
+        kernels=mcu.firmware_kernels,
+        host_check=mcu.firmware_host_check,
+        max_steps=ctx.profile.validation.max_tflm_steps,
+        symbol=mcu.symbol,
+        labels=labels,
+        log=lambda text: ctx.progress.message(f"  {ctx.target:<10} {text}"),
+    )
     block["project_dir"] = "firmware"  # relative to the target's folder: the work folder is moved into place
     _fold_into_validation(block, validation)
     return block, stage_note(block)
@@ -56,6 +70,9 @@ def _fold_into_validation(block: dict, validation: dict) -> None:
     device = block.get("device") or {}
     if device.get("arena_used_bytes") is not None:
         validation.setdefault("arena", {})["on_device"] = {
-            "board": (block.get("board") or {}).get("name"), "kernels": block.get("kernels"),
-            "declared_bytes": device.get("arena_size_bytes"), "used_bytes": device["arena_used_bytes"],
-            "source": "arena_used_bytes() in the firmware on QEMU, run with exactly kTensorArenaSize"}
+            "board": (block.get("board") or {}).get("name"),
+            "kernels": block.get("kernels"),
+            "declared_bytes": device.get("arena_size_bytes"),
+            "used_bytes": device["arena_used_bytes"],
+            "source": "arena_used_bytes() in the firmware on QEMU, run with exactly kTensorArenaSize",
+        }

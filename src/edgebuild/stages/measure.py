@@ -35,8 +35,11 @@ def benchmark(ctx: TargetContext, artifact_path: Path) -> dict:
     bench = ctx.profile.benchmark
     result = benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
     result["vs_float32"] = never_slower(ctx, result, inputs)
-    result["scope"] = ("host" if bench.host_representative else
-                       "host only: LiteRT on this machine's CPU, not the target device; see the device-side numbers")
+    result["scope"] = (
+        "host"
+        if bench.host_representative
+        else "host only: LiteRT on this machine's CPU, not the target device; see the device-side numbers"
+    )
     return result
 
 
@@ -55,8 +58,9 @@ def never_slower(ctx: TargetContext, result: dict, inputs: np.ndarray | None) ->
     key = (threads, bench.runs)
     with shared.lock:
         if key not in shared.float_latency:
-            shared.float_latency[key] = run_benchmark(shared.float_blob, threads=threads, runs=bench.runs,
-                                                      warmup=bench.warmup, inputs=inputs)["p50_ms"]
+            shared.float_latency[key] = run_benchmark(
+                shared.float_blob, threads=threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs
+            )["p50_ms"]
         float_p50 = shared.float_latency[key]
     p50 = result["threads"][str(threads)]["p50_ms"]
     ratio = p50 / float_p50 if float_p50 > 0 else None
@@ -65,8 +69,13 @@ def never_slower(ctx: TargetContext, result: dict, inputs: np.ndarray | None) ->
     # Only where the device runs a CPU like this host does the comparison predict anything: an int8 model
     # on x86 may trail float32 and still be many times faster on a Cortex-M, an Edge TPU or an Ethos-U.
     applies = bench.host_representative
-    return {"threads": threads, "float32_p50_ms": float_p50, "ratio": ratio, "slower": slower and applies,
-            "applies": applies}
+    return {
+        "threads": threads,
+        "float32_p50_ms": float_p50,
+        "ratio": ratio,
+        "slower": slower and applies,
+        "applies": applies,
+    }
 
 
 def bench_device(ctx: TargetContext, artifact_path: Path, options: object) -> dict:
@@ -79,7 +88,13 @@ def bench_device(ctx: TargetContext, artifact_path: Path, options: object) -> di
     try:
         result = options.run(path, threads=bench.threads, runs=bench.runs, warmup=bench.warmup)  # type: ignore[attr-defined]
     except DeviceError as exc:
-        return {"url": options.device, "error": {"type": type(exc).__name__, "exit_code": exc.exit_code,  # type: ignore[attr-defined]
-                                                 "message": str(exc)}}
+        return {
+            "url": options.device,
+            "error": {
+                "type": type(exc).__name__,
+                "exit_code": exc.exit_code,  # type: ignore[attr-defined]
+                "message": str(exc),
+            },
+        }
     result["artifact"] = path.name
     return result

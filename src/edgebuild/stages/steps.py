@@ -54,8 +54,9 @@ def train_qat(ctx: TargetContext, state: TargetState) -> str:
 
     state.blob, training = train.train_qat(ctx, state.keras_model)
     state.training = training
-    return (f"{training['epochs_run']} epochs (best {training['best_epoch']})"
-            + (", stopped early" if training["stopped_early"] else ""))
+    return f"{training['epochs_run']} epochs (best {training['best_epoch']})" + (
+        ", stopped early" if training["stopped_early"] else ""
+    )
 
 
 def convert(ctx: TargetContext, state: TargetState) -> str:
@@ -65,11 +66,13 @@ def convert(ctx: TargetContext, state: TargetState) -> str:
     profile, shared = ctx.profile, ctx.shared
     if state.blob is None and state.keras_model is not None:  # the pruned / distilled model
         shape = shared.model.fixed_input_shape(profile.model.batch)
-        state.blob = convert_model(trace_keras(state.keras_model, shape), state.keras_model, profile.quantization,
-                                   ctx.calibration)
+        state.blob = convert_model(
+            trace_keras(state.keras_model, shape), state.keras_model, profile.quantization, ctx.calibration
+        )
     elif state.blob is None:
-        state.blob = convert_model(shared.model.export(profile.model.batch), None, profile.quantization,
-                                   ctx.calibration)
+        state.blob = convert_model(
+            shared.model.export(profile.model.batch), None, profile.quantization, ctx.calibration
+        )
     state.artifact_path = ctx.work_dir / "model.tflite"
     state.artifact_path.write_bytes(state.blob)
     return f"{len(state.blob) / 1024:.1f} KiB"
@@ -132,7 +135,8 @@ def emit(ctx: TargetContext, state: TargetState) -> str:
 
     assert state.blob is not None and state.artifact is not None
     state.emitted, state.flash, state.declared_arena = emit_stage.emit_c(
-        state.blob, state.artifact, ctx.profile, ctx.work_dir, state.validation, state.compiled.get("vela"))
+        state.blob, state.artifact, ctx.profile, ctx.work_dir, state.validation, state.compiled.get("vela")
+    )
     if state.validation is not None and state.compiled.get("vela") is not None and state.declared_arena is not None:
         emit_stage.declare_vela_arena(state.validation, state.declared_arena)
     if state.flash:
@@ -154,8 +158,9 @@ def budgets(ctx: TargetContext, state: TargetState) -> str:
 
     assert state.validation is not None and state.artifact is not None
     declared = state.declared_arena or (state.validation.get("arena") or {}).get("recommended_bytes")
-    add_budget_check(state.validation, state.artifact, ctx.profile, report_flash(state.firmware) or state.flash,
-                     declared)
+    add_budget_check(
+        state.validation, state.artifact, ctx.profile, report_flash(state.firmware) or state.flash, declared
+    )
     budget = next((c for c in state.validation["checks"] if c["name"] == "budgets"), None)
     return "" if budget is None else ("within budget" if budget["passed"] else "OVER BUDGET")
 

@@ -15,8 +15,10 @@ def training_sets(ctx: TargetContext, labels_required: bool = True):
     """
     shared = ctx.shared
     if shared.dataset is None or ctx.splits is None or (labels_required and shared.dataset.y is None):
-        raise DataError("quantization.method = \"qat\" fine-tunes the model: pass labelled data with --data "
-                        "(an .npz with 'x' and 'y', or an image folder with class sub-folders).")
+        raise DataError(
+            'quantization.method = "qat" fine-tunes the model: pass labelled data with --data '
+            "(an .npz with 'x' and 'y', or an image folder with class sub-folders)."
+        )
     x, y = shared.dataset.x, shared.dataset.y
 
     def take(indices):
@@ -64,8 +66,19 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
     if pruning.kind == "structured":
         from edgebuild.converters.pruning import run_structured_pruning
 
-        out = run_structured_pruning(model, train, held_out, pruning, training, distillation, seed=profile.data.seed,
-                                     progress=progress, teacher=teacher, evaluation=gate_samples(ctx), cancel=cancel)
+        out = run_structured_pruning(
+            model,
+            train,
+            held_out,
+            pruning,
+            training,
+            distillation,
+            seed=profile.data.seed,
+            progress=progress,
+            teacher=teacher,
+            evaluation=gate_samples(ctx),
+            cancel=cancel,
+        )
         _stop_if_cancelled(ctx)
         model, blocks["pruning"] = out.model, out.report()
         _budget_note(ctx, out.training)
@@ -73,8 +86,9 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
     elif pruning.kind in ("unstructured", "m_by_n"):
         from edgebuild.converters.sparsity import run_sparsity
 
-        out = run_sparsity(model, train, held_out, pruning, training, seed=profile.data.seed, progress=progress,
-                           cancel=cancel)
+        out = run_sparsity(
+            model, train, held_out, pruning, training, seed=profile.data.seed, progress=progress, cancel=cancel
+        )
         _stop_if_cancelled(ctx)
         model, blocks["sparsity"] = out.model, out.report()
         _budget_note(ctx, out.training)
@@ -82,8 +96,18 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
         from edgebuild.converters.distill import distill, make_student
 
         student, what = make_student(teacher, distillation.student, round_to=pruning.round_to)
-        outcome = distill(teacher, student, train, held_out, distillation, training, seed=profile.data.seed,
-                          progress=progress, student_label=what, cancel=cancel)
+        outcome = distill(
+            teacher,
+            student,
+            train,
+            held_out,
+            distillation,
+            training,
+            seed=profile.data.seed,
+            progress=progress,
+            student_label=what,
+            cancel=cancel,
+        )
         _stop_if_cancelled(ctx)
         blocks["distillation"] = outcome.report()
         _budget_note(ctx, outcome.training)
@@ -113,9 +137,18 @@ def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[by
     def epoch_done(e: dict) -> None:
         _epoch_message(ctx, e)
 
-    outcome = run_qat(keras_model, train, held_out, profile.training, profile.quantization, batch=profile.model.batch,
-                      seed=profile.data.seed, progress=epoch_done, calibration=ctx.calibration,
-                      cancel=shared.cancelled)
+    outcome = run_qat(
+        keras_model,
+        train,
+        held_out,
+        profile.training,
+        profile.quantization,
+        batch=profile.model.batch,
+        seed=profile.data.seed,
+        progress=epoch_done,
+        calibration=ctx.calibration,
+        cancel=shared.cancelled,
+    )
     _stop_if_cancelled(ctx)
     block = outcome.report()
     _budget_note(ctx, outcome.training)
@@ -124,27 +157,32 @@ def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[by
     val = gate_samples(ctx)
     if val is not None:
         model = shared.model
-        ptq_blob = convert(model.export(profile.model.batch), None, profile.quantization,
-                           ctx.calibration)
+        ptq_blob = convert(model.export(profile.model.batch), None, profile.quantization, ctx.calibration)
         reference = shared.reference_outputs(val[0], f"qat-val/{len(val[0])}")
-        block["comparison"] = {name: compare(reference, LiteRTModel(blob).predict(val[0]), val[1])
-                               for name, blob in (("ptq", ptq_blob), ("qat", outcome.blob))}
+        block["comparison"] = {
+            name: compare(reference, LiteRTModel(blob).predict(val[0]), val[1])
+            for name, blob in (("ptq", ptq_blob), ("qat", outcome.blob))
+        }
     return outcome.blob, block
 
 
 def _epoch_message(ctx: TargetContext, e: dict) -> None:
     val_loss, lr = e.get("val_loss"), e.get("lr")
-    ctx.progress.message(f"  {ctx.profile.name:<10} train      epoch {e['epoch']}: loss {e['loss']:.4f}"
-                         + (f", early-stopping loss {val_loss:.4f}" if val_loss is not None else "")
-                         + (f", lr {lr:.2g}" if lr is not None else ""))
+    ctx.progress.message(
+        f"  {ctx.profile.name:<10} train      epoch {e['epoch']}: loss {e['loss']:.4f}"
+        + (f", early-stopping loss {val_loss:.4f}" if val_loss is not None else "")
+        + (f", lr {lr:.2g}" if lr is not None else "")
+    )
 
 
 def _budget_note(ctx: TargetContext, result: object) -> None:
     """Say on the console when a training pass ran out of its time budget (the report's block says so too)."""
     result = getattr(result, "training", result)  # a DistillationOutcome holds its TrainingResult
     if getattr(result, "stopped_by", None) == "time_budget":
-        ctx.progress.message(f"  {ctx.profile.name:<10} train      {result.stop_reason} after "
-                             f"{result.epochs_run} epochs; raise training.time_budget to train longer")
+        ctx.progress.message(
+            f"  {ctx.profile.name:<10} train      {result.stop_reason} after "
+            f"{result.epochs_run} epochs; raise training.time_budget to train longer"
+        )
 
 
 def _unpruned_artifact(ctx: TargetContext) -> dict:
@@ -156,6 +194,7 @@ def _unpruned_artifact(ctx: TargetContext) -> dict:
     blob = convert(model.export(profile.model.batch), None, profile.quantization, ctx.calibration)
     block: dict = {"size_bytes": len(blob)}
     if profile.benchmark.enabled:
-        block["p50_ms"] = benchmark(blob, threads=profile.benchmark.threads[0], runs=profile.benchmark.runs,
-                                    warmup=profile.benchmark.warmup)["p50_ms"]
+        block["p50_ms"] = benchmark(
+            blob, threads=profile.benchmark.threads[0], runs=profile.benchmark.runs, warmup=profile.benchmark.warmup
+        )["p50_ms"]
     return block
