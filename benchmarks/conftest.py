@@ -11,7 +11,7 @@ import pytest
 
 # the conversion recipes the test suite shares (appended, so nothing here is shadowed)
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
-from tflite_helpers import to_tflite  # noqa: E402
+from tflite_helpers import to_tflite
 
 
 @pytest.fixture(scope="session")

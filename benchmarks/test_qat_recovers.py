@@ -28,7 +28,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-import digits  # noqa: E402
+import digits
 
 pytestmark = pytest.mark.tf
 

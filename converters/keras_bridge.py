@@ -304,9 +304,9 @@ def _predict(model: Any, x: np.ndarray) -> list[np.ndarray]:
 
 
 def _max_scaled_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=True)):
         return float("inf")
-    return max(float(np.max(np.abs(x - y)) / max(1.0, float(np.max(np.abs(x))))) for x, y in zip(a, b))
+    return max(float(np.max(np.abs(x - y)) / max(1.0, float(np.max(np.abs(x))))) for x, y in zip(a, b, strict=True))
 
 
 def _first_differing_layer(
@@ -320,6 +320,6 @@ def _first_differing_layer(
             probe2 = keras2.Model(model2.inputs, outputs_of[layer3.name])
             if _max_scaled_diff(_predict(probe3, sample), _predict(probe2, sample)) > tolerance:
                 return f"layer '{layer3.name}' ({type(layer3).__name__})"
-        except Exception:  # noqa: BLE001 - a layer we cannot probe is reported as the culprit
+        except Exception:  # a layer we cannot probe is reported as the culprit
             return f"layer '{layer3.name}' ({type(layer3).__name__})"
     return "the model outputs"

@@ -7,8 +7,9 @@ flags, so every target converts the same way and the flags live in one place.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -23,9 +23,10 @@ The audit gives each layer one verdict:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def _moves_values_only(layer: Any) -> bool:
             return False
         sample = np.random.default_rng(0).standard_normal((2, *shape[1:])).astype(np.float32)
         out = np.asarray(layer(sample))
-    except Exception:  # noqa: BLE001 - anything odd about the layer means we cannot prove it
+    except Exception:  # anything odd about the layer means we cannot prove it
         return False
     return out.size > 0 and bool(np.isin(out, sample).all())
 
@@ -198,7 +199,7 @@ def _config_classes() -> tuple[Any, Any]:
 
 @contextmanager
 def _unsafe_lambda_cloning(keras2: Any) -> Iterator[None]:
-    """Cloning a model re-creates Lambda layers from their serialized Python code; tf_keras refuses that in safe mode."""
+    """Cloning a model re-creates Lambda layers from their serialized Python code; tf_keras refuses it in safe mode."""
     scope = getattr(getattr(getattr(keras2, "src", None), "saving", None), "serialization_lib", None)
     scope = getattr(scope, "SafeModeScope", None)
     if scope is None:
@@ -400,7 +401,7 @@ def model_for_training(loaded: Any, sample: np.ndarray | None = None) -> tuple[A
 
         try:
             return tf_keras().models.load_model(loaded.source, compile=False), None
-        except Exception:  # noqa: BLE001 - any failure means it is not a Keras SavedModel
+        except Exception:  # any failure means it is not a Keras SavedModel
             pass
     raise UnsupportedError(
         f"Quantization-aware training needs a Keras model with its layers, but {loaded.source} is a "

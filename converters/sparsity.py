@@ -78,7 +78,7 @@ class SparsityOptions:
             )
 
     @classmethod
-    def from_section(cls, section: Any) -> "SparsityOptions":
+    def from_section(cls, section: Any) -> SparsityOptions:
         """From a `[pruning]` section; fields it lacks take their defaults (`ratio` doubles as the target)."""
         target = getattr(section, "target_sparsity", None)
         if target is None:

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from digits import accuracy, build_cnn, load_digits_32, train  # noqa: E402
+from digits import accuracy, build_cnn, load_digits_32, train
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("EDGEBUILD_TFLM_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "build" / "tflm-cache"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-import digits  # noqa: E402
+import digits
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def keep_count(n: int, ratio: float, round_to: int = 1, min_channels: int = 1) -
         return 0
     keep = n - math.floor(n * ratio + 1e-9)
     if round_to > 1:
-        keep = max(round_to, int(math.floor(keep / round_to + 0.5)) * round_to)
+        keep = max(round_to, math.floor(keep / round_to + 0.5) * round_to)
     return max(min(min_channels, n), min(keep, n))
 
 
@@ -80,7 +80,7 @@ def select(graph: ChannelGraph, scores: dict[int, float], options: PruningSectio
     layer_uf = _UnionFind()
     for name in graph.producers:
         layer_uf.add(name)
-    for root, ids in members.items():
+    for ids in members.values():
         owners = sorted({owner_of[i] for i in ids if i in owner_of})
         for other in owners[1:]:
             layer_uf.union(owners[0], other)

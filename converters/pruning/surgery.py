@@ -66,7 +66,7 @@ def _scores(trace: Trace, layers: dict[str, Any], criterion: str) -> tuple[dict[
                 fallback.append(name)
         mean = float(np.mean(values)) if len(values) else 0.0
         normalized = values / mean if mean > 0 else values
-        scores.update({i: float(v) for i, v in zip(ids, normalized)})
+        scores.update({i: float(v) for i, v in zip(ids, normalized, strict=True)})
     return scores, fallback
 
 
@@ -133,7 +133,7 @@ def _rebuild(
         out_pos = _positions_kept(out_ids, kept, fixed)
         config = copy.deepcopy(node.config)
         if kind in PRODUCERS:
-            config["units" if kind == "Dense" else "filters"] = int(len(out_pos))
+            config["units" if kind == "Dense" else "filters"] = len(out_pos)
         new_layer = type(layer).from_config(config)
         args = [tensors[ref] for ref in node.inputs]
         call_input = args[0] if len(args) == 1 and kind not in TIES | {"Concatenate"} else args

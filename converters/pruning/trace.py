@@ -217,7 +217,7 @@ def trace_channels(nodes: list[Node], outputs: list[tuple[str, int]]) -> Trace:
                         )
                     graph.fixed.update(ids)  # broadcast channel
             for ids in full[1:]:
-                graph.ties.extend(zip(full[0], ids))
+                graph.ties.extend(zip(full[0], ids, strict=True))
             out = list(full[0])
         elif kind in FIXING:
             for ids in ins:

@@ -55,7 +55,7 @@ def compare(
     """The accuracy block of report.json (fractions in 0..1; the first output decides top-1)."""
     ref, cand = reference[0], candidate[0]
     chosen = choose_metric(reference, labels, metric)
-    result: dict = {"samples": int(len(ref)), "metric": chosen}
+    result: dict = {"samples": len(ref), "metric": chosen}
     if chosen == "top1" and ref.ndim >= 2 and ref.shape[-1] > 1:
         ref_top1 = ref.reshape(len(ref), -1).argmax(axis=-1)
         cand_top1 = cand.reshape(len(cand), -1).argmax(axis=-1)
@@ -64,7 +64,7 @@ def compare(
             result["reference_top1"] = float((ref_top1 == labels).mean())
             result["artifact_top1"] = float((cand_top1 == labels).mean())
             result["drop_points"] = round(100.0 * (result["reference_top1"] - result["artifact_top1"]), 3)
-    result["outputs"] = [_closeness(i, r, c) for i, (r, c) in enumerate(zip(reference, candidate))]
+    result["outputs"] = [_closeness(i, r, c) for i, (r, c) in enumerate(zip(reference, candidate, strict=False))]
     finite = [o["snr_db"] for o in result["outputs"] if o["snr_db"] is not None]
     result["min_snr_db"] = min(finite) if finite else None  # None: every output identical
     return result

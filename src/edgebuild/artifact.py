@@ -235,7 +235,7 @@ def parse_artifact(data: bytes, source: str = "<bytes>") -> TfliteArtifact:
         inputs = tuple(int(i) for i in subgraph.inputs)
         outputs = tuple(int(i) for i in subgraph.outputs)
         for idx in inputs + outputs:
-            tensors[idx]  # noqa: B018 - bounds check for truncated or corrupt files
+            tensors[idx]  # bounds check for truncated or corrupt files
     except Exception as exc:  # flatbuffers raises many kinds of errors on corrupt input
         raise ArtifactError(
             f"{source} is corrupt or truncated ({type(exc).__name__} while reading the flatbuffer). "

@@ -138,7 +138,7 @@ def benchmark(
         source = "random"
 
     def set_sample(k: int) -> None:
-        for idx, arr in zip(indices, samples[k % len(samples)]):
+        for idx, arr in zip(indices, samples[k % len(samples)], strict=True):
             interp.set_tensor(idx, arr)
 
     invoke = interp.invoke

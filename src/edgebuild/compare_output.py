@@ -60,7 +60,7 @@ def to_text(comparison: Comparison) -> str:
     widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(HEADERS))]
     lines = [f"edgebuild compare: {comparison.base} -> {comparison.new}", ""]
     for i, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     notes = [f"{t.target}: {n}" for t in comparison.targets for n in t.notes]

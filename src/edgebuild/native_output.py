@@ -15,8 +15,9 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO
 
 _lock = threading.Lock()
 _depth = 0
@@ -35,7 +36,7 @@ def capture_native() -> Iterator[list[str]]:
         sys.stdout.flush()
         sys.stderr.flush()
         if _depth == 0:
-            _sink = tempfile.TemporaryFile(mode="w+b")
+            _sink = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - open until the last capture ends
             for fd in (1, 2):
                 _saved[fd] = os.dup(fd)
                 os.dup2(_sink.fileno(), fd)

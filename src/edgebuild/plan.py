@@ -119,9 +119,10 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool, bench_
             Stage(
                 "firmware",
                 (
-                    f"link a TFLite Micro firmware for {mcu.board} ({mcu.firmware_kernels} kernels), measure flash and RAM "
-                    f"from the ELF, run {mcu.firmware_samples} validation samples under QEMU against LiteRT's reference "
-                    "kernels"
+                    f"link a TFLite Micro firmware for {mcu.board} ({mcu.firmware_kernels} kernels), "
+                    "measure flash and RAM "
+                    f"from the ELF, run {mcu.firmware_samples} validation samples under QEMU "
+                    "against LiteRT's reference kernels"
                     + ("; compile the generated C++ with host g++" if mcu.firmware_host_check else "")
                     + " (skipped with a note without a TFLite Micro tree, the cross compiler or QEMU)"
                 ),
@@ -140,7 +141,7 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool, bench_
 
 
 def needs_baseline(profile: Profile) -> bool:
-    """The float32 baseline serves validation (size ratios) and the never-slower benchmark; a bare conversion skips it."""
+    """The float32 baseline serves validation (size ratios) and the never-slower benchmark; bare conversions skip it."""
     return profile.validation.enabled or profile.benchmark.enabled
 
 

@@ -190,7 +190,8 @@ def render_markdown(report: dict) -> str:
     lines += [
         "",
         f"Stage timings: {timings}. edgebuild {report['versions']['edgebuild']}, "
-        f"TensorFlow {report['versions'].get('tensorflow', '?')}, LiteRT {report['versions'].get('ai-edge-litert', '?')}.",
+        f"TensorFlow {report['versions'].get('tensorflow', '?')}, "
+        f"LiteRT {report['versions'].get('ai-edge-litert', '?')}.",
         "",
     ]
     return "\n".join(lines)
@@ -333,7 +334,8 @@ def _benchmark_md(benchmark: dict | None) -> list[str]:
     lines += ["| Threads | p50 ms | p90 ms | p99 ms | mean ms | runs |", "|---|---|---|---|---|---|"]
     for threads, r in benchmark.get("threads", {}).items():
         lines.append(
-            f"| {threads} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {r['mean_ms']:.3f} | {r['runs']} |"
+            f"| {threads} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} "
+            f"| {r['mean_ms']:.3f} | {r['runs']} |"
         )
     guard = benchmark.get("vs_float32") or {}
     if guard.get("ratio"):
@@ -410,7 +412,8 @@ def accuracy_text(accuracy: dict | None) -> str:
     if not accuracy:
         return "-"
     if accuracy.get("artifact_top1") is not None:
-        return f"{100 * accuracy['artifact_top1']:.1f}% ({100 * (accuracy['artifact_top1'] - accuracy['reference_top1']):+.1f})"
+        change = accuracy["artifact_top1"] - accuracy["reference_top1"]
+        return f"{100 * accuracy['artifact_top1']:.1f}% ({100 * change:+.1f})"
     if accuracy.get("metric") == "snr" or accuracy.get("agreement") is None:
         snr = accuracy.get("min_snr_db")
         return "SNR exact" if snr is None else f"SNR {snr:.1f} dB"

@@ -172,7 +172,7 @@ def size_breakdown(path: Path) -> dict | None:
         from edgebuild.artifact import read_artifact
 
         art = read_artifact(path)
-    except Exception:  # noqa: BLE001 - a report must render even when its artifact is gone or odd
+    except Exception:  # a report must render even when its artifact is gone or odd
         return None
     by_op: dict[str, int] = {}
     user: dict[int, str] = {}

@@ -59,7 +59,7 @@ def _write_html(out_root: Path, reports: dict[str, dict]) -> Path | None:
 
     try:
         return write_report_html(out_root, reports)
-    except Exception as exc:  # noqa: BLE001 - the artifacts and report.json files are already written
+    except Exception as exc:  # the artifacts and report.json files are already written
         import sys
 
         sys.stderr.write(f"edgebuild: warning: report.html not written ({type(exc).__name__}: {exc})\n")
@@ -113,7 +113,7 @@ def _chart(rows: list[dict]) -> bytes:
         ),
         ("p50 latency on this host (ms)", [r["p50_ms"] or 0 for r in rows], None, ""),
     ]
-    for ax, (title, values, reference, label) in zip(axes, panels):
+    for ax, (title, values, reference, label) in zip(axes, panels, strict=True):
         bars = ax.bar(names, values, color=colors)
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         if reference:

@@ -103,7 +103,10 @@ def _rules_check(rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int, 
         f"{len(errors)} error(s), {len(warnings)} warning(s) against {report.rule_set} rules ({report.runtime_version})"
     )
     if details.get("mapped_ops_fraction") is not None:
-        summary += f"; {100 * details['mapped_ops_fraction']:.0f}% of ops and {100 * details.get('mapped_macs_fraction', 0):.0f}% of MACs map"
+        summary += (
+            f"; {100 * details['mapped_ops_fraction']:.0f}% of ops and "
+            f"{100 * details.get('mapped_macs_fraction', 0):.0f}% of MACs map"
+        )
     if errors:
         first = errors[0]
         summary += f"; first: {first.op or 'model'} (op #{first.op_index}): {first.message}"
@@ -215,7 +218,7 @@ def _tflm_check(
         return arena, {**check, "passed": False, "summary": str(exc)}
     steps = _quantization_steps(reference, tflm_outputs, artifact)
     arena["compared_with"] = "LiteRT reference kernels (BUILTIN_REF)"
-    arena["samples"] = int(len(data.x))
+    arena["samples"] = len(data.x)
     arena["litert_error_steps"] = {"max": steps["max"], "mean": steps["mean"]} if steps["max"] is not None else None
     arena["litert_max_abs_error"] = steps["max_abs_error"]
     arena["outputs"] = steps["outputs"]
@@ -312,7 +315,7 @@ def _quantization_steps(reference: list[np.ndarray], other: list[np.ndarray], ar
     relative to their largest magnitude (None when there are none).
     """
     outputs, diffs, float_errors, max_abs = [], [], [], 0.0
-    for i, (a, b) in enumerate(zip(reference, other)):
+    for i, (a, b) in enumerate(zip(reference, other, strict=False)):
         a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
         diff = np.abs(a64 - b64)
         entry: dict = {"index": i, "max_abs_error": float(diff.max()) if diff.size else 0.0}

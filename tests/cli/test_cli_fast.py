@@ -58,7 +58,7 @@ def test_targets_show_prints_resolved_toml(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_unknown_target_exit_code_and_message(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["targets", "show", "tpu"], capsys)
+    code, _, err = run(["targets", "show", "tpu"], capsys)
     assert code == 3
     assert err.startswith("edgebuild: profile error: Unknown target 'tpu'.")
     assert "Traceback" not in err
@@ -82,7 +82,8 @@ def test_plan_prints_stages_without_tensorflow(tmp_path: Path) -> None:
     (model / "saved_model.pb").write_bytes(b"")
     code = (
         f"import sys; from edgebuild.cli.main import main; "
-        f"main(['plan', {str(model)!r}, '-t', 'mcu', '--calibration', 'random']); print('TF', 'tensorflow' in sys.modules)"
+        f"main(['plan', {str(model)!r}, '-t', 'mcu', '--calibration', 'random']); "
+        "print('TF', 'tensorflow' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "mcu: Microcontroller" in result.stdout

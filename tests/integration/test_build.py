@@ -127,7 +127,7 @@ def test_report_json_contract(built) -> None:
         assert {"convert", "inspect", "baseline", "validate", "benchmark"} <= set(report["timings_s"])
         assert report["validation"]["passed"] is True
         split = report["data"]["splits"]
-        assert split["validation"] > 0 and split["calibration"] > 0 or target == "mobile"
+        assert (split["validation"] > 0 and split["calibration"] > 0) or target == "mobile"
 
 
 def test_same_inputs_give_byte_identical_artifacts(keras2_cnn, digits_data, tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_failed_rebuild_keeps_previous_result(keras2_cnn, digits_data, tmp_path:
     before = (out / "ethos-u55" / "model.tflite").read_bytes()
     # The board's Vela config turns unreadable: the target fails late, in the compile stage, after conversion.
     ini.write_text(board_ini("fast"))
-    code = main(args + ["--set", "quantization.calibration_samples=10"])
+    code = main([*args, "--set", "quantization.calibration_samples=10"])
     assert code == 10
     assert "Vela could not compile" in " ".join(capsys.readouterr().err.split())
     assert (out / "ethos-u55" / "model.tflite").read_bytes() == before
@@ -217,7 +217,7 @@ def test_image_folder_data_builds(keras2_cnn, digits_data, tmp_path: Path) -> No
     from PIL import Image
 
     images = tmp_path / "images"
-    for index, (x, y) in enumerate(zip(digits_data.test_x[:300], digits_data.test_y[:300])):
+    for index, (x, y) in enumerate(zip(digits_data.test_x[:300], digits_data.test_y[:300], strict=True)):
         folder = images / f"digit_{y}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray((x[..., 0] * 255).round().astype(np.uint8)).save(folder / f"{index}.png")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from vela_boards import board_ini
 
 from edgebuild.cache import BuildCache, build_key

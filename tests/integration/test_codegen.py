@@ -131,7 +131,7 @@ def test_host_build_embeds_exact_aligned_bytes(int8_model, tmp_path, xxd_names):
 
 @pytest.mark.skipif(ARM_MISSING, reason=ARM_REASON)
 def test_cortex_m_object_holds_the_model_in_flash(sources, int8_model, tmp_path):
-    artifact, out, _ = sources
+    _, out, _ = sources
     obj = compile_for_cortex_m(out / "model_data.cc", tmp_path)
     assert obj is not None and obj.exists()
     flash = measure_flash(obj)

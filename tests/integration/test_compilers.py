@@ -131,10 +131,10 @@ def test_vela_u65_puts_weights_in_dram(int8_cnn: Path, tmp_path: Path) -> None:
 
 def test_vela_errors_quote_vela(int8_cnn: Path, tmp_path: Path) -> None:
     with pytest.raises(
-        ExternalToolError, match="(?s)Section System_Config.Nope not found.*Ethos_U55_High_End_Embedded"
+        ExternalToolError, match=r"(?s)Section System_Config.Nope not found.*Ethos_U55_High_End_Embedded"
     ):
         compile_vela(int8_cnn, tmp_path / "bad", system_config="Nope")
-    with pytest.raises(ExternalToolError, match="(?s)arena_mem_area.*Ethos-U55 has no DRAM"):
+    with pytest.raises(ExternalToolError, match=r"(?s)arena_mem_area.*Ethos-U55 has no DRAM"):
         compile_vela(int8_cnn, tmp_path / "bad", memory_mode="Dedicated_Sram")
     assert (tmp_path / "bad" / "model_vela.log").read_text().strip()  # Vela's full output is kept
     assert not (tmp_path / "bad" / ".vela-work").exists()

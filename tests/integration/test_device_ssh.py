@@ -142,7 +142,7 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory):
         )
     )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation directory Debian's sshd needs
-    log = open(root / "sshd.log", "w")
+    log = open(root / "sshd.log", "w")  # noqa: SIM115 - sshd writes to it until the fixture ends
     proc = subprocess.Popen([sshd, "-f", str(config), "-D", "-e"], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
     while True:

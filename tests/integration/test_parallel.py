@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from vela_boards import board_ini
 
 from edgebuild.cli.main import main

@@ -40,4 +40,4 @@ def test_every_stage_the_plan_names_runs_in_that_order(overrides, keras2_cnn, di
         assert result.error is None, str(result.error)
         report = json.loads((tmp_path / result.target / "report.json").read_text())
         # the report stage writes report.json, so its own timing is the one not inside it
-        assert list(report["timings_s"]) + ["report"] == planned[result.target], result.target
+        assert [*report["timings_s"], "report"] == planned[result.target], result.target

@@ -137,7 +137,7 @@ def _image_folder(digits_data, folder: Path, count: int = 200) -> Path:
     """Digits as 8-bit PNGs in class folders (pixel values 0-255; the models take 0-1)."""
     from PIL import Image
 
-    for index, (x, y) in enumerate(zip(digits_data.test_x[:count], digits_data.test_y[:count])):
+    for index, (x, y) in enumerate(zip(digits_data.test_x[:count], digits_data.test_y[:count], strict=True)):
         (folder / f"digit_{y}").mkdir(parents=True, exist_ok=True)
         Image.fromarray((x[..., 0] * 255).round().astype(np.uint8)).save(folder / f"digit_{y}" / f"{index}.png")
     return folder

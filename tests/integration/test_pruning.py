@@ -7,10 +7,10 @@ narrower model must compute the same function as the original.
 
 from __future__ import annotations
 
+import digits
 import numpy as np
 import pytest
 
-import digits
 from edgebuild.errors import ProfileError, UnsupportedError
 
 pytestmark = pytest.mark.tf
@@ -301,7 +301,7 @@ def test_bad_inputs_are_clear_errors(keras2) -> None:
     grouped = keras2.Sequential(
         [keras2.Input((8, 8, 4)), layers.Conv2D(8, 3, groups=2, name="g"), layers.Flatten(), layers.Dense(2)]
     )
-    with pytest.raises(UnsupportedError, match="'g'.*grouped convolution"):
+    with pytest.raises(UnsupportedError, match=r"'g'.*grouped convolution"):
         prune_structured(grouped)
 
 
@@ -340,7 +340,9 @@ def test_unstructured_sparsity_reaches_its_target_and_compresses(trained_cnn, di
     assert sizes["sparse_tflite_bytes"] == pytest.approx(sizes["dense_tflite_bytes"], rel=0.01)  # same shapes
     assert sizes["sparse_gzip_bytes"] < 0.8 * sizes["dense_gzip_bytes"]
     assert "not claimed" in report["speedup"]
-    assert all((a == b).all() for a, b in zip(before, trained_cnn.get_weights()))  # the original is untouched
+    assert all(
+        (a == b).all() for a, b in zip(before, trained_cnn.get_weights(), strict=True)
+    )  # the original is untouched
     assert not any("prune_low_magnitude" in layer.name for layer in outcome.model.layers)  # stripped
 
 

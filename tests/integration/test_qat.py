@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import digits
 import numpy as np
 import pytest
 
-import digits
 from edgebuild.errors import DataError, UnsupportedError
 from edgebuild.profiles.schema import QuantizationSection, TrainingSection
 

@@ -52,7 +52,7 @@ def test_edgetpu_reports_first_unsupported_op_and_fails(leaky_model: Path, digit
     report = _report(tmp_path, "edgetpu")
     assert report["validation"]["passed"] is False
     rules = next(c for c in report["validation"]["checks"] if c["name"] == "op rules (edgetpu)")
-    ops = [name for name, _ in sorted(((op, 0) for op in report["artifact"]["ops"]))]
+    ops = [name for name, _ in sorted((op, 0) for op in report["artifact"]["ops"])]
     assert "LEAKY_RELU" in ops
     details = rules["details"]
     # uint8 input -> QUANTIZE (#0, a CPU boundary that does not stop mapping), then LEAKY_RELU (#1)

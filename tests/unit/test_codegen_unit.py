@@ -215,7 +215,8 @@ def test_quantize_helpers_compile_and_match_tflite_rounding(tmp_path):
         f"  const float xs[] = {{{', '.join('NAN' if np.isnan(x) else c_float(x) for x in inputs)}}};\n"
         '  for (float x : xs) std::printf("%d\\n", static_cast<int>(QuantizeInput(x)));\n'
         '  for (int q = -128; q <= 127; q += 51) std::printf("%.9g\\n", DequantizeOutput(static_cast<int8_t>(q)));\n'
-        '  std::printf("%d %d\\n", static_cast<int>(sizeof(arena)), static_cast<int>(reinterpret_cast<unsigned long>(arena) % 16));\n'
+        '  std::printf("%d %d\\n", static_cast<int>(sizeof(arena)),'
+        " static_cast<int>(reinterpret_cast<unsigned long>(arena) % 16));\n"
         "}\n"
     )
     exe = tmp_path / "q"

@@ -19,13 +19,12 @@ import os
 import shutil
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from edgebuild.compilers import vela
-from edgebuild.process import run_tool
 from edgebuild.compilers.edgetpu import (
     compile_edgetpu,
     compiler_command,
@@ -36,6 +35,7 @@ from edgebuild.compilers.edgetpu import (
     size_to_bytes,
 )
 from edgebuild.errors import ExternalToolError
+from edgebuild.process import run_tool
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edgetpu_compiler"
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,7 +224,7 @@ def test_status_without_the_compiler_says_how_to_install(monkeypatch: pytest.Mon
 
 def test_compile_without_the_compiler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ExternalToolError, match="edgetpu_compiler not found.*coral-edgetpu-stable"):
+    with pytest.raises(ExternalToolError, match=r"edgetpu_compiler not found.*coral-edgetpu-stable"):
         compile_edgetpu(tmp_path / "model.tflite", tmp_path / "out", "edgetpu_compiler", 14)
 
 

@@ -70,7 +70,7 @@ def test_image_folder_loads_labels_and_resizes(tmp_path: Path) -> None:
     data = load_dataset(tmp_path, (None, 8, 8, 1), "0-1")
     assert data.x.shape == (6, 8, 8, 1)
     assert list(data.y) == [0, 0, 0, 1, 1, 1]
-    assert 0.0 <= data.x.min() and data.x.max() <= 100 / 255 + 1e-6
+    assert data.x.min() >= 0.0 and data.x.max() <= 100 / 255 + 1e-6
 
 
 def test_plan_refuses_impossible_training_pass_combinations() -> None:
@@ -111,7 +111,7 @@ def test_mcu_plan_emits_c_sources_then_links_and_runs_a_firmware() -> None:
 
 
 def test_an_unknown_board_is_refused_before_tensorflow() -> None:
-    with pytest.raises(ProfileError, match="Unknown board 'nope'.*mps2-an386"):
+    with pytest.raises(ProfileError, match=r"Unknown board 'nope'.*mps2-an386"):
         resolve("mcu", ["mcu.board=nope"])
 
 

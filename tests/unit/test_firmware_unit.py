@@ -161,7 +161,10 @@ def test_samples_and_makefile_text() -> None:
 
 
 def test_flash_overflow_explained() -> None:
-    output = "ld: build/firmware.elf section `.rodata' will not fit in region `FLASH'\nld: region `FLASH' overflowed by 1234 bytes\n"
+    output = (
+        "ld: build/firmware.elf section `.rodata' will not fit in region `FLASH'\n"
+        "ld: region `FLASH' overflowed by 1234 bytes\n"
+    )
     message = explain_build_failure(output, [], {}, "Linking the firmware")
     assert "does not fit the board's FLASH by 1,234 bytes" in message
 

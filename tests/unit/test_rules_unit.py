@@ -167,7 +167,7 @@ def test_custom_kernel_dtypes_match_the_kernel_sources():
 
 
 def test_unknown_rule_set_is_a_profile_error():
-    with pytest.raises(ProfileError, match="Unknown rule set 'tpu'.*edgetpu, mcu, mobile, none"):
+    with pytest.raises(ProfileError, match=r"Unknown rule set 'tpu'.*edgetpu, mcu, mobile, none"):
         check_rules("tpu", conv_chain(["RELU"]))
 
 

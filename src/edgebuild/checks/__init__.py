@@ -17,7 +17,7 @@ from .rules import REGISTRY, Rule
 
 RULE_SETS = ("edgetpu", "mcu", "mobile", "none")
 
-__all__ = ["RULE_SETS", "REGISTRY", "Finding", "Rule", "RuleReport", "check_rules", "rules_for"]
+__all__ = ["REGISTRY", "RULE_SETS", "Finding", "Rule", "RuleReport", "check_rules", "rules_for"]
 
 
 def check_rules(

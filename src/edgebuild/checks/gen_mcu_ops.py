@@ -21,6 +21,7 @@ initialised or invoked, so bogus tensors and missing custom options are harmless
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -92,11 +93,8 @@ def _load_log(runtime: Any, data: bytes) -> str:
     """Load `data` in TFLM and return what it printed on the C-level stderr."""
     from edgebuild.native_output import capture_native
 
-    with capture_native() as log:
-        try:
-            runtime.Interpreter.from_bytes(data, arena_size=4096)
-        except Exception:  # noqa: BLE001 - the failure is expected; the log says why
-            pass
+    with capture_native() as log, contextlib.suppress(Exception):  # the failure is expected; the log says why
+        runtime.Interpreter.from_bytes(data, arena_size=4096)
     return log[0]
 
 

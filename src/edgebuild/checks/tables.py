@@ -6,11 +6,12 @@ Edge TPU runtime, tflite-micro build or LiteRT delegate it was checked against.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
+
+import tomllib
 
 
 @dataclass(frozen=True)

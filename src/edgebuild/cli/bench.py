@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -15,40 +14,40 @@ def register(app: typer.Typer) -> None:
 
 def bench(
     artifact_path: Path = typer.Argument(..., metavar="ARTIFACT", help="A .tflite file."),
-    threads: List[int] = typer.Option([1], "--threads", help="Thread count; repeats."),
+    threads: list[int] = typer.Option([1], "--threads", help="Thread count; repeats."),
     runs: int = typer.Option(100, "--runs", min=1),
     warmup: int = typer.Option(10, "--warmup", min=0),
-    data: Optional[Path] = typer.Option(
+    data: Path | None = typer.Option(
         None,
         "--data",
         "-d",
         help="Real input samples (.npz/.npy, or an image folder scaled by data.image_range); host only.",
     ),
-    target: Optional[str] = typer.Option(
+    target: str | None = typer.Option(
         None,
         "--target",
         "-t",
         help="Target or profile .toml whose data.image_range scales --data images (default: 0-255).",
     ),
-    set_: List[str] = typer.Option(
+    set_: list[str] = typer.Option(
         [], "--set", help="Override a key of --target's profile, e.g. --set data.image_range=0-1. Repeats."
     ),
     as_json: bool = typer.Option(False, "--json"),
-    device: Optional[str] = typer.Option(
+    device: str | None = typer.Option(
         None, "--device", metavar="URL", help="Benchmark on a device instead: ssh://user@host[:port] or adb:SERIAL."
     ),
-    identity: Optional[Path] = typer.Option(None, "--identity", "-i", help="SSH private key (ssh -i)."),
+    identity: Path | None = typer.Option(None, "--identity", "-i", help="SSH private key (ssh -i)."),
     accept_new_host_key: bool = typer.Option(
         False,
         "--accept-new-host-key",
         help="Trust and record an SSH host key seen for the first time (never a changed one).",
     ),
-    known_hosts: Optional[Path] = typer.Option(
+    known_hosts: Path | None = typer.Option(
         None, "--known-hosts", help="known_hosts file to use instead of ssh's default."
     ),
     connect_timeout: float = typer.Option(10, "--connect-timeout", min=1, help="SSH connect timeout, seconds."),
     device_python: str = typer.Option("python3", "--device-python", help="Python on the SSH device."),
-    benchmark_model: Optional[str] = typer.Option(
+    benchmark_model: str | None = typer.Option(
         None,
         "--benchmark-model",
         help="TFLite benchmark_model for adb devices: a local file (pushed) or a device path.",
@@ -99,14 +98,14 @@ def _bench_device(
     threads: list[int],
     runs: int,
     warmup: int,
-    data: Optional[Path],
+    data: Path | None,
     as_json: bool,
-    identity: Optional[Path],
+    identity: Path | None,
     accept_new_host_key: bool,
-    known_hosts: Optional[Path],
+    known_hosts: Path | None,
     connect_timeout: float,
     device_python: str,
-    benchmark_model: Optional[str],
+    benchmark_model: str | None,
 ) -> int:
     from edgebuild.cli.render import benchmark_table, out
     from edgebuild.device import bench_on_device

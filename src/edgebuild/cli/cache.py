@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,21 +13,21 @@ def register(app: typer.Typer) -> None:
     app.add_typer(cache_app, name="cache")
 
 
-def _cache(cache_dir: Optional[Path]):
+def _cache(cache_dir: Path | None):
     from edgebuild.cache import BuildCache, default_cache_dir
 
     return BuildCache(cache_dir or default_cache_dir())
 
 
 @cache_app.command("info")
-def info(cache_dir: Optional[Path] = typer.Option(None, "--cache-dir")) -> None:
+def info(cache_dir: Path | None = typer.Option(None, "--cache-dir")) -> None:
     """Where the cache is, how many entries, how big."""
     stats = _cache(cache_dir).info()
     typer.echo(f"{stats['path']}: {stats['entries']} entries, {stats['size_bytes'] / 1024:,.1f} KiB")
 
 
 @cache_app.command("clear")
-def clear(cache_dir: Optional[Path] = typer.Option(None, "--cache-dir")) -> None:
+def clear(cache_dir: Path | None = typer.Option(None, "--cache-dir")) -> None:
     """Delete every cache entry."""
     cache = _cache(cache_dir)
     typer.echo(f"removed {cache.clear()} entries from {cache.root}")
@@ -37,7 +36,7 @@ def clear(cache_dir: Optional[Path] = typer.Option(None, "--cache-dir")) -> None
 @cache_app.command("tflm")
 def tflm(
     board: str = typer.Option("mps2-an386", "--board", help="Board whose CPU the library is compiled for."),
-    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="TFLite Micro tree (else $EDGEBUILD_TFLM_DIR)."),
+    tflm_dir: Path | None = typer.Option(None, "--tflm-dir", help="TFLite Micro tree (else $EDGEBUILD_TFLM_DIR)."),
     reference: bool = typer.Option(False, "--reference", help="Also the reference-kernel library for the board."),
 ) -> None:
     """Compile TensorFlow Lite Micro's framework and common kernels into the cache, before the first mcu build."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -18,34 +17,34 @@ def compare(
         ..., metavar="BASE", help="The reference build: an --out folder, a target folder or a report.json."
     ),
     new: Path = typer.Argument(..., metavar="NEW", help="The build to judge, same kinds as BASE."),
-    max_size_increase: Optional[str] = typer.Option(
+    max_size_increase: str | None = typer.Option(
         None, "--max-size-increase", help="Artifact growth allowed: 5% (default), 2KiB, 5%+1KiB."
     ),
-    max_accuracy_drop: Optional[float] = typer.Option(
+    max_accuracy_drop: float | None = typer.Option(
         None, "--max-accuracy-drop", help="Top-1 or agreement drop allowed, in points (0.5)."
     ),
-    max_snr_drop: Optional[float] = typer.Option(
+    max_snr_drop: float | None = typer.Option(
         None, "--max-snr-drop", help="Output SNR drop allowed for models gated on SNR, dB (3)."
     ),
-    max_latency_increase: Optional[str] = typer.Option(
+    max_latency_increase: str | None = typer.Option(
         None, "--max-latency-increase", help="p50 growth allowed beyond the measured noise: 10% (default), 0.05ms."
     ),
-    max_arena_increase: Optional[str] = typer.Option(
+    max_arena_increase: str | None = typer.Option(
         None, "--max-arena-increase", help="Tensor arena growth allowed: 5% (default), 1KiB."
     ),
-    max_flash_increase: Optional[str] = typer.Option(
+    max_flash_increase: str | None = typer.Option(
         None, "--max-flash-increase", help="Flash growth allowed: 5% (default), 4KiB."
     ),
-    config: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(
         None,
         "--config",
         help="A TOML file with a [compare] table of the same "
         "max_* keys (or pyproject.toml's [tool.edgebuild.compare]); flags win.",
     ),
-    target: List[str] = typer.Option([], "--target", "-t", help="Compare only these targets (repeatable)."),
+    target: list[str] = typer.Option([], "--target", "-t", help="Compare only these targets (repeatable)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, md (a pull-request comment) or json."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML here (one test case per target)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
+    junit: Path | None = typer.Option(None, "--junit", help="Also write JUnit XML here (one test case per target)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
 ) -> int:
     """Compare two builds per target: size, accuracy, latency, arena, flash, ops, checks. Exit 8 on a regression.
 

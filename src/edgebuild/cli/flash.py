@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,11 +14,11 @@ def register(app: typer.Typer) -> None:
 
 def flash(
     build_dir: Path = typer.Argument(..., metavar="OUT/mcu", help="An mcu target's build folder."),
-    board: Optional[str] = typer.Option(
+    board: str | None = typer.Option(
         None, "--board", help="A board name (targets/boards/) or .toml path; default: the board the build used."
     ),
-    probe: Optional[str] = typer.Option(None, "--probe", help="The debug probe's unique ID (or part of it)."),
-    tflm_dir: Optional[Path] = typer.Option(
+    probe: str | None = typer.Option(None, "--probe", help="The debug probe's unique ID (or part of it)."),
+    tflm_dir: Path | None = typer.Option(
         None, "--tflm-dir", help="TFLite Micro tree (else $EDGEBUILD_TFLM_DIR or the build's)."
     ),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the runner's results."),

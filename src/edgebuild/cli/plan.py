@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -16,9 +15,9 @@ def register(app: typer.Typer) -> None:
 
 def plan(
     model: Path = typer.Argument(..., help="The model a build would load."),
-    target: List[str] = typer.Option([], "--target", "-t", help="Target(s), as for build."),
-    data: Optional[Path] = typer.Option(None, "--data", "-d"),
-    set_: List[str] = typer.Option([], "--set"),
+    target: list[str] = typer.Option([], "--target", "-t", help="Target(s), as for build."),
+    data: Path | None = typer.Option(None, "--data", "-d"),
+    set_: list[str] = typer.Option([], "--set"),
     calibration: str = typer.Option("data", "--calibration"),
 ) -> None:
     """Show each target's ordered stages and stop."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -23,48 +22,46 @@ def prune(
         "model learns from the original's outputs).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for model.keras and pruning.json."),
-    target: Optional[str] = typer.Option(
+    target: str | None = typer.Option(
         None,
         "--target",
         "-t",
         help="Target or profile .toml whose [pruning], [training] recovery_*, "
         "[distillation] and [data] settings are the defaults (default: the profile schema's defaults).",
     ),
-    set_: List[str] = typer.Option(
+    set_: list[str] = typer.Option(
         [], "--set", help="Override a key of --target's profile, e.g. --set data.image_range=0-1. Repeats."
     ),
-    ratio: Optional[float] = typer.Option(
+    ratio: float | None = typer.Option(
         None, "--ratio", help="Share of channels to remove per layer, 0 <= ratio < 1 (default: pruning.ratio)."
     ),
-    criterion: Optional[str] = typer.Option(
-        None, "--criterion", help="l1, l2 or bn_scale (default: pruning.criterion)."
-    ),
-    round_to: Optional[int] = typer.Option(
+    criterion: str | None = typer.Option(None, "--criterion", help="l1, l2 or bn_scale (default: pruning.criterion)."),
+    round_to: int | None = typer.Option(
         None, "--round-to", help="Round kept channel counts to a multiple (e.g. 8; default: pruning.round_to)."
     ),
-    min_channels: Optional[int] = typer.Option(
+    min_channels: int | None = typer.Option(
         None, "--min-channels", help="No layer keeps fewer channels (default: pruning.min_channels)."
     ),
-    layer_ratio: List[str] = typer.Option(
+    layer_ratio: list[str] = typer.Option(
         [], "--layer-ratio", metavar="LAYER=RATIO", help="Per-layer ratio, over pruning.layer_ratios; repeats."
     ),
-    epochs: Optional[int] = typer.Option(
+    epochs: int | None = typer.Option(
         None,
         "--epochs",
         min=0,
         help="Recovery epoch ceiling; early stopping ends sooner (default: training.recovery_epochs; 0: no training).",
     ),
-    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Default: training.recovery_learning_rate."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: training.batch_size."),
-    patience: Optional[int] = typer.Option(
+    learning_rate: float | None = typer.Option(None, "--lr", help="Default: training.recovery_learning_rate."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Default: training.batch_size."),
+    patience: int | None = typer.Option(
         None, "--patience", min=0, help="Early stopping patience (default: training.recovery_early_stopping; 0: off)."
     ),
     distill: bool = typer.Option(
         False, "--distill", help="Recover by distillation from the original model (also when distillation.enabled)."
     ),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Default: distillation.temperature."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Default: distillation.alpha."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Split and training seed (default: data.seed)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Default: distillation.temperature."),
+    alpha: float | None = typer.Option(None, "--alpha", help="Default: distillation.alpha."),
+    seed: int | None = typer.Option(None, "--seed", help="Split and training seed (default: data.seed)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Remove whole filters/channels, recover (fine-tune or distill, as a build does), save the narrower model.
@@ -128,7 +125,7 @@ def prune(
     return 0
 
 
-def target_profile(target: Optional[str], overrides: List[str]):
+def target_profile(target: str | None, overrides: list[str]):
     """The resolved profile of `--target` with `--set` applied; without a target, the schema's defaults."""
     from edgebuild.errors import UsageError
     from edgebuild.profiles import Profile, resolve
@@ -143,7 +140,7 @@ def target_profile(target: Optional[str], overrides: List[str]):
 
 
 def _recovery_training(
-    section, epochs: Optional[int], learning_rate: Optional[float], batch_size: Optional[int], patience: Optional[int]
+    section, epochs: int | None, learning_rate: float | None, batch_size: int | None, patience: int | None
 ):
     """The profile's [training] as a build's recovery sees it (`recovery_settings`), with the flags given over it;
     None for --epochs 0."""

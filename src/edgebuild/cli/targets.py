@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List
-
 import typer
 
 targets_app = typer.Typer(help="List built-in targets, or show one resolved profile.", invoke_without_command=True)
@@ -28,7 +26,7 @@ def list_targets(ctx: typer.Context) -> None:
 @targets_app.command("show")
 def show(
     name: str = typer.Argument(..., help="Built-in target name or a profile .toml path."),
-    set_: List[str] = typer.Option([], "--set", help="Override a key before showing."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key before showing."),
 ) -> None:
     """Print the fully resolved profile as TOML."""
     from edgebuild.profiles import resolve, to_toml

@@ -9,8 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from edgebuild.process import run_tool
 from edgebuild.errors import ExternalToolError
+from edgebuild.process import run_tool
 
 CORTEX_M_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c++17", "-fno-exceptions", "-fno-rtti")
 COMPILE_TIMEOUT_S = 600  # a multi-megabyte array takes seconds per MB to parse

@@ -14,10 +14,10 @@ from edgebuild.compilers.vela import compile_vela, find_vela, parse_summary_csv
 
 __all__ = [
     "compile_edgetpu",
+    "compile_vela",
     "edgetpu_status",
     "find_compiler",
-    "parse_compiler_output",
-    "compile_vela",
     "find_vela",
+    "parse_compiler_output",
     "parse_summary_csv",
 ]

@@ -51,8 +51,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgebuild.process import run_tool, tail
 from edgebuild.errors import ExternalToolError
+from edgebuild.process import run_tool, tail
 
 DEFAULT_COMPILER = "edgetpu_compiler"
 MAPPED = "Mapped to Edge TPU"
@@ -237,7 +237,7 @@ _PARTIAL_TABLE = "All other operators were mapped successfully"
 
 def size_to_bytes(value: str, unit: str) -> int:
     """ "41.75KiB" as printed by the compiler -> 42752 (rounded; the compiler prints two decimals)."""
-    return int(round(float(value) * _UNITS[unit]))
+    return round(float(value) * _UNITS[unit])
 
 
 def parse_operation_table(text: str) -> list[dict[str, Any]]:

@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgebuild.process import run_tool, tail
 from edgebuild.errors import ArtifactError, ExternalToolError, ProfileError
+from edgebuild.process import run_tool, tail
 
 ACCELERATORS = (
     "ethos-u55-32",
@@ -232,7 +232,7 @@ def parse_summary_csv(path: Path) -> dict[str, Any]:
             "inferences_per_second": float(row["inferences_per_second"]),
         }
         for key, column in _SUMMARY_KIB.items():
-            out[key] = int(round(float(row[column]) * _KIB))
+            out[key] = round(float(row[column]) * _KIB)
         for key, column in _SUMMARY_INT.items():
             out[key] = int(float(row[column]))
     except (KeyError, ValueError) as exc:

@@ -33,16 +33,16 @@ from edgebuild.device.errors import (
 from edgebuild.errors import ArtifactError, UsageError
 
 __all__ = [
-    "bench_on_device",
-    "DeviceBenchOptions",
-    "is_edgetpu_artifact",
-    "DeviceError",
-    "DeviceConnectionError",
+    "DeviceArtifactError",
     "DeviceAuthError",
+    "DeviceBenchOptions",
+    "DeviceConnectionError",
+    "DeviceError",
     "DeviceHostKeyError",
     "DeviceSetupError",
     "DeviceTimeout",
-    "DeviceArtifactError",
+    "bench_on_device",
+    "is_edgetpu_artifact",
 ]
 
 _EDGETPU_OP = b"edgetpu-custom-op"

@@ -165,7 +165,7 @@ def _adb_failure(proc: ToolRun, device: AdbDevice, doing: str) -> DeviceError:
             f"The Android device {device.serial} has not authorized this computer for USB debugging. "
             "Unlock it and accept the 'Allow USB debugging?' prompt, then try again."
         )
-    if "not found" in text and ("device" in text or "no devices" in text) or "offline" in text:
+    if ("not found" in text and ("device" in text or "no devices" in text)) or "offline" in text:
         return DeviceConnectionError(
             f"adb cannot reach the device {device.serial} ({text.splitlines()[-1] if text else 'no output'}). "
             "Check `adb devices` lists it as 'device' (for network devices: `adb connect HOST:PORT`)."

@@ -60,7 +60,7 @@ def parse_benchmark_output(text: str) -> dict[str, Any]:
     the "Inference timings" line is missing.
     """
     timings = None
-    for timings in _TIMINGS.finditer(text):
+    for timings in _TIMINGS.finditer(text):  # noqa: B007 - the last match is the one wanted
         pass
     if timings is None:
         raise ValueError("no 'Inference timings in us' line in benchmark_model's output")
@@ -88,7 +88,7 @@ def parse_benchmark_output(text: str) -> dict[str, Any]:
         "peak_memory_bytes": None,
     }
     footprint = None
-    for footprint in _FOOTPRINT.finditer(text):
+    for footprint in _FOOTPRINT.finditer(text):  # noqa: B007 - the last match is the one wanted
         pass
     if footprint is not None:
         result["memory_init_bytes"] = int(float(footprint.group(2)) * 2**20)

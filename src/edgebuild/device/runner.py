@@ -94,7 +94,7 @@ def load_runtime():
             {"name": "ai-edge-litert", "version": _version("ai-edge-litert", mod)},
         )
     except Exception as exc:  # ImportError, or a wheel built for another NumPy
-        errors["ai_edge_litert"] = "%s: %s" % (type(exc).__name__, exc)
+        errors["ai_edge_litert"] = f"{type(exc).__name__}: {exc}"
     try:
         from tflite_runtime import interpreter as mod
 
@@ -104,7 +104,7 @@ def load_runtime():
             {"name": "tflite-runtime", "version": _version("tflite-runtime", mod)},
         )
     except Exception as exc:  # tflite_runtime under NumPy 2 raises AttributeError
-        errors["tflite_runtime"] = "%s: %s" % (type(exc).__name__, exc)
+        errors["tflite_runtime"] = f"{type(exc).__name__}: {exc}"
     try:
         import tensorflow as tf
 
@@ -114,7 +114,7 @@ def load_runtime():
             {"name": "tensorflow", "version": tf.__version__},
         )
     except Exception as exc:
-        errors["tensorflow.lite"] = "%s: %s" % (type(exc).__name__, exc)
+        errors["tensorflow.lite"] = f"{type(exc).__name__}: {exc}"
     return None, None, errors
 
 
@@ -178,14 +178,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.pid_file:
         with open(args.pid_file, "w") as f:
-            f.write("%d\n" % os.getpid())
+            f.write(f"{os.getpid()}\n")
     if args.deadline > 0 and hasattr(signal, "SIGALRM"):
         signal.alarm(max(1, int(args.deadline + 0.999)))  # default action ends the process, even in C code
 
     try:
         import numpy as np
     except Exception as exc:
-        fail("no_numpy", "NumPy does not import (%s: %s)" % (type(exc).__name__, exc))
+        fail("no_numpy", f"NumPy does not import ({type(exc).__name__}: {exc})")
     Interpreter, load_delegate, runtime = load_runtime()
     if Interpreter is None:
         fail("no_runtime", "no TensorFlow Lite interpreter imports", device_info(np.__version__), tried=runtime)
@@ -200,7 +200,7 @@ def main(argv=None):
         except Exception as exc:
             fail(
                 "no_edgetpu",
-                "the Edge TPU delegate %s does not load (%s: %s)" % (library, type(exc).__name__, exc),
+                f"the Edge TPU delegate {library} does not load ({type(exc).__name__}: {exc})",
                 device,
                 library=library,
             )
@@ -218,7 +218,7 @@ def main(argv=None):
                 interp = Interpreter(model_path=args.model, num_threads=n)
             interp.allocate_tensors()
         except Exception as exc:
-            fail("load_failed", "%s: %s" % (type(exc).__name__, str(exc).strip()), device)
+            fail("load_failed", f"{type(exc).__name__}: {str(exc).strip()}", device)
         load_ms = (time.perf_counter_ns() - t0) / 1e6
         details = interp.get_input_details()
         try:
@@ -234,7 +234,7 @@ def main(argv=None):
                 invoke()
                 times[i] = perf() - start
         except Exception as exc:
-            fail("invoke_failed", "%s: %s" % (type(exc).__name__, str(exc).strip()), device)
+            fail("invoke_failed", f"{type(exc).__name__}: {str(exc).strip()}", device)
         delegated = uses_delegate(interp)
         result = summary_ms(np, times)
         result.update(

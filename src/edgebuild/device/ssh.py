@@ -213,7 +213,7 @@ def bench_ssh(
             )
         if not payload.get("ok"):
             raise runner_failure(payload, device, device_python, artifact)
-    except BaseException as exc:  # noqa: BLE001 - clean up, then re-raise whatever it was
+    except BaseException as exc:  # clean up, then re-raise whatever it was
         failure = exc
         raise
     finally:

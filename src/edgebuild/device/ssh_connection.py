@@ -146,7 +146,7 @@ def classify_ssh_failure(stderr: str, device: SSHDevice, options: SSHOptions, do
     """Turn ssh/scp's stderr (exit status 255) into one actionable paragraph."""
     dest = device.destination
     port = device.port or 22
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr or "Host key for" in stderr and "has changed" in stderr:
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr or ("Host key for" in stderr and "has changed" in stderr):
         where = f" in {options.known_hosts}" if options.known_hosts else ""
         return DeviceHostKeyError(
             f"The SSH host key of {device.known_hosts_name} has CHANGED since it was recorded{where}: the "

@@ -95,7 +95,7 @@ def parse_map(map_text: str) -> list[tuple[str, str, int, int, str]]:
         if m is None:
             continue
         name = m.group(1)
-        if name.startswith("*") and name != "*fill*" or name.startswith(("KEEP(", "SORT(", "0x")):
+        if (name.startswith("*") and name != "*fill*") or name.startswith(("KEEP(", "SORT(", "0x")):
             continue
         if m.group(3) is None:
             pending = name

@@ -84,11 +84,11 @@ def compare_example(
 
 def step_difference(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
     """Largest and mean difference between two runs' raw outputs (integer outputs: in quantization steps)."""
-    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=True)):
         return {"comparable": False}
-    diffs = [np.abs(x.astype(np.float64) - y.astype(np.float64)).reshape(-1) for x, y in zip(a, b)]
+    diffs = [np.abs(x.astype(np.float64) - y.astype(np.float64)).reshape(-1) for x, y in zip(a, b, strict=True)]
     flat = np.concatenate(diffs) if diffs else np.zeros(0)
-    identical = all(np.array_equal(x, y) for x, y in zip(a, b))
+    identical = all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     return {
         "comparable": True,
         "identical": identical,

@@ -45,7 +45,8 @@ def markdown_lines(firmware: dict | None) -> list[str]:
     board = firmware.get("board", {})
     lines = ["", "## Firmware", ""]
     if firmware.get("status") == "skipped" and "flash" not in firmware:
-        return lines + [
+        return [
+            *lines,
             f"Not built: {firmware.get('note', '')}",
             f"The project is in `{firmware.get('project_dir', 'firmware/')}` (`make` builds it).",
         ]

@@ -149,12 +149,23 @@ def _requantize(reference: list[np.ndarray], artifact) -> list[np.ndarray | None
     return out
 
 
-def compare_with_reference(device: list[np.ndarray], reference: list[np.ndarray], artifact, max_steps: float) -> dict:
-    """Device raw outputs vs LiteRT reference kernels: steps (quantized outputs), top-1 agreement (class vectors)."""
+def compare_with_reference(
+    device: list[np.ndarray],
+    reference: list[np.ndarray],
+    artifact,
+    max_steps: float,
+    classifier: bool | None = None,
+) -> dict:
+    """Device raw outputs vs LiteRT reference kernels: steps (quantized outputs), top-1 agreement (class vectors).
+
+    `classifier`: whether output 0 is a class vector (the build's validation metric knows); None guesses from
+    the shape (a 2-D output with more than one column), False never reports top-1 (an autoencoder's argmax
+    means nothing).
+    """
     ints = _requantize(reference, artifact)
     outputs, all_steps, ok = [], [], True
     agreement = None
-    for i, (dev, ref) in enumerate(zip(device, reference)):
+    for i, (dev, ref) in enumerate(zip(device, reference, strict=False)):
         entry: dict = {"index": i}
         if dev.shape[0] != ref.shape[0] or dev.size != ref.size:
             entry["error"] = f"device output {i} has {dev.size} values, LiteRT {ref.size}"
@@ -175,7 +186,7 @@ def compare_with_reference(device: list[np.ndarray], reference: list[np.ndarray]
             span = float(np.abs(ref).max()) if ref.size else 0.0
             entry["rel_error"] = float(diff.max() / span) if span > 0 else float(diff.max() if diff.size else 0.0)
             ok = ok and entry["rel_error"] <= 1e-4
-        if i == 0 and ref.ndim == 2 and ref.shape[1] > 1:
+        if i == 0 and ref.ndim == 2 and ref.shape[1] > 1 and classifier is not False:
             dev_pick = dev.argmax(axis=-1)
             ref_pick = (ints[i] if ints[i] is not None else ref).argmax(axis=-1)
             agreement = float(np.mean(dev_pick == ref_pick)) if ref_pick.size else 1.0
@@ -225,6 +236,7 @@ def run_firmware_stage(
     jobs: int | None = None,
     symbol: str = "g_model",
     labels: np.ndarray | None = None,
+    classifier: bool | None = None,
     cache_dir: Path | None = None,
     log: Log | None = None,
 ) -> dict:
@@ -233,7 +245,8 @@ def run_firmware_stage(
     artifact_path: the .tflite the C sources in `c_dir` embed; out_dir: OUT/mcu/firmware (created);
     samples: float validation inputs (samples first; one array per input for multi-input models), None for
     one all-zero sample; arena_bytes: the kTensorArenaSize model_settings.h declares; labels: class labels of
-    `samples` (optional) for the device's own top-1 accuracy; kernels: "cmsis-nn" or "reference".
+    `samples` (optional) for the device's own top-1 accuracy; classifier: see `compare_with_reference`;
+    kernels: "cmsis-nn" or "reference".
     """
     from edgebuild.artifact import parse_artifact
 
@@ -378,8 +391,8 @@ def run_firmware_stage(
         )
         if ran:
             raw = device.output_arrays()
-            comparison = compare_with_reference(raw, reference, artifact, max_steps)
-            if labels is not None and raw and raw[0].ndim == 2 and raw[0].shape[1] > 1:
+            comparison = compare_with_reference(raw, reference, artifact, max_steps, classifier)
+            if labels is not None and classifier is not False and raw and raw[0].ndim == 2 and raw[0].shape[1] > 1:
                 y = np.asarray(labels).reshape(-1)[: raw[0].shape[0]]
                 if y.size == raw[0].shape[0]:
                     comparison["device_top1_accuracy"] = float(np.mean(raw[0].argmax(axis=-1) == y))

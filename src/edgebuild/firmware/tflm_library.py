@@ -338,7 +338,7 @@ def resolver_registrations(tree: Tree) -> dict[str, list[str]]:
     text = tree.text(RESOLVER_HEADER)
     starts = [(m.start(), m.group(1)) for m in _ADD_METHOD.finditer(text)]
     table: dict[str, list[str]] = {}
-    for (start, method), nxt in zip(starts, [s for s, _ in starts[1:]] + [len(text)]):
+    for (start, method), nxt in zip(starts, [s for s, _ in starts[1:]] + [len(text)], strict=True):
         table.setdefault(method, [])
         for name in _REGISTER_REF.findall(text[start:nxt]):
             if name not in table[method]:
@@ -761,7 +761,9 @@ class LibraryBuilder:
                 self._pch_scratch = tempfile.TemporaryDirectory(prefix="pch-", dir=self.root)
             scratch = Path(self._pch_scratch.name)
             with ThreadPoolExecutor(max_workers=min(self.jobs, len(wanted))) as pool:
-                for opt, pch in zip(wanted, pool.map(lambda o: self.objects.build_pch(o, scratch), wanted)):
+                for opt, pch in zip(
+                    wanted, pool.map(lambda o: self.objects.build_pch(o, scratch), wanted), strict=True
+                ):
                     pchs[opt] = pch
             self.log(f"  precompiled headers for {' '.join(wanted)} ready ({time.perf_counter() - started:.0f} s)")
 
@@ -937,7 +939,7 @@ class LibraryBuilder:
         with tempfile.TemporaryDirectory(prefix=".ar-", dir=lib.parent) as scratch:
             # Archive members get names from their sources (the map file then says which file code came from).
             members = []
-            for rel, obj in zip(sources, objects):
+            for rel, obj in zip(sources, objects, strict=True):
                 member = Path(scratch) / (rel.replace("/", "__") + ".o")
                 shutil.copyfile(obj, member)
                 members.append(member)

@@ -8,13 +8,13 @@ is reported against the file (or `--set`) that wrote it.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+import tomllib
 from pydantic import BaseModel, ValidationError
 
 from edgebuild.errors import ProfileError
@@ -91,7 +91,7 @@ def _record_origins(value: Any, origins: Origins, label: str, path: str) -> None
 def _load_raw(ref: str, base_dir: Path | None, seen: tuple[str, ...], origins: Origins) -> dict[str, Any]:
     source = _source_for(ref, base_dir)
     if source.label in seen:
-        chain = " -> ".join(seen + (source.label,))
+        chain = " -> ".join((*seen, source.label))
         raise ProfileError(f"Profiles extend each other in a cycle: {chain}. Remove one 'extends'.")
     data = _parse(source)
     parent_ref = data.pop("extends", None)
@@ -99,7 +99,7 @@ def _load_raw(ref: str, base_dir: Path | None, seen: tuple[str, ...], origins: O
         return _deep_merge({}, data, origins, source.label)
     if not isinstance(parent_ref, str):
         raise ProfileError(f"{source.label}: 'extends' must be a target name or a path string.")
-    parent = _load_raw(parent_ref, source.base_dir, seen + (source.label,), origins)
+    parent = _load_raw(parent_ref, source.base_dir, (*seen, source.label), origins)
     if "name" not in data:  # a child profile without a name is named after its file
         data["name"] = Path(source.label).stem if source.base_dir else parent.get("name", ref)
     return _deep_merge(parent, data, origins, source.label)

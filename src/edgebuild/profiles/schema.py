@@ -48,7 +48,7 @@ class QuantizationSection(Section):
     )
 
     @model_validator(mode="after")
-    def _io_fits_scheme(self) -> "QuantizationSection":
+    def _io_fits_scheme(self) -> QuantizationSection:
         allowed = {
             "int8": {"float32", "int8", "uint8"},
             "int16x8": {"float32", "int16"},
@@ -234,7 +234,7 @@ class Profile(Section):
     training: TrainingSection = TrainingSection()
 
     @model_validator(mode="after")
-    def _name_is_safe(self) -> "Profile":
+    def _name_is_safe(self) -> Profile:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
             raise ValueError(f"name {self.name!r} must be letters, digits, '_', '-' or '.' (it names a folder)")
         return self

@@ -19,7 +19,6 @@ import numpy as np
 
 from edgebuild.errors import DataError
 
-
 QUANTIZED_INPUT_DTYPES = (np.int8, np.uint8, np.int16)
 
 InputData = np.ndarray | Sequence[np.ndarray]
@@ -97,10 +96,8 @@ def from_output(y: np.ndarray, spec: IOSpec) -> np.ndarray:
 
 def as_input_list(x: InputData, specs: Sequence[IOSpec], source: str) -> list[np.ndarray]:
     """Normalize `x` to one array per model input, each (N, *sample_shape), checking shapes."""
-    if isinstance(x, np.ndarray) or np.isscalar(x):
-        arrays = [np.asarray(x)]
-    else:
-        arrays = [np.asarray(a) for a in x]
+    single = isinstance(x, np.ndarray) or np.isscalar(x)
+    arrays = [np.asarray(x)] if single else [np.asarray(a) for a in x]
     if len(arrays) != len(specs):
         raise DataError(
             f"{source} takes {len(specs)} input(s) "
@@ -108,7 +105,7 @@ def as_input_list(x: InputData, specs: Sequence[IOSpec], source: str) -> list[np
             "Pass one array per model input, in the model's input order."
         )
     n = None
-    for arr, spec in zip(arrays, specs):
+    for arr, spec in zip(arrays, specs, strict=True):
         expected = ("N", *spec.shape[1:])
         if arr.ndim != len(spec.shape) or tuple(arr.shape[1:]) != tuple(spec.shape[1:]):
             raise DataError(

@@ -129,7 +129,7 @@ class LiteRTModel:
         Returns one array per input with the sample axis first.
         """
         arrays = as_input_list(x, self._in_specs, self.source)
-        return [to_input_dtype(a, s) for a, s in zip(arrays, self._in_specs)]
+        return [to_input_dtype(a, s) for a, s in zip(arrays, self._in_specs, strict=True)]
 
     def predict(self, x: InputData, batch_size: int = 1) -> list[np.ndarray]:
         """Run float inputs through the artifact; one float32 array per output, stacked over samples.
@@ -153,7 +153,7 @@ class LiteRTModel:
         details = self.input_details
         resized = False
         if chunk != fixed:
-            for d, s in zip(details, self._in_specs):
+            for d, s in zip(details, self._in_specs, strict=True):
                 self.interpreter.resize_tensor_input(d["index"], [chunk, *s.shape[1:]])
             self.interpreter.allocate_tensors()
             resized = True
@@ -162,7 +162,7 @@ class LiteRTModel:
             out_details = self.output_details
             for start in range(0, n, chunk):
                 count = min(chunk, n - start)
-                for d, a in zip(details, arrays):
+                for d, a in zip(details, arrays, strict=True):
                     part = a[start : start + count]
                     if count < chunk:
                         pad = np.zeros((chunk - count, *part.shape[1:]), part.dtype)
@@ -172,12 +172,12 @@ class LiteRTModel:
                 chunks.append(
                     [
                         from_output(self.interpreter.get_tensor(o["index"])[:count], s)
-                        for o, s in zip(out_details, self._out_specs)
+                        for o, s in zip(out_details, self._out_specs, strict=True)
                     ]
                 )
         finally:
             if resized:
-                for d, s in zip(details, self._in_specs):
+                for d, s in zip(details, self._in_specs, strict=True):
                     self.interpreter.resize_tensor_input(d["index"], list(s.shape))
                 self.interpreter.allocate_tensors()
         return stack_chunks(chunks, len(self._out_specs))

@@ -238,7 +238,7 @@ class TflmModel:
     # -- what a failure means ----------------------------------------------------------------
 
     def running_probe(self, start: int, record: bool = False) -> _Probe:
-        """The first probe that runs, from `start` up in ×8 steps; ArtifactError naming the cause if none does."""
+        """The first probe that runs, from `start` up in x8 steps; ArtifactError naming the cause if none does."""
         size = _round_up_16(start)
         while True:
             probe = self.probe(size, record=record)
@@ -278,7 +278,7 @@ class TflmModel:
         )
 
     def sufficient(self, arena_size: int) -> bool:
-        """True if it allocates and invokes in `arena_size` bytes; False for a shortage; ArtifactError if nothing runs."""
+        """True if it allocates and invokes in `arena_size` bytes; False if short; ArtifactError if nothing runs."""
         probe = self.probe(arena_size)
         if probe.ok:
             return True
@@ -357,7 +357,7 @@ class TflmModel:
             interp = self.interpreter(arena_size)
         in_specs, out_specs = _tflm_specs(interp, self.artifact)
         arrays = as_input_list(x, in_specs, self.source)
-        arrays = [to_input_dtype(a, s) for a, s in zip(arrays, in_specs)]
+        arrays = [to_input_dtype(a, s) for a, s in zip(arrays, in_specs, strict=True)]
         n = arrays[0].shape[0]
         chunk = max(in_specs[0].shape[0] if in_specs[0].shape else 1, 1)
         chunks = []

@@ -29,9 +29,9 @@ _TFLM_POOL_LOCK = threading.Lock()
 
 def _tflm_call(name: str, model_path: Path | str, *args: Any) -> Any:
     global _TFLM_POOL
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
-    import multiprocessing
 
     with _TFLM_POOL_LOCK:
         if _TFLM_POOL is None:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from edgebuild.artifact import parse_artifact
 from edgebuild.data import Dataset, Splits, random_calibration, split
 from edgebuild.profiles import Profile
-
 
 EXCLUSIVE_STAGES = {"benchmark"}  # host latency is only meaningful with the CPU to itself
 
@@ -194,7 +194,7 @@ class TargetContext:
         if shared.val_dataset is not None:
             block["validation_source"] = shared.val_dataset.source
         if shared.dataset is not None:
-            block["samples"] = int(len(shared.dataset.x))
+            block["samples"] = len(shared.dataset.x)
             block["labels"] = shared.dataset.y is not None
         if self.splits is not None:
             block["splits"] = self.splits.describe()

@@ -46,6 +46,7 @@ def run_firmware(
         max_steps=ctx.profile.validation.max_tflm_steps,
         symbol=mcu.symbol,
         labels=labels,
+        classifier=_is_classifier(validation),
         log=lambda text: ctx.progress.message(f"  {ctx.target:<10} {text}"),
     )
     block["project_dir"] = "firmware"  # relative to the target's folder: the work folder is moved into place
@@ -60,6 +61,12 @@ def _samples(ctx: TargetContext, count: int) -> tuple[object, object]:
         return None, None
     x, y, _ = chosen
     return x[:count], (y[:count] if y is not None else None)
+
+
+def _is_classifier(validation: dict) -> bool | None:
+    """The validation stage decided (metric top1 or snr); None when it measured no accuracy."""
+    metric = (validation.get("accuracy") or {}).get("metric")
+    return None if metric is None else metric == "top1"
 
 
 def _fold_into_validation(block: dict, validation: dict) -> None:

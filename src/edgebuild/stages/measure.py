@@ -9,7 +9,6 @@ import numpy as np
 from edgebuild.artifact import TfliteArtifact
 from edgebuild.stages.context import TargetContext
 
-
 SLOWER_RATIO = 1.1
 SLOWER_MIN_MS = 0.02
 

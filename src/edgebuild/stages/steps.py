@@ -7,9 +7,10 @@ fields; the one-line note it returns is printed beside the stage's timing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from edgebuild.report import first_p50
 
