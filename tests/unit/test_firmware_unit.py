@@ -233,3 +233,20 @@ def test_report_flash_block() -> None:
     block = report_flash(firmware)
     assert block["total_bytes"] == 900 and block["image_bytes"] == 1000 and block["model_array_bytes"] == 500
     assert "validation_samples" not in block["breakdown"] and block["ram_bytes"] == 300
+
+
+def test_top1_agreement_only_for_class_vectors() -> None:
+    """An autoencoder's 640 outputs have an argmax too; the comparison must not call it top-1 agreement."""
+    from types import SimpleNamespace
+
+    from edgebuild.firmware.stage import compare_with_reference
+
+    out = SimpleNamespace(dtype="int8", scale=[0.5], zero_point=[0])
+    artifact = SimpleNamespace(outputs=[out])
+    device = [np.array([[1, 5, 2], [4, 0, 0]], np.int8)]
+    reference = [np.array([[0.5, 2.0, 1.5], [0.0, 2.0, 0.0]])]  # integers [1, 4, 3] and [0, 4, 0]
+    guessed = compare_with_reference(device, reference, artifact, max_steps=16)
+    assert guessed["top1_agreement"] == 0.5 and guessed["max_steps"] == 4 and guessed["passed"]
+    not_classifier = compare_with_reference(device, reference, artifact, max_steps=3, classifier=False)
+    assert not_classifier["top1_agreement"] is None
+    assert not_classifier["max_steps"] == 4 and not not_classifier["passed"]
