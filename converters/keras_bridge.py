@@ -122,7 +122,7 @@ def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]], outputs_of
         return keras2.Model(inputs, x, name=model3.name)
 
     tensors: dict[tuple[str, int, int], Any] = {}
-    pending = []
+    pending: list[tuple[Any, str, int, Any]] = []
     for layer_config in layer_configs:
         if layer_config["class_name"] == "InputLayer":
             tensors[(layer_config["name"], 0, 0)] = _input(keras2, layer_config)

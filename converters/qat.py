@@ -161,8 +161,9 @@ def _config_classes() -> tuple[Any, Any]:
     """(output-only, pass-through) QuantizeConfig classes, made once (they subclass a TFMOT class)."""
     if not _CONFIG_CLASSES:
         qk = _tfmot().quantization.keras
+        base: Any = qk.QuantizeConfig  # TFMOT is untyped
 
-        class EdgebuildOutputQuantizeConfig(qk.QuantizeConfig):
+        class EdgebuildOutputQuantizeConfig(base):
             """Quantize only the layer's output: 8-bit, per-tensor, asymmetric, moving-average range."""
 
             def get_weights_and_quantizers(self, layer: Any) -> list:

@@ -80,7 +80,7 @@ class SparsityOptions:
     @classmethod
     def from_section(cls, section: Any) -> SparsityOptions:
         """From a `[pruning]` section; fields it lacks take their defaults (`ratio` doubles as the target)."""
-        target = getattr(section, "target_sparsity", None)
+        target: Any = getattr(section, "target_sparsity", None)
         if target is None:
             target = getattr(section, "ratio", 0.5)
         m_by_n = getattr(section, "m_by_n", None) or (2, 4)

@@ -12,6 +12,7 @@ import math
 from typing import Any, get_args
 
 from pydantic import ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
 
 from edgebuild.errors import ProfileError
 from edgebuild.profiles.schema import PruningSection
@@ -52,7 +53,7 @@ def _ratio_message(key: str, ratio: Any) -> str:
     )
 
 
-def _explain(error: dict) -> str:
+def _explain(error: ErrorDetails) -> str:
     """One pydantic error of a PruningOptions field as the sentence the pruning.* key deserves."""
     loc = [str(part) for part in error["loc"]]
     key, value, field = "pruning." + ".".join(loc), error.get("input"), loc[0] if loc else ""

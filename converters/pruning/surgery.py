@@ -53,8 +53,8 @@ def _scores(trace: Trace, layers: dict[str, Any], criterion: str) -> tuple[dict[
     for name, ids in trace.graph.producers.items():
         values = _filter_norms(layers[name], "l2" if criterion == "l2" else "l1")
         if criterion == "bn_scale":
-            found = [trace.first_bn.get(i) for i in ids]
-            if all(f is not None for f in found):
+            found = [trace.first_bn[i] for i in ids if i in trace.first_bn]
+            if len(found) == len(ids):
                 bn_values = []
                 for bn_name, pos in found:
                     if bn_name not in gammas:

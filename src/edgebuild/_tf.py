@@ -7,6 +7,7 @@ keeps the rest of the package importable (and the CLI fast) without TF.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import warnings
@@ -40,8 +41,7 @@ def tf() -> ModuleType:
                 failed = False
         if failed:
             sys.stderr.write(startup_log[0])
-    import tensorflow
-
+    tensorflow = importlib.import_module("tensorflow")
     tensorflow.get_logger().setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
     return tensorflow
@@ -49,21 +49,15 @@ def tf() -> ModuleType:
 
 def tf_keras() -> ModuleType:
     tf()
-    import tf_keras as keras2
-
-    return keras2
+    return importlib.import_module("tf_keras")
 
 
 def keras3() -> ModuleType:
     tf()
-    import keras
-
-    return keras
+    return importlib.import_module("keras")
 
 
 def tfmot() -> ModuleType:
     """TensorFlow Model Optimization Toolkit; it works only with Keras 2, so tf_keras comes first."""
     tf_keras()
-    import tensorflow_model_optimization
-
-    return tensorflow_model_optimization
+    return importlib.import_module("tensorflow_model_optimization")

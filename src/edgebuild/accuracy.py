@@ -9,7 +9,7 @@ reconstruction is not an accuracy.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,11 +51,11 @@ def choose_metric(reference: list[np.ndarray], labels: np.ndarray | None, reques
 
 def compare(
     reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None, metric: str = "auto"
-) -> dict:
+) -> dict[str, Any]:
     """The accuracy block of report.json (fractions in 0..1; the first output decides top-1)."""
     ref, cand = reference[0], candidate[0]
     chosen = choose_metric(reference, labels, metric)
-    result: dict = {"samples": len(ref), "metric": chosen}
+    result: dict[str, Any] = {"samples": len(ref), "metric": chosen}
     if chosen == "top1" and ref.ndim >= 2 and ref.shape[-1] > 1:
         ref_top1 = ref.reshape(len(ref), -1).argmax(axis=-1)
         cand_top1 = cand.reshape(len(cand), -1).argmax(axis=-1)
@@ -70,7 +70,7 @@ def compare(
     return result
 
 
-def _closeness(index: int, reference: np.ndarray, candidate: np.ndarray) -> dict:
+def _closeness(index: int, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
     r = reference.astype(np.float64).reshape(len(reference), -1) if reference.size else reference.astype(np.float64)
     c = candidate.astype(np.float64).reshape(r.shape)
     diff_norm = float(np.linalg.norm(r - c))

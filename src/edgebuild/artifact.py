@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -148,7 +148,7 @@ class TfliteArtifact:
         return sum(self.macs_per_op)
 
 
-def _natural_key(name: str) -> tuple:
+def _natural_key(name: str) -> tuple[int | str, ...]:
     import re
 
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
@@ -176,34 +176,43 @@ def op_macs(artifact: TfliteArtifact, op: OpInfo) -> int:
     return 0
 
 
-_TENSOR_TYPES: dict[int, str] | None = None
-_OP_NAMES: dict[int, str] | None = None
-_ACTIVATIONS: dict[int, str] | None = None
-_PADDINGS: dict[int, str] | None = None
+class _SchemaNames(NamedTuple):
+    """Enum value -> name tables of the flatbuffer schema."""
+
+    tensor_types: dict[int, str]
+    op_names: dict[int, str]
+    activations: dict[int, str]
+    paddings: dict[int, str]
 
 
-def _schema():
-    global _TENSOR_TYPES, _OP_NAMES, _ACTIVATIONS, _PADDINGS
+def _schema() -> Any:
+    """LiteRT's generated flatbuffer schema module (untyped)."""
     from ai_edge_litert import schema_py_generated as schema
 
-    if _TENSOR_TYPES is None:
-        _TENSOR_TYPES = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
-        _OP_NAMES = _enum_names(schema.BuiltinOperator)
-        _ACTIVATIONS = _enum_names(schema.ActivationFunctionType)
-        _PADDINGS = _enum_names(schema.Padding)
     return schema
+
+
+@cache
+def _names() -> _SchemaNames:
+    schema = _schema()
+    return _SchemaNames(
+        tensor_types={k: v.lower() for k, v in _enum_names(schema.TensorType).items()},
+        op_names=_enum_names(schema.BuiltinOperator),
+        activations=_enum_names(schema.ActivationFunctionType),
+        paddings=_enum_names(schema.Padding),
+    )
 
 
 def _options_dict(options: Any) -> dict[str, Any]:
     if options is None:
         return {}
-    _schema()
+    names = _names()
     result: dict[str, Any] = {}
     for key, value in vars(options).items():
         if key == "fusedActivationFunction":
-            value = _ACTIVATIONS.get(value, str(value))
+            value = names.activations.get(value, str(value))
         elif key == "padding":
-            value = _PADDINGS.get(value, str(value))
+            value = names.paddings.get(value, str(value))
         elif isinstance(value, np.ndarray):
             value = value.tolist()
         result[key] = value
@@ -283,7 +292,7 @@ def _tensor_info(index: int, tensor: Any, buffers: list[Any]) -> TensorInfo:
         name=name,
         shape=shape,
         shape_signature=signature,
-        dtype=_TENSOR_TYPES.get(tensor.type, str(tensor.type)),
+        dtype=_names().tensor_types.get(tensor.type, str(tensor.type)),
         scale=scale,
         zero_point=zero_point,
         quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
@@ -294,9 +303,10 @@ def _tensor_info(index: int, tensor: Any, buffers: list[Any]) -> TensorInfo:
 def _code_name(code: Any) -> tuple[str, bool]:
     """(name, custom) of one operator code: the builtin's schema name, or the custom op's own code."""
     builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-    if code.customCode is not None and _OP_NAMES.get(builtin) == "CUSTOM":
+    op_names = _names().op_names
+    if code.customCode is not None and op_names.get(builtin) == "CUSTOM":
         return (code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)), True
-    return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}"), False
+    return op_names.get(builtin, f"BUILTIN_{builtin}"), False
 
 
 def _op_info(index: int, op: Any, codes: list[Any]) -> OpInfo:

@@ -76,7 +76,7 @@ def build_key(
     model_sha256: str,
     profile_toml: str,
     data_sha256: dict[str, str | None],
-    flags: dict,
+    flags: dict[str, Any],
     versions: dict[str, str],
     files: dict[str, str | None] | None = None,
 ) -> str:
@@ -195,13 +195,13 @@ class BuildCache:
     def restore(self, entry: CacheEntry, dest: Path) -> None:
         shutil.copytree(entry.path / "files", dest)
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         entries = [p for p in self.entries.glob("*/*") if (p / MANIFEST).is_file()] if self.entries.exists() else []
         size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
         return {"path": str(self.root), "entries": len(entries), "size_bytes": size}
 
     def clear(self) -> int:
-        count = self.info()["entries"]
+        count: int = self.info()["entries"]
         shutil.rmtree(self.entries, ignore_errors=True)
         return count
 

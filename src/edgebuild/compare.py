@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgebuild.errors import GateFailed, UsageError
 from edgebuild.report_html import arena_bytes, budget_block
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 OK, REGRESSED, IMPROVED, CHANGED, SKIPPED = "ok", "REGRESSED", "improved", "changed", "not compared"
 
@@ -161,7 +165,7 @@ def config_table(path: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- loading
 
 
-def load_build(path: Path) -> dict[str, dict]:
+def load_build(path: Path) -> dict[str, dict[str, Any]]:
     """target -> report of a build folder, a target folder or a report.json file."""
     path = Path(path)
     if path.is_file():
@@ -207,7 +211,7 @@ class TargetDiff:
     rows: list[Row] = field(default_factory=list)
     ops_added: dict[str, int] = field(default_factory=dict)
     ops_removed: dict[str, int] = field(default_factory=dict)
-    checks_changed: list[dict] = field(default_factory=list)
+    checks_changed: list[dict[str, Any]] = field(default_factory=list)
     regressions: list[str] = field(default_factory=list)
     regressed_metrics: list[str] = field(default_factory=list)  # short names, for one-line messages
     notes: list[str] = field(default_factory=list)
@@ -233,7 +237,7 @@ class Comparison:
         """One line naming every regression: `mcu: size, top-1; mobile: host p50 latency (1 thread)`."""
         return "; ".join(f"{t.target}: {', '.join(t.regressed_metrics)}" for t in self.targets if t.regressed)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "base": self.base,
             "new": self.new,
@@ -268,8 +272,8 @@ class Comparison:
 
 
 def compare_builds(
-    base: dict[str, dict],
-    new: dict[str, dict],
+    base: dict[str, dict[str, Any]],
+    new: dict[str, dict[str, Any]],
     thresholds: Thresholds | None = None,
     *,
     base_label: str = "BASE",
@@ -301,7 +305,7 @@ def compare_builds(
     return Comparison(base_label, new_label, thresholds, diffs)
 
 
-def compare_target(name: str, base: dict, new: dict, th: Thresholds) -> TargetDiff:
+def compare_target(name: str, base: dict[str, Any], new: dict[str, Any], th: Thresholds) -> TargetDiff:
     diff = TargetDiff(name)
     _size(diff, base, new, th)
     _accuracy(diff, base, new, th)
@@ -316,11 +320,11 @@ def compare_target(name: str, base: dict, new: dict, th: Thresholds) -> TargetDi
     return diff
 
 
-def _d(value: Any) -> dict:
+def _d(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _is_num(value: Any) -> bool:
+def _is_num(value: Any) -> TypeIs[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -335,7 +339,15 @@ def _bytes(n: float) -> str:
 
 
 def _growth_row(
-    diff: TargetDiff, metric: str, base: Any, new: Any, limit: Limit, fmt=_bytes, *, noise: float = 0.0, note: str = ""
+    diff: TargetDiff,
+    metric: str,
+    base: Any,
+    new: Any,
+    limit: Limit,
+    fmt: Callable[[float], str] = _bytes,
+    *,
+    noise: float = 0.0,
+    note: str = "",
 ) -> None:
     """A number that should not grow: regression when new > base + allowance (+ noise)."""
     if not _is_num(base) or not _is_num(new):
@@ -349,13 +361,13 @@ def _growth_row(
     )
 
 
-def _size(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
+def _size(diff: TargetDiff, base: dict[str, Any], new: dict[str, Any], th: Thresholds) -> None:
     _growth_row(
         diff, "size", _d(base.get("artifact")).get("size_bytes"), _d(new.get("artifact")).get("size_bytes"), th.size
     )
 
 
-def _accuracy(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
+def _accuracy(diff: TargetDiff, base: dict[str, Any], new: dict[str, Any], th: Thresholds) -> None:
     a = _d(_d(base.get("validation")).get("accuracy"))
     b = _d(_d(new.get("validation")).get("accuracy"))
     if not a or not b:
@@ -416,12 +428,12 @@ def _snr(value: Any) -> str:
     return "identical" if value is None else f"{float(value):.1f} dB"
 
 
-def _host_identity(benchmark: dict) -> tuple:
+def _host_identity(benchmark: dict[str, Any]) -> tuple[Any, ...]:
     host, runtime = _d(benchmark.get("host")), _d(benchmark.get("runtime"))
     return (host.get("cpu"), host.get("machine"), host.get("cores"), runtime.get("name"), runtime.get("version"))
 
 
-def _device_identity(device: dict) -> tuple:
+def _device_identity(device: dict[str, Any]) -> tuple[Any, ...]:
     info = _d(device.get("device"))
     runtime = info.get("runtime")
     runtime = (runtime.get("name"), runtime.get("version")) if isinstance(runtime, dict) else runtime
@@ -432,7 +444,7 @@ def _ms(value: float) -> str:
     return f"{value:.4f} ms"
 
 
-def _latency(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
+def _latency(diff: TargetDiff, base: dict[str, Any], new: dict[str, Any], th: Thresholds) -> None:
     a, b = _d(base.get("benchmark")), _d(new.get("benchmark"))
     pairs = [("host", a, b, _host_identity(a), _host_identity(b))]
     da, db = _d(a.get("device")), _d(b.get("device"))
@@ -494,17 +506,17 @@ def _latency(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
         )
 
 
-def _spread(stats: dict) -> float:
+def _spread(stats: dict[str, Any]) -> float:
     """The noise allowance of one measurement: p90 - p50 (half the runs lie that far above the median or less)."""
     p50, p90 = stats.get("p50_ms"), stats.get("p90_ms")
     return max(float(p90) - float(p50), 0.0) if _is_num(p50) and _is_num(p90) else 0.0
 
 
-def _who(identity: tuple) -> str:
+def _who(identity: tuple[Any, ...]) -> str:
     return " ".join(str(p) for p in identity if p not in (None, "", "None")) or "unknown"
 
 
-def _memory_figures(report: dict) -> dict[str, tuple[str, Any]]:
+def _memory_figures(report: dict[str, Any]) -> dict[str, tuple[str, Any]]:
     """Every memory figure of a report by a name that includes its scope, so only like is compared with like:
     name -> (threshold kind, bytes). Flash of the model array exists in every mcu-like report; the budgets
     check measures the linked firmware instead when there is one (its `scope` says which)."""
@@ -531,7 +543,7 @@ def _memory_figures(report: dict) -> dict[str, tuple[str, Any]]:
     return {k: v for k, v in figures.items() if _is_num(v[1])}
 
 
-def _memory(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
+def _memory(diff: TargetDiff, base: dict[str, Any], new: dict[str, Any], th: Thresholds) -> None:
     fa, fb = _memory_figures(base), _memory_figures(new)
     for name, (kind, value) in fa.items():
         if name in fb:
@@ -541,7 +553,7 @@ def _memory(diff: TargetDiff, base: dict, new: dict, th: Thresholds) -> None:
         diff.notes.append(f"measured in only one build, not compared: {', '.join(only)}")
 
 
-def _ops(diff: TargetDiff, base: dict, new: dict) -> None:
+def _ops(diff: TargetDiff, base: dict[str, Any], new: dict[str, Any]) -> None:
     a, b = _d(_d(base.get("artifact")).get("ops")), _d(_d(new.get("artifact")).get("ops"))
     for op in sorted(set(a) | set(b)):
         delta = int(b.get(op, 0)) - int(a.get(op, 0))
@@ -551,7 +563,7 @@ def _ops(diff: TargetDiff, base: dict, new: dict) -> None:
             diff.ops_removed[op] = -delta
 
 
-def _all_checks(report: dict) -> dict[str, dict]:
+def _all_checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     checks = {str(c.get("name")): c for c in (_d(report.get("validation")).get("checks") or []) if isinstance(c, dict)}
     for c in _d(report.get("firmware")).get("checks") or []:
         if isinstance(c, dict):
@@ -559,7 +571,7 @@ def _all_checks(report: dict) -> dict[str, dict]:
     return checks
 
 
-def _checks(diff: TargetDiff, base: dict, new: dict) -> None:
+def _checks(diff: TargetDiff, base: dict[str, Any], new: dict[str, Any]) -> None:
     a, b = _all_checks(base), _all_checks(new)
     for name in list(dict.fromkeys([*a, *b])):
         was = a[name].get("passed") if name in a else None

@@ -12,7 +12,7 @@ HEADERS = ("Target", "Metric", "Base", "New", "Change", "Limit", "Result")
 
 
 def _cells(diff: TargetDiff) -> list[tuple[str, ...]]:
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             diff.target,
             r.metric,

@@ -83,7 +83,9 @@ class LoadedModel:
         return self.source.stem if self.source.is_file() else self.source.name
 
     def fixed_input_shape(self, batch: int) -> tuple[int, ...]:
-        return (batch, *self.input_shape[1:])  # type: ignore[return-value]
+        rest = [d for d in self.input_shape[1:] if d is not None]
+        assert len(rest) == len(self.input_shape) - 1, "a free dimension after the batch (check_static_shape first)"
+        return (batch, *rest)
 
     def concrete_function(self, batch: int | None) -> Any:
         """The model traced with a fixed batch (or None for any batch), cached per batch."""

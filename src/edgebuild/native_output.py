@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Protocol
 
 _lock = threading.Lock()
 _depth = 0
@@ -40,8 +40,10 @@ def capture_native() -> Iterator[list[str]]:
             for fd in (1, 2):
                 _saved[fd] = os.dup(fd)
                 os.dup2(_sink.fileno(), fd)
+        sink = _sink
+        assert sink is not None  # made by the first capture, closed by the last
         _depth += 1
-        start = os.lseek(_sink.fileno(), 0, os.SEEK_END)
+        start = os.lseek(sink.fileno(), 0, os.SEEK_END)
     captured: list[str] = []
     try:
         yield captured
@@ -49,7 +51,6 @@ def capture_native() -> Iterator[list[str]]:
         with _lock:
             sys.stdout.flush()
             sys.stderr.flush()
-            sink = _sink
             end = os.lseek(sink.fileno(), 0, os.SEEK_END)
             captured.append(os.pread(sink.fileno(), end - start, start).decode("utf-8", errors="replace"))
             _depth -= 1
@@ -62,6 +63,12 @@ def capture_native() -> Iterator[list[str]]:
                 _sink = None
 
 
+class _TextSink(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class TerminalStream:
     """A file-like object for progress output that reaches the real terminal even during a capture.
 
@@ -72,7 +79,7 @@ class TerminalStream:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def _target(self) -> IO[str]:
+    def _target(self) -> _TextSink:
         stream = sys.stdout if self.fd == 1 else sys.stderr
         original = sys.__stdout__ if self.fd == 1 else sys.__stderr__
         with _lock:

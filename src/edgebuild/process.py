@@ -90,7 +90,7 @@ def run_tool(
     return ToolRun(tuple(argv), proc.returncode, stdout, stderr, round(time.perf_counter() - started, 3))
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen[str]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -37,13 +37,13 @@ def build_report(
     model_sha256: str,
     artifact: TfliteArtifact,
     artifact_file: str,
-    float_reference: dict | None,
-    data: dict,
+    float_reference: dict[str, Any] | None,
+    data: dict[str, Any],
     timings: dict[str, float],
-    validation: dict | None,
-    benchmark: dict | None,
+    validation: dict[str, Any] | None,
+    benchmark: dict[str, Any] | None,
     extra_files: list[str],
-) -> dict:
+) -> dict[str, Any]:
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "target": profile.name,
@@ -70,7 +70,7 @@ def build_report(
     return report
 
 
-def artifact_block(artifact: TfliteArtifact, path: str) -> dict:
+def artifact_block(artifact: TfliteArtifact, path: str) -> dict[str, Any]:
     return {
         "path": path,
         "sha256": artifact.sha256,
@@ -84,7 +84,7 @@ def artifact_block(artifact: TfliteArtifact, path: str) -> dict:
     }
 
 
-def _warnings(report: dict) -> list[str]:
+def _warnings(report: dict[str, Any]) -> list[str]:
     warnings = []
     if "random" in str(report["data"].get("calibration", "")):
         warnings.append(
@@ -114,7 +114,7 @@ def _warnings(report: dict) -> list[str]:
     return warnings
 
 
-def _training_blocks(report: dict) -> list[tuple[str, dict]]:
+def _training_blocks(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every training block in the report (QAT, pruning recovery, distillation, sparsity), with a name for people."""
     blocks = [("Quantization-aware training", report.get("training"))]
     for key, name in (("pruning", "Pruning recovery"), ("distillation", "Distillation"), ("sparsity", "Sparsity")):
@@ -125,7 +125,7 @@ def _training_blocks(report: dict) -> list[tuple[str, dict]]:
     return [(name, block) for name, block in blocks if isinstance(block, dict)]
 
 
-def write_json(path: Path, report: dict) -> None:
+def write_json(path: Path, report: dict[str, Any]) -> None:
     path.write_text(json.dumps(report, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
@@ -141,7 +141,7 @@ def kib(n: int | float | None) -> str:
     return "-" if n is None else f"{n / 1024:,.1f} KiB"
 
 
-def first_p50(benchmark: dict | None) -> float | None:
+def first_p50(benchmark: dict[str, Any] | None) -> float | None:
     """p50 of the first thread count measured (the mean where a tool reports no median, e.g. benchmark_model)."""
     first = next(iter(((benchmark or {}).get("threads") or {}).values()), None)
     if not first:
@@ -150,7 +150,7 @@ def first_p50(benchmark: dict | None) -> float | None:
     return float(value) if value is not None else None
 
 
-def render_markdown(report: dict) -> str:
+def render_markdown(report: dict[str, Any]) -> str:
     """A summary a person pastes into a pull request."""
     art = report["artifact"]
     lines = [f"# edgebuild report: `{report['target']}`", "", report.get("description", ""), ""]
@@ -197,7 +197,7 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _pruning_md(report: dict) -> list[str]:
+def _pruning_md(report: dict[str, Any]) -> list[str]:
     lines = []
     pruning = report.get("pruning")
     if pruning:
@@ -245,7 +245,7 @@ def _pruning_md(report: dict) -> list[str]:
     return lines
 
 
-def _training_md(training: dict | None) -> list[str]:
+def _training_md(training: dict[str, Any] | None) -> list[str]:
     if not training:
         return []
     lines = [
@@ -271,7 +271,7 @@ def _training_md(training: dict | None) -> list[str]:
     return lines
 
 
-def _compile_md(compiled: dict | None) -> list[str]:
+def _compile_md(compiled: dict[str, Any] | None) -> list[str]:
     if not compiled:
         return []
     lines = ["", "## Compilers", ""]
@@ -297,7 +297,7 @@ def _compile_md(compiled: dict | None) -> list[str]:
     return lines
 
 
-def _validation_md(validation: dict | None) -> list[str]:
+def _validation_md(validation: dict[str, Any] | None) -> list[str]:
     if not validation:
         return []
     lines = ["", "## Validation", "", "| Check | Result | Details |", "|---|---|---|"]
@@ -314,7 +314,7 @@ def _validation_md(validation: dict | None) -> list[str]:
     return lines
 
 
-def _benchmark_md(benchmark: dict | None) -> list[str]:
+def _benchmark_md(benchmark: dict[str, Any] | None) -> list[str]:
     if not benchmark:
         return []
     host_only = benchmark.get("scope", "host") != "host"
@@ -356,7 +356,7 @@ def _benchmark_md(benchmark: dict | None) -> list[str]:
     return lines
 
 
-def _device_benchmark_md(device: dict | None) -> list[str]:
+def _device_benchmark_md(device: dict[str, Any] | None) -> list[str]:
     if not device:
         return []
     if "error" in device:
@@ -407,7 +407,7 @@ def _device_benchmark_md(device: dict | None) -> list[str]:
     return lines
 
 
-def accuracy_text(accuracy: dict | None) -> str:
+def accuracy_text(accuracy: dict[str, Any] | None) -> str:
     """One cell for tables: top-1 and its change, agreement without labels, or SNR for non-classifiers."""
     if not accuracy:
         return "-"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from html import escape
+from typing import Any
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728")
 PASS, FAIL, MUTED, BUDGET = "#2e7d32", "#c62828", "#9e9e9e", "#e0e0e0"
@@ -41,10 +42,12 @@ def nice_max(value: float) -> float:
     if value <= 0 or not math.isfinite(value):
         return 1.0
     exp = math.floor(math.log10(value))
+    scale: float = 10**exp  # an int for exp >= 0
     for step in (1, 2, 2.5, 5, 10):
-        if step * 10**exp >= value * 0.999999:
-            return step * 10**exp
-    return 10 ** (exp + 1)
+        if step * scale >= value * 0.999999:
+            return step * scale
+    above: float = 10 ** (exp + 1)
+    return above
 
 
 def ticks(lo: float, hi: float, count: int = 4) -> list[float]:
@@ -158,7 +161,7 @@ def stacked(
     return figure(chart_id, "".join(parts), height, len(parts_in), caption, caption)
 
 
-def ranges(chart_id: str, rows: Sequence[tuple[str, dict, str]], caption: str, unit: str = "ms") -> str:
+def ranges(chart_id: str, rows: Sequence[tuple[str, dict[str, Any], str]], caption: str, unit: str = "ms") -> str:
     """Latency distributions: whisker min..max, box p50..p90, tick at p99, dot at the mean; one mark per row.
 
     rows are (label, stats with min/p50/p90/p99/max/mean in `unit`, colour).
@@ -265,13 +268,14 @@ def lines(
     return figure(chart_id, "".join(parts), height, len(series), caption, caption)
 
 
-def scatter(chart_id: str, points: Sequence[dict], caption: str, *, x_label: str, y_label: str) -> str:
+def scatter(chart_id: str, points: Sequence[dict[str, Any]], caption: str, *, x_label: str, y_label: str) -> str:
     """Bubbles: points are {label, x, y, size (None = smallest), color, title}; one mark per point."""
     left, right, top, plot_h = 56, 20, 12, 220
     span = WIDTH - left - right
     xs, ys = [p["x"] for p in points], [p["y"] for p in points]
     x1 = nice_max(max(xs) * 1.15)
-    ylo, yhi = min(ys), max(ys)
+    ylo: float = min(ys)
+    yhi: float = max(ys)
     pad = max((yhi - ylo) * 0.25, 0.5)
     y0, y1 = ylo - pad, yhi + pad
     sizes = [p["size"] for p in points if p.get("size")]

@@ -16,9 +16,12 @@ import os
 from collections.abc import Iterable
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgebuild import report_charts as charts
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -51,7 +54,7 @@ def _pct(v: float | None, digits: int = 1) -> str:
     return "-" if v is None else f"{100 * v:.{digits}f}%"
 
 
-def _num(v: Any) -> bool:
+def _num(v: Any) -> TypeIs[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -77,22 +80,25 @@ def _status(passed: bool | None, text_pass: str = "pass", text_fail: str = "FAIL
     return f'<span class="badge pass">{text_pass}</span>' if passed else f'<span class="badge fail">{text_fail}</span>'
 
 
-def _dict(value: Any) -> dict:
+Series = tuple[str, list[tuple[float, float]]]  # a training metric: (name, [(epoch, value)])
+
+
+def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
 # ---------------------------------------------------------------- numbers shared with tests and compare
 
 
-def target_passed(report: dict) -> bool:
+def target_passed(report: dict[str, Any]) -> bool:
     return _dict(report.get("validation")).get("passed", True) is not False
 
 
-def accuracy_value(report: dict) -> tuple[str, float] | None:
+def accuracy_value(report: dict[str, Any]) -> tuple[str, float] | None:
     """The accuracy a person compares across targets: (label, value) as top-1 %, agreement % or SNR dB."""
     accuracy = _dict(_dict(report.get("validation")).get("accuracy"))
     if _num(accuracy.get("artifact_top1")):
@@ -104,7 +110,7 @@ def accuracy_value(report: dict) -> tuple[str, float] | None:
     return None
 
 
-def first_p50(report: dict) -> float | None:
+def first_p50(report: dict[str, Any]) -> float | None:
     first = next(iter(_dict(_dict(report.get("benchmark")).get("threads")).values()), None)
     if not isinstance(first, dict):
         return None
@@ -112,21 +118,22 @@ def first_p50(report: dict) -> float | None:
     return float(value) if _num(value) else None
 
 
-def budget_block(report: dict, kind: str) -> dict:
+def budget_block(report: dict[str, Any], kind: str) -> dict[str, Any]:
     """`flash` or `ram` of the budgets check: {used_bytes, budget_bytes, source, scope} (empty when absent)."""
     for check in _list(_dict(report.get("validation")).get("checks")):
         if isinstance(check, dict) and check.get("name") == "budgets" and isinstance(check.get(kind), dict):
-            return check[kind]
+            block: dict[str, Any] = check[kind]
+            return block
     return {}
 
 
-def arena_bytes(report: dict) -> int | None:
+def arena_bytes(report: dict[str, Any]) -> int | None:
     arena = _dict(_dict(report.get("validation")).get("arena"))
     value = arena.get("recommended_bytes", arena.get("proven_bytes"))
     return int(value) if _num(value) else None
 
 
-def flash_bytes(report: dict) -> int | None:
+def flash_bytes(report: dict[str, Any]) -> int | None:
     """Flash a product pays: the linked firmware when there is one, else the budgets check's figure, else the array."""
     firmware_flash = _dict(_dict(report.get("firmware")).get("flash"))
     for value in (
@@ -141,7 +148,7 @@ def flash_bytes(report: dict) -> int | None:
     return None
 
 
-def summary_row(report: dict) -> dict:
+def summary_row(report: dict[str, Any]) -> dict[str, Any]:
     """The overview table's row: what the tests compare with report.json."""
     artifact = _dict(report.get("artifact"))
     accuracy = _dict(_dict(report.get("validation")).get("accuracy"))
@@ -165,7 +172,7 @@ def summary_row(report: dict) -> dict:
 # ---------------------------------------------------------------- the artifact's bytes
 
 
-def size_breakdown(path: Path) -> dict | None:
+def size_breakdown(path: Path) -> dict[str, Any] | None:
     """Where the .tflite's bytes go: constant data per op type (each tensor counted once, at its first user),
     the largest constant tensors, and the rest (graph, metadata, alignment). None when unreadable."""
     try:
@@ -208,7 +215,7 @@ def size_breakdown(path: Path) -> dict | None:
 # ---------------------------------------------------------------- sections
 
 
-def _overview(reports: dict[str, dict]) -> str:
+def _overview(reports: dict[str, dict[str, Any]]) -> str:
     rows = []
     for target, report in reports.items():
         r = summary_row(report)
@@ -241,7 +248,7 @@ def _overview(reports: dict[str, dict]) -> str:
     )
 
 
-def targets_chart(reports: dict[str, dict]) -> str:
+def targets_chart(reports: dict[str, dict[str, Any]]) -> str:
     points, label = [], None
     for target, report in reports.items():
         acc = accuracy_value(report)
@@ -274,7 +281,7 @@ def targets_chart(reports: dict[str, dict]) -> str:
     )
 
 
-def _checks(target: str, report: dict) -> str:
+def _checks(target: str, report: dict[str, Any]) -> str:
     checks = [c for c in _list(_dict(report.get("validation")).get("checks")) if isinstance(c, dict)]
     if not checks:
         return ""
@@ -289,7 +296,7 @@ def _checks(target: str, report: dict) -> str:
     return "<h3>Checks</h3>" + _table(["Check", "Result", "Details"], rows, "checks", f' data-target="{_e(target)}"')
 
 
-def _check_details(check: dict) -> str:
+def _check_details(check: dict[str, Any]) -> str:
     findings = [f for f in _list(check.get("findings")) if isinstance(f, dict)]
     details = {
         **_dict(check.get("details")),
@@ -317,7 +324,7 @@ def _check_details(check: dict) -> str:
     return f"<details{open_attr}><summary>{count}details</summary>{''.join(parts)}</details>"
 
 
-def _kv(values: dict, depth: int = 0) -> str:
+def _kv(values: dict[str, Any], depth: int = 0) -> str:
     rows = []
     for key, value in values.items():
         if isinstance(value, dict) and depth < 2:
@@ -334,7 +341,7 @@ def _kv(values: dict, depth: int = 0) -> str:
     return f'<dl class="kv">{"".join(rows)}</dl>'
 
 
-def _facts(report: dict) -> str:
+def _facts(report: dict[str, Any]) -> str:
     art = _dict(report.get("artifact"))
     model = _dict(report.get("model"))
     rows = []
@@ -376,7 +383,7 @@ def _facts(report: dict) -> str:
     return f'<div class="scroll"><table class="facts"><tbody>{body}</tbody></table></div>'
 
 
-def _size(target: str, report: dict, target_dir: Path | None) -> str:
+def _size(target: str, report: dict[str, Any], target_dir: Path | None) -> str:
     art = _dict(report.get("artifact"))
     path = (target_dir / art.get("path", "model.tflite")) if target_dir is not None else None
     breakdown = size_breakdown(path) if path is not None and path.is_file() else None
@@ -418,7 +425,7 @@ def _size(target: str, report: dict, target_dir: Path | None) -> str:
     return "".join(out)
 
 
-def _accuracy(target: str, report: dict) -> str:
+def _accuracy(target: str, report: dict[str, Any]) -> str:
     validation = _dict(report.get("validation"))
     accuracy = _dict(validation.get("accuracy"))
     out = []
@@ -449,8 +456,8 @@ def _accuracy(target: str, report: dict) -> str:
             out.append(_table(["Output", "SNR", "max |error|", "relative error", "cosine"], rows, "outputs"))
     layers = per_layer_errors(report)
     if layers:
-        metric, unit, rows = layers
-        items = [(name, value, f"{name}: {metric} {value:.4g}{unit}") for name, value in rows]
+        metric, unit, layer_rows = layers
+        items = [(name, value, f"{name}: {metric} {value:.4g}{unit}") for name, value in layer_rows]
         worse = "lower is worse" if metric == "snr_db" else "higher is worse"
         out.append(
             charts.hbars(
@@ -464,7 +471,7 @@ def _accuracy(target: str, report: dict) -> str:
     return ("<h3>Accuracy</h3>" + "".join(out)) if out else ""
 
 
-def per_layer_errors(report: dict) -> tuple[str, str, list[tuple[str, float]]] | None:
+def per_layer_errors(report: dict[str, Any]) -> tuple[str, str, list[tuple[str, float]]] | None:
     """Per-layer quantization error when a report has it: a list of {layer|name|tensor, snr_db|error|...}
     under `quantization.per_layer` / `quantization.layers`, or `validation.accuracy.per_layer` / `.layers`."""
     accuracy = _dict(_dict(report.get("validation")).get("accuracy"))
@@ -502,7 +509,7 @@ def _fmt(value: Any, unit: str = "", none: str = "-") -> str:
 HOST_COLOR, DEVICE_COLOR = charts.PALETTE[0], charts.PALETTE[1]
 
 
-def latency_rows(report: dict) -> list[tuple[str, dict, str]]:
+def latency_rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
     """(label, stats in ms, colour) for every measured distribution, host and device labelled as such."""
     benchmark = _dict(report.get("benchmark"))
     host = _dict(benchmark.get("host"))
@@ -520,7 +527,7 @@ def latency_rows(report: dict) -> list[tuple[str, dict, str]]:
     return rows
 
 
-def _stats(stats: dict) -> dict:
+def _stats(stats: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key in ("min", "p50", "p90", "p99", "max", "mean"):
         value = stats.get(f"{key}_ms")
@@ -531,7 +538,7 @@ def _stats(stats: dict) -> dict:
     return out
 
 
-def _latency(target: str, report: dict) -> str:
+def _latency(target: str, report: dict[str, Any]) -> str:
     benchmark = _dict(report.get("benchmark"))
     rows = latency_rows(report)
     out = []
@@ -599,7 +606,7 @@ def _latency(target: str, report: dict) -> str:
     return ("<h3>Latency</h3>" + "".join(out)) if out else ""
 
 
-def budget_rows(report: dict) -> list[tuple[str, float, float | None, str]]:
+def budget_rows(report: dict[str, Any]) -> list[tuple[str, float, float | None, str]]:
     rows = []
     budget = _dict(_dict(report.get("profile")).get("budget"))
     for kind, label in (("flash", "flash"), ("ram", "RAM")):
@@ -662,7 +669,7 @@ def budget_rows(report: dict) -> list[tuple[str, float, float | None, str]]:
     return rows
 
 
-def _memory(target: str, report: dict) -> str:
+def _memory(target: str, report: dict[str, Any]) -> str:
     rows = budget_rows(report)
     out = []
     if rows:
@@ -686,7 +693,7 @@ def _memory(target: str, report: dict) -> str:
     return ("<h3>Memory and budgets</h3>" + "".join(out)) if out else ""
 
 
-def _compilers(target: str, report: dict) -> str:
+def _compilers(target: str, report: dict[str, Any]) -> str:
     compiled = _dict(report.get("compile"))
     out = []
     edgetpu = _dict(compiled.get("edgetpu"))
@@ -768,7 +775,7 @@ def _compilers(target: str, report: dict) -> str:
     return ("<h3>Compilers</h3>" + "".join(out)) if out else ""
 
 
-def training_blocks(report: dict) -> list[tuple[str, dict]]:
+def training_blocks(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every training block with a history (QAT, pruning recovery, distillation, sparsity)."""
     blocks = [("Quantization-aware training", report.get("training"))]
     for key, name in (("pruning", "Pruning recovery"), ("distillation", "Distillation"), ("sparsity", "Sparsity")):
@@ -778,7 +785,7 @@ def training_blocks(report: dict) -> list[tuple[str, dict]]:
     return [(name, b) for name, b in blocks if isinstance(b, dict) and _list(b.get("history"))]
 
 
-def training_series(history: list[dict]) -> tuple[list, list]:
+def training_series(history: list[dict[str, Any]]) -> tuple[list[Series], list[Series]]:
     """(loss series, other metric series) from per-epoch records; epoch and lr are not series."""
     keys: list[str] = []
     for record in history:
@@ -792,7 +799,7 @@ def training_series(history: list[dict]) -> tuple[list, list]:
     return [s for s in series if "loss" in s[0]], [s for s in series if "loss" not in s[0]]
 
 
-def _training(target: str, report: dict) -> str:
+def _training(target: str, report: dict[str, Any]) -> str:
     out = []
     for i, (name, block) in enumerate(training_blocks(report)):
         history = [r for r in _list(block.get("history")) if isinstance(r, dict)]
@@ -842,7 +849,7 @@ def _training(target: str, report: dict) -> str:
     return ("<h3>Training</h3>" + "".join(out)) if out else ""
 
 
-def _pruning(target: str, report: dict) -> str:
+def _pruning(target: str, report: dict[str, Any]) -> str:
     pruning = _dict(report.get("pruning"))
     before, after = _dict(pruning.get("before")), _dict(pruning.get("after"))
     if not before or not after:
@@ -895,7 +902,7 @@ def _pruning(target: str, report: dict) -> str:
     return "".join(out)
 
 
-def _firmware(target: str, report: dict) -> str:
+def _firmware(target: str, report: dict[str, Any]) -> str:
     firmware = _dict(report.get("firmware"))
     if not firmware:
         return ""
@@ -990,14 +997,14 @@ def _firmware(target: str, report: dict) -> str:
     return "".join(out)
 
 
-def _warnings(report: dict) -> str:
+def _warnings(report: dict[str, Any]) -> str:
     warnings = [w for w in _list(report.get("warnings")) if w]
     if not warnings:
         return ""
     return '<h3>Warnings</h3><ul class="warnings">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>"
 
 
-def _timings(report: dict) -> str:
+def _timings(report: dict[str, Any]) -> str:
     timings = {k: v for k, v in _dict(report.get("timings_s")).items() if _num(v)}
     versions = _dict(report.get("versions"))
     parts = []
@@ -1011,7 +1018,7 @@ def _timings(report: dict) -> str:
     return f'<p class="small">{" ".join(parts)}</p>' if parts else ""
 
 
-def _target_section(target: str, report: dict, out_root: Path | None) -> str:
+def _target_section(target: str, report: dict[str, Any], out_root: Path | None) -> str:
     target_dir = out_root / target if out_root is not None else None
     files = [
         f
@@ -1069,7 +1076,9 @@ details summary{cursor:pointer;color:var(--muted);font-size:.9em}
 """
 
 
-def render_report_html(reports: dict[str, dict], out_root: Path | None = None, title: str | None = None) -> str:
+def render_report_html(
+    reports: dict[str, dict[str, Any]], out_root: Path | None = None, title: str | None = None
+) -> str:
     """The page for the given reports (target -> report.json content); out_root locates the artifacts."""
     reports = {t: r for t, r in reports.items() if isinstance(r, dict)}
     first = next(iter(reports.values()), {})
@@ -1106,7 +1115,7 @@ def render_report_html(reports: dict[str, dict], out_root: Path | None = None, t
     )
 
 
-def load_reports(out_root: Path) -> dict[str, dict]:
+def load_reports(out_root: Path) -> dict[str, dict[str, Any]]:
     """target -> report.json of every target folder in a build folder, in name order."""
     reports = {}
     for path in sorted(Path(out_root).glob("*/report.json")):
@@ -1117,7 +1126,7 @@ def load_reports(out_root: Path) -> dict[str, dict]:
     return reports
 
 
-def write_report_html(out_root: Path, reports: dict[str, dict] | None = None) -> Path:
+def write_report_html(out_root: Path, reports: dict[str, dict[str, Any]] | None = None) -> Path:
     """Write OUT/report.html (atomically) from the given reports, or from the report.json files in out_root."""
     out_root = Path(out_root)
     reports = load_reports(out_root) if reports is None else reports

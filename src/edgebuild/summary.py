@@ -11,11 +11,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from edgebuild.report import accuracy_text, first_p50
 
 
-def _rows(reports: dict[str, dict]) -> list[dict]:
+def _rows(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for target, report in reports.items():
         accuracy = (report.get("validation") or {}).get("accuracy") or {}
@@ -34,7 +35,7 @@ def _rows(reports: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def write_summary(out_root: Path, reports: dict[str, dict]) -> list[Path]:
+def write_summary(out_root: Path, reports: dict[str, dict[str, Any]]) -> list[Path]:
     """Write summary.md and report.html (always) and summary.png (when there is more than one target)."""
     rows = _rows(reports)
     if not rows:
@@ -53,7 +54,7 @@ def write_summary(out_root: Path, reports: dict[str, dict]) -> list[Path]:
     return written
 
 
-def _write_html(out_root: Path, reports: dict[str, dict]) -> Path | None:
+def _write_html(out_root: Path, reports: dict[str, dict[str, Any]]) -> Path | None:
     """report.html; a page that fails to render must not fail a build whose artifacts are fine: say so instead."""
     from edgebuild.report_html import write_report_html
 
@@ -66,7 +67,7 @@ def _write_html(out_root: Path, reports: dict[str, dict]) -> Path | None:
         return None
 
 
-def _markdown(rows: list[dict]) -> str:
+def _markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "# edgebuild summary",
         "",
@@ -92,7 +93,7 @@ def _markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _chart(rows: list[dict]) -> bytes:
+def _chart(rows: list[dict[str, Any]]) -> bytes:
     import io
 
     import matplotlib

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,10 +29,10 @@ class ValidationData:
 
 def validate_artifact(
     path: Path, artifact: TfliteArtifact, profile: Profile, data: ValidationData | None, check_budgets: bool = True
-) -> dict:
+) -> dict[str, Any]:
     """All checks; with check_budgets=False the caller adds budgets later (after measuring flash)."""
-    checks: list[dict] = []
-    result: dict = {"checks": checks}
+    checks: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"checks": checks}
     if profile.validation.rules != "none":
         checks.append(
             _rules_check(
@@ -69,10 +70,10 @@ def validate_artifact(
 
 
 def add_budget_check(
-    result: dict,
+    result: dict[str, Any],
     artifact: TfliteArtifact,
     profile: Profile,
-    flash: dict | None,
+    flash: dict[str, Any] | None,
     declared_arena: int | None,
     arena_source: str = "tensor arena as declared in model_settings.h",
 ) -> None:
@@ -90,7 +91,9 @@ def add_budget_check(
         result["passed"] = all(c["passed"] for c in result["checks"])
 
 
-def _rules_check(rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int, accept_cpu_fallback: bool) -> dict:
+def _rules_check(
+    rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int, accept_cpu_fallback: bool
+) -> dict[str, Any]:
     from edgebuild.checks import check_rules
 
     report = check_rules(
@@ -119,7 +122,7 @@ def _rules_check(rule_set: str, artifact: TfliteArtifact, edgetpu_runtime: int, 
     }
 
 
-def _accuracy_check(accuracy: dict, profile: Profile) -> dict:
+def _accuracy_check(accuracy: dict[str, Any], profile: Profile) -> dict[str, Any]:
     """Gate on the metric that fits the model: top-1 drop with labels, agreement without, SNR for non-classifiers."""
     gate = profile.validation
     problems = []
@@ -166,7 +169,7 @@ def _tflm_check(
     data: ValidationData | None,
     litert_outputs: list[np.ndarray] | None,
     artifact: TfliteArtifact,
-) -> tuple[dict, dict]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Prove the arena by running it in TFLite Micro, then compare TFLM with LiteRT's reference kernels.
 
     The arena: the smallest size at which TFLM allocates and invokes the model (found by running, not
@@ -202,7 +205,7 @@ def _tflm_check(
         "platform kernels (e.g. CMSIS-NN scratch buffers); the recommended size was run too.",
     }
     recorded_text = f"TFLM records {recorded:,}" if recorded is not None else "TFLM records none"
-    check = {
+    check: dict[str, Any] = {
         "name": "TFLite Micro",
         "passed": True,
         "summary": f"runs in TFLite Micro; arena {proven:,} bytes proven by running ({recorded_text}), "
@@ -305,7 +308,9 @@ def _classifier_like(artifact: TfliteArtifact, data: ValidationData, metric: str
         return producer.name == "SOFTMAX"
 
 
-def _quantization_steps(reference: list[np.ndarray], other: list[np.ndarray], artifact: TfliteArtifact) -> dict:
+def _quantization_steps(
+    reference: list[np.ndarray], other: list[np.ndarray], artifact: TfliteArtifact
+) -> dict[str, Any]:
     """Difference of two runs' outputs over all outputs, in units of each output's quantization step.
 
     Quantized outputs (dequantized by the runtimes) are measured in their own steps (per channel when
@@ -318,7 +323,7 @@ def _quantization_steps(reference: list[np.ndarray], other: list[np.ndarray], ar
     for i, (a, b) in enumerate(zip(reference, other, strict=False)):
         a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
         diff = np.abs(a64 - b64)
-        entry: dict = {"index": i, "max_abs_error": float(diff.max()) if diff.size else 0.0}
+        entry: dict[str, Any] = {"index": i, "max_abs_error": float(diff.max()) if diff.size else 0.0}
         max_abs = max(max_abs, entry["max_abs_error"])
         step = _output_step(artifact, i, diff.ndim)
         if step is not None:
@@ -335,14 +340,13 @@ def _quantization_steps(reference: list[np.ndarray], other: list[np.ndarray], ar
             float_errors.append(entry["rel_error"])
         outputs.append(entry)
     all_steps = np.concatenate(diffs) if diffs else None
-    measured = all_steps is not None
     for entry in outputs:  # report precision; a step is a step
         for key in ("max_steps", "mean_steps"):
             if key in entry:
                 entry[key] = round(entry[key], 4)
     return {
-        "max": round(float(all_steps.max()) if all_steps.size else 0.0, 4) if measured else None,
-        "mean": round(float(all_steps.mean()) if all_steps.size else 0.0, 4) if measured else None,
+        "max": None if all_steps is None else round(float(all_steps.max()) if all_steps.size else 0.0, 4),
+        "mean": None if all_steps is None else round(float(all_steps.mean()) if all_steps.size else 0.0, 4),
         "float_rel_error": max(float_errors) if float_errors else None,
         "max_abs_error": max_abs,
         "outputs": outputs,
@@ -383,8 +387,12 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def _budget_check(
-    artifact: TfliteArtifact, profile: Profile, flash: dict | None, declared_arena: int | None, arena_source: str
-) -> dict | None:
+    artifact: TfliteArtifact,
+    profile: Profile,
+    flash: dict[str, Any] | None,
+    declared_arena: int | None,
+    arena_source: str,
+) -> dict[str, Any] | None:
     budget = profile.budget
     if budget.flash is None and budget.ram is None:
         return None

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from edgebuild.artifact import OpInfo, TensorInfo, TfliteArtifact
 
-from .findings import Finding, RuleReport
+from .findings import Finding, RuleReport, Severity
 from .rules import (
     Violation,
     dynamic_shape_violations,
@@ -100,8 +100,8 @@ def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
     int16/uint32/uint64 audio front end) are that kernel's, and allowed.
     """
     for t in op_tensors(artifact, op):
-        if t.dtype == "int8":
-            continue
+        if t.dtype == "int8" or t.dtype == "resource":  # a VAR_HANDLE's handle: the variable's own type shows
+            continue  # on the READ_VARIABLE / ASSIGN_VARIABLE tensors, checked like any other
         if t.is_constant and t.dtype in CONSTANT_INTS:
             continue
         if not t.is_constant and t.dtype in INDEX_TYPES:
@@ -145,7 +145,7 @@ def static_shape(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
 def check(artifact: TfliteArtifact) -> RuleReport:
     """Run every MCU rule on every op."""
     findings: list[Finding] = []
-    seen: set[tuple[str, str | None]] = set()
+    seen: set[tuple[str, str | None, int | None]] = set()
 
     def add(f: Finding) -> None:
         if (f.rule, f.tensor, f.op_index if f.tensor is None else None) not in seen:
@@ -176,7 +176,7 @@ def check(artifact: TfliteArtifact) -> RuleReport:
             add(get("mcu.int16_activations").finding(op, v, "warning"))
         for v in static_shape(artifact, op):
             # a -1 batch whose file shape is 1 still runs (TFLM reads the shape, not the signature)
-            severity = "warning" if v.tensor is not None and only_batch_dynamic(v.tensor) else "error"
+            severity: Severity = "warning" if v.tensor is not None and only_batch_dynamic(v.tensor) else "error"
             add(get("mcu.static_shape").finding(op, v, severity))
     table = load_table("mcu")
     extra = {"kernels": len(table.ops), "custom_kernels": len(table.custom_ops)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from edgebuild.artifact import OpInfo, TensorInfo, TfliteArtifact
 
@@ -58,10 +59,13 @@ class Rule:
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(rule_id: str, fix: str) -> Callable[[Check], Check]:
+CheckT = TypeVar("CheckT", bound=Check)
+
+
+def rule(rule_id: str, fix: str) -> Callable[[CheckT], CheckT]:
     """Register a constraint under `rule_id`; its docstring becomes the rule text."""
 
-    def register(func: Check) -> Check:
+    def register(func: CheckT) -> CheckT:
         if not (func.__doc__ or "").strip():
             raise TypeError(f"rule {rule_id} needs a docstring: it is the user-facing rule text")
         if rule_id in REGISTRY:

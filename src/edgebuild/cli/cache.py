@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from edgebuild.cache import BuildCache
 
 cache_app = typer.Typer(help="Inspect or clear the build cache.", no_args_is_help=True)
 
@@ -13,7 +17,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(cache_app, name="cache")
 
 
-def _cache(cache_dir: Path | None):
+def _cache(cache_dir: Path | None) -> BuildCache:
     from edgebuild.cache import BuildCache, default_cache_dir
 
     return BuildCache(cache_dir or default_cache_dir())

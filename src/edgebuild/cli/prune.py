@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from edgebuild.profiles import Profile
+    from edgebuild.profiles.schema import DistillationSection, TrainingSection
 
 
 def register(app: typer.Typer) -> None:
@@ -125,7 +132,7 @@ def prune(
     return 0
 
 
-def target_profile(target: str | None, overrides: list[str]):
+def target_profile(target: str | None, overrides: list[str]) -> Profile:
     """The resolved profile of `--target` with `--set` applied; without a target, the schema's defaults."""
     from edgebuild.errors import UsageError
     from edgebuild.profiles import Profile, resolve
@@ -140,8 +147,12 @@ def target_profile(target: str | None, overrides: list[str]):
 
 
 def _recovery_training(
-    section, epochs: int | None, learning_rate: float | None, batch_size: int | None, patience: int | None
-):
+    section: TrainingSection,
+    epochs: int | None,
+    learning_rate: float | None,
+    batch_size: int | None,
+    patience: int | None,
+) -> TrainingSection | None:
     """The profile's [training] as a build's recovery sees it (`recovery_settings`), with the flags given over it;
     None for --epochs 0."""
     from edgebuild.converters.train import recovery_settings
@@ -159,7 +170,9 @@ def _recovery_training(
         raise UsageError(_bad_training(exc)) from None
 
 
-def _training(section_cls, epochs: int, learning_rate: float, batch_size: int, patience: int):
+def _training(
+    section_cls: type[TrainingSection], epochs: int, learning_rate: float, batch_size: int, patience: int
+) -> TrainingSection | None:
     from edgebuild.errors import UsageError
 
     if epochs == 0:
@@ -186,7 +199,9 @@ def _bad_training(exc: ValueError) -> str:
     return f"Bad training option: {flag} = {error.get('input')!r}: {error['msg']}."
 
 
-def _distillation(section_cls, enabled: bool, temperature: float, alpha: float):
+def _distillation(
+    section_cls: type[DistillationSection], enabled: bool, temperature: float, alpha: float
+) -> DistillationSection:
     from edgebuild.errors import UsageError
 
     try:
@@ -195,7 +210,7 @@ def _distillation(section_cls, enabled: bool, temperature: float, alpha: float):
         raise UsageError(f"--temperature must be > 0 and --alpha within 0..1 (got {temperature}, {alpha}).") from None
 
 
-def before_after_table(report: dict, title: str):
+def before_after_table(report: dict[str, Any], title: str) -> Table:
     from rich.table import Table
 
     table = Table(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from rich.console import Console
 from rich.table import Table
@@ -10,11 +12,15 @@ from rich.table import Table
 from edgebuild.native_output import TerminalStream
 from edgebuild.report import accuracy_text, first_p50, kib
 
+if TYPE_CHECKING:
+    from edgebuild.api import TargetBuild
+
 # Tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 # Progress lines are printed while worker threads capture native output on fd 2.
-err = Console(file=TerminalStream(2), highlight=False, soft_wrap=True, width=_WIDTH)
+# rich types `file` as IO[str]; it calls write, flush, isatty and fileno, which TerminalStream has.
+err = Console(file=cast("IO[str]", TerminalStream(2)), highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 class StageProgress:
@@ -30,7 +36,7 @@ class StageProgress:
         err.print(text)
 
 
-def build_summary(results: list) -> Table:
+def build_summary(results: Sequence[TargetBuild]) -> Table:
     table = Table(title="edgebuild results", title_justify="left")
     for column in (
         "target",
@@ -46,10 +52,10 @@ def build_summary(results: list) -> Table:
     ):
         table.add_column(column, no_wrap=column != "artifact")
     for r in results:
-        if r.error is not None and not r.report:
+        rep = r.report
+        if rep is None or (r.error is not None and not rep):
             table.add_row(r.target, "-", "-", "-", "-", "-", "-", "-", "[red]ERROR[/red]", str(r.error).split(".")[0])
             continue
-        rep = r.report
         art = rep["artifact"]
         ratio = "-"
         if rep.get("float_reference"):
@@ -74,13 +80,17 @@ def build_summary(results: list) -> Table:
             status,
             str(r.out_dir / art["path"]),
         )
-    lines = [line for r in results if (line := firmware_line(r.target, (r.report or {}).get("firmware")))]
+    lines = [
+        line
+        for r in results
+        if (line := firmware_line(r.target, r.report.get("firmware") if r.report is not None else None))
+    ]
     if lines:
         table.caption, table.caption_justify = "\n".join(lines), "left"
     return table
 
 
-def firmware_line(target: str, firmware: dict | None) -> str | None:
+def firmware_line(target: str, firmware: dict[str, Any] | None) -> str | None:
     """The firmware's result in one line under the table: what ran where, and what it measured."""
     if not firmware:
         return None
@@ -105,7 +115,7 @@ def firmware_line(target: str, firmware: dict | None) -> str | None:
     return f"{target} firmware: " + "; ".join(parts)
 
 
-def validation_table(result: dict, title: str) -> Table:
+def validation_table(result: dict[str, Any], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("check", "result", "details"):
         table.add_column(column)
@@ -121,7 +131,7 @@ def validation_table(result: dict, title: str) -> Table:
     return table
 
 
-def benchmark_table(result: dict, title: str) -> Table:
+def benchmark_table(result: dict[str, Any], title: str) -> Table:
     runtime = result.get("runtime") or {}
     table = Table(title=f"{title} ({runtime.get('name', 'LiteRT')} {runtime.get('version', '')})", title_justify="left")
     for column in ("threads", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "runs", "load ms"):

@@ -27,7 +27,7 @@ QUANTIZED_C_TYPES: dict[str, tuple[str, int, int, str]] = {
 
 @cache
 def _template(name: str) -> Template:
-    text = resources.files("edgebuild.codegen").joinpath("templates", name).read_text(encoding="utf-8")
+    text = (resources.files("edgebuild.codegen") / "templates" / name).read_text(encoding="utf-8")
     return Template(text)
 
 

@@ -281,7 +281,7 @@ def parse_compiler_output(stdout: str, log: str | None = None) -> dict[str, Any]
     for key, pattern in _SIZES.items():
         match = pattern.search(text)
         result[key] = size_to_bytes(match.group(1), match.group(2)) if match else None
-    counts = {}
+    counts: dict[str, int | None] = {}
     for key, pattern in _COUNTS.items():
         match = pattern.search(text)
         counts[key] = int(match.group(1)) if match else None
@@ -295,6 +295,7 @@ def parse_compiler_output(stdout: str, log: str | None = None) -> dict[str, Any]
     total = counts["total_ops"]
     if total is None and complete:
         total = sum(row["count"] for row in per_op)
+    mapped: int | None
     if counts["_tpu"] is not None:
         mapped = counts["_tpu"]
     elif complete:

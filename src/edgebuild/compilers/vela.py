@@ -32,10 +32,13 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgebuild.errors import ArtifactError, ExternalToolError, ProfileError
 from edgebuild.process import run_tool, tail
+
+if TYPE_CHECKING:
+    from edgebuild.artifact import TfliteArtifact
 
 ACCELERATORS = (
     "ethos-u55-32",
@@ -269,7 +272,7 @@ def _operator_split(source: Path, compiled: Path) -> dict[str, Any]:
     except ArtifactError as exc:
         raise ExternalToolError(f"Cannot read the models around Vela: {exc}") from None
     left = {name: n for name, n in after.op_counts().items() if name != CUSTOM_OP}
-    per_op = []
+    per_op: list[dict[str, Any]] = []
     for name, total in before.items():
         cpu = min(left.get(name, 0), total)
         per_op.append({"op": name, "count": total, "npu": total - cpu, "cpu": cpu})
@@ -305,7 +308,7 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _read(path: Path):
+def _read(path: Path) -> TfliteArtifact:
     from edgebuild.artifact import read_artifact
 
     return read_artifact(path)

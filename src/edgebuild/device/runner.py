@@ -17,6 +17,8 @@ Exit status 0 on success, 3 on a reported failure. With --deadline N the
 process ends itself (SIGALRM) after N seconds, even inside a native call.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -24,24 +26,25 @@ import platform
 import signal
 import sys
 import time
+from typing import Any, NoReturn
 
 MARK = "EDGEBUILD-RESULT "
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 
 
-def emit(payload):
+def emit(payload: dict[str, Any]) -> None:
     sys.stdout.write(MARK + json.dumps(payload) + "\n")
     sys.stdout.flush()
 
 
-def fail(kind, message, device=None, **extra):
-    error = {"kind": kind, "message": message}
+def fail(kind: str, message: str, device: dict[str, Any] | None = None, **extra: Any) -> NoReturn:
+    error: dict[str, Any] = {"kind": kind, "message": message}
     error.update(extra)
     emit({"ok": False, "error": error, "device": device or device_info()})
     sys.exit(3)
 
 
-def _read_first(path, keys):
+def _read_first(path: str, keys: list[str]) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
@@ -55,7 +58,7 @@ def _read_first(path, keys):
     return None
 
 
-def device_info(numpy_version=None, runtime=None):
+def device_info(numpy_version: str | None = None, runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     """CPU, OS, Python (and NumPy/runtime versions when known) of this machine."""
     cpu = _read_first("/proc/cpuinfo", ["model name", "Model", "Hardware", "cpu model", "Processor"])
     os_name = _read_first("/etc/os-release", ["PRETTY_NAME"])
@@ -73,7 +76,7 @@ def device_info(numpy_version=None, runtime=None):
     }
 
 
-def _version(dist, module):
+def _version(dist: str, module: Any) -> str:
     try:
         from importlib import metadata
 
@@ -82,9 +85,9 @@ def _version(dist, module):
         return str(getattr(module, "__version__", "unknown"))
 
 
-def load_runtime():
+def load_runtime() -> tuple[Any, Any, dict[str, Any]]:
     """(Interpreter class, load_delegate function, {"name", "version"}) or a reported failure."""
-    errors = {}
+    errors: dict[str, Any] = {}
     try:
         from ai_edge_litert import interpreter as mod
 
@@ -118,7 +121,7 @@ def load_runtime():
     return None, None, errors
 
 
-def random_sample(np, details, seed):
+def random_sample(np: Any, details: list[dict[str, Any]], seed: int) -> list[Any]:
     """One seeded random array per input, in each input's own dtype and shape (as the host does)."""
     rng = np.random.default_rng(seed)
     sample = []
@@ -135,7 +138,7 @@ def random_sample(np, details, seed):
     return sample
 
 
-def summary_ms(np, times_ns):
+def summary_ms(np: Any, times_ns: Any) -> dict[str, Any]:
     ms = times_ns.astype(np.float64) / 1e6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     return {
@@ -149,7 +152,7 @@ def summary_ms(np, times_ns):
     }
 
 
-def peak_rss_bytes():
+def peak_rss_bytes() -> int | None:
     try:
         import resource
     except ImportError:  # not on Linux/macOS
@@ -158,14 +161,14 @@ def peak_rss_bytes():
     return int(rss) if sys.platform == "darwin" else int(rss) * 1024
 
 
-def uses_delegate(interp):
+def uses_delegate(interp: Any) -> bool | None:
     try:
         return any(op.get("op_name") == "DELEGATE" for op in interp._get_ops_details())
     except Exception:  # private API, absent in some builds
         return None
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--threads", default="1", help="comma-separated thread counts")
@@ -192,7 +195,7 @@ def main(argv=None):
     device = device_info(np.__version__, runtime)
 
     delegate_info = None
-    delegates = []
+    delegates: list[Any] = []
     if args.edgetpu:
         library = EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
         try:

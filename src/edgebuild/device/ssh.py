@@ -191,12 +191,12 @@ def bench_ssh(
 
         command = run_command(remote_dir, device_python, model_name, threads, runs, warmup, timeout, edgetpu)
         try:
-            proc = _run(ssh_command(device, options, command), timeout + options.connect_timeout + 2)
+            run = _run(ssh_command(device, options, command), timeout + options.connect_timeout + 2)
         except _NoAnswer:
-            proc = None
-        payload = parse_result(proc.stdout) if proc is not None else None
-        cleaned = proc is not None and CLEANED_MARK in proc.stdout
-        if proc is None or (payload is None and proc.returncode in (142, -14)):  # SIGALRM from --deadline
+            run = None
+        payload = parse_result(run.stdout) if run is not None else None
+        cleaned = run is not None and CLEANED_MARK in run.stdout
+        if run is None or (payload is None and run.returncode in (142, -14)):  # SIGALRM from --deadline
             raise DeviceTimeout(
                 f"The benchmark on {dest} did not finish within {timeout:g} s ({len(threads)} thread "
                 f"count(s), {warmup} warm-up + {runs} timed runs each). Lower --runs, or raise the timeout; "
@@ -204,11 +204,11 @@ def bench_ssh(
             )
         finished = True
         if payload is None:
-            if proc.returncode == 255:
-                raise classify_ssh_failure(proc.stderr, device, options, "running the benchmark")
+            if run.returncode == 255:
+                raise classify_ssh_failure(run.stderr, device, options, "running the benchmark")
             raise DeviceError(
-                f"The benchmark runner on {dest} ended without a result (exit status {proc.returncode}): "
-                f"{brief_tail(proc.stderr + proc.stdout)}. A crash inside the device's TensorFlow Lite runtime "
+                f"The benchmark runner on {dest} ended without a result (exit status {run.returncode}): "
+                f"{brief_tail(run.stderr + run.stdout)}. A crash inside the device's TensorFlow Lite runtime "
                 "(exit status 134 or 139) usually means the runtime is broken or too old for this artifact."
             )
         if not payload.get("ok"):

@@ -20,7 +20,8 @@ def parse_result(stdout: str) -> dict[str, Any] | None:
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_MARK):
             try:
-                return json.loads(line[len(RESULT_MARK) :])
+                payload: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
+                return payload
             except json.JSONDecodeError:
                 return None
     return None

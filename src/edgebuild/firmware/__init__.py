@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["run_firmware_stage"]
 
 
-def run_firmware_stage(*args: Any, **kwargs: Any) -> dict:
+def run_firmware_stage(*args: Any, **kwargs: Any) -> dict[str, Any]:
     """See `edgebuild.firmware.stage.run_firmware_stage` (imported lazily)."""
     from edgebuild.firmware.stage import run_firmware_stage as run
 

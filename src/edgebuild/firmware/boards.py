@@ -12,10 +12,14 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import tomllib
 
 from edgebuild.errors import ProfileError
+
+if TYPE_CHECKING:
+    from edgebuild.firmware.tflm_library import Flavor
 
 _UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
 
@@ -71,7 +75,7 @@ class Board:
     def in_ram(self, address: int) -> bool:
         return self.ram_origin <= address < self.ram_origin + self.ram_length
 
-    def flavor(self, kernels: str = "cmsis-nn"):
+    def flavor(self, kernels: str = "cmsis-nn") -> Flavor:
         """The TFLM library flavor for this board's CPU."""
         from edgebuild.firmware.tflm_library import cortex_m_flavor
 
@@ -93,7 +97,7 @@ class Board:
             template = template.replace(f"@{key}@", value)
         return template
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "cpu": self.cpu,
@@ -117,7 +121,7 @@ def load_board(name_or_path: str | Path) -> Board:
     if text_path.suffix == ".toml" and text_path.is_file():
         source, text = str(text_path), text_path.read_text(encoding="utf-8")
     else:
-        resource = resources.files("edgebuild.targets").joinpath("boards", f"{name_or_path}.toml")
+        resource = resources.files("edgebuild.targets") / "boards" / f"{name_or_path}.toml"
         if not resource.is_file():
             raise ProfileError(
                 f"Unknown board '{name_or_path}'. Built-in boards: {', '.join(builtin_boards())}; "
@@ -131,7 +135,7 @@ def load_board(name_or_path: str | Path) -> Board:
     return _parse(data, source)
 
 
-def _parse(data: dict, source: str) -> Board:
+def _parse(data: dict[str, Any], source: str) -> Board:
     _no_unknown(data, _TOP_KEYS, source, "")
     memory, clock, qemu = data.get("memory", {}), data.get("clock", {}), data.get("qemu", {})
     probe = data.get("probe", {})
@@ -140,7 +144,7 @@ def _parse(data: dict, source: str) -> Board:
     _no_unknown(qemu, _QEMU_KEYS, source, "qemu.")
     _no_unknown(probe, _PROBE_KEYS, source, "probe.")
 
-    def need(table: dict, key: str, prefix: str = "") -> object:
+    def need(table: dict[str, Any], key: str, prefix: str = "") -> object:
         if key not in table:
             raise ProfileError(f"{source}: missing key '{prefix}{key}'.")
         return table[key]
@@ -173,7 +177,7 @@ def _parse(data: dict, source: str) -> Board:
     )
 
 
-def _no_unknown(table: dict, allowed: set[str], source: str, prefix: str) -> None:
+def _no_unknown(table: dict[str, Any], allowed: set[str], source: str, prefix: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise ProfileError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from edgebuild.errors import ExternalToolError
 from edgebuild.firmware.boards import Board
@@ -80,7 +81,7 @@ def parse_map(map_text: str) -> list[tuple[str, str, int, int, str]]:
             continue
         if pending is not None:
             m = cont.match(line)
-            pending, name = None, pending
+            name, pending = pending, None
             if m:
                 entries.append(
                     (out_section, name, int(m.group(1), 16), int(m.group(2), 16), (m.group(3) or "").strip())
@@ -145,7 +146,7 @@ def classify(origin: str, input_section: str) -> str:
     return "padding" if base.startswith("linker stubs") else "application"
 
 
-def measure_elf(elf: Path, board: Board, map_file: Path | None = None) -> dict:
+def measure_elf(elf: Path, board: Board, map_file: Path | None = None) -> dict[str, Any]:
     """Flash and RAM of `elf` for `board`, with the breakdown from `map_file` when given."""
     sections = section_sizes(elf)
     berkeley = berkeley_sizes(elf)
@@ -162,14 +163,14 @@ def measure_elf(elf: Path, board: Board, map_file: Path | None = None) -> dict:
                 flash_sections[".data"] = info["size"]
     flash_total = sum(flash_sections.values())
     ram_total = sum(ram_sections.values())
-    flash: dict = {
+    flash: dict[str, Any] = {
         "total_bytes": flash_total,
         "sections": flash_sections,
         "text_bytes": sum(v for k, v in flash_sections.items() if k not in (".rodata", ".data")),
         "rodata_bytes": flash_sections.get(".rodata", 0),
         "data_bytes": flash_sections.get(".data", 0),
     }
-    ram: dict = {
+    ram: dict[str, Any] = {
         "total_bytes": ram_total,
         "sections": ram_sections,
         "data_bytes": ram_sections.get(".data", 0),

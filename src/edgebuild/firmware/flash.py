@@ -14,6 +14,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edgebuild.device.errors import DeviceArtifactError, DeviceConnectionError, DeviceSetupError
 from edgebuild.errors import UsageError
@@ -24,7 +25,7 @@ Log = Callable[[str], None]
 PYOCD_HINT = "pip install 'edgebuild[flash]' (pyOCD)"
 
 
-def read_mcu_build(target_dir: Path) -> dict:
+def read_mcu_build(target_dir: Path) -> dict[str, Any]:
     """The report of an mcu build folder (OUT/mcu, or OUT with one mcu target inside)."""
     target_dir = Path(target_dir)
     if not (target_dir / "report.json").is_file() and (target_dir / "mcu" / "report.json").is_file():
@@ -35,12 +36,12 @@ def read_mcu_build(target_dir: Path) -> dict:
             f"{target_dir} is not an mcu build folder: it needs report.json and c/model_settings.h (written by "
             "`edgebuild build MODEL --target mcu --data DATA`). Pass the target's folder, e.g. build/demo/mcu."
         )
-    report = json.loads(report_path.read_text())
+    report: dict[str, Any] = json.loads(report_path.read_text())
     report["_dir"] = str(target_dir)
     return report
 
 
-def ensure_elf(report: dict, board: Board, tflm_dir: Path | None, log: Log) -> tuple[Path, dict]:
+def ensure_elf(report: dict[str, Any], board: Board, tflm_dir: Path | None, log: Log) -> tuple[Path, dict[str, Any]]:
     """The firmware ELF for `board`: the build's own when it matches, else built now (firmware-<board>/)."""
     from edgebuild.firmware.stage import run_firmware_stage
 
@@ -96,7 +97,7 @@ def flash_and_run(
     tflm_dir: Path | None = None,
     timeout: float = 60.0,
     log: Log | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Build (or reuse) the ELF, flash it with pyOCD and return what the runner printed."""
     from edgebuild.firmware.qemu import parse_runner_output
     from edgebuild.process import run_tool

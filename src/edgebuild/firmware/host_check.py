@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +34,12 @@ def run_host_runner(project_dir: Path) -> RunnerOutput:
     return out
 
 
-def run_example_main(project_dir: Path) -> dict:
+def run_example_main(project_dir: Path) -> dict[str, Any]:
     """Run the unchanged generated main.cc; what it printed and its exit status."""
     exe = Path(project_dir) / "build/host/example_main"
     res = run_tool([str(exe)], RUN_TIMEOUT_S, "example_main (the generated main.cc built for the host)")
     text = res.stdout + "\n" + res.stderr
-    result: dict = {"exit_code": res.returncode, "seconds": res.seconds}
+    result: dict[str, Any] = {"exit_code": res.returncode, "seconds": res.seconds}
     value = _FIRST_VALUE.search(text)
     if value:
         try:
@@ -55,7 +56,7 @@ def run_example_main(project_dir: Path) -> dict:
 
 
 def compare_example(
-    result: dict, reference_first: float | None, output_scale: float | None, max_steps: float
+    result: dict[str, Any], reference_first: float | None, output_scale: float | None, max_steps: float
 ) -> tuple[bool, str]:
     """Does the example's printed first output match LiteRT's reference kernels on the same (zero) input?"""
     if result.get("exit_code") != 0:
@@ -82,7 +83,7 @@ def compare_example(
     return ok, f"generated main.cc on the host: output 0 = {value:g}, LiteRT reference {reference_first:g}"
 
 
-def step_difference(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
+def step_difference(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, Any]:
     """Largest and mean difference between two runs' raw outputs (integer outputs: in quantization steps)."""
     if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=True)):
         return {"comparable": False}

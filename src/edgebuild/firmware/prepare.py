@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 # The ops of the TFLite Micro examples (hello_world, micro_speech, person_detection) and of the common
 # small-model families (ResNet, DS-CNN, MobileNet, FC autoencoders, streaming keyword spotting).
@@ -44,7 +45,7 @@ def prepare(
     tflm_dir: Path | None = None,
     ops: Sequence[str] = COMMON_OPS,
     log: Callable[[str], None] = print,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Build (or find cached) the libraries for `ops`: one per kernel flavor for `board`, and the host one."""
     from edgebuild.codegen.ops import BUILTIN_METHODS
     from edgebuild.errors import UsageError

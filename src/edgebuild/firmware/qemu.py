@@ -15,6 +15,7 @@ import shutil
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,16 +43,16 @@ class RunnerOutput:
     """What one run of edgebuild_runner.cc printed (device or host)."""
 
     exit_code: int
-    start: dict = field(default_factory=dict)
+    start: dict[str, Any] = field(default_factory=dict)
     calibration_ticks: int | None = None
     calibration_instructions: int | None = None
     arena_used: int | None = None
     ticks: dict[int, int] = field(default_factory=dict)
-    outputs: dict[tuple[int, int], list] = field(default_factory=dict)  # (sample, index) -> values
+    outputs: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # (sample, index) -> values
     dtypes: dict[int, str] = field(default_factory=dict)
-    ops: list[dict] = field(default_factory=list)
-    memory: dict = field(default_factory=dict)
-    error: dict | None = None
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
     done: bool = False
     log: list[str] = field(default_factory=list)  # every other line (TFLM's MicroPrintf, faults)
     seconds: float = 0.0
@@ -164,7 +165,7 @@ def run_qemu(board: Board, elf: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> R
     return out
 
 
-def instructions(out: RunnerOutput) -> dict | None:
+def instructions(out: RunnerOutput) -> dict[str, Any] | None:
     """Instructions per inference (from SysTick ticks x the calibrated instructions per tick)."""
     factor = out.instructions_per_tick
     if factor is None or not out.ticks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def _kib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:,.1f} KiB"
@@ -18,11 +20,11 @@ PART_LABELS = {
 }
 
 
-def stage_note(firmware: dict) -> str:
+def stage_note(firmware: dict[str, Any]) -> str:
     """One line for the build's progress output."""
     status = firmware.get("status")
     if status == "skipped":
-        return "skipped: " + firmware.get("note", "")
+        return f"skipped: {firmware.get('note', '')}"
     if status == "failed":
         error = firmware.get("error") or {}
         failed = [c["summary"] for c in firmware.get("checks", []) if not c.get("passed")]
@@ -38,7 +40,7 @@ def stage_note(firmware: dict) -> str:
     return ", ".join(parts)
 
 
-def markdown_lines(firmware: dict | None) -> list[str]:
+def markdown_lines(firmware: dict[str, Any] | None) -> list[str]:
     """The "Firmware" section of report.md."""
     if not firmware:
         return []
@@ -122,7 +124,7 @@ def markdown_lines(firmware: dict | None) -> list[str]:
     return lines
 
 
-def report_flash(firmware: dict | None) -> dict | None:
+def report_flash(firmware: dict[str, Any] | None) -> dict[str, Any] | None:
     """The report's top-level `flash` block measured from the linked firmware (None when it was not linked).
 
     Replaces the model-array-only figure: `total_bytes` is the image a product would flash (the runner's

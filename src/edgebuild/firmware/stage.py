@@ -19,12 +19,14 @@ the tree cause (an op the tree has no kernel for, a firmware that does not link,
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +53,11 @@ from edgebuild.firmware.tflm_library import (
     resolver_registrations,
 )
 
+if TYPE_CHECKING:
+    from edgebuild.artifact import TfliteArtifact
+    from edgebuild.firmware.tflm_library import Library
+    from edgebuild.runtime import LiteRTModel
+
 Log = Callable[[str], None]
 MAKE_TIMEOUT_S = 900
 APT_HINT = (
@@ -67,7 +74,7 @@ def resolve_tflm_dir(explicit: Path | str | None) -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def _ops(artifact) -> list[tuple[str, str]]:
+def _ops(artifact: TfliteArtifact) -> list[tuple[str, str]]:
     from edgebuild.codegen.ops import resolver_methods
 
     return resolver_methods(artifact)
@@ -117,12 +124,14 @@ def explain_build_failure(
     return f"{what} failed:\n    " + "\n    ".join(errors or output.strip().splitlines()[-12:])
 
 
-def _skipped(note: str, result: dict) -> dict:
+def _skipped(note: str, result: dict[str, Any]) -> dict[str, Any]:
     result.update(status="skipped", note=note)
     return result
 
 
-def _quantize_like_litert(model_path: Path, samples: np.ndarray | list[np.ndarray] | None, artifact):
+def _quantize_like_litert(
+    model_path: Path, samples: np.ndarray | list[np.ndarray] | None, artifact: TfliteArtifact
+) -> tuple[list[np.ndarray], list[np.ndarray], LiteRTModel]:
     """(inputs in the model's input types, LiteRT reference-kernel outputs, float samples used)."""
     from edgebuild.runtime import LiteRTModel
 
@@ -136,9 +145,9 @@ def _quantize_like_litert(model_path: Path, samples: np.ndarray | list[np.ndarra
     return inputs, reference, ref
 
 
-def _requantize(reference: list[np.ndarray], artifact) -> list[np.ndarray | None]:
+def _requantize(reference: list[np.ndarray], artifact: TfliteArtifact) -> list[np.ndarray | None]:
     """LiteRT's dequantized outputs back to the integers it computed (exact: they came from integers)."""
-    out = []
+    out: list[np.ndarray | None] = []
     for i, r in enumerate(reference):
         t = artifact.outputs[i] if i < len(artifact.outputs) else None
         if t is not None and t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0]:
@@ -152,10 +161,10 @@ def _requantize(reference: list[np.ndarray], artifact) -> list[np.ndarray | None
 def compare_with_reference(
     device: list[np.ndarray],
     reference: list[np.ndarray],
-    artifact,
+    artifact: TfliteArtifact,
     max_steps: float,
     classifier: bool | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Device raw outputs vs LiteRT reference kernels: steps (quantized outputs), top-1 agreement (class vectors).
 
     `classifier`: whether output 0 is a class vector (the build's validation metric knows); None guesses from
@@ -166,19 +175,20 @@ def compare_with_reference(
     outputs, all_steps, ok = [], [], True
     agreement = None
     for i, (dev, ref) in enumerate(zip(device, reference, strict=False)):
-        entry: dict = {"index": i}
+        entry: dict[str, Any] = {"index": i}
         if dev.shape[0] != ref.shape[0] or dev.size != ref.size:
             entry["error"] = f"device output {i} has {dev.size} values, LiteRT {ref.size}"
             ok = False
             outputs.append(entry)
             continue
         dev = dev.reshape(ref.shape)
-        if ints[i] is not None:
-            steps = np.abs(dev.astype(np.int64) - ints[i])
+        exact = ints[i]
+        if exact is not None:
+            steps = np.abs(dev.astype(np.int64) - exact)
             entry.update(
                 max_steps=int(steps.max()) if steps.size else 0,
                 mean_steps=round(float(steps.mean()), 4) if steps.size else 0.0,
-                identical=bool(np.array_equal(dev.astype(np.int64), ints[i])),
+                identical=bool(np.array_equal(dev.astype(np.int64), exact)),
             )
             all_steps.append(steps.reshape(-1))
         else:
@@ -188,12 +198,12 @@ def compare_with_reference(
             ok = ok and entry["rel_error"] <= 1e-4
         if i == 0 and ref.ndim == 2 and ref.shape[1] > 1 and classifier is not False:
             dev_pick = dev.argmax(axis=-1)
-            ref_pick = (ints[i] if ints[i] is not None else ref).argmax(axis=-1)
+            ref_pick = (exact if exact is not None else ref).argmax(axis=-1)
             agreement = float(np.mean(dev_pick == ref_pick)) if ref_pick.size else 1.0
             entry["top1_agreement"] = agreement
         outputs.append(entry)
     flat = np.concatenate(all_steps) if all_steps else None
-    result = {
+    result: dict[str, Any] = {
         "reference": "LiteRT reference kernels (BUILTIN_REF)",
         "samples": int(device[0].shape[0]) if device else 0,
         "outputs": outputs,
@@ -208,7 +218,7 @@ def compare_with_reference(
     return result
 
 
-def _dequantized(device: list[np.ndarray], artifact) -> list[list]:
+def _dequantized(device: list[np.ndarray], artifact: TfliteArtifact) -> list[list[Any]]:
     out = []
     for i, arr in enumerate(device):
         t = artifact.outputs[i] if i < len(artifact.outputs) else None
@@ -224,7 +234,7 @@ def run_firmware_stage(
     artifact_path: Path,
     c_dir: Path,
     out_dir: Path,
-    samples: np.ndarray | list | None,
+    samples: np.ndarray | list[np.ndarray] | None,
     board: str | Board,
     tflm_dir: Path | str | None,
     arena_bytes: int,
@@ -239,7 +249,7 @@ def run_firmware_stage(
     classifier: bool | None = None,
     cache_dir: Path | None = None,
     log: Log | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Build, measure and run the firmware for one mcu artifact; a JSON-able dict for report.json.
 
     artifact_path: the .tflite the C sources in `c_dir` embed; out_dir: OUT/mcu/firmware (created);
@@ -258,7 +268,7 @@ def run_firmware_stage(
     flavor = board_obj.flavor(kernels)
     blob = artifact_path.read_bytes()
     artifact = parse_artifact(blob, source=str(artifact_path))
-    result: dict = {
+    result: dict[str, Any] = {
         "status": "ok",
         "board": board_obj.describe(),
         "kernels": kernels,
@@ -303,15 +313,17 @@ def run_firmware_stage(
     result["samples"] = int(inputs[0].shape[0]) if inputs else 0
 
     usable_tree = tree if tree is not None and tree_problem is None else None
-    project_args = {
-        "c_dir": c_dir,
-        "board": board_obj,
-        "flavor": flavor,
-        "tree": usable_tree,
-        "symbol": symbol,
-        "samples": inputs,
-    }
-    write_project(out_dir, **project_args)
+    write = functools.partial(
+        write_project,
+        out_dir,
+        c_dir=c_dir,
+        board=board_obj,
+        flavor=flavor,
+        tree=usable_tree,
+        symbol=symbol,
+        samples=inputs,
+    )
+    write()
     if tree is None:
         return _skipped(f"firmware not built: no TensorFlow Lite Micro tree. {TREE_HINT}", result)
     if tree_problem is not None:
@@ -337,9 +349,7 @@ def run_firmware_stage(
         except (UnsupportedError, ExternalToolError) as exc:
             result["host_check"] = {"status": "failed", "summary": str(exc)}
             result["checks"].append({"name": "host C++ check", "passed": False, "summary": str(exc)})
-    write_project(
-        out_dir, **project_args, device_sources=device_lib.sources, host_sources=host_lib.sources if host_lib else None
-    )
+    write(device_sources=device_lib.sources, host_sources=host_lib.sources if host_lib else None)
 
     # ---- link
     shutil.rmtree(out_dir / "build", ignore_errors=True)
@@ -436,15 +446,15 @@ def run_firmware_stage(
     return result
 
 
-def _failed(result: dict, where: str, exc: EdgebuildError) -> dict:
+def _failed(result: dict[str, Any], where: str, exc: EdgebuildError) -> dict[str, Any]:
     result["status"] = "failed"
     result["error"] = {"stage": where, "type": type(exc).__name__, "message": str(exc)}
     result["checks"].append({"name": where, "passed": False, "summary": str(exc)})
     return result
 
 
-def _device_block(device: RunnerOutput, board: Board, arena_bytes: int) -> dict:
-    block: dict = {
+def _device_block(device: RunnerOutput, board: Board, arena_bytes: int) -> dict[str, Any]:
+    block: dict[str, Any] = {
         "machine": board.qemu_machine,
         "command": f"qemu-system-arm -M {board.qemu_machine} {' '.join(board.qemu_args)} -kernel firmware.elf",
         "exit_code": device.exit_code,
@@ -467,22 +477,22 @@ def _device_block(device: RunnerOutput, board: Board, arena_bytes: int) -> dict:
 
 def _host_check(
     project_dir: Path,
-    host_lib,
+    host_lib: Library,
     jobs: int,
     device: RunnerOutput | None,
-    artifact,
+    artifact: TfliteArtifact,
     artifact_path: Path,
     max_steps: float,
-    ops,
-    registrations,
-) -> dict:
+    ops: list[tuple[str, str]],
+    registrations: dict[str, list[str]],
+) -> dict[str, Any]:
     code, output, seconds = run_make(project_dir, ["host"], {"TFLM_HOST_LIB": str(host_lib.path)}, jobs)
     if code != 0:
         return {
             "status": "failed",
             "summary": explain_build_failure(output, ops, registrations, "Building the generated C++ with host g++"),
         }
-    check: dict = {"status": "passed", "compiler": "g++", "build_seconds": round(seconds, 2)}
+    check: dict[str, Any] = {"status": "passed", "compiler": "g++", "build_seconds": round(seconds, 2)}
     problems = []
     runner = host.run_host_runner(project_dir)
     check["runner"] = {"exit_code": runner.exit_code, "arena_used_bytes": runner.arena_used}
@@ -514,7 +524,7 @@ def _host_check(
     return check
 
 
-def _reference_first_output(artifact_path: Path, artifact) -> tuple[float | None, float | None]:
+def _reference_first_output(artifact_path: Path, artifact: TfliteArtifact) -> tuple[float | None, float | None]:
     """LiteRT reference kernels' output 0, first value, on the all-zero input the generated main.cc feeds."""
     if len(artifact.inputs) != 1:
         return None, None
@@ -531,14 +541,14 @@ def _reference_first_output(artifact_path: Path, artifact) -> tuple[float | None
 def firmware_for_artifact(
     artifact_path: Path,
     work_dir: Path,
-    samples: np.ndarray | list | None,
+    samples: np.ndarray | list[np.ndarray] | None,
     board: str | Board = "mps2-an386",
     tflm_dir: Path | str | None = None,
     *,
     arena_margin: float = 0.10,
     symbol: str = "g_model",
-    **kwargs,
-) -> dict:
+    **kwargs: Any,
+) -> dict[str, Any]:
     """A .tflite alone (no build folder) on the board: prove the arena, emit the C sources, run the stage.
 
     What `edgebuild bench ART --device qemu:mps2-an386` needs: `work_dir/c/` and `work_dir/firmware/` are

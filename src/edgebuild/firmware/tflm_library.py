@@ -41,12 +41,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from edgebuild.errors import ExternalToolError, UnsupportedError, UsageError
 
@@ -468,7 +469,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 @contextmanager
-def _file_lock(path: Path, log: Log, what: str):
+def _file_lock(path: Path, log: Log, what: str) -> Iterator[None]:
     """An exclusive lock shared with other edgebuild processes (two builds never compile the same library twice)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
@@ -565,14 +566,14 @@ class ObjectCache:
             cmd = self.compile_command(rel, obj, dep)
             from edgebuild.process import run_tool, tail
 
-            use_pch = pch is not None and self.uses_pch(rel)
-            if use_pch:
+            used_pch = pch if pch is not None and self.uses_pch(rel) else None
+            if used_pch is not None:
                 cut = cmd.index("-MMD")
-                cmd_pch = [*cmd[:cut], "-I", str(pch.folder), "-include", PCH_NAME, "-Winvalid-pch", *cmd[cut:]]
+                cmd_pch = [*cmd[:cut], "-I", str(used_pch.folder), "-include", PCH_NAME, "-Winvalid-pch", *cmd[cut:]]
                 result = run_tool(cmd_pch, COMPILE_TIMEOUT_S, cmd[0], cwd=self.tree.root)
                 if result.returncode != 0:  # never fail because of the accelerator: compile the plain way
-                    use_pch = False
-            if not use_pch:
+                    used_pch = None
+            if used_pch is None:
                 result = run_tool(cmd, COMPILE_TIMEOUT_S, cmd[0], cwd=self.tree.root)
             if result.returncode != 0:
                 raise ExternalToolError(
@@ -580,7 +581,7 @@ class ObjectCache:
                     f"(exit {result.returncode}):\n{tail(result.output, 20)}\n"
                     f"Command (in {self.tree.root}): {' '.join(cmd)}"
                 )
-            deps = dict(pch.deps) if use_pch else {}
+            deps = dict(used_pch.deps) if used_pch is not None else {}
             for path in _parse_depfile(dep.read_text()):
                 rel_dep = _tree_relative(path, self.tree.root)
                 if rel_dep is not None and rel_dep in self.tree.hashes:
@@ -672,7 +673,7 @@ class Library:
     cache_hit: bool
     compile_cpu_seconds: float = 0.0  # CPU time of the compilers this call ran (user + system)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "flavor": self.flavor.name,
@@ -713,7 +714,7 @@ class LibraryBuilder:
         self.sources = self.tree.library_sources(flavor)
         self._compiled = 0
         self._pchs: dict[str, Pch | None] = {}  # per -O level, for this builder's lifetime (one build call)
-        self._pch_scratch: tempfile.TemporaryDirectory | None = None
+        self._pch_scratch: tempfile.TemporaryDirectory[str] | None = None
 
     # ---- compiling
     def _ensure_objects(self, sources: Sequence[str], what: str) -> dict[str, Path]:
@@ -896,17 +897,19 @@ class LibraryBuilder:
                 }
             )
             plan_file = self.root / "plans" / f"{plan_key}.json"
-            sources = None
+            planned: list[str] | None = None
             if plan_file.is_file():
                 try:
-                    sources = json.loads(plan_file.read_text())["sources"]
+                    planned = json.loads(plan_file.read_text())["sources"]
                 except (OSError, ValueError, KeyError):
-                    sources = None
-            if sources is None:
+                    planned = None
+            if planned is None:
                 sources = self.resolve(ops, extra)
                 _atomic_write(
                     plan_file, json.dumps({"ops": sorted(m for _, m in ops), "sources": sources}, indent=1).encode()
                 )
+            else:
+                sources = planned
         objs = self._ensure_objects(sources, "library")
         lib_key = _sha(
             {

@@ -69,7 +69,9 @@ def _parse(source: ProfileSource) -> dict[str, Any]:
         raise ProfileError(f"{source.label} is not valid TOML: {exc}. Fix the syntax at that line.") from None
 
 
-def _deep_merge(base: dict, override: dict, origins: Origins, label: str, prefix: str = "") -> dict:
+def _deep_merge(
+    base: dict[str, Any], override: dict[str, Any], origins: Origins, label: str, prefix: str = ""
+) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
         path = f"{prefix}{key}"
@@ -118,7 +120,7 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def _apply_override(data: dict, path: list[str], value: Any, origins: Origins, assignment: str) -> None:
+def _apply_override(data: dict[str, Any], path: list[str], value: Any, origins: Origins, assignment: str) -> None:
     node = data
     for part in path[:-1]:
         child = node.setdefault(part, {})
@@ -142,7 +144,7 @@ def resolve(ref: str, overrides: list[str] | tuple[str, ...] = ()) -> Profile:
         raise ProfileError(_explain(exc, origins, ref)) from None
 
 
-def _valid_keys(loc: tuple) -> list[str]:
+def _valid_keys(loc: tuple[int | str, ...]) -> list[str]:
     model: type[BaseModel] = Profile
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))

@@ -78,17 +78,20 @@ def to_input_dtype(x: np.ndarray, spec: IOSpec) -> np.ndarray:
         scale, zp = broadcast_params(spec, x.ndim)
         info = np.iinfo(spec.dtype)
         q = np.round(x.astype(np.float64) / scale) + zp
-        return np.clip(q, info.min, info.max).astype(spec.dtype)
+        quantized: np.ndarray = np.clip(q, info.min, info.max).astype(spec.dtype)
+        return quantized
     if np.issubdtype(spec.dtype, np.integer):
         info = np.iinfo(spec.dtype)
-        return np.clip(np.round(x), info.min, info.max).astype(spec.dtype)
+        rounded: np.ndarray = np.clip(np.round(x), info.min, info.max).astype(spec.dtype)
+        return rounded
     return np.ascontiguousarray(x, dtype=spec.dtype)
 
 
 def from_output(y: np.ndarray, spec: IOSpec) -> np.ndarray:
     if np.issubdtype(y.dtype, np.integer) and spec.quantized:
         scale, zp = broadcast_params(spec, y.ndim)
-        return ((y.astype(np.float64) - zp) * scale).astype(np.float32)
+        dequantized: np.ndarray = ((y.astype(np.float64) - zp) * scale).astype(np.float32)
+        return dequantized
     if np.issubdtype(y.dtype, np.floating):
         return y.astype(np.float32, copy=False)
     return y

@@ -27,7 +27,7 @@ def _load_interpreter_class() -> tuple[type, str, str]:
         return Interpreter, "ai-edge-litert", metadata.version("ai-edge-litert")
     except ImportError as litert_exc:
         try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
+            from tflite_runtime.interpreter import Interpreter
         except Exception:  # tflite_runtime under NumPy 2 raises AttributeError on import
             raise ArtifactError(
                 f"No TensorFlow Lite runtime is available: ai_edge_litert does not import ({litert_exc}) "
@@ -46,7 +46,7 @@ def _reference_resolver(runtime_name: str) -> Any:
         if runtime_name == "ai-edge-litert":
             from ai_edge_litert.interpreter import OpResolverType
         else:
-            from tflite_runtime.interpreter import OpResolverType  # type: ignore[import-not-found]
+            from tflite_runtime.interpreter import OpResolverType
     except ImportError:
         raise ArtifactError(
             f"{runtime_name} has no reference-kernel resolver (OpResolverType.BUILTIN_REF). "
@@ -109,11 +109,13 @@ class LiteRTModel:
 
     @property
     def input_details(self) -> list[dict[str, Any]]:
-        return self.interpreter.get_input_details()
+        details: list[dict[str, Any]] = self.interpreter.get_input_details()
+        return details
 
     @property
     def output_details(self) -> list[dict[str, Any]]:
-        return self.interpreter.get_output_details()
+        details: list[dict[str, Any]] = self.interpreter.get_output_details()
+        return details
 
     @property
     def uses_xnnpack(self) -> bool:

@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from edgebuild.runtime.io import (
     stack_chunks,
     to_input_dtype,
 )
+
+if TYPE_CHECKING:
+    from edgebuild.artifact import TfliteArtifact
 
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 # TFLM log lines that name an arena shortage. Other failures are shortages too when a larger arena runs
@@ -95,7 +98,8 @@ class _Probe:
         return self.status == "ok"
 
 
-def _tflm_runtime():
+def _tflm_runtime() -> Any:
+    """tflite-micro's Python runtime module (untyped)."""
     try:
         from tflite_micro.python.tflite_micro import runtime
     except ImportError as exc:
@@ -106,7 +110,7 @@ def _tflm_runtime():
     return runtime
 
 
-def _read_model(model_path: Path | str) -> tuple[bytes, Any]:
+def _read_model(model_path: Path | str) -> tuple[bytes, TfliteArtifact]:
     """The model bytes plus its parsed artifact (validates the flatbuffer before TFLM sees it)."""
     from edgebuild.artifact import parse_artifact
 
@@ -127,7 +131,7 @@ def _names_shortage(log: str) -> bool:
     return any(marker in log for marker in _ARENA_SHORTAGE)
 
 
-def _tflm_specs(interp: Any, artifact: Any) -> tuple[list[IOSpec], list[IOSpec]]:
+def _tflm_specs(interp: Any, artifact: TfliteArtifact) -> tuple[list[IOSpec], list[IOSpec]]:
     ins = [
         spec_from_details(interp.get_input_details(i), name=t.name, signature=t.shape_signature)
         for i, t in enumerate(artifact.inputs)
@@ -157,7 +161,7 @@ class TflmModel:
     def interpreter(self, arena_size: int) -> Any:
         """A TFLM interpreter with exactly `arena_size` bytes; RuntimeError (TFLM's) when it cannot allocate."""
         rt = self.runtime
-        native = getattr(rt, "_runtime", None)
+        native: Any = getattr(rt, "_runtime", None)  # None -> AttributeError below -> the public constructor
         try:
             wrapper = native.InterpreterWrapper(
                 self.data,
@@ -200,9 +204,9 @@ class TflmModel:
                 f"{arena_size} bytes is below the {_MIN_ARENA} bytes TFLM's own bookkeeping takes before any tensor",
             )
         if not hasattr(os, "fork"):  # no fork (Windows): probe in this process; a crash ends the worker
-            with capture_native() as log:
+            with capture_native() as captured:
                 code = self._attempt(arena_size, record)
-            return self._probe_result(arena_size, code, log[0])
+            return self._probe_result(arena_size, code, captured[0])
         sys.stdout.flush()
         sys.stderr.flush()
         with tempfile.TemporaryFile() as sink:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +82,18 @@ def _worker_model(model_path: str) -> TflmModel:
 
 def _tflm_worker(name: str, model_path: str, *args: Any) -> Any:
     model = _worker_model(model_path)
-    return {"predict": model.predict, "prove": model.search, "sufficient": model.sufficient}[name](*args)
+    handlers: dict[str, Callable[..., Any]] = {
+        "predict": model.predict,
+        "prove": model.search,
+        "sufficient": model.sufficient,
+    }
+    return handlers[name](*args)
 
 
 def tflm_predict(model_path: Path | str, x: InputData, arena_size: int) -> list[np.ndarray]:
     """Run float inputs through the artifact in TFLite Micro with exactly `arena_size` bytes (see TflmModel)."""
-    return _tflm_call("predict", model_path, x, arena_size)
+    outputs: list[np.ndarray] = _tflm_call("predict", model_path, x, arena_size)
+    return outputs
 
 
 def prove_arena(model_path: Path | str, margin: float = 0.10) -> ArenaSearch:
@@ -97,7 +104,8 @@ def prove_arena(model_path: Path | str, margin: float = 0.10) -> ArenaSearch:
     no arena runs the model (the message names TFLM's error at a generous arena) or when the recommended
     size does not run.
     """
-    return _tflm_call("prove", model_path, margin)
+    search: ArenaSearch = _tflm_call("prove", model_path, margin)
+    return search
 
 
 def measure_arena(model_path: Path | str) -> int:
@@ -111,4 +119,5 @@ def arena_is_sufficient(model_path: Path | str, arena_size: int) -> bool:
     False on an arena shortage (a failure at this size that a larger arena does not have); a model TFLM
     cannot run at any size raises ArtifactError.
     """
-    return _tflm_call("sufficient", model_path, arena_size)
+    sufficient: bool = _tflm_call("sufficient", model_path, arena_size)
+    return sufficient

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgebuild.profiles import Profile
 
 
-def run_compilers(profile: Profile, artifact_path: Path, work_dir: Path) -> dict:
-    compiled: dict = {}
+def run_compilers(profile: Profile, artifact_path: Path, work_dir: Path) -> dict[str, Any]:
+    compiled: dict[str, Any] = {}
     if profile.edgetpu.compile:
         from edgebuild.compilers.edgetpu import compile_edgetpu, edgetpu_status
 
@@ -34,7 +35,7 @@ def run_compilers(profile: Profile, artifact_path: Path, work_dir: Path) -> dict
     return compiled
 
 
-def rules_mapping(artifact_path: Path, runtime: int) -> dict:
+def rules_mapping(artifact_path: Path, runtime: int) -> dict[str, Any]:
     """The mapping edgebuild's Edge TPU rules predict: where it stops, and the share of ops and MACs before that."""
     from edgebuild.artifact import read_artifact
     from edgebuild.checks.edgetpu import check
@@ -53,7 +54,7 @@ def rules_mapping(artifact_path: Path, runtime: int) -> dict:
     return {key: extra[key] for key in keys}
 
 
-def compile_note(compiled: dict) -> str:
+def compile_note(compiled: dict[str, Any]) -> str:
     """The progress line's note for the compile stage."""
     notes = []
     edgetpu = compiled.get("edgetpu")
@@ -73,7 +74,7 @@ def compile_note(compiled: dict) -> str:
     return "; ".join(notes)
 
 
-def add_compiler_checks(validation: dict, compiled: dict, profile: Profile) -> None:
+def add_compiler_checks(validation: dict[str, Any], compiled: dict[str, Any], profile: Profile) -> None:
     """Gate on `edgetpu.min_mapped_fraction`: fewer ops mapped to the Edge TPU than required fails the build.
 
     The share of ops mapped is the real compiler's when it ran; without the compiler it is the share

@@ -92,7 +92,7 @@ class SharedInputs:
     model_sha256: str
     dataset: Dataset | None
     val_dataset: Dataset | None = None
-    float_reference: dict | None = None  # size and weight bytes of the plain float32 conversion
+    float_reference: dict[str, Any] | None = None  # size and weight bytes of the plain float32 conversion
     float_blob: bytes | None = None
     float_latency: dict[tuple[int, int], float] = field(default_factory=dict)  # (threads, runs) -> p50 ms
     reference_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
@@ -108,7 +108,7 @@ class SharedInputs:
                 self.reference_cache[key] = self.model.predict(x)
             return self.reference_cache[key]
 
-    def float_baseline(self, batch: int) -> dict:
+    def float_baseline(self, batch: int) -> dict[str, Any]:
         """Size and weight bytes of a plain float32 conversion of the same model (converted once per build)."""
         from edgebuild.converters.ptq import convert
         from edgebuild.profiles.schema import QuantizationSection
@@ -187,10 +187,10 @@ class TargetContext:
         y = shared.dataset.y[indices] if shared.dataset.y is not None else None
         return shared.dataset.x[indices], y, ",".join(map(str, indices[:8])) + f"/{len(indices)}"
 
-    def data_block(self) -> dict:
+    def data_block(self) -> dict[str, Any]:
         """The report's `data` block: sources, sample counts and the split."""
         shared = self.shared
-        block: dict = {"source": shared.dataset.source if shared.dataset else None}
+        block: dict[str, Any] = {"source": shared.dataset.source if shared.dataset else None}
         if shared.val_dataset is not None:
             block["validation_source"] = shared.val_dataset.source
         if shared.dataset is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from edgebuild.artifact import TfliteArtifact, parse_artifact
 from edgebuild.profiles import Profile
@@ -22,8 +23,13 @@ MODEL_ARRAY_SCOPE = (
 
 
 def emit_c(
-    blob: bytes, artifact: TfliteArtifact, profile: Profile, work_dir: Path, validation: dict | None, vela: dict | None
-) -> tuple[list[str], dict | None, int | None]:
+    blob: bytes,
+    artifact: TfliteArtifact,
+    profile: Profile,
+    work_dir: Path,
+    validation: dict[str, Any] | None,
+    vela: dict[str, Any] | None,
+) -> tuple[list[str], dict[str, Any] | None, int | None]:
     """Write the C sources (from the Vela output on Ethos-U); measure the model array's flash when the cross
     compiler exists. Returns (files, flash, the arena model_settings.h declares)."""
     from edgebuild.codegen import CSourceOptions, write_c_sources
@@ -56,7 +62,7 @@ def emit_c(
     return [str(p.relative_to(work_dir)) for p in paths], flash, arena
 
 
-def declare_vela_arena(validation: dict, declared: int) -> None:
+def declare_vela_arena(validation: dict[str, Any], declared: int) -> None:
     """On Ethos-U the firmware runs Vela's model, whose arena Vela planned: report that one as the recommendation.
 
     TFLite Micro's proof on the plain int8 model (the CPU fallback) stays in the block under `cpu_model`, so

@@ -9,7 +9,7 @@ like any other check. A missing tree, cross compiler or QEMU is a note, never a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgebuild.stages.context import TargetContext
@@ -18,8 +18,8 @@ CHECK_PREFIX = "firmware: "
 
 
 def run_firmware(
-    ctx: TargetContext, artifact_path: Path, declared_arena: int | None, validation: dict
-) -> tuple[dict, str]:
+    ctx: TargetContext, artifact_path: Path, declared_arena: int | None, validation: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
     """(the report's firmware block, the progress note); appends the firmware's checks to `validation`."""
     from edgebuild.firmware import run_firmware_stage
     from edgebuild.firmware.render import stage_note
@@ -63,13 +63,13 @@ def _samples(ctx: TargetContext, count: int) -> tuple[object, object]:
     return x[:count], (y[:count] if y is not None else None)
 
 
-def _is_classifier(validation: dict) -> bool | None:
+def _is_classifier(validation: dict[str, Any]) -> bool | None:
     """The validation stage decided (metric top1 or snr); None when it measured no accuracy."""
     metric = (validation.get("accuracy") or {}).get("metric")
     return None if metric is None else metric == "top1"
 
 
-def _fold_into_validation(block: dict, validation: dict) -> None:
+def _fold_into_validation(block: dict[str, Any], validation: dict[str, Any]) -> None:
     """The firmware's checks join the target's validation; the arena block gains what the device used."""
     for check in block.get("checks", []):
         validation["checks"].append({**check, "name": CHECK_PREFIX + check["name"]})

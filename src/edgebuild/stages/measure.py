@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ SLOWER_RATIO = 1.1
 SLOWER_MIN_MS = 0.02
 
 
-def validate(ctx: TargetContext, artifact_path: Path, artifact: TfliteArtifact) -> dict:
+def validate(ctx: TargetContext, artifact_path: Path, artifact: TfliteArtifact) -> dict[str, Any]:
     """Rules, accuracy, TFLite Micro; budgets are added after the C array's flash is measured."""
     from edgebuild.validation import ValidationData, validate_artifact
 
@@ -25,7 +26,7 @@ def validate(ctx: TargetContext, artifact_path: Path, artifact: TfliteArtifact) 
     return validate_artifact(artifact_path, artifact, ctx.profile, data, check_budgets=False)
 
 
-def benchmark(ctx: TargetContext, artifact_path: Path) -> dict:
+def benchmark(ctx: TargetContext, artifact_path: Path) -> dict[str, Any]:
     """LiteRT latency per thread count on real validation samples, plus the never-slower comparison."""
     from edgebuild.bench import benchmark_threads
 
@@ -42,7 +43,7 @@ def benchmark(ctx: TargetContext, artifact_path: Path) -> dict:
     return result
 
 
-def never_slower(ctx: TargetContext, result: dict, inputs: np.ndarray | None) -> dict | None:
+def never_slower(ctx: TargetContext, result: dict[str, Any], inputs: np.ndarray | None) -> dict[str, Any] | None:
     """Compare with the plain float32 model on this host (measured once per build and thread count).
 
     An optimized artifact that runs slower than float32 here (dynamic-range models on x86, float16 without
@@ -77,7 +78,7 @@ def never_slower(ctx: TargetContext, result: dict, inputs: np.ndarray | None) ->
     }
 
 
-def bench_device(ctx: TargetContext, artifact_path: Path, options: object) -> dict:
+def bench_device(ctx: TargetContext, artifact_path: Path, options: object) -> dict[str, Any]:
     """Benchmark on the device (the Edge TPU-compiled model when there is one); a failure is recorded, not fatal."""
     from edgebuild.device import DeviceError
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgebuild.errors import DataError
 from edgebuild.stages.context import BuildCancelled, TargetContext
 
@@ -40,7 +42,7 @@ def _stop_if_cancelled(ctx: TargetContext) -> None:
         raise BuildCancelled()
 
 
-def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
+def train_prune_distill(ctx: TargetContext) -> tuple[object, dict[str, Any]]:
     """[pruning]/[distillation]: (the tf_keras model to convert, the report blocks they produced).
 
     Training uses the `recovery_*` settings of [training], early stopping watches the early-stopping split,
@@ -55,7 +57,7 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
     pruning, distillation, blocks = profile.pruning, profile.distillation, {}
     training, cancel = recovery_settings(profile.training), shared.cancelled
 
-    def progress(e: dict) -> None:
+    def progress(e: dict[str, Any]) -> None:
         _epoch_message(ctx, e)
 
     teacher = model
@@ -117,7 +119,7 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict]:
     return model, blocks
 
 
-def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[bytes, dict]:
+def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[bytes, dict[str, Any]]:
     """Quantization-aware training; returns the int8 artifact and the report's `training` block.
 
     The block compares float, PTQ and QAT on the same validation samples, so users see what QAT bought.
@@ -134,7 +136,7 @@ def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[by
     if keras_model is None:  # QAT of the loaded model; else of the pruned/distilled one
         keras_model, bridge = model_for_training(shared.model, sample=sample)
 
-    def epoch_done(e: dict) -> None:
+    def epoch_done(e: dict[str, Any]) -> None:
         _epoch_message(ctx, e)
 
     outcome = run_qat(
@@ -166,7 +168,7 @@ def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[by
     return outcome.blob, block
 
 
-def _epoch_message(ctx: TargetContext, e: dict) -> None:
+def _epoch_message(ctx: TargetContext, e: dict[str, Any]) -> None:
     val_loss, lr = e.get("val_loss"), e.get("lr")
     ctx.progress.message(
         f"  {ctx.profile.name:<10} train      epoch {e['epoch']}: loss {e['loss']:.4f}"
@@ -185,14 +187,14 @@ def _budget_note(ctx: TargetContext, result: object) -> None:
         )
 
 
-def _unpruned_artifact(ctx: TargetContext) -> dict:
+def _unpruned_artifact(ctx: TargetContext) -> dict[str, Any]:
     """Size and latency of the unpruned model with the same scheme, so the report shows what pruning bought."""
     from edgebuild.bench import benchmark
     from edgebuild.converters.ptq import convert
 
     model, profile = ctx.shared.model, ctx.profile
     blob = convert(model.export(profile.model.batch), None, profile.quantization, ctx.calibration)
-    block: dict = {"size_bytes": len(blob)}
+    block: dict[str, Any] = {"size_bytes": len(blob)}
     if profile.benchmark.enabled:
         block["p50_ms"] = benchmark(
             blob, threads=profile.benchmark.threads[0], runs=profile.benchmark.runs, warmup=profile.benchmark.warmup
