@@ -14,7 +14,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _API = ("build", "validate", "bench", "carray", "resolve_profile", "BuildResult", "TargetBuild", "Report")
-__all__ = ["__version__", *_API, "keras"]
+__all__ = [
+    "BuildResult",
+    "Report",
+    "TargetBuild",
+    "__version__",
+    "bench",
+    "build",
+    "carray",
+    "keras",
+    "resolve_profile",
+    "validate",
+]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from edgebuild import keras

@@ -34,7 +34,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 import numpy as np
 
@@ -44,23 +44,36 @@ if TYPE_CHECKING:
     from edgebuild.profiles import Profile
 
 __all__ = [
-    "build", "validate", "bench", "carray", "resolve_profile",
-    "BuildResult", "TargetBuild", "Report", "ArtifactInfo", "TensorSpec", "ValidationReport", "Check",
-    "AccuracyReport", "ArenaReport", "BenchmarkReport", "LatencyStats",
-    "ModelLike", "DataLike", "ArtifactLike", "Overrides",
+    "AccuracyReport",
+    "ArenaReport",
+    "ArtifactInfo",
+    "ArtifactLike",
+    "BenchmarkReport",
+    "BuildResult",
+    "Check",
+    "DataLike",
+    "LatencyStats",
+    "ModelLike",
+    "Overrides",
+    "Report",
+    "TargetBuild",
+    "TensorSpec",
+    "ValidationReport",
+    "bench",
+    "build",
+    "carray",
+    "resolve_profile",
+    "validate",
 ]
 
-ModelLike = Union[str, os.PathLike, Any]
+ModelLike = str | os.PathLike[str] | Any
 """A model path (SavedModel folder, `.keras`, `.h5`) or an in-memory Keras model (tf_keras or Keras 3)."""
 
-DataLike = Union[str, os.PathLike, np.ndarray, tuple, list, dict, Any]
+DataLike = str | os.PathLike[str] | np.ndarray | tuple[Any, ...] | list[Any] | dict[str, Any] | Any
 """A data path (`.npz`, `.npy`, image folder), a NumPy array of inputs, an `(x, y)` tuple, a dict
 (`{"x": ..., "y": ...}` or `{input_name: ..., "y": ...}`), or a finite `tf.data.Dataset` of those, batched or not."""
 
-ArtifactLike = Union[str, os.PathLike, bytes, "TargetBuild"]
-"""A `.tflite` path, its bytes, or a `TargetBuild` (its artifact)."""
-
-Overrides = Union[Mapping[str, Any], Sequence[str], None]
+Overrides = Mapping[str, Any] | Sequence[str] | None
 """Profile overrides: `{"quantization.io": "uint8", "benchmark.enabled": False}` (nested dicts work too) or
 CLI-style strings `["quantization.io=uint8"]`."""
 
@@ -88,7 +101,9 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
         """From a report's `artifact.inputs[]` / `outputs[]` entry."""
-        return cls(d.get("name", ""), tuple(d.get("shape") or ()), d.get("dtype", ""), d.get("scale"), d.get("zero_point"))
+        return cls(
+            d.get("name", ""), tuple(d.get("shape") or ()), d.get("dtype", ""), d.get("scale"), d.get("zero_point")
+        )
 
 
 @dataclass(frozen=True)
@@ -113,9 +128,15 @@ class ArtifactInfo:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], folder: Path) -> ArtifactInfo:
         """From a report's `artifact` block; `folder` is the target folder the path is relative to."""
-        return cls(folder / d["path"], int(d["size_bytes"]), d.get("sha256", ""),
-                   tuple(TensorSpec.from_dict(t) for t in d.get("inputs", [])),
-                   tuple(TensorSpec.from_dict(t) for t in d.get("outputs", [])), dict(d.get("ops") or {}), d.get("macs"))
+        return cls(
+            folder / d["path"],
+            int(d["size_bytes"]),
+            d.get("sha256", ""),
+            tuple(TensorSpec.from_dict(t) for t in d.get("inputs", [])),
+            tuple(TensorSpec.from_dict(t) for t in d.get("outputs", [])),
+            dict(d.get("ops") or {}),
+            d.get("macs"),
+        )
 
 
 @dataclass(frozen=True)
@@ -128,16 +149,21 @@ class Check:
     """Whether this gate passed."""
     summary: str
     """One line: the numbers and, when failed, why."""
-    findings: tuple[dict, ...] = ()
+    findings: tuple[dict[str, Any], ...] = ()
     """Per-op findings of rule checks."""
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The check as in report.json (with `details`, `flash`, `ram`, ...)."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Check:
         """From a report's `validation.checks[]` entry."""
-        return cls(d.get("name", ""), bool(d.get("passed", True)), d.get("summary", ""),
-                   tuple(d.get("findings") or ()), dict(d))
+        return cls(
+            d.get("name", ""),
+            bool(d.get("passed", True)),
+            d.get("summary", ""),
+            tuple(d.get("findings") or ()),
+            dict(d),
+        )
 
 
 @dataclass(frozen=True)
@@ -158,14 +184,22 @@ class AccuracyReport:
     """Top-1 drop in percentage points."""
     min_snr_db: float | None
     """Worst output's signal-to-noise ratio against the float model, dB (None: identical)."""
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """`validation.accuracy` as in report.json."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AccuracyReport:
         """From a report's `validation.accuracy` block."""
-        return cls(d.get("metric", ""), int(d.get("samples") or 0), d.get("agreement"), d.get("reference_top1"),
-                   d.get("artifact_top1"), d.get("drop_points"), d.get("min_snr_db"), dict(d))
+        return cls(
+            d.get("metric", ""),
+            int(d.get("samples") or 0),
+            d.get("agreement"),
+            d.get("reference_top1"),
+            d.get("artifact_top1"),
+            d.get("drop_points"),
+            d.get("min_snr_db"),
+            dict(d),
+        )
 
 
 @dataclass(frozen=True)
@@ -178,7 +212,7 @@ class ArenaReport:
     """Proven plus the profile's margin: what model_settings.h declares."""
     litert_agreement: float | None
     """TFLite Micro vs LiteRT reference kernels, top-1, 0..1."""
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """`validation.arena` as in report.json."""
 
     @classmethod
@@ -199,15 +233,19 @@ class ValidationReport:
     """Artifact vs float model (needs data and a reference model)."""
     arena: ArenaReport | None
     """TFLite Micro arena (targets with `validation.tflm`)."""
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The `validation` block as in report.json."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ValidationReport:
         """From a report's `validation` block (or `edgebuild validate --json`)."""
-        return cls(bool(d.get("passed", True)), tuple(Check.from_dict(c) for c in d.get("checks", [])),
-                   AccuracyReport.from_dict(d["accuracy"]) if d.get("accuracy") else None,
-                   ArenaReport.from_dict(d["arena"]) if d.get("arena") else None, dict(d))
+        return cls(
+            bool(d.get("passed", True)),
+            tuple(Check.from_dict(c) for c in d.get("checks", [])),
+            AccuracyReport.from_dict(d["accuracy"]) if d.get("accuracy") else None,
+            ArenaReport.from_dict(d["arena"]) if d.get("arena") else None,
+            dict(d),
+        )
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -215,13 +253,16 @@ class ValidationReport:
         return [c for c in self.checks if not c.passed]
 
     def __str__(self) -> str:
-        return _text_table(["check", "result", "details"],
-                           [[c.name, "pass" if c.passed else "FAIL", c.summary] for c in self.checks])
+        return _text_table(
+            ["check", "result", "details"], [[c.name, "pass" if c.passed else "FAIL", c.summary] for c in self.checks]
+        )
 
     def _repr_html_(self) -> str:
-        return _html_table(["check", "result", "details"],
-                           [[c.name, _status_html(c.passed, "pass", "FAIL"), html.escape(c.summary)] for c in self.checks],
-                           escape=False)
+        return _html_table(
+            ["check", "result", "details"],
+            [[c.name, _status_html(c.passed, "pass", "FAIL"), html.escape(c.summary)] for c in self.checks],
+            escape=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -244,14 +285,23 @@ class LatencyStats:
     """Timed runs."""
     load_ms: float | None
     """Interpreter construction and tensor allocation."""
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The entry as measured (peak RSS, input source, ...)."""
 
     @classmethod
     def from_dict(cls, threads: int, d: Mapping[str, Any]) -> LatencyStats:
         """From one `benchmark.threads.<n>` entry."""
-        return cls(threads, d.get("p50_ms"), d.get("p90_ms"), d.get("p99_ms"), d.get("mean_ms"), d.get("std_ms"),
-                   int(d.get("runs") or 0), d.get("load_ms"), dict(d))
+        return cls(
+            threads,
+            d.get("p50_ms"),
+            d.get("p90_ms"),
+            d.get("p99_ms"),
+            d.get("mean_ms"),
+            d.get("std_ms"),
+            int(d.get("runs") or 0),
+            d.get("load_ms"),
+            dict(d),
+        )
 
 
 @dataclass(frozen=True)
@@ -262,7 +312,7 @@ class BenchmarkReport:
     """Latency per thread count."""
     best_threads: int | None
     """Thread count with the lowest p50."""
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The `benchmark` block as in report.json (host, runtime, vs_float32, ...)."""
 
     @classmethod
@@ -277,14 +327,25 @@ class BenchmarkReport:
         first = next(iter(self.threads.values()), None)
         return None if first is None else (first.p50_ms if first.p50_ms is not None else first.mean_ms)
 
-    _COLUMNS = ["threads", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "runs", "load ms"]
+    _COLUMNS: ClassVar[list[str]] = ["threads", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "runs", "load ms"]
 
     def _rows(self) -> list[list[str]]:
         def ms(v: float | None, digits: int = 3) -> str:
             return "-" if v is None else f"{v:.{digits}f}"
 
-        return [[str(n), ms(s.p50_ms), ms(s.p90_ms), ms(s.p99_ms), ms(s.mean_ms), ms(s.std_ms), str(s.runs),
-                 ms(s.load_ms, 1)] for n, s in self.threads.items()]
+        return [
+            [
+                str(n),
+                ms(s.p50_ms),
+                ms(s.p90_ms),
+                ms(s.p99_ms),
+                ms(s.mean_ms),
+                ms(s.std_ms),
+                str(s.runs),
+                ms(s.load_ms, 1),
+            ]
+            for n, s in self.threads.items()
+        ]
 
     def __str__(self) -> str:
         return _text_table(self._COLUMNS, self._rows())
@@ -296,18 +357,20 @@ class BenchmarkReport:
 class Report(Mapping[str, Any]):
     """One target's report.json as typed fields; also a read-only mapping over the raw dict (`report["artifact"]`)."""
 
-    def __init__(self, raw: dict, folder: Path) -> None:
-        self.raw: dict = raw
+    def __init__(self, raw: dict[str, Any], folder: Path) -> None:
+        self.raw: dict[str, Any] = raw
         """Report.json exactly as written (see docs/report-schema.md)."""
         self.target: str = raw.get("target", "")
         """Profile name."""
         self.artifact: ArtifactInfo = ArtifactInfo.from_dict(raw["artifact"], folder)
         """The `.tflite`: path, size, tensors, ops."""
         self.validation: ValidationReport | None = (
-            ValidationReport.from_dict(raw["validation"]) if raw.get("validation") is not None else None)
+            ValidationReport.from_dict(raw["validation"]) if raw.get("validation") is not None else None
+        )
         """Checks, accuracy and arena (None when validation was disabled)."""
         self.benchmark: BenchmarkReport | None = (
-            BenchmarkReport.from_dict(raw["benchmark"]) if raw.get("benchmark") else None)
+            BenchmarkReport.from_dict(raw["benchmark"]) if raw.get("benchmark") else None
+        )
         """Host latency (None when the benchmark was disabled)."""
         self.float_size_bytes: int | None = (raw.get("float_reference") or {}).get("size_bytes")
         """Size of a plain float32 conversion of the same model, for ratios."""
@@ -385,6 +448,10 @@ class TargetBuild:
         return f"TargetBuild(target={self.target!r}, {state}, artifact={str(self.artifact_path)!r})"
 
 
+ArtifactLike = str | os.PathLike[str] | bytes | TargetBuild
+"""A `.tflite` path, its bytes, or a `TargetBuild` (its artifact)."""
+
+
 class BuildResult(Sequence[TargetBuild]):
     """Every target of one build, in the order asked; `result["mcu"]` picks one by name.
 
@@ -436,8 +503,18 @@ class BuildResult(Sequence[TargetBuild]):
         """Target names, in build order."""
         return [t.target for t in self.targets]
 
-    _COLUMNS = ["target", "size", "vs fp32", "I/O", "accuracy (vs float)", "agree", "host p50", "arena", "status",
-                "artifact"]
+    _COLUMNS: ClassVar[list[str]] = [
+        "target",
+        "size",
+        "vs fp32",
+        "I/O",
+        "accuracy (vs float)",
+        "agree",
+        "host p50",
+        "arena",
+        "status",
+        "artifact",
+    ]
 
     def _rows(self) -> list[tuple[TargetBuild, list[str]]]:
         from edgebuild.report import accuracy_text, kib
@@ -454,10 +531,23 @@ class BuildResult(Sequence[TargetBuild]):
             p50 = rep.benchmark.p50_ms if rep.benchmark else None
             arena = rep.validation.arena.recommended_bytes if rep.validation and rep.validation.arena else None
             io = rep.artifact.inputs[0].dtype if rep.artifact.inputs else "-"
-            rows.append((t, [t.target, kib(rep.artifact.size_bytes), ratio, io,
-                             accuracy_text(accuracy.raw if accuracy else None), agree,
-                             f"{p50:.3f} ms" if p50 is not None else "-", kib(arena) if arena else "-",
-                             "ok" if t.passed else "FAILED", str(rep.artifact.path)]))
+            rows.append(
+                (
+                    t,
+                    [
+                        t.target,
+                        kib(rep.artifact.size_bytes),
+                        ratio,
+                        io,
+                        accuracy_text(accuracy.raw if accuracy else None),
+                        agree,
+                        f"{p50:.3f} ms" if p50 is not None else "-",
+                        kib(arena) if arena else "-",
+                        "ok" if t.passed else "FAILED",
+                        str(rep.artifact.path),
+                    ],
+                )
+            )
         return rows
 
     def __str__(self) -> str:
@@ -476,11 +566,15 @@ class BuildResult(Sequence[TargetBuild]):
             cells = [html.escape(c) for c in cells]
             cells[8] = _status_html(t.passed, cells[8], cells[8])
             rows.append(cells)
-        parts = [_html_table(self._COLUMNS, rows, escape=False, title=f"edgebuild results ({html.escape(str(self.out))})")]
+        parts = [
+            _html_table(self._COLUMNS, rows, escape=False, title=f"edgebuild results ({html.escape(str(self.out))})")
+        ]
         for t in self.targets:
             for check in t.failed_checks:
-                parts.append(f"<p><b>{html.escape(t.target)}</b>: {html.escape(check.name)} failed: "
-                             f"{html.escape(check.summary)}</p>")
+                parts.append(
+                    f"<p><b>{html.escape(t.target)}</b>: {html.escape(check.name)} failed: "
+                    f"{html.escape(check.summary)}</p>"
+                )
         chart = self.out / "summary.png"
         if len(self.targets) > 1 and chart.is_file():
             data = base64.b64encode(chart.read_bytes()).decode()
@@ -493,17 +587,17 @@ class BuildResult(Sequence[TargetBuild]):
 
 def build(
     model: ModelLike,
-    targets: str | os.PathLike | Sequence[str | os.PathLike],
+    targets: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     data: DataLike | None = None,
     *,
     val_data: DataLike | None = None,
-    out: str | os.PathLike | None = None,
+    out: str | os.PathLike[str] | None = None,
     overrides: Overrides = None,
     gates: bool = True,
     calibration: str = "data",
     jobs: int | None = None,
     cache: bool = True,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     progress: Any = "auto",
     bench_device: str | None = None,
     device_options: Mapping[str, Any] | None = None,
@@ -544,8 +638,9 @@ def build(
     _refuse_spawn_reimport()
     names = _target_names(targets)
     if not names:
-        raise UsageError("No target given. Pass targets='mcu' (or 'mobile', 'edgetpu', a list, or 'all'; "
-                         "see `edgebuild targets`).")
+        raise UsageError(
+            "No target given. Pass targets='mcu' (or 'mobile', 'edgetpu', a list, or 'all'; see `edgebuild targets`)."
+        )
     if calibration not in {"data", "random"}:
         raise UsageError(f"calibration={calibration!r} is not valid; use 'data' or 'random'.")
     settings = tuple(_override_strings(overrides))
@@ -569,10 +664,21 @@ def build(
             out_root = default_out_dir(model_path)
 
         def request(path: Path) -> BuildRequest:
-            return BuildRequest(model=path, targets=names, data=data_path, val_data=val_path, out=out_root,
-                                overrides=settings, random_calibration=calibration == "random", gates=gates,
-                                use_cache=cache, cache_dir=Path(cache_dir) if cache_dir is not None else None,
-                                jobs=jobs, bench_device=bench_options, stage_timeout=stage_timeout)
+            return BuildRequest(
+                model=path,
+                targets=names,
+                data=data_path,
+                val_data=val_path,
+                out=out_root,
+                overrides=settings,
+                random_calibration=calibration == "random",
+                gates=gates,
+                use_cache=cache,
+                cache_dir=Path(cache_dir) if cache_dir is not None else None,
+                jobs=jobs,
+                bench_device=bench_options,
+                stage_timeout=stage_timeout,
+            )
 
         try:
             try:
@@ -581,17 +687,20 @@ def build(
                 fallback = inputs.savedmodel_fallback(exc)
                 if fallback is None:
                     raise
-                reporter.message(f"note: {inputs.model_label} did not load back from .keras "
-                                 f"({str(exc).split(': ', 1)[-1].split('.')[0]}); building it from a SavedModel export")
+                reporter.message(
+                    f"note: {inputs.model_label} did not load back from .keras "
+                    f"({str(exc).split(': ', 1)[-1].split('.')[0]}); building it from a SavedModel export"
+                )
                 results = run_build(request(fallback), reporter)
         except EdgebuildError as exc:
-            raise inputs.relabel_error(exc)
+            raise inputs.relabel_error(exc) from None
         targets_built = []
         for r in results:
             report = inputs.relabel_report(r.out_dir, r.report) if r.report else None
             error = inputs.relabel_error(r.error) if r.error is not None else None
-            targets_built.append(TargetBuild(r.target, r.out_dir, Report(report, r.out_dir) if report else None,
-                                             error, r.cached))
+            targets_built.append(
+                TargetBuild(r.target, r.out_dir, Report(report, r.out_dir) if report else None, error, r.cached)
+            )
         inputs.relabel_file(out_root / "summary.md")
     result = BuildResult(targets_built, out_root)
     result.raise_for_errors()
@@ -600,7 +709,7 @@ def build(
 
 def validate(
     tflite: ArtifactLike,
-    target: str | os.PathLike,
+    target: str | os.PathLike[str],
     data: DataLike | None = None,
     *,
     reference: ModelLike | None = None,
@@ -644,7 +753,7 @@ def validate(
                 vdata = ValidationData(x=x, y=y, reference=reference_outputs)
             raw = validate_artifact(path, artifact, profile, vdata)
         except EdgebuildError as exc:
-            raise inputs.relabel_error(exc)
+            raise inputs.relabel_error(exc) from None
     report = ValidationReport.from_dict(raw)
     if not report.passed and gates:
         failed = "; ".join(c.summary.rstrip(". ") for c in report.failed_checks)
@@ -681,8 +790,9 @@ def bench(
 
             if data is not None:
                 raise UsageError("data is not supported with device= yet: device benchmarks use seeded random inputs.")
-            raw = bench_on_device(path, device, threads=thread_list, runs=runs, warmup=warmup,
-                                  **_path_options(device_options or {}))
+            raw = bench_on_device(
+                path, device, threads=thread_list, runs=runs, warmup=warmup, **_path_options(device_options or {})
+            )
             return BenchmarkReport.from_dict(raw)
         from edgebuild.artifact import read_artifact
         from edgebuild.bench import benchmark_threads
@@ -702,13 +812,13 @@ def bench(
                 x = check_fits(dataset, shape, inputs.artifact_label or str(path)).x
             raw = benchmark_threads(path, thread_list, runs=runs, warmup=warmup, inputs=x)
         except EdgebuildError as exc:
-            raise inputs.relabel_error(exc)
+            raise inputs.relabel_error(exc) from None
     return BenchmarkReport.from_dict(raw)
 
 
 def carray(
     tflite: ArtifactLike,
-    out_dir: str | os.PathLike = ".",
+    out_dir: str | os.PathLike[str] = ".",
     *,
     name: str = "g_model",
     xxd_names: bool = False,
@@ -736,14 +846,14 @@ def carray(
         try:
             artifact = read_artifact(path)
         except EdgebuildError as exc:
-            raise inputs.relabel_error(exc)
+            raise inputs.relabel_error(exc) from None
         blob = path.read_bytes()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return write_c_sources(blob, artifact, out, CSourceOptions(symbol=name, xxd_names=xxd_names, arena_bytes=arena))
 
 
-def resolve_profile(name: str | os.PathLike, overrides: Overrides = None) -> Profile:
+def resolve_profile(name: str | os.PathLike[str], overrides: Overrides = None) -> Profile:
     """A target profile (built-in name or `.toml` path) with overrides applied: a frozen, validated
     `edgebuild.profiles.Profile` (`profile.quantization.scheme`, `profile.budget.flash`, ...).
 
@@ -793,10 +903,13 @@ class _Inputs:
         if flavor is None:
             raise UsageError(
                 f"model must be a path (SavedModel folder, .keras or .h5) or a Keras model; got "
-                f"{type(model).__module__}.{type(model).__name__}.")
+                f"{type(model).__module__}.{type(model).__name__}."
+            )
         if not getattr(model, "built", True):
-            raise ModelError(f"The {flavor} model '{getattr(model, 'name', '?')}' is not built yet (it has no input "
-                             "shape). Call it on a batch once, or give it an Input layer, before building.")
+            raise ModelError(
+                f"The {flavor} model '{getattr(model, 'name', '?')}' is not built yet (it has no input "
+                "shape). Call it on a batch once, or give it an Input layer, before building."
+            )
         self._keras = model
         self.model_name = _safe_name(getattr(model, "name", "") or "model")
         self.model_label = f"in-memory {flavor} model '{self.model_name}'"
@@ -805,7 +918,8 @@ class _Inputs:
         folder.mkdir()
         path = folder / f"{self.model_name}.keras"
         try:
-            model.save(path)
+            keras_model: Any = model
+            keras_model.save(path)
         except Exception as exc:  # subclassed models without get_config(), unserializable objects
             from edgebuild.model import _first_line
 
@@ -875,8 +989,10 @@ class _Inputs:
         if not self._labels:
             return None
         temp = re.escape(str(Path(tempfile.gettempdir())))
-        return re.compile(temp + "/" + re.escape(_TEMP_PREFIX) + r"[A-Za-z0-9_]+/(model/[A-Za-z0-9_.-]+|"
-                          r"data\.npz|val_data\.npz|model\.tflite)")
+        return re.compile(
+            temp + "/" + re.escape(_TEMP_PREFIX) + r"[A-Za-z0-9_]+/(model/[A-Za-z0-9_.-]+|"
+            r"data\.npz|val_data\.npz|model\.tflite)"
+        )
 
     def relabel(self, text: str) -> str:
         pattern = self._pattern()
@@ -896,12 +1012,13 @@ class _Inputs:
             exc.args = (new, *exc.args[1:])
         return exc
 
-    def relabel_report(self, folder: Path, report: dict) -> dict:
+    def relabel_report(self, folder: Path, report: dict[str, Any]) -> dict[str, Any]:
         if self._pattern() is None:
             return report
         for name in ("report.json", "report.md"):
             self.relabel_file(folder / name)
-        return json.loads(self.relabel(json.dumps(report)))
+        relabeled: dict[str, Any] = json.loads(self.relabel(json.dumps(report)))
+        return relabeled
 
     def relabel_file(self, path: Path) -> None:
         if self._pattern() is None or not path.is_file():
@@ -928,11 +1045,12 @@ def _refuse_spawn_reimport() -> None:
             raise UsageError(
                 "edgebuild.build() was called while a worker process imported your script: edgebuild runs "
                 "TensorFlow Lite Micro in a separate process, which imports the main script again. Put the "
-                "script's top-level code under `if __name__ == \"__main__\":`.")
+                'script\'s top-level code under `if __name__ == "__main__":`.'
+            )
         frame = frame.f_back
 
 
-def _is_path(value: object) -> bool:
+def _is_path(value: object) -> TypeGuard[str | os.PathLike[str]]:
     return isinstance(value, (str, os.PathLike))
 
 
@@ -992,7 +1110,9 @@ def _data_label(data: object, what: str) -> str:
     if isinstance(data, dict):
         return f"{what}=dict({', '.join(map(str, data))})"
     if isinstance(data, (tuple, list)):
-        shapes = ", ".join(f"{getattr(v, 'dtype', type(v).__name__)} {tuple(getattr(v, 'shape', ()))}" for v in data[:3])
+        shapes = ", ".join(
+            f"{getattr(v, 'dtype', type(v).__name__)} {tuple(getattr(v, 'shape', ()))}" for v in data[:3]
+        )
         return f"{what}=({shapes})"
     return f"{what}={type(data).__name__}"
 
@@ -1030,10 +1150,12 @@ def _override_strings(overrides: Overrides) -> list[str]:
         if isinstance(value, os.PathLike):
             value = str(value)
         try:
-            literal = tomli_w.dumps({"v": value}).strip()[len("v = "):]
+            literal = tomli_w.dumps({"v": value}).strip()[len("v = ") :]
         except TypeError:
-            raise UsageError(f"Override {key}={value!r}: {type(value).__name__} is not a TOML value "
-                             "(use str, int, float, bool or a list of them).") from None
+            raise UsageError(
+                f"Override {key}={value!r}: {type(value).__name__} is not a TOML value "
+                "(use str, int, float, bool or a list of them)."
+            ) from None
         strings.append(f"{key}={literal}")
     return strings
 
@@ -1043,7 +1165,8 @@ def _path_options(options: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise UsageError(f"Unknown device option(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}.")
-    return {k: Path(v) if k in {"identity", "known_hosts"} and v is not None else v for k, v in options.items()}
+    paths = {"identity", "known_hosts"}
+    return {k: Path(v) if k in paths and v is not None else v for k, v in options.items()}
 
 
 def _reference_outputs(reference: ModelLike, x: np.ndarray) -> list[np.ndarray]:
@@ -1054,7 +1177,8 @@ def _reference_outputs(reference: ModelLike, x: np.ndarray) -> list[np.ndarray]:
         return load_model(Path(reference)).predict(x)
     if _keras_flavor(reference) is None:
         raise UsageError(f"reference must be a model path or a Keras model; got {type(reference).__name__}.")
-    outputs = reference.predict(x, verbose=0)
+    keras_model: Any = reference
+    outputs = keras_model.predict(x, verbose=0)
     if isinstance(outputs, dict):
         return [np.asarray(outputs[k]) for k in sorted(outputs)]
     if isinstance(outputs, (list, tuple)):
@@ -1090,11 +1214,12 @@ class _NotebookProgress:
     def __init__(self) -> None:
         from IPython.display import HTML, display
 
-        self._html = HTML
+        self._html: Any = HTML
         self._lines: list[str] = []
         self._running: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._handle = display(HTML("<pre>edgebuild: starting...</pre>"), display_id=True)
+        start = HTML("<pre>edgebuild: starting...</pre>")  # type: ignore[no-untyped-call]
+        self._handle: Any = display(start, display_id=True)  # type: ignore[no-untyped-call]
 
     def _render(self) -> None:
         running = [f"  {t:<10} {s:<10} ..." for t, s in self._running.items()]
@@ -1140,8 +1265,9 @@ def _progress(progress: Any) -> Any:
         return _NotebookProgress() if _in_notebook() else _LineProgress()
     if all(hasattr(progress, m) for m in ("stage_started", "stage_finished", "message")):
         return progress
-    raise UsageError("progress must be 'auto', True, False, or an object with stage_started, stage_finished "
-                     "and message methods.")
+    raise UsageError(
+        "progress must be 'auto', True, False, or an object with stage_started, stage_finished and message methods."
+    )
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -1149,7 +1275,10 @@ def _progress(progress: Any) -> Any:
 
 def _text_table(columns: list[str], rows: list[list[str]]) -> str:
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,11 +43,15 @@ class Splits:
     early_stopping: np.ndarray = field(default_factory=lambda: np.empty((0,), np.int64))
 
     def describe(self) -> dict[str, int]:
-        return {"validation": len(self.validation), "calibration": len(self.calibration),
-                "early_stopping": len(self.early_stopping), "training": len(self.training)}
+        return {
+            "validation": len(self.validation),
+            "calibration": len(self.calibration),
+            "early_stopping": len(self.early_stopping),
+            "training": len(self.training),
+        }
 
 
-def load_dataset(path: Path, input_shape: tuple[int, ...] | None = None, image_range: str = "0-255") -> Dataset:
+def load_dataset(path: Path, input_shape: tuple[int | None, ...] | None = None, image_range: str = "0-255") -> Dataset:
     """Read `.npz` (x, optional y), `.npy`, or a folder of class sub-folders of images."""
     if not path.exists():
         raise DataError(f"Data {path} does not exist. Pass an .npz with 'x' (and 'y'), an .npy, or an image folder.")
@@ -102,7 +107,9 @@ def check_fits(data: Dataset, input_shape: tuple[int | None, ...], model_label: 
     if got != expected:
         hint = ""
         if len(got) == len(expected) and got[:-1] == expected[:-1]:
-            hint = f" The channel count differs ({got[-1]} vs {expected[-1]}): convert the images (e.g. to grayscale/RGB)."
+            hint = (
+                f" The channel count differs ({got[-1]} vs {expected[-1]}): convert the images (e.g. to grayscale/RGB)."
+            )
         elif len(got) + 1 == len(expected) and expected[-1] == 1 and got == expected[:-1]:
             hint = " Add the channel axis: x = x[..., None]."
         raise DataError(
@@ -121,8 +128,13 @@ def check_labels(data: Dataset, num_classes: int | None) -> None:
         )
 
 
-def split(n: int, section: DataSection, calibration_samples: int, hold_out_validation: bool = True,
-          early_stopping_fraction: float = EARLY_STOPPING_FRACTION) -> Splits:
+def split(
+    n: int,
+    section: DataSection,
+    calibration_samples: int,
+    hold_out_validation: bool = True,
+    early_stopping_fraction: float = EARLY_STOPPING_FRACTION,
+) -> Splits:
     """Seeded, non-overlapping validation / calibration / early-stopping / training indices (see module doc).
 
     With a separate validation set (`--val-data`) nothing is held out for validation here. The validation
@@ -140,8 +152,9 @@ def split(n: int, section: DataSection, calibration_samples: int, hold_out_valid
     n_es = 0
     if len(pool) >= MIN_EARLY_STOPPING_POOL and early_stopping_fraction > 0:
         n_es = min(math.ceil(len(pool) * early_stopping_fraction), section.max_validation_samples)
-    return Splits(validation=np.sort(order[:n_val]), calibration=rest[:n_cal], training=pool[n_es:],
-                  early_stopping=pool[:n_es])
+    return Splits(
+        validation=np.sort(order[:n_val]), calibration=rest[:n_cal], training=pool[n_es:], early_stopping=pool[:n_es]
+    )
 
 
 def random_calibration(input_shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:
@@ -149,7 +162,7 @@ def random_calibration(input_shape: tuple[int, ...], count: int, seed: int) -> n
     return np.random.default_rng(seed).random((count, *input_shape[1:]), dtype=np.float32)
 
 
-def _load_image_folder(path: Path, input_shape: tuple[int, ...], image_range: str) -> Dataset:
+def _load_image_folder(path: Path, input_shape: tuple[int | None, ...], image_range: str) -> Dataset:
     from PIL import Image
 
     height, width, channels = input_shape[1], input_shape[2], input_shape[3] if len(input_shape) > 3 else 1
@@ -165,8 +178,10 @@ def _load_image_folder(path: Path, input_shape: tuple[int, ...], image_range: st
                 continue
             try:
                 with Image.open(file) as img:
-                    img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-                    pixels = np.asarray(img, dtype=np.float32)
+                    resized = img.convert("L" if channels == 1 else "RGB").resize(
+                        (width, height), Image.Resampling.BILINEAR
+                    )
+                    pixels = np.asarray(resized, dtype=np.float32)
             except OSError as exc:
                 raise DataError(f"Cannot read image {file}: {exc}. Remove or replace the file.") from None
             images.append(pixels[..., None] if channels == 1 else pixels)
@@ -186,8 +201,9 @@ def _load_image_folder(path: Path, input_shape: tuple[int, ...], image_range: st
 LABEL_KEYS = ("y", "label", "labels")
 
 
-def dataset_from_object(obj: object, source: str, input_names: tuple[str, ...] = (),
-                        input_rank: int | None = None) -> Dataset:
+def dataset_from_object(
+    obj: object, source: str, input_names: tuple[str, ...] = (), input_rank: int | None = None
+) -> Dataset:
     """In-memory data as a checked `Dataset` (the same checks as an .npz), without importing TensorFlow.
 
     Accepts a NumPy array (inputs only), an `(x,)` / `(x, y)` tuple or list, a dict (`{"x": ..., "y": ...}`,
@@ -198,9 +214,9 @@ def dataset_from_object(obj: object, source: str, input_names: tuple[str, ...] =
     if _is_tf_dataset(obj):
         x, y = _from_tf_dataset(obj, source, input_names, input_rank)
     else:
-        x, y = _split_element(obj, source, input_names)
-        x = _as_array(x, source, "x")
-        y = None if y is None else _as_array(y, source, "y")
+        x_obj, y_obj = _split_element(obj, source, input_names)
+        x = _as_array(x_obj, source, "x")
+        y = None if y_obj is None else _as_array(y_obj, source, "y")
     return _checked(Dataset(x=x, y=y, source=source))
 
 
@@ -224,8 +240,11 @@ def write_npz(path: Path, data: Dataset) -> Path:
 
 def _is_tf_dataset(obj: object) -> bool:
     """A tf.data.Dataset, recognized without importing TensorFlow."""
-    return hasattr(obj, "element_spec") and hasattr(obj, "as_numpy_iterator") and any(
-        cls.__module__.startswith("tensorflow") for cls in type(obj).__mro__)
+    return (
+        hasattr(obj, "element_spec")
+        and hasattr(obj, "as_numpy_iterator")
+        and any(cls.__module__.startswith("tensorflow") for cls in type(obj).__mro__)
+    )
 
 
 def _split_element(obj: object, source: str, input_names: tuple[str, ...]) -> tuple[object, object | None]:
@@ -237,22 +256,29 @@ def _split_element(obj: object, source: str, input_names: tuple[str, ...]) -> tu
         y = obj[labels[0]] if labels else None
         inputs = {k: v for k, v in obj.items() if k not in LABEL_KEYS}
         if "x" in inputs and len(inputs) > 1:
-            raise DataError(f"{source} has 'x' and also {', '.join(sorted(k for k in inputs if k != 'x'))}: "
-                            "give the inputs as 'x' only, or one entry per model input name.")
+            raise DataError(
+                f"{source} has 'x' and also {', '.join(sorted(k for k in inputs if k != 'x'))}: "
+                "give the inputs as 'x' only, or one entry per model input name."
+            )
         if len(inputs) == 1:
-            (name, x), = inputs.items()
+            ((name, x),) = inputs.items()
             if name != "x" and input_names and name not in input_names:
-                raise DataError(f"{source} names an input '{name}', but the model's input is "
-                                f"'{', '.join(input_names)}'. Name the entry after the input, or 'x'.")
+                raise DataError(
+                    f"{source} names an input '{name}', but the model's input is "
+                    f"'{', '.join(input_names)}'. Name the entry after the input, or 'x'."
+                )
             return x, y
         if not inputs:
-            raise DataError(f"{source} has no inputs (keys: {', '.join(map(str, obj)) or 'none'}). "
-                            "Give {'x': inputs, 'y': labels}.")
+            raise DataError(
+                f"{source} has no inputs (keys: {', '.join(map(str, obj)) or 'none'}). "
+                "Give {'x': inputs, 'y': labels}."
+            )
         from edgebuild.errors import UnsupportedError
 
         raise UnsupportedError(
             f"{source} has arrays for {len(inputs)} inputs ({', '.join(map(str, inputs))}); edgebuild builds "
-            "single-input models. Wrap the model so it takes one input tensor, and pass that tensor's data.")
+            "single-input models. Wrap the model so it takes one input tensor, and pass that tensor's data."
+        )
     if isinstance(obj, (tuple, list)) and not _is_numeric_sequence(obj):
         if len(obj) == 1:
             return obj[0], None
@@ -262,7 +288,7 @@ def _split_element(obj: object, source: str, input_names: tuple[str, ...]) -> tu
     return obj, None
 
 
-def _is_numeric_sequence(obj: tuple | list) -> bool:
+def _is_numeric_sequence(obj: tuple[Any, ...] | list[Any]) -> bool:
     """A plain nested list of numbers (an array written as a list), not an (x, y) pair."""
     return bool(obj) and all(isinstance(v, (int, float, bool, np.number)) for v in obj)
 
@@ -275,16 +301,21 @@ def _as_array(value: object, source: str, what: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"{source}: '{what}' cannot be read as one array: ragged or mixed shapes "
-                        f"({str(exc).splitlines()[0]}). Give one NumPy array of samples with equal shapes.") from None
+        raise DataError(
+            f"{source}: '{what}' cannot be read as one array: ragged or mixed shapes "
+            f"({str(exc).splitlines()[0]}). Give one NumPy array of samples with equal shapes."
+        ) from None
     if array.dtype == object:
-        raise DataError(f"{source}: '{what}' is a ragged or non-numeric sequence ({type(value).__name__}). "
-                        "Give one NumPy array of samples with equal shapes.")
+        raise DataError(
+            f"{source}: '{what}' is a ragged or non-numeric sequence ({type(value).__name__}). "
+            "Give one NumPy array of samples with equal shapes."
+        )
     return array
 
 
-def _from_tf_dataset(dataset: object, source: str, input_names: tuple[str, ...],
-                     input_rank: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _from_tf_dataset(
+    dataset: object, source: str, input_names: tuple[str, ...], input_rank: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Every element of a finite tf.data.Dataset, batched or not, as (x, y) arrays."""
     cardinality = int(dataset.cardinality())  # type: ignore[attr-defined]
     if cardinality == -1:  # tf.data.INFINITE_CARDINALITY

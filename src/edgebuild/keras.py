@@ -41,7 +41,10 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgebuild.api import BuildResult
 
 __all__ = ["BudgetCallback"]
 
@@ -79,13 +82,13 @@ class BudgetCallback:
 
     def __init__(
         self,
-        targets: str | Sequence[str] = ("mcu",),
+        targets: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = ("mcu",),
         every: int = 1,
         data: Any = None,
         *,
         overrides: Mapping[str, Any] | Sequence[str] | None = None,
         stop_on_budget: bool = True,
-        out: str | os.PathLike | None = None,
+        out: str | os.PathLike[str] | None = None,
         jobs: int | None = None,
         verbose: int = 1,
     ) -> None:
@@ -93,7 +96,9 @@ class BudgetCallback:
 
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise UsageError(f"every must be a whole number of epochs >= 1; got {every!r}.")
-        self.targets: tuple[str, ...] = (str(targets),) if isinstance(targets, (str, os.PathLike)) else tuple(map(str, targets))
+        self.targets: tuple[str, ...] = (
+            (str(targets),) if isinstance(targets, (str, os.PathLike)) else tuple(map(str, targets))
+        )
         if not self.targets:
             raise UsageError("BudgetCallback needs at least one target, e.g. targets=['mcu'].")
         self.every = every
@@ -106,9 +111,9 @@ class BudgetCallback:
         self.measurements: list[dict[str, Any]] = []
         self.seconds: list[float] = []
         self.stop_reason: str | None = None
-        self.last_result: Any = None
+        self.last_result: BuildResult | None = None
         self.model: Any = None
-        self.params: dict = {}
+        self.params: dict[str, Any] = {}
         self._workdir: Path | None = None
         self._data_path: Path | None = None
         self._settings: list[str] = []
@@ -122,11 +127,11 @@ class BudgetCallback:
         """Keras hook: the model being trained."""
         self.model = model
 
-    def set_params(self, params: dict) -> None:
+    def set_params(self, params: dict[str, Any]) -> None:
         """Keras hook: the fit parameters (epochs, steps, verbose)."""
         self.params = params
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Check the targets and write the data once (errors surface before the first epoch trains)."""
         from edgebuild.api import _override_strings, resolve_profile
         from edgebuild.errors import DataError
@@ -135,12 +140,14 @@ class BudgetCallback:
         for target in self.targets:
             profile = resolve_profile(target, self._settings)
             if profile.quantization.needs_calibration and self.data is None:
-                raise DataError(f"BudgetCallback: target '{profile.name}' quantizes to {profile.quantization.scheme} "
-                                "and needs calibration data: pass data=(x, y) (or a path).")
+                raise DataError(
+                    f"BudgetCallback: target '{profile.name}' quantizes to {profile.quantization.scheme} "
+                    "and needs calibration data: pass data=(x, y) (or a path)."
+                )
         self._workdir = Path(tempfile.mkdtemp(prefix="edgebuild-callback-"))
         self._data_path = self._write_data()
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Measure on every `every`-th epoch; NaN for this callback's keys otherwise."""
         if logs is None:
             logs = {}
@@ -149,62 +156,62 @@ class BudgetCallback:
             return
         logs.update(self.measure(epoch))
 
-    def on_train_end(self, logs: dict | None = None) -> None:
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Remove the temporary data and build folder."""
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
     @_default_hook
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_test_begin(self, logs: dict | None = None) -> None:
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_test_end(self, logs: dict | None = None) -> None:
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+    def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_predict_begin(self, logs: dict | None = None) -> None:
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_predict_end(self, logs: dict | None = None) -> None:
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     @_default_hook
-    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook: nothing to do here."""
 
     def _implements_train_batch_hooks(self) -> bool:
@@ -224,9 +231,20 @@ class BudgetCallback:
 
         if self._workdir is None:  # called outside fit
             self.on_train_begin()
+        workdir = self._workdir
+        assert workdir is not None  # set by on_train_begin
         started = time.perf_counter()
-        result = build(self.model, self.targets, data=self._data_path, out=self.out or self._workdir / "out",
-                       overrides=self._settings, gates=False, cache=False, progress=False, jobs=self.jobs)
+        result = build(
+            self.model,
+            self.targets,
+            data=self._data_path,
+            out=self.out or workdir / "out",
+            overrides=self._settings,
+            gates=False,
+            cache=False,
+            progress=False,
+            jobs=self.jobs,
+        )
         seconds = time.perf_counter() - started
         self.last_result = result
         self.seconds.append(seconds)
@@ -249,16 +267,21 @@ class BudgetCallback:
         if self.verbose:
             print(self._line(epoch, values, seconds), flush=True)
         if over and self.stop_on_budget and self.model is not None:
-            self.stop_reason = ("over budget, which training cannot change (size and arena depend on the "
-                                "architecture, not the weights): " + "; ".join(over))
+            self.stop_reason = (
+                "over budget, which training cannot change (size and arena depend on the "
+                "architecture, not the weights): " + "; ".join(over)
+            )
             self.model.stop_training = True
             if self.verbose:
                 print(f"BudgetCallback: stopping training: {self.stop_reason}", flush=True)
         return values
 
     def _keys(self) -> list[str]:
-        return [f"{t}_{k}" for t in self._target_names() for k in ("size_bytes", "arena_bytes", "agreement",
-                                                                   "within_budget")] + ["edgebuild_seconds"]
+        return [
+            f"{t}_{k}"
+            for t in self._target_names()
+            for k in ("size_bytes", "arena_bytes", "agreement", "within_budget")
+        ] + ["edgebuild_seconds"]
 
     def _target_names(self) -> list[str]:
         if self.last_result is not None:

@@ -37,8 +37,14 @@ def small_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def _tiny(keras, seed: int = 0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
-                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy")
     return model
 
@@ -48,10 +54,28 @@ def _sha(path: Path) -> str:
 
 
 def test_in_memory_model_and_arrays_build_the_cli_bytes(cnn, keras2_cnn, digits_data, tmp_path: Path) -> None:
-    assert main(["build", str(keras2_cnn.paths["keras"]), "-t", "mcu", "-d", str(digits_data.npz), "-o",
-                 str(tmp_path / "cli"), "--set", "benchmark.enabled=false", "--set", "mcu.firmware=false"]) == 0
-    result = edgebuild.build(cnn, "mcu", (digits_data.test_x, digits_data.test_y), out=tmp_path / "api",
-                             overrides=NO_BENCH, progress=False)
+    assert (
+        main(
+            [
+                "build",
+                str(keras2_cnn.paths["keras"]),
+                "-t",
+                "mcu",
+                "-d",
+                str(digits_data.npz),
+                "-o",
+                str(tmp_path / "cli"),
+                "--set",
+                "benchmark.enabled=false",
+                "--set",
+                "mcu.firmware=false",
+            ]
+        )
+        == 0
+    )
+    result = edgebuild.build(
+        cnn, "mcu", (digits_data.test_x, digits_data.test_y), out=tmp_path / "api", overrides=NO_BENCH, progress=False
+    )
     mcu = result["mcu"]
     assert not mcu.cached and mcu.passed and result.passed
     cli_artifact = tmp_path / "cli" / "mcu" / "model.tflite"
@@ -64,15 +88,31 @@ def test_in_memory_model_and_arrays_build_the_cli_bytes(cnn, keras2_cnn, digits_
     assert mcu.report.raw["validation"]["accuracy"] == cli["validation"]["accuracy"]
     assert mcu.report.validation.arena.proven_bytes == cli["validation"]["arena"]["proven_bytes"] > 0
     assert mcu.report.validation.accuracy.agreement == cli["validation"]["accuracy"]["agreement"]
-    assert mcu.report.artifact.inputs[0].dtype == "int8" and mcu.report["artifact"]["size_bytes"] == len(mcu.artifact_bytes)
+    assert mcu.report.artifact.inputs[0].dtype == "int8" and mcu.report["artifact"]["size_bytes"] == len(
+        mcu.artifact_bytes
+    )
     # the report names the in-memory inputs, not the temporary files they went through
     text = (tmp_path / "api" / "mcu" / "report.json").read_text() + (tmp_path / "api" / "mcu" / "report.md").read_text()
     assert "edgebuild-api-" not in text
     assert mcu.report["model"]["path"] == "in-memory tf_keras model 'sequential'"
     assert mcu.report["data"]["source"].startswith("data=(float32 (597, 32, 32, 1), int64 (597,))")
     # plain text and Jupyter renderings of the summary
-    assert str(result).splitlines()[0].split() == ["target", "size", "vs", "fp32", "I/O", "accuracy", "(vs", "float)",
-                                                   "agree", "host", "p50", "arena", "status", "artifact"]
+    assert str(result).splitlines()[0].split() == [
+        "target",
+        "size",
+        "vs",
+        "fp32",
+        "I/O",
+        "accuracy",
+        "(vs",
+        "float)",
+        "agree",
+        "host",
+        "p50",
+        "arena",
+        "status",
+        "artifact",
+    ]
     assert "<table class='edgebuild'>" in result._repr_html_() and "mcu" in repr(result)
 
 
@@ -84,10 +124,30 @@ def test_keras3_in_memory_model_builds_the_cli_bytes(small_digits, tmp_path: Pat
     model.save(tmp_path / "tiny.keras")
     np.savez(tmp_path / "d.npz", x=x[:300], y=y[:300])
     settings = ["--set", "benchmark.enabled=false", "--set", "validation.enabled=false", "--set", "mcu.c_array=false"]
-    assert main(["build", str(tmp_path / "tiny.keras"), "-t", "mcu", "-d", str(tmp_path / "d.npz"),
-                 "-o", str(tmp_path / "cli"), *settings]) == 0
-    result = edgebuild.build(model, ["mcu"], data={"x": x[:300], "y": y[:300]}, out=tmp_path / "api",
-                             overrides=[s for s in settings if s != "--set"], progress=False)
+    assert (
+        main(
+            [
+                "build",
+                str(tmp_path / "tiny.keras"),
+                "-t",
+                "mcu",
+                "-d",
+                str(tmp_path / "d.npz"),
+                "-o",
+                str(tmp_path / "cli"),
+                *settings,
+            ]
+        )
+        == 0
+    )
+    result = edgebuild.build(
+        model,
+        ["mcu"],
+        data={"x": x[:300], "y": y[:300]},
+        out=tmp_path / "api",
+        overrides=[s for s in settings if s != "--set"],
+        progress=False,
+    )
     assert result["mcu"].artifact_bytes == (tmp_path / "cli" / "mcu" / "model.tflite").read_bytes()
     assert result["mcu"].report["model"]["format"] == "keras3"
 
@@ -128,8 +188,15 @@ def test_a_dataset_builds_end_to_end(small_digits, tmp_path: Path) -> None:
     import tf_keras
 
     x, y = small_digits
-    result = edgebuild.build(_tiny(tf_keras), "mcu", tf.data.Dataset.from_tensor_slices((x[:300], y[:300])).batch(32),
-                             val_data=(x[300:400], y[300:400]), out=tmp_path, overrides=NO_BENCH, progress=False)
+    result = edgebuild.build(
+        _tiny(tf_keras),
+        "mcu",
+        tf.data.Dataset.from_tensor_slices((x[:300], y[:300])).batch(32),
+        val_data=(x[300:400], y[300:400]),
+        out=tmp_path,
+        overrides=NO_BENCH,
+        progress=False,
+    )
     report = result["mcu"].report
     assert report["data"]["samples"] == 300 and report["data"]["labels"] is True
     assert report["data"]["validation_source"] == "val_data=(float32 (100, 8, 8, 1), int64 (100,))"
@@ -143,23 +210,35 @@ def test_unregistered_custom_layer_builds_from_a_savedmodel_export(small_digits,
         def call(self, inputs):
             return inputs * 2.0
 
-    model = tf_keras.Sequential([tf_keras.Input((8, 8, 1)), Doubled(), tf_keras.layers.Flatten(),
-                                 tf_keras.layers.Dense(10, activation="softmax")])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input((8, 8, 1)),
+            Doubled(),
+            tf_keras.layers.Flatten(),
+            tf_keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     messages = []
 
     class Progress:
         def stage_started(self, target, stage): ...
         def stage_finished(self, target, stage, seconds, note=""): ...
-        def message(self, text): messages.append(text)
+        def message(self, text):
+            messages.append(text)
 
     result = edgebuild.build(model, "mobile", out=tmp_path, overrides={"benchmark.enabled": False}, progress=Progress())
-    assert result["mobile"].report["model"] == {**result["mobile"].report["model"], "format": "savedmodel",
-                                                "path": "in-memory tf_keras model 'sequential'"}
+    assert result["mobile"].report["model"] == {
+        **result["mobile"].report["model"],
+        "format": "savedmodel",
+        "path": "in-memory tf_keras model 'sequential'",
+    }
     assert any("did not load back from .keras" in m and "SavedModel export" in m for m in messages), messages
     x = small_digits[0][:4]
     from edgebuild.runtime import LiteRTModel
 
-    assert np.allclose(LiteRTModel(result["mobile"].artifact_path).predict(x)[0], model.predict(x, verbose=0), atol=1e-2)
+    assert np.allclose(
+        LiteRTModel(result["mobile"].artifact_path).predict(x)[0], model.predict(x, verbose=0), atol=1e-2
+    )
 
 
 @pytest.mark.parametrize(
@@ -169,7 +248,11 @@ def test_unregistered_custom_layer_builds_from_a_savedmodel_export(small_digits,
         (np.zeros((10, 32, 32, 3), np.float32), DataError, "The channel count differs (3 vs 1)"),
         (np.full((10, 32, 32, 1), np.nan, np.float32), DataError, "10 sample(s) of 'x' contain NaN"),
         (np.zeros((0, 32, 32, 1), np.float32), DataError, "holds no samples"),
-        ((np.zeros((10, 32, 32, 1), np.float32), np.full(10, 12)), DataError, "labels go up to 12 but the model has 10"),
+        (
+            (np.zeros((10, 32, 32, 1), np.float32), np.full(10, 12)),
+            DataError,
+            "labels go up to 12 but the model has 10",
+        ),
         ({"y": np.zeros(3)}, DataError, "has no inputs"),
         ({"a": np.zeros((4, 32, 32, 1)), "b": np.zeros((4, 32, 32, 1))}, UnsupportedError, "single-input models"),
         (([np.zeros((32, 32, 1)), np.zeros((16, 16, 1))],), DataError, "ragged or mixed shapes"),
@@ -197,14 +280,22 @@ def test_bad_models_and_requests_raise_typed_errors(cnn, tmp_path: Path) -> None
         (lambda: edgebuild.build(cnn, "mcu", overrides={"quantization.bits": 4}), ProfileError, "unknown key"),
         (lambda: edgebuild.build(cnn, "mcu"), DataError, "needs calibration data"),
         (lambda: edgebuild.build(cnn, "mcu", calibration="noise"), UsageError, "calibration='noise'"),
-        (lambda: edgebuild.build(cnn, "mcu", tf.data.Dataset.from_tensor_slices(np.zeros((2, 32, 32, 1))).repeat()),
-         DataError, "infinite"),
+        (
+            lambda: edgebuild.build(cnn, "mcu", tf.data.Dataset.from_tensor_slices(np.zeros((2, 32, 32, 1))).repeat()),
+            DataError,
+            "infinite",
+        ),
         (lambda: edgebuild.build(tf_keras.Sequential([tf_keras.layers.Dense(2)]), "mobile"), ModelError, "not built"),
     ]
     a, b = tf_keras.Input(shape=(4,), name="a"), tf_keras.Input(shape=(4,), name="b")
     two = tf_keras.Model([a, b], tf_keras.layers.Dense(2)(tf_keras.layers.Concatenate()([a, b])))
-    cases.append((lambda: edgebuild.build(two, "mobile", out=tmp_path / "two", progress=False), UnsupportedError,
-                  "has 2 inputs (a, b)"))
+    cases.append(
+        (
+            lambda: edgebuild.build(two, "mobile", out=tmp_path / "two", progress=False),
+            UnsupportedError,
+            "has 2 inputs (a, b)",
+        )
+    )
     for call, error, message in cases:
         with pytest.raises(error) as caught:
             call()
@@ -234,12 +325,22 @@ def test_validate_bench_and_carray_take_the_build(cnn, digits_data, tmp_path: Pa
     assert report.passed and report.accuracy.agreement > 0.95 and report.arena.proven_bytes > 0
     assert "<table" in report._repr_html_() and "pass" in str(report)
     with pytest.raises(GateFailed) as caught:  # bytes in, no reference: rules and budgets only
-        edgebuild.validate(mcu.artifact_bytes, "mcu", {"x": data[0], "y": data[1]},
-                           overrides={"validation.tflm": False, "budget.flash": 1024})
+        edgebuild.validate(
+            mcu.artifact_bytes,
+            "mcu",
+            {"x": data[0], "y": data[1]},
+            overrides={"validation.tflm": False, "budget.flash": 1024},
+        )
     assert [c.name for c in caught.value.result.failed_checks] == ["budgets"]
     assert str(caught.value).startswith("tflite bytes (") and caught.value.result.accuracy is None
-    assert edgebuild.validate(mcu.artifact_bytes, "mcu", overrides={"validation.tflm": False, "budget.flash": 1024},
-                              gates=False).failed_checks[0].name == "budgets"
+    assert (
+        edgebuild.validate(
+            mcu.artifact_bytes, "mcu", overrides={"validation.tflm": False, "budget.flash": 1024}, gates=False
+        )
+        .failed_checks[0]
+        .name
+        == "budgets"
+    )
     timing = edgebuild.bench(mcu, threads=[1, 2], runs=5, warmup=1, data=data[0][:10])
     assert set(timing.threads) == {1, 2} and timing.p50_ms > 0 and timing.threads[2].runs == 5
     paths = edgebuild.carray(mcu, tmp_path / "c", name="digits_model")
@@ -273,8 +374,9 @@ def test_budget_callback_stops_keras3_training_over_budget(small_digits) -> None
     from edgebuild.keras import BudgetCallback
 
     x, y = small_digits
-    budget = BudgetCallback("mcu", data=(x[1400:], y[1400:]), overrides={"budget.flash": 1024, "validation.tflm": False},
-                            verbose=0)
+    budget = BudgetCallback(
+        "mcu", data=(x[1400:], y[1400:]), overrides={"budget.flash": 1024, "validation.tflm": False}, verbose=0
+    )
     history = _tiny(keras).fit(x[:1400], y[:1400], epochs=3, verbose=0, callbacks=[budget])
     assert len(history.history["loss"]) == 1  # stopped after the first measurement
     assert history.history["mcu_within_budget"] == [0.0]

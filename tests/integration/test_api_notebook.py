@@ -15,7 +15,7 @@ NOTEBOOK = ROOT / "tests" / "notebooks" / "api_example.ipynb"
 
 def _readme_example() -> str:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Python API"):]
+    section = readme[readme.index("## Python API") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -32,7 +32,9 @@ def test_readme_example_runs_in_a_notebook_and_renders_tables(tmp_path: Path) ->
     from nbclient import NotebookClient
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     code = [c for c in notebook.cells if c.cell_type == "code"]
     for cell in code:
         assert not [o for o in cell.outputs if o.output_type == "error"], cell.source

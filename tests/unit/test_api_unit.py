@@ -27,24 +27,41 @@ UPDATE_GOLDEN = os.environ.get("EDGEBUILD_UPDATE_GOLDEN") == "1"
 
 
 def test_import_is_light_and_bench_stays_the_function() -> None:
-    code = ("import sys, edgebuild; api = [edgebuild.build, edgebuild.validate, edgebuild.carray, edgebuild.resolve_profile]; "
-            "import edgebuild.bench; from edgebuild.bench import benchmark_threads; "
-            "print(callable(edgebuild.bench), edgebuild.bench.__module__, type(edgebuild.keras).__name__, "
-            "[m for m in ('tensorflow', 'tf_keras', 'keras', 'IPython') if m in sys.modules])")
+    code = (
+        "import sys, edgebuild; "
+        "api = [edgebuild.build, edgebuild.validate, edgebuild.carray, edgebuild.resolve_profile]; "
+        "import edgebuild.bench; from edgebuild.bench import benchmark_threads; "
+        "print(callable(edgebuild.bench), edgebuild.bench.__module__, type(edgebuild.keras).__name__, "
+        "[m for m in ('tensorflow', 'tf_keras', 'keras', 'IPython') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "edgebuild.api", "module", "[]"]
 
 
 def test_overrides_as_dicts_become_typed_toml_values() -> None:
-    assert _override_strings({"quantization.io": "uint8", "benchmark": {"enabled": False, "threads": [1, 2]},
-                              "data.seed": 3, "budget.flash": "1MiB", "x.ratio": 0.5}) == [
-        'quantization.io="uint8"', "benchmark.enabled=false", "benchmark.threads=[\n    1,\n    2,\n]",
-        "data.seed=3", 'budget.flash="1MiB"', "x.ratio=0.5"]
+    assert _override_strings(
+        {
+            "quantization.io": "uint8",
+            "benchmark": {"enabled": False, "threads": [1, 2]},
+            "data.seed": 3,
+            "budget.flash": "1MiB",
+            "x.ratio": 0.5,
+        }
+    ) == [
+        'quantization.io="uint8"',
+        "benchmark.enabled=false",
+        "benchmark.threads=[\n    1,\n    2,\n]",
+        "data.seed=3",
+        'budget.flash="1MiB"',
+        "x.ratio=0.5",
+    ]
     assert _override_strings(["a.b=c"]) == ["a.b=c"] and _override_strings("a.b=c") == ["a.b=c"]
-    profile = edgebuild.resolve_profile("mobile", {"benchmark": {"threads": [4], "runs": 7}, "quantization.io": "float32"})
+    profile = edgebuild.resolve_profile(
+        "mobile", {"benchmark": {"threads": [4], "runs": 7}, "quantization.io": "float32"}
+    )
     assert profile.benchmark.threads == [4] and profile.benchmark.runs == 7
     assert edgebuild.resolve_profile("mcu", {"data.seed": "12"}).data.seed == 12  # pydantic still coerces strings
-    with pytest.raises(ProfileError, match="unknown key 'quantization.bits'"):
+    with pytest.raises(ProfileError, match=r"unknown key 'quantization\.bits'"):
         edgebuild.resolve_profile("mcu", {"quantization.bits": 4})
     with pytest.raises(UsageError, match="not a TOML value"):
         _override_strings({"a.b": object()})
@@ -94,14 +111,14 @@ def test_early_errors_are_typed_and_need_no_tensorflow(tmp_path: Path) -> None:
 import sys, edgebuild
 from edgebuild.errors import EdgebuildError
 calls = [
-    lambda: edgebuild.build({str(tmp_path / 'missing.keras')!r}, 'mobile', progress=False),
+    lambda: edgebuild.build({str(tmp_path / "missing.keras")!r}, 'mobile', progress=False),
     lambda: edgebuild.build(object(), 'mobile'),
     lambda: edgebuild.build({str(tmp_path)!r}, [], progress=False),
     lambda: edgebuild.build({str(tmp_path)!r}, 'mcu', calibration='nope'),
     lambda: edgebuild.build({str(tmp_path)!r}, 'mobile', progress='loud'),
     lambda: edgebuild.build({str(tmp_path)!r}, 'mobile', device_options={{'identity': 'k'}}),
     lambda: edgebuild.validate(b'not a model', 'mcu'),
-    lambda: edgebuild.carray({str(tmp_path / 'none.tflite')!r}, {str(tmp_path / 'c')!r}),
+    lambda: edgebuild.carray({str(tmp_path / "none.tflite")!r}, {str(tmp_path / "c")!r}),
     lambda: edgebuild.resolve_profile('tpu'),
 ]
 for call in calls:
@@ -113,25 +130,53 @@ print('TF', 'tensorflow' in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert [line.split(" | ")[0] for line in out] == [
-        "ModelError", "UsageError", "UsageError", "UsageError", "UsageError", "UsageError", "ArtifactError",
-        "ArtifactError", "ProfileError", "TF False"]
+        "ModelError",
+        "UsageError",
+        "UsageError",
+        "UsageError",
+        "UsageError",
+        "UsageError",
+        "ArtifactError",
+        "ArtifactError",
+        "ProfileError",
+        "TF False",
+    ]
     assert "| tflite bytes (11 bytes) is not a TensorFlow Lite model" in out[6]
     assert not (tmp_path / "c").exists()
 
 
 def _report(target: str, passed: bool = True) -> dict:
-    checks = [{"name": "op rules (mcu)", "passed": True, "summary": "0 error(s)"},
-              {"name": "budgets", "passed": passed, "summary": "flash 10 / 20 bytes" if passed else "over <budget>"}]
-    return {"target": target, "artifact": {"path": "model.tflite", "size_bytes": 2048, "sha256": "ab",
-                                           "inputs": [{"name": "in", "shape": [1, 8, 8, 1], "dtype": "int8",
-                                                       "scale": 0.5, "zero_point": -1}],
-                                           "outputs": [], "ops": {"CONV_2D": 1}, "macs": 10},
-            "float_reference": {"size_bytes": 4096},
-            "validation": {"passed": passed, "checks": checks,
-                           "accuracy": {"metric": "top1", "samples": 10, "agreement": 0.9, "reference_top1": 0.8,
-                                        "artifact_top1": 0.7, "drop_points": 10.0},
-                           "arena": {"proven_bytes": 1000, "recommended_bytes": 1104}},
-            "benchmark": {"threads": {"1": {"p50_ms": 0.25, "runs": 5, "load_ms": 1.0}}, "best_threads": 1}}
+    checks = [
+        {"name": "op rules (mcu)", "passed": True, "summary": "0 error(s)"},
+        {"name": "budgets", "passed": passed, "summary": "flash 10 / 20 bytes" if passed else "over <budget>"},
+    ]
+    return {
+        "target": target,
+        "artifact": {
+            "path": "model.tflite",
+            "size_bytes": 2048,
+            "sha256": "ab",
+            "inputs": [{"name": "in", "shape": [1, 8, 8, 1], "dtype": "int8", "scale": 0.5, "zero_point": -1}],
+            "outputs": [],
+            "ops": {"CONV_2D": 1},
+            "macs": 10,
+        },
+        "float_reference": {"size_bytes": 4096},
+        "validation": {
+            "passed": passed,
+            "checks": checks,
+            "accuracy": {
+                "metric": "top1",
+                "samples": 10,
+                "agreement": 0.9,
+                "reference_top1": 0.8,
+                "artifact_top1": 0.7,
+                "drop_points": 10.0,
+            },
+            "arena": {"proven_bytes": 1000, "recommended_bytes": 1104},
+        },
+        "benchmark": {"threads": {"1": {"p50_ms": 0.25, "runs": 5, "load_ms": 1.0}}, "best_threads": 1},
+    }
 
 
 def test_results_render_as_text_and_html(tmp_path: Path) -> None:
@@ -145,9 +190,25 @@ def test_results_render_as_text_and_html(tmp_path: Path) -> None:
     assert ok.report["artifact"]["macs"] == 10 and ok.report.artifact.inputs[0].scale == 0.5  # mapping and typed
     assert ok.report.validation.arena.recommended_bytes == 1104 and ok.report.benchmark.p50_ms == 0.25
     text = str(result)
-    assert text.splitlines()[2].split() == ["mcu", "2.0", "KiB", "0.50x", "int8", "70.0%", "(-10.0)", "90.0%", "0.250",
-                                            "ms", "1.1", "KiB", "ok", str(tmp_path / "mcu" / "model.tflite")]
-    assert "edgetpu" in text and "ERROR" in text and "It broke" in text and "tiny: budgets failed: over <budget>" in text
+    assert text.splitlines()[2].split() == [
+        "mcu",
+        "2.0",
+        "KiB",
+        "0.50x",
+        "int8",
+        "70.0%",
+        "(-10.0)",
+        "90.0%",
+        "0.250",
+        "ms",
+        "1.1",
+        "KiB",
+        "ok",
+        str(tmp_path / "mcu" / "model.tflite"),
+    ]
+    assert (
+        "edgetpu" in text and "ERROR" in text and "It broke" in text and "tiny: budgets failed: over <budget>" in text
+    )
     page = result._repr_html_()
     assert page.count("<tr>") == 4 and "over &lt;budget&gt;" in page and "<img" not in page  # no chart written
     (tmp_path / "summary.png").write_bytes(b"\x89PNG")
@@ -166,10 +227,14 @@ def _reference_markdown() -> str:
     import edgebuild.api
     import edgebuild.keras
 
-    lines = ["# Python API reference", "",
-             "Generated from the docstrings by `tests/unit/test_api_unit.py` (pdoc's documentation model); "
-             "do not edit. For browsable HTML: `pdoc edgebuild.api edgebuild.keras` (`pip install -e '.[docs]'`).",
-             "See [api.md](api.md) for the guide.", ""]
+    lines = [
+        "# Python API reference",
+        "",
+        "Generated from the docstrings by `tests/unit/test_api_unit.py` (pdoc's documentation model); "
+        "do not edit. For browsable HTML: `pdoc edgebuild.api edgebuild.keras` (`pip install -e '.[docs]'`).",
+        "See [api.md](api.md) for the guide.",
+        "",
+    ]
     for module in (edgebuild.api, edgebuild.keras):
         doc = pdoc.doc.Module(module)
         lines += [f"## `{doc.name}`", "", doc.docstring.strip(), ""]
@@ -187,11 +252,21 @@ def _reference_markdown() -> str:
                         lines.append(f"- `{sub.name}{_signature(sub, method=True)}`: {_one_paragraph(sub.docstring)}")
                     elif isinstance(sub, pdoc.doc.Variable):
                         annotation = sub.annotation_str.removeprefix(": ") if sub.annotation_str else ""
-                        lines.append(f"- `{sub.name}: {annotation}`: {_one_paragraph(sub.docstring)}" if annotation
-                                     else f"- `{sub.name}`: {_one_paragraph(sub.docstring)}")
+                        lines.append(
+                            f"- `{sub.name}: {annotation}`: {_one_paragraph(sub.docstring)}"
+                            if annotation
+                            else f"- `{sub.name}`: {_one_paragraph(sub.docstring)}"
+                        )
                 lines.append("")
             else:
-                lines += [f"### `{name}`", "", f"`{_short(member.default_value_str)}`", "", member.docstring.strip(), ""]
+                lines += [
+                    f"### `{name}`",
+                    "",
+                    f"`{_short(member.default_value_str)}`",
+                    "",
+                    member.docstring.strip(),
+                    "",
+                ]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from edgebuild.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from edgebuild.api import BuildResult
 
 
 def register(app: typer.Typer) -> None:
@@ -16,22 +21,44 @@ def register(app: typer.Typer) -> None:
 
 def build(
     model: Path = typer.Argument(..., help="SavedModel folder, .keras (Keras 2 or 3) or .h5 file."),
-    target: List[str] = typer.Option([], "--target", "-t", help="Built-in target name, a profile .toml, or 'all'. Repeats."),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help=".npz (x, y), .npy or an image folder with class sub-folders."),
-    val_data: Optional[Path] = typer.Option(None, "--val-data", help="Separate validation data (default: a seeded split of --data)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output root (default build/<model name>)."),
-    set_: List[str] = typer.Option([], "--set", help="Override a profile key, e.g. --set quantization.io=int8. Repeats."),
+    target: list[str] = typer.Option(
+        [], "--target", "-t", help="Built-in target name, a profile .toml, or 'all'. Repeats."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", "-d", help=".npz (x, y), .npy or an image folder with class sub-folders."
+    ),
+    val_data: Path | None = typer.Option(
+        None, "--val-data", help="Separate validation data (default: a seeded split of --data)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output root (default build/<model name>)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a profile key, e.g. --set quantization.io=int8. Repeats."
+    ),
     calibration: str = typer.Option("data", "--calibration", help="'data' (default) or 'random' (smoke tests only)."),
-    no_gates: bool = typer.Option(False, "--no-gates", help="Report failed validation gates without failing the build."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Targets built in parallel (default: cores, capped by memory)."),
-    bench_device: Optional[str] = typer.Option(None, "--bench-device", help="Also benchmark each target on a device: ssh://user@host[:port] or adb:SERIAL."),
-    identity: Optional[Path] = typer.Option(None, "--identity", "-i", help="SSH private key for --bench-device."),
-    accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Add an unknown device's host key (never disables checking)."),
-    known_hosts: Optional[Path] = typer.Option(None, "--known-hosts", help="known_hosts file for the device (default: ssh's)."),
+    no_gates: bool = typer.Option(
+        False, "--no-gates", help="Report failed validation gates without failing the build."
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, help="Targets built in parallel (default: cores, capped by memory)."
+    ),
+    bench_device: str | None = typer.Option(
+        None, "--bench-device", help="Also benchmark each target on a device: ssh://user@host[:port] or adb:SERIAL."
+    ),
+    identity: Path | None = typer.Option(None, "--identity", "-i", help="SSH private key for --bench-device."),
+    accept_new_host_key: bool = typer.Option(
+        False, "--accept-new-host-key", help="Add an unknown device's host key (never disables checking)."
+    ),
+    known_hosts: Path | None = typer.Option(
+        None, "--known-hosts", help="known_hosts file for the device (default: ssh's)."
+    ),
     device_python: str = typer.Option("python3", "--device-python", help="Python on the SSH device."),
-    benchmark_model: Optional[str] = typer.Option(None, "--benchmark-model", help="adb devices: path of TFLite's benchmark_model."),
+    benchmark_model: str | None = typer.Option(
+        None, "--benchmark-model", help="adb devices: path of TFLite's benchmark_model."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build from scratch and do not store the result."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache location (default: $XDG_CACHE_HOME/edgebuild)."),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Cache location (default: $XDG_CACHE_HOME/edgebuild)."
+    ),
 ) -> int:
     """Convert, validate and benchmark MODEL for each target; write OUT/<target>/."""
     from edgebuild.api import build as api_build
@@ -44,12 +71,30 @@ def build(
         raise UsageError(f"--calibration {calibration!r} is not valid; use 'data' or 'random'.")
     device_options = None
     if bench_device is not None:
-        device_options = {"identity": identity, "accept_new_host_key": accept_new_host_key,
-                          "known_hosts": known_hosts, "device_python": device_python, "benchmark_model": benchmark_model}
+        device_options = {
+            "identity": identity,
+            "accept_new_host_key": accept_new_host_key,
+            "known_hosts": known_hosts,
+            "device_python": device_python,
+            "benchmark_model": benchmark_model,
+        }
     try:
-        result = api_build(model, target, data, val_data=val_data, out=out, overrides=set_, gates=not no_gates,
-                           calibration=calibration, jobs=jobs, cache=not no_cache, cache_dir=cache_dir,
-                           progress=StageProgress(), bench_device=bench_device, device_options=device_options)
+        result = api_build(
+            model,
+            target,
+            data,
+            val_data=val_data,
+            out=out,
+            overrides=set_,
+            gates=not no_gates,
+            calibration=calibration,
+            jobs=jobs,
+            cache=not no_cache,
+            cache_dir=cache_dir,
+            progress=StageProgress(),
+            bench_device=bench_device,
+            device_options=device_options,
+        )
     except EdgebuildError as exc:
         if getattr(exc, "result", None) is not None:  # the targets ran: show them, then fail
             _print_result(exc.result)  # type: ignore[attr-defined]
@@ -58,14 +103,15 @@ def build(
     return 0
 
 
-def _print_result(result) -> None:
+def _print_result(result: BuildResult) -> None:
     """The summary table, each target's warnings, and notes said once per build."""
-    from edgebuild.cli.render import build_summary, out as console
+    from edgebuild.cli.render import build_summary
+    from edgebuild.cli.render import out as console
 
     console.print(build_summary(list(result)))
     notes = []
     for r in result:
-        report = r.report or {}
+        report: Mapping[str, Any] = r.report or {}
         for warning in report.get("warnings", []):
             console.print(f"[yellow]warning[/yellow] ({r.target}): {warning}")
         edgetpu = (report.get("compile") or {}).get("edgetpu") or {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,7 +16,7 @@ def carray(
     name: str = typer.Option("g_model", "--name", help="C symbol for the model array."),
     out_dir: Path = typer.Option(Path("."), "--out", "-o", help="Folder for the generated files."),
     xxd_names: bool = typer.Option(False, "--xxd-names", help="`xxd -i` style: unsigned char NAME[] + NAME_len."),
-    arena: Optional[int] = typer.Option(None, "--arena", help="Arena bytes for model_settings.h (from a build report)."),
+    arena: int | None = typer.Option(None, "--arena", help="Arena bytes for model_settings.h (from a build report)."),
 ) -> int:
     """Write model_data.h/.cc and model_ops.h (and model_settings.h, main.cc with --arena)."""
     from edgebuild.api import carray as api_carray

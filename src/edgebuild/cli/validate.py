@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any
 
 import typer
 
@@ -18,9 +18,9 @@ def register(app: typer.Typer) -> None:
 def validate(
     artifact_path: Path = typer.Argument(..., metavar="ARTIFACT", help="A .tflite file."),
     target: str = typer.Option(..., "--target", "-t", help="Target whose rules and gates apply."),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Validation data (all of it is used)."),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="The float model, for accuracy comparison."),
-    set_: List[str] = typer.Option([], "--set"),
+    data: Path | None = typer.Option(None, "--data", "-d", help="Validation data (all of it is used)."),
+    reference: Path | None = typer.Option(None, "--reference", help="The float model, for accuracy comparison."),
+    set_: list[str] = typer.Option([], "--set"),
     as_json: bool = typer.Option(False, "--json", help="Print the validation block as JSON."),
     no_gates: bool = typer.Option(False, "--no-gates"),
 ) -> int:
@@ -38,7 +38,7 @@ def validate(
     return 0
 
 
-def _show(result: dict, artifact_path: Path, profile_name: str, as_json: bool) -> None:
+def _show(result: dict[str, Any], artifact_path: Path, profile_name: str, as_json: bool) -> None:
     from edgebuild.cli.render import out, validation_table
 
     if as_json:
