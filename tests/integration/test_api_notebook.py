@@ -27,6 +27,7 @@ def test_notebook_is_the_readme_example() -> None:
     assert code.split() == _readme_example().split(), "tests/notebooks/api_example.ipynb differs from README.md"
 
 
+@pytest.mark.slow  # a Jupyter kernel that imports TensorFlow and trains: about 25-40 s here
 def test_readme_example_runs_in_a_notebook_and_renders_tables(tmp_path: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
