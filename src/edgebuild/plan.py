@@ -99,6 +99,9 @@ def make_plan(profile: Profile, has_data: bool, random_calibration: bool, bench_
         stages.append(Stage("compile", "; ".join(compilers)))
     if profile.validation.enabled:
         stages.append(Stage("validate", _validate_text(profile, has_data)))
+    layers = layers_stage(profile, has_data)  # issue 15: per-layer quantization error, selective precision
+    if layers is not None:
+        stages.append(layers)
     if profile.benchmark.enabled:
         threads = ", ".join(str(t) for t in profile.benchmark.threads)
         stages.append(
@@ -189,3 +192,26 @@ def _validate_text(profile: Profile, has_data: bool) -> str:
     if profile.validation.tflm:
         parts.append("TFLite Micro run + exact arena")
     return ", ".join(parts) or "nothing to check"
+
+
+def layers_stage(profile: Profile, has_data: bool) -> Stage | None:
+    """The per-layer quantization error stage (edgebuild.stages.quant_debug), for PTQ int8 builds with data."""
+    quant = profile.quantization
+    selective = quant.selective != "off" or bool(quant.keep)
+    if selective and (quant.scheme != "int8" or quant.method != "ptq"):
+        raise UnsupportedError(
+            f"Target '{profile.name}': selective precision (quantization.selective / quantization.keep) starts from "
+            f"a post-training int8 model, but quantization.scheme = \"{quant.scheme}\" and method = "
+            f"\"{quant.method}\". Use --set quantization.scheme=int8 --set quantization.method=ptq."
+        )
+    if quant.scheme != "int8" or quant.method != "ptq" or not profile.validation.enabled or not has_data:
+        return None
+    if not profile.layers.enabled and not selective:
+        return None
+    what = (f"per-layer quantization error on {profile.layers.samples} validation samples: float vs int8 tensors, "
+            "the error each layer adds (TFLite debugger's layer-wise model), ranked, with causes")
+    if quant.keep:
+        what += f"; keep {', '.join(quant.keep)} at higher precision (ai-edge-quantizer)"
+    elif quant.selective == "auto":
+        what += "; if the accuracy gate fails, keep the worst layers at higher precision until it passes"
+    return Stage("layers", what)

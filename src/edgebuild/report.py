@@ -14,6 +14,7 @@ from edgebuild import __version__
 from edgebuild.artifact import TfliteArtifact
 from edgebuild.firmware.render import markdown_lines as firmware_markdown
 from edgebuild.profiles import Profile
+from edgebuild.quant_debug.render import layers_markdown
 
 SCHEMA_VERSION = 1
 
@@ -181,6 +182,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _training_md(report.get("training"))
     lines += _compile_md(report.get("compile"))
     lines += _validation_md(report.get("validation"))
+    lines += layers_markdown(report.get("layers"))  # issue 15: per-layer quantization error
     lines += _benchmark_md(report.get("benchmark"))
     lines += _device_benchmark_md((report.get("benchmark") or {}).get("device"))
     lines += firmware_markdown(report.get("firmware"))

@@ -458,7 +458,7 @@ def _accuracy(target: str, report: dict[str, Any]) -> str:
     if layers:
         metric, unit, layer_rows = layers
         items = [(name, value, f"{name}: {metric} {value:.4g}{unit}") for name, value in layer_rows]
-        worse = "lower is worse" if metric == "snr_db" else "higher is worse"
+        worse = "lower is worse" if metric in ("snr_db", "added_snr_db") else "higher is worse"
         out.append(
             charts.hbars(
                 f"{target}:per-layer-error",
@@ -473,13 +473,21 @@ def _accuracy(target: str, report: dict[str, Any]) -> str:
 
 def per_layer_errors(report: dict[str, Any]) -> tuple[str, str, list[tuple[str, float]]] | None:
     """Per-layer quantization error when a report has it: a list of {layer|name|tensor, snr_db|error|...}
-    under `quantization.per_layer` / `quantization.layers`, or `validation.accuracy.per_layer` / `.layers`."""
+    under `layers.per_layer` (the layers stage: added_snr_db is drawn), `quantization.per_layer` /
+    `quantization.layers`, or `validation.accuracy.per_layer` / `.layers`."""
     accuracy = _dict(_dict(report.get("validation")).get("accuracy"))
     quant = _dict(report.get("quantization"))
+    layers = _dict(report.get("layers"))
     source = next(
         (
             v
-            for v in (quant.get("per_layer"), quant.get("layers"), accuracy.get("per_layer"), accuracy.get("layers"))
+            for v in (
+                layers.get("per_layer"),
+                quant.get("per_layer"),
+                quant.get("layers"),
+                accuracy.get("per_layer"),
+                accuracy.get("layers"),
+            )
             if isinstance(v, list) and v
         ),
         None,
@@ -487,7 +495,8 @@ def per_layer_errors(report: dict[str, Any]) -> tuple[str, str, list[tuple[str, 
     if not source:
         return None
     rows = [r for r in source if isinstance(r, dict)]
-    for metric, unit in (("snr_db", " dB"), ("relative_error", ""), ("max_abs_error", ""), ("error", ""), ("mse", "")):
+    metrics = (("snr_db", " dB"), ("relative_error", ""), ("max_abs_error", ""), ("error", ""), ("mse", ""))
+    for metric, unit in (("added_snr_db", " dB"), *metrics):
         values = [
             (str(r.get("layer", r.get("name", r.get("tensor", "?")))), float(r[metric]))
             for r in rows

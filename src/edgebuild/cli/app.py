@@ -37,6 +37,7 @@ def _register() -> None:
         cache,
         carray,
         compare,
+        debug_quant,
         distill,
         doctor,
         flash,
@@ -46,7 +47,8 @@ def _register() -> None:
         validate,
     )
 
-    for module in (build, targets, plan, validate, bench, compare, carray, flash, prune, distill, doctor, cache):
+    for module in (build, targets, plan, validate, bench, compare, carray, flash, prune, distill, doctor, cache,
+                   debug_quant):
         module.register(app)
 
 

@@ -24,6 +24,7 @@ COMMANDS = {
     "distill",
     "doctor",
     "cache",
+    "debug-quant",
 }
 ROOT_FLAGS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
 

@@ -46,6 +46,13 @@ class QuantizationSection(Section):
         description="per-channel weight scales for FULLY_CONNECTED; false = one scale per tensor, "
         "which TFLite Micro needs far less arena for (mcu profiles)",
     )
+    # selective precision (issue 15): int8 except the layers that break it (edgebuild.quant_debug.selective)
+    selective: Literal["off", "auto"] = Field(
+        "off",
+        description="auto: when the int8 accuracy gate fails, keep the fewest worst layers (ranked by [layers]) at "
+        "a higher precision the target runs (mobile: float compute, float16 weights; mcu: int16 activations)",
+    )
+    keep: list[str] = Field([], description="regexes of layer (output tensor) names kept at higher precision")
 
     @model_validator(mode="after")
     def _io_fits_scheme(self) -> QuantizationSection:
@@ -84,6 +91,14 @@ class ValidationSection(Section):
         16.0, ge=0.0, description="largest TFLite Micro vs LiteRT-reference output difference, in quantization steps"
     )
     tflm: bool = False
+
+
+class LayersSection(Section):
+    """Per-layer quantization error of PTQ int8 builds: the `layers` stage (issue 15)."""
+
+    enabled: bool = True
+    top: int = Field(10, ge=1, le=1000, description="rows of the ranked table in report.json / report.md")
+    samples: int = Field(100, ge=1, le=100_000, description="validation samples the per-layer analysis runs")
 
 
 class BudgetSection(Section):
@@ -224,6 +239,7 @@ class Profile(Section):
     quantization: QuantizationSection = QuantizationSection()
     data: DataSection = DataSection()
     validation: ValidationSection = ValidationSection()
+    layers: LayersSection = LayersSection()
     budget: BudgetSection = BudgetSection()
     benchmark: BenchmarkSection = BenchmarkSection()
     mcu: McuSection = McuSection()

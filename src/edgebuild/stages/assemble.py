@@ -47,6 +47,7 @@ def write_report(ctx: TargetContext, state: TargetState) -> dict:
         report["flash"] = report_flash(state.firmware) or state.flash or NO_CROSS_COMPILER
     if state.firmware is not None:
         report["firmware"] = state.firmware
+    report.update({"layers": state.layers} if state.layers is not None else {})  # issue 15: per-layer error
     (work_dir / "profile.resolved.toml").write_text(to_toml(profile))
     write_json(work_dir / "report.json", report)
     (work_dir / "report.md").write_text(render_markdown(report))

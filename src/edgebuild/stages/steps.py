@@ -39,6 +39,7 @@ class TargetState:
     flash: dict | None = None  # emit: the model array's flash
     declared_arena: int | None = None  # emit: kTensorArenaSize in model_settings.h
     firmware: dict | None = None  # firmware
+    layers: dict[str, Any] | None = None  # layers (per-layer quantization error, selective precision; issue 15)
     report: dict = field(default_factory=dict)  # report
 
 
@@ -108,6 +109,12 @@ def validate(ctx: TargetContext, state: TargetState) -> str:
     state.validation = measure.validate(ctx, state.artifact_path, state.artifact)
     compile_stage.add_compiler_checks(state.validation, state.compiled, ctx.profile)
     return "checks passed" if state.validation["passed"] else "FAILED"
+
+
+def layers(ctx: TargetContext, state: TargetState) -> str:
+    from edgebuild.stages.quant_debug import run_layers
+
+    return run_layers(ctx, state)
 
 
 def benchmark(ctx: TargetContext, state: TargetState) -> str:
@@ -182,6 +189,7 @@ STEPS: dict[str, Callable[[TargetContext, TargetState], str]] = {
     "baseline": baseline,
     "compile": compile_model,
     "validate": validate,
+    "layers": layers,
     "benchmark": benchmark,
     "device": device,
     "emit": emit,
