@@ -132,12 +132,23 @@ class LoadedModel:
         return self._exported[batch]
 
     def predict(self, x: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
-        """Float reference outputs, run in TensorFlow in batches."""
-        fn = self.concrete_function(None)
+        """Float reference outputs, run in TensorFlow in batches (one sample at a time when the batch is fixed).
+
+        A model that declares its batch (a streaming model with `batch_size=1`, a SavedModel whose signature
+        says (1, ...)) cannot take more samples per call, and a stateful one must see them in order.
+        """
+        fixed = self.input_shape[0]
+        if fixed is not None:
+            batch_size = fixed
+        fn = self.concrete_function(fixed)
         chunks: list[list[np.ndarray]] = []
         for start in range(0, len(x), batch_size):
-            outputs = fn(x[start : start + batch_size].astype(self.input_dtype))
-            chunks.append([np.asarray(o) for o in outputs])
+            chunk = x[start : start + batch_size].astype(self.input_dtype)
+            short = batch_size - len(chunk) if fixed is not None else 0
+            if short:  # a fixed batch the samples do not fill: pad with the last sample, drop its outputs
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], short, axis=0)])
+            outputs = fn(chunk)
+            chunks.append([np.asarray(o)[: batch_size - short] for o in outputs])
         return [np.concatenate([c[i] for c in chunks]) for i in range(len(self.output_names))]
 
 

@@ -469,3 +469,58 @@ def test_flash_builds_for_a_real_board_then_exits_10_without_a_probe(mcu_build, 
 
     code = main(["flash", str(mcu_build["dir"])])  # the build's own board is emulated: no probe target
     assert code == 2 and "qemu:mps2-an386" in capsys.readouterr().err
+
+
+@needs_tools
+def test_a_stateful_streaming_model_keeps_its_resource_variables_on_the_device(tmp_path, monkeypatch) -> None:
+    """A streaming model that keeps a ring buffer in a tf.Variable converts to VAR_HANDLE / READ_VARIABLE /
+    ASSIGN_VARIABLE: the generated main.cc and the firmware must create TFLite Micro's resource variables,
+    and the device, which runs the samples in order, must carry the state exactly as LiteRT does."""
+    import tensorflow as tf
+
+    from edgebuild.cli.main import main
+
+    class Stream(tf.Module):
+        def __init__(self) -> None:
+            self.state = tf.Variable(tf.zeros((1, 4, 8)), trainable=False)
+            self.w = tf.Variable(tf.random.stateless_normal((32, 3), seed=(1, 2)))
+
+        @tf.function(input_signature=[tf.TensorSpec((1, 1, 8), tf.float32)])
+        def __call__(self, x):
+            window = tf.concat([self.state[:, 1:, :], x], axis=1)
+            self.state.assign(window)
+            return tf.nn.softmax(tf.reshape(window, (1, 32)) @ self.w)
+
+    module = Stream()
+    tf.saved_model.save(module, str(tmp_path / "stream"), signatures=module.__call__.get_concrete_function())
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "frames.npz", x=rng.uniform(-1, 1, (60, 1, 8)).astype(np.float32))
+    monkeypatch.setenv("EDGEBUILD_TFLM_DIR", str(tflm_tree()))
+    out = tmp_path / "out"
+    main(
+        [
+            "build",
+            str(tmp_path / "stream"),
+            "-t",
+            "mcu",
+            "-d",
+            str(tmp_path / "frames.npz"),
+            "-o",
+            str(out),
+            "--set",
+            "benchmark.enabled=false",
+            "--set",
+            "mcu.firmware_samples=6",
+            "--no-gates",
+        ]
+    )
+    report = json.loads((out / "mcu/report.json").read_text())
+    assert "VAR_HANDLE" in report["artifact"]["ops"]
+    assert "kNumResourceVariables = 1;" in (out / "mcu/c/model_settings.h").read_text()
+    assert "MicroResourceVariables::Create" in (out / "mcu/c/main.cc").read_text()
+    firmware = report["firmware"]
+    assert firmware["status"] == "ok", firmware.get("error") or firmware["checks"]
+    assert firmware["comparison"]["samples"] == 6 and firmware["comparison"]["max_steps"] <= 1
+    assert firmware["host_check"]["status"] == "passed"
+    rules = next(c for c in report["validation"]["checks"] if c["name"].startswith("op rules"))
+    assert not any("is resource" in f["message"] for f in rules["findings"])  # the handle is not a float tensor

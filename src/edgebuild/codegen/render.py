@@ -190,7 +190,36 @@ def model_settings_h(tflite_bytes: bytes, artifact: TfliteArtifact, symbol: str,
         banner=_banner("model_settings.h", tflite_bytes, artifact),
         guard=guard(symbol, "model_settings"),
         arena_bytes=arena_bytes,
+        resource_variables=_resource_variables_section(tflite_bytes, artifact),
         io_sections="".join(sections),
+    )
+
+
+def resource_variable_count(tflite_bytes: bytes, artifact: TfliteArtifact) -> int:
+    """Distinct VAR_HANDLE shared names: the variables a stateful (streaming) model keeps between invokes.
+
+    Counted as TFLite Micro's own Python interpreter counts them, so the firmware creates exactly what the
+    arena proof allocated.
+    """
+    if "VAR_HANDLE" not in artifact.op_counts():
+        return 0
+    from edgebuild.runtime.tflm import count_resource_variables
+
+    return count_resource_variables(tflite_bytes)
+
+
+def _resource_variables_section(tflite_bytes: bytes, artifact: TfliteArtifact) -> str:
+    count = resource_variable_count(tflite_bytes, artifact)
+    if count == 0:
+        return ""
+    return (
+        "\n// The model keeps state between invokes in resource variables (VAR_HANDLE): create them from the\n"
+        "// interpreter's allocator, as main.cc does:\n"
+        "//   auto* allocator = tflite::MicroAllocator::Create(arena, kTensorArenaSize);\n"
+        "//   auto* variables = tflite::MicroResourceVariables::Create(allocator, kNumResourceVariables);\n"
+        "//   tflite::MicroInterpreter interpreter(model, resolver, allocator, variables);\n"
+        "#define EDGEBUILD_HAS_RESOURCE_VARIABLES 1\n"
+        f"constexpr int kNumResourceVariables = {count};\n"
     )
 
 
@@ -218,10 +247,24 @@ def main_cc(tflite_bytes: bytes, artifact: TfliteArtifact, symbol: str) -> str:
         )
     elif artifact.outputs and artifact.outputs[0].dtype == "float32":
         read = '  MicroPrintf("Output 0, first value: %f", static_cast<double>(output->data.f[0]));'
+    interpreter = (
+        "  static tflite::MicroInterpreter interpreter(model, resolver, tensor_arena,\n"
+        "                                              kTensorArenaSize);"
+    )
+    if resource_variable_count(tflite_bytes, artifact):
+        interpreter = (
+            "  // The model's state lives in resource variables, allocated from the same arena.\n"
+            "  static tflite::MicroAllocator* allocator =\n"
+            "      tflite::MicroAllocator::Create(tensor_arena, kTensorArenaSize);\n"
+            "  static tflite::MicroResourceVariables* variables =\n"
+            "      tflite::MicroResourceVariables::Create(allocator, kNumResourceVariables);\n"
+            "  static tflite::MicroInterpreter interpreter(model, resolver, allocator, variables);"
+        )
     return _render(
         "main.cc.tmpl",
         banner=_banner("main.cc", tflite_bytes, artifact),
         symbol=symbol,
+        interpreter=interpreter,
         fill_input=fill,
         read_output=read,
     )

@@ -27,7 +27,7 @@ DEFAULT_TIMEOUT_S = 120.0
 EXIT_MEANINGS = {
     0: "ok",
     1: "model or op registration failed",
-    2: "AllocateTensors() failed (tensor arena too small)",
+    2: "AllocateTensors() failed (the log says why: usually a tensor arena too small)",
     3: "CPU fault (hard fault)",
     4: "unexpected exception",
     5: "Invoke() failed",

@@ -143,6 +143,11 @@ def _tflm_specs(interp: Any, artifact: TfliteArtifact) -> tuple[list[IOSpec], li
     return ins, outs
 
 
+def count_resource_variables(tflite_bytes: bytes) -> int:
+    """Distinct resource variables (VAR_HANDLE shared names), as TFLite Micro's interpreter counts them."""
+    return int(_tflm_runtime().count_resource_variables(bytearray(tflite_bytes)))
+
+
 class TflmModel:
     """One model in TensorFlow Lite Micro: read and parsed once, then probed or run (in the TFLM worker)."""
 

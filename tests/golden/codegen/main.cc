@@ -40,7 +40,7 @@ int main() {
   static tflite::MicroInterpreter interpreter(model, resolver, tensor_arena,
                                               kTensorArenaSize);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
-    MicroPrintf("AllocateTensors() failed: kTensorArenaSize is too small?");
+    MicroPrintf("AllocateTensors() failed (see the message above; usually kTensorArenaSize is too small).");
     return 1;
   }
 

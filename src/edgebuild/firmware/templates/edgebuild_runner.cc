@@ -195,8 +195,17 @@ int main() {
   if (RegisterOps(resolver) != kTfLiteOk) return Fail("register_ops", 1, "RegisterOps() failed");
 
   static OpProfiler profiler;
+#ifdef EDGEBUILD_HAS_RESOURCE_VARIABLES
+  // A stateful model: its resource variables come from the same arena, as in the generated main.cc.
+  static tflite::MicroAllocator* allocator = tflite::MicroAllocator::Create(g_edgebuild_arena, EDGEBUILD_ARENA_BYTES);
+  if (allocator == nullptr) return Fail("allocate_tensors", 2, "MicroAllocator::Create failed");
+  static tflite::MicroResourceVariables* variables =
+      tflite::MicroResourceVariables::Create(allocator, kNumResourceVariables);
+  static tflite::MicroInterpreter interpreter(model, resolver, allocator, variables, &profiler);
+#else
   static tflite::MicroInterpreter interpreter(model, resolver, g_edgebuild_arena, EDGEBUILD_ARENA_BYTES,
                                               nullptr, &profiler);
+#endif
   if (interpreter.AllocateTensors() != kTfLiteOk) {
     char detail[96];
     snprintf(detail, sizeof(detail), "arena_size=%u", static_cast<unsigned>(EDGEBUILD_ARENA_BYTES));
