@@ -18,6 +18,7 @@ PACKAGES = (
     "tflite-runtime",
     "tflite-micro",
     "ethos-u-vela",
+    "pyocd",
     "numpy",
 )
 TOOLS = {
@@ -25,6 +26,8 @@ TOOLS = {
     "vela": "Arm Vela (pip install ethos-u-vela)",
     "arm-none-eabi-gcc": "Cortex-M cross compiler (apt-get install gcc-arm-none-eabi)",
     "g++": "host C++ compiler",
+    "qemu-system-arm": "runs mcu firmware on an emulated Cortex-M (apt-get install qemu-system-arm)",
+    "pyocd": "flashes real boards: edgebuild flash (pip install 'edgebuild[flash]')",
 }
 
 
@@ -44,3 +47,19 @@ def doctor() -> None:
     for tool, what in TOOLS.items():
         found = shutil.which(tool) or shutil.which(tool, path=beside_python)
         typer.echo(f"  {tool:<32} {found or 'not found'}  ({what})")
+    _tflm_tree()
+
+
+def _tflm_tree() -> None:
+    """The TensorFlow Lite Micro tree the firmware stage would use, and whether it is one."""
+    from edgebuild.firmware.stage import resolve_tflm_dir
+    from edgebuild.firmware.tflm_library import TREE_HINT, check_tree, tflm_cache_dir
+
+    tree = resolve_tflm_dir(None)
+    if tree is None:
+        state = f"not set: mcu firmware stages are skipped. {TREE_HINT}"
+    else:
+        problem = check_tree(tree)
+        state = f"{tree}" + (f"  (unusable: {problem})" if problem else "")
+    typer.echo(f"  {'EDGEBUILD_TFLM_DIR':<32} {state}")
+    typer.echo(f"  {'TFLite Micro library cache':<32} {tflm_cache_dir()}")
