@@ -230,7 +230,7 @@ def test_unregistered_custom_layer_builds_from_a_savedmodel_export(small_digits,
     assert result["mobile"].report["model"] == {
         **result["mobile"].report["model"],
         "format": "savedmodel",
-        "path": "in-memory tf_keras model 'sequential'",
+        "path": f"in-memory tf_keras model '{model.name}'",
     }
     assert any("did not load back from .keras" in m and "SavedModel export" in m for m in messages), messages
     x = small_digits[0][:4]
