@@ -94,7 +94,7 @@ def test_in_memory_model_and_arrays_build_the_cli_bytes(cnn, keras2_cnn, digits_
     # the report names the in-memory inputs, not the temporary files they went through
     text = (tmp_path / "api" / "mcu" / "report.json").read_text() + (tmp_path / "api" / "mcu" / "report.md").read_text()
     assert "edgebuild-api-" not in text
-    assert mcu.report["model"]["path"] == "in-memory tf_keras model 'sequential'"
+    assert mcu.report["model"]["path"] == f"in-memory tf_keras model '{cnn.name}'"
     assert mcu.report["data"]["source"].startswith("data=(float32 (597, 32, 32, 1), int64 (597,))")
     # plain text and Jupyter renderings of the summary
     assert str(result).splitlines()[0].split() == [
