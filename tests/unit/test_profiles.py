@@ -50,7 +50,7 @@ def test_unknown_key_names_the_file_key_and_valid_keys(tmp_path: Path) -> None:
     message = str(err.value)
     assert str(board) in message
     assert "unknown key 'quantization.shceme'" in message
-    assert "calibration_samples, dense_per_channel, io, method, scheme" in message
+    assert "calibration_samples, dense_per_channel, io, keep, method, scheme, selective" in message
 
 
 def test_wrong_value_lists_the_choices() -> None:

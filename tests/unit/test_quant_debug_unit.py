@@ -72,8 +72,15 @@ def test_rare_outlier_values_and_clipping_and_per_tensor_weights() -> None:
     scale = x.max() / 255
     stats = PairStats(scale=scale, qrange=(0.0, 0.5))  # half the values above the calibrated range
     stats.add(x, _quantize(x, scale))
-    kinds = [r["kind"] for r in diagnose.reasons({"op": "FULLY_CONNECTED", "scale": scale}, stats.range_facts(),
-                                                  {"per_tensor": True, "channels": 10, "spread": 40.0}, 20)]
+    kinds = [
+        r["kind"]
+        for r in diagnose.reasons(
+            {"op": "FULLY_CONNECTED", "scale": scale},
+            stats.range_facts(),
+            {"per_tensor": True, "channels": 10, "spread": 40.0},
+            20,
+        )
+    ]
     assert kinds == ["outlier_range", "per_tensor_weights", "calibration"]
     weights = np.ones((10, 5))
     weights[3] *= 50
@@ -82,15 +89,31 @@ def test_rare_outlier_values_and_clipping_and_per_tensor_weights() -> None:
 
 
 def _block() -> dict:
-    row = {"rank": 1, "op": "CONV_2D", "tensor": "seq/conv2d/Relu;seq/conv2d/BiasAdd", "shape": [1, 30, 30, 8],
-           "scale": 6.23, "added_snr_db": 0.0, "snr_db": 40.3, "channel_snr_db": 0.0, "rmse_steps": 0.17,
-           "cosine": 1.0, "reasons": ["outlier-dominated activation range: channel 0 ..."],
-           "reason_kinds": ["outlier_range"]}
-    return {"top": [row, {**row, "rank": 2, "op": "MAX_POOL_2D", "tensor": "seq/pool", "added_snr_db": None,
-                          "reasons": []}],
-            "worst": {"tensor": row["tensor"], "op": "CONV_2D", "added_snr_db": 0.0, "reasons": row["reasons"]},
-            "samples": 100, "calibration_samples": 200, "seconds": {"quantize": 0.1, "run": 1.0},
-            "per_layer": [{"layer": row["tensor"], "op": "CONV_2D", "snr_db": 40.3, "added_snr_db": 0.0}]}
+    row = {
+        "rank": 1,
+        "op": "CONV_2D",
+        "tensor": "seq/conv2d/Relu;seq/conv2d/BiasAdd",
+        "shape": [1, 30, 30, 8],
+        "scale": 6.23,
+        "added_snr_db": 0.0,
+        "snr_db": 40.3,
+        "channel_snr_db": 0.0,
+        "rmse_steps": 0.17,
+        "cosine": 1.0,
+        "reasons": ["outlier-dominated activation range: channel 0 ..."],
+        "reason_kinds": ["outlier_range"],
+    }
+    return {
+        "top": [
+            row,
+            {**row, "rank": 2, "op": "MAX_POOL_2D", "tensor": "seq/pool", "added_snr_db": None, "reasons": []},
+        ],
+        "worst": {"tensor": row["tensor"], "op": "CONV_2D", "added_snr_db": 0.0, "reasons": row["reasons"]},
+        "samples": 100,
+        "calibration_samples": 200,
+        "seconds": {"quantize": 0.1, "run": 1.0},
+        "per_layer": [{"layer": row["tensor"], "op": "CONV_2D", "snr_db": 40.3, "added_snr_db": 0.0}],
+    }
 
 
 def test_markdown_and_text_show_the_ranked_table_with_causes() -> None:
@@ -113,8 +136,11 @@ def test_report_html_draws_added_error_from_the_layers_block() -> None:
 def test_plan_runs_layers_after_validate_for_ptq_int8_with_data() -> None:
     stages = [s.name for s in make_plan(resolve("mcu", []), has_data=True, random_calibration=False).stages]
     assert stages[stages.index("validate") + 1] == "layers"
-    for profile, data in ((resolve("mobile", []), True), (resolve("mcu", ["layers.enabled=false"]), True),
-                          (resolve("mcu", []), False)):
+    for profile, data in (
+        (resolve("mobile", []), True),
+        (resolve("mcu", ["layers.enabled=false"]), True),
+        (resolve("mcu", []), False),
+    ):
         assert "layers" not in [s.name for s in make_plan(profile, has_data=data, random_calibration=True).stages]
     auto = resolve("mobile", ["quantization.scheme=int8", "quantization.selective=auto"])
     plan = make_plan(auto, has_data=True, random_calibration=False)
@@ -130,7 +156,9 @@ def test_profile_fields() -> None:
 
 
 def test_debug_quant_help_does_not_import_tensorflow() -> None:
-    code = ("import sys; from edgebuild.cli.main import main; main(['debug-quant', '--help']); "
-            "print('tensorflow' in sys.modules)")
+    code = (
+        "import sys; from edgebuild.cli.main import main; main(['debug-quant', '--help']); "
+        "print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--target" in out and out.strip().endswith("False")

@@ -32,8 +32,16 @@ def debug_quant(
     as_json: Path | None = typer.Option(None, "--json", help="Also write the report's layers block here."),
 ) -> int:
     """Per-layer quantization error of the target's int8 model: ranked, with causes."""
-    block = analyse(model, target, data, list(set_), samples, top, sweep,
-                    progress=lambda text: typer.echo(f"debug-quant: {text}", err=True))
+    block = analyse(
+        model,
+        target,
+        data,
+        list(set_),
+        samples,
+        top,
+        sweep,
+        progress=lambda text: typer.echo(f"debug-quant: {text}", err=True),
+    )
     from edgebuild.quant_debug.render import layers_text
 
     typer.echo(layers_text(block))
@@ -42,8 +50,16 @@ def debug_quant(
     return 0
 
 
-def analyse(model_path: Path, target: str, data: Path, overrides: list[str], samples: int | None, top: int | None,
-            sweep: bool, progress=lambda text: None) -> dict:
+def analyse(
+    model_path: Path,
+    target: str,
+    data: Path,
+    overrides: list[str],
+    samples: int | None,
+    top: int | None,
+    sweep: bool,
+    progress=lambda text: None,
+) -> dict:
     """The `layers` block for one target, computed like a build computes it (also used by the API and tests)."""
     from edgebuild.pipeline import BuildRequest, plan_build
 
@@ -57,8 +73,9 @@ def analyse(model_path: Path, target: str, data: Path, overrides: list[str], sam
     if quant.scheme != "int8" or quant.method != "ptq":
         raise UnsupportedError(
             f"debug-quant analyses post-training int8 models; target '{profile.name}' uses scheme "
-            f"\"{quant.scheme}\", method \"{quant.method}\". Use --set quantization.scheme=int8 "
-            "(and --set quantization.method=ptq).")
+            f'"{quant.scheme}", method "{quant.method}". Use --set quantization.scheme=int8 '
+            "(and --set quantization.method=ptq)."
+        )
     from edgebuild.converters.ptq import convert
     from edgebuild.data import check_fits, load_dataset
     from edgebuild.model import check_static_shape, load_model
@@ -70,8 +87,9 @@ def analyse(model_path: Path, target: str, data: Path, overrides: list[str], sam
     progress(f"loading {model_path}")
     loaded = load_model(model_path)
     check_static_shape(loaded)
-    dataset = check_fits(load_dataset(data, loaded.input_shape, profile.data.image_range), loaded.input_shape,
-                         str(model_path))
+    dataset = check_fits(
+        load_dataset(data, loaded.input_shape, profile.data.image_range), loaded.input_shape, str(model_path)
+    )
     shared = SharedInputs(model=loaded, model_sha256="", dataset=dataset)
     with tempfile.TemporaryDirectory(prefix="edgebuild-debug-quant-") as folder:
         ctx = TargetContext(profile=profile, shared=shared, work_dir=Path(folder), progress=SilentProgress())
@@ -86,12 +104,26 @@ def analyse(model_path: Path, target: str, data: Path, overrides: list[str], sam
         assert shared.float_blob is not None
         artifact = convert(loaded.export(batch), None, quant, ctx.calibration)
         progress(f"measuring every layer on {min(len(x), profile.layers.samples)} validation samples")
-        analysis = analyze(artifact, shared.float_blob, ctx.calibration, x, io=quant.io,
-                           dense_per_channel=quant.dense_per_channel, samples=profile.layers.samples)
+        analysis = analyze(
+            artifact,
+            shared.float_blob,
+            ctx.calibration,
+            x,
+            io=quant.io,
+            dense_per_channel=quant.dense_per_channel,
+            samples=profile.layers.samples,
+        )
         block = analysis.block(profile.layers.top)
-        inputs = Inputs(profile=profile, float_blob=shared.float_blob, artifact_blob=artifact,
-                        calibration=ctx.calibration, x=x, y=y, reference=shared.reference_outputs(x, key),
-                        work_dir=Path(folder))
+        inputs = Inputs(
+            profile=profile,
+            float_blob=shared.float_blob,
+            artifact_blob=artifact,
+            calibration=ctx.calibration,
+            x=x,
+            y=y,
+            reference=shared.reference_outputs(x, key),
+            work_dir=Path(folder),
+        )
         from edgebuild.quant_debug.selective import evaluate
 
         plain = evaluate(artifact, inputs)

@@ -21,11 +21,14 @@ from edgebuild.quant_debug.capture import KeptModel, sample_at, split_samples
 from edgebuild.quant_debug.match import IO_OPS, PASS_THROUGH, added_pairs, cumulative_pairs
 from edgebuild.quant_debug.metrics import PairStats, worst_db
 
+CHUNK = 16  # samples whose tensors are gathered before the statistics run over them together
 EXACT_DB = 100.0  # an op whose output is this close to the float op's adds no error worth naming (rounding of floats)
 FIXED_RANGE_OPS = {"SOFTMAX", "LOGISTIC", "TANH", "LOG_SOFTMAX"}  # output scale fixed by the op, not calibrated
 WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
-ENGINE = ("TFLite converter: calibrator + MLIR quantizer (mlir_quantize), layer-wise debug model with NumericVerify "
-          "(what tf.lite.experimental.QuantizationDebugger builds); LiteRT with experimental_preserve_all_tensors")
+ENGINE = (
+    "TFLite converter: calibrator + MLIR quantizer (mlir_quantize), layer-wise debug model with NumericVerify "
+    "(what tf.lite.experimental.QuantizationDebugger builds); LiteRT with experimental_preserve_all_tensors"
+)
 
 
 @dataclass
@@ -50,24 +53,38 @@ class Analysis:
             "calibration_samples": self.calibration_samples,
             "reproduces_artifact": self.reproduces_artifact,
             "ranked_by": "added_snr_db: SNR of each op's output against the float op run on the same quantized "
-                         "inputs (the lower of the whole tensor's and the median channel's), lowest first",
+            "inputs (the lower of the whole tensor's and the median channel's), lowest first",
             "top": [_public(r) for r in self.ranked[:top]],
-            "per_layer": [{"layer": r["tensor"], "op": r["op"], "snr_db": r["snr_db"],
-                           "added_snr_db": r["added_snr_db"]} for r in self.rows],
+            "per_layer": [
+                {"layer": r["tensor"], "op": r["op"], "snr_db": r["snr_db"], "added_snr_db": r["added_snr_db"]}
+                for r in self.rows
+            ],
             "matched": len(self.rows),
             "unmatched": self.unmatched,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
         if worst is not None:
-            block["worst"] = {"tensor": worst["tensor"], "op": worst["op"], "added_snr_db": worst["added_snr_db"],
-                              "reasons": [r["text"] for r in worst["reasons"]]}
+            block["worst"] = {
+                "tensor": worst["tensor"],
+                "op": worst["op"],
+                "added_snr_db": worst["added_snr_db"],
+                "reasons": [r["text"] for r in worst["reasons"]],
+            }
         if self.notes:
             block["notes"] = self.notes
         return block
 
 
-def analyze(artifact_blob: bytes, float_blob: bytes, calibration: np.ndarray, x: Any, io: str = "float32",
-            dense_per_channel: bool = True, samples: int = 100, calibrated: bytes | None = None) -> Analysis:
+def analyze(
+    artifact_blob: bytes,
+    float_blob: bytes,
+    calibration: np.ndarray,
+    x: Any,
+    io: str = "float32",
+    dense_per_channel: bool = True,
+    samples: int = 100,
+    calibrated: bytes | None = None,
+) -> Analysis:
     """Measure every layer of `artifact_blob` (PTQ int8 of `float_blob` calibrated on `calibration`) on `x`."""
     from edgebuild.quant_debug import engine
 
@@ -84,22 +101,40 @@ def analyze(artifact_blob: bytes, float_blob: bytes, calibration: np.ndarray, x:
     float_model, artifact, debug = KeptModel(float_blob), KeptModel(artifact_blob), KeptModel(debug_blob)
     pairs, unmatched = cumulative_pairs(artifact, float_model)
     added = added_pairs(artifact, debug) if same else {}
-    cumulative = {p.tensor.name: PairStats(scale=p.tensor.scale, zero_point=p.tensor.zero_point,
-                                           qrange=p.tensor.float_range()) for p in pairs}
+    cumulative = {
+        p.tensor.name: PairStats(scale=p.tensor.scale, zero_point=p.tensor.zero_point, qrange=p.tensor.float_range())
+        for p in pairs
+    }
     local = {name: PairStats(scale=p.tensor.scale) for name, p in added.items()}
     arrays, count = split_samples(x, float_model.in_specs, "the float model")
     count = min(count, samples)
     batch = max(1, float_model.in_specs[0].shape[0] if float_model.in_specs[0].shape else 1)
-    for i in range(0, count - batch + 1, batch):
+    pending: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def flush() -> None:  # statistics over a chunk of samples at once: far fewer NumPy calls per sample
+        for (kind, name), values in pending.items():
+            if values:
+                stats = cumulative[name] if kind == "cumulative" else local[name]
+                stats.add(np.concatenate([v[0] for v in values]), np.concatenate([v[1] for v in values]))
+                values.clear()
+
+    for n, i in enumerate(range(0, count - batch + 1, batch), 1):
         inputs = sample_at(arrays, i, batch)
         float_model.run(inputs)
         artifact.run(inputs)
         for p in pairs:
-            cumulative[p.tensor.name].add(float_model.value(p.reference), p.tensor.dequantize(artifact.value(p.candidate)))
+            pending.setdefault(("cumulative", p.tensor.name), []).append(
+                (float_model.value(p.reference), artifact.value(p.candidate))
+            )
         if added:
             debug.run(inputs)
             for name, p in added.items():
-                local[name].add(debug.value(p.reference), p.candidate_tensor.dequantize(debug.value(p.candidate)))
+                pending.setdefault(("added", name), []).append((debug.value(p.reference), debug.value(p.candidate)))
+        if n % CHUNK == 0:
+            _dequantize(pending, pairs, added)
+            flush()
+    _dequantize(pending, pairs, added)
+    flush()
     seconds["run"] = time.perf_counter() - started
 
     rows = []
@@ -107,10 +142,17 @@ def analyze(artifact_blob: bytes, float_blob: bytes, calibration: np.ndarray, x:
         stats = cumulative[p.tensor.name]
         metrics = stats.finish()
         row: dict[str, Any] = {
-            "index": p.op.index, "op": p.op.name, "tensor": p.tensor.name, "shape": list(p.tensor.shape),
-            "dtype": p.tensor.dtype.name, "scale": p.tensor.scale, "zero_point": p.tensor.zero_point,
-            "snr_db": metrics["snr_db"], "channel_snr_db": metrics["channel_snr_db"],
-            "rmse_steps": metrics["rmse_steps"], "cosine": metrics["cosine"],
+            "index": p.op.index,
+            "op": p.op.name,
+            "tensor": p.tensor.name,
+            "shape": list(p.tensor.shape),
+            "dtype": p.tensor.dtype.name,
+            "scale": p.tensor.scale,
+            "zero_point": p.tensor.zero_point,
+            "snr_db": metrics["snr_db"],
+            "channel_snr_db": metrics["channel_snr_db"],
+            "rmse_steps": metrics["rmse_steps"],
+            "cosine": metrics["cosine"],
         }
         if p.tensor.name in local:
             own = local[p.tensor.name].finish()
@@ -124,8 +166,7 @@ def analyze(artifact_blob: bytes, float_blob: bytes, calibration: np.ndarray, x:
         if p.op.name in FIXED_RANGE_OPS:
             facts["clipped_fraction"] = None
         row["range"] = {k: facts[k] for k in ("min", "max", "p99_9", "clipped_fraction") if facts.get(k) is not None}
-        row["reasons"] = diagnose.reasons(row, facts, _weight_facts(p.op, artifact, float_model),
-                                          int(len(calibration)))
+        row["reasons"] = diagnose.reasons(row, facts, _weight_facts(p.op, artifact, float_model), len(calibration))
         rows.append(row)
     eligible = [r for r in rows if r["op"] not in IO_OPS and (r["tensor"] in local if added else r["scale"])]
     ranked = sorted(eligible, key=_rank_key)
@@ -133,14 +174,37 @@ def analyze(artifact_blob: bytes, float_blob: bytes, calibration: np.ndarray, x:
         row["rank"] = rank
     notes = []
     if not same:
-        notes.append("The artifact's quantization could not be reproduced from the float model and the calibration "
-                     "samples (a QAT or otherwise modified artifact?): added error is estimated from the cumulative "
-                     "error, so a layer may be blamed for what it inherited.")
+        notes.append(
+            "The artifact's quantization could not be reproduced from the float model and the calibration "
+            "samples (a QAT or otherwise modified artifact?): added error is estimated from the cumulative "
+            "error, so a layer may be blamed for what it inherited."
+        )
     if unmatched:
         notes.append(f"{len(unmatched)} quantized tensor(s) have no float twin by name and are not measured.")
-    return Analysis(rows=rows, ranked=ranked, samples=count, calibration_samples=int(len(calibration)),
-                    reproduces_artifact=same, unmatched=unmatched, seconds=seconds, calibrated=calibrated,
-                    notes=notes)
+    return Analysis(
+        rows=rows,
+        ranked=ranked,
+        samples=count,
+        calibration_samples=len(calibration),
+        reproduces_artifact=same,
+        unmatched=unmatched,
+        seconds=seconds,
+        calibrated=calibrated,
+        notes=notes,
+    )
+
+
+def _dequantize(
+    pending: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]], pairs: list[Any], added: dict[str, Any]
+) -> None:
+    """Candidates to float in place (one call per chunk): the artifact's and the debug model's quantized values."""
+    tensors = {("cumulative", p.tensor.name): p.tensor for p in pairs}
+    tensors.update({("added", name): p.candidate_tensor for name, p in added.items()})
+    for key, values in pending.items():
+        if values and np.issubdtype(values[0][1].dtype, np.integer):
+            stacked = tensors[key].dequantize(np.concatenate([v[1] for v in values]))
+            reference = np.concatenate([v[0] for v in values])
+            values[:] = [(reference, stacked)]
 
 
 def _rank_key(row: dict[str, Any]) -> tuple[float, float]:
@@ -166,8 +230,22 @@ def _weight_facts(op: Any, artifact: KeptModel, float_model: KeptModel) -> dict[
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("rank", "op", "tensor", "shape", "dtype", "scale", "zero_point", "added_snr_db", "snr_db",
-            "channel_snr_db", "rmse_steps", "added_rmse_steps", "cosine", "range")
+    keys = (
+        "rank",
+        "op",
+        "tensor",
+        "shape",
+        "dtype",
+        "scale",
+        "zero_point",
+        "added_snr_db",
+        "snr_db",
+        "channel_snr_db",
+        "rmse_steps",
+        "added_rmse_steps",
+        "cosine",
+        "range",
+    )
     out = {k: _round(row.get(k)) for k in keys if k in row}
     out["reasons"] = [r["text"] for r in row["reasons"]]
     out["reason_kinds"] = [r["kind"] for r in row["reasons"]]

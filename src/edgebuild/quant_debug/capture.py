@@ -8,6 +8,7 @@ kernels are LiteRT's optimized builtin ones, so a sample costs about what valida
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,30 +74,44 @@ class KeptModel:
     def __init__(self, blob: bytes, keep_all: bool = True):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        with capture_native():
+        with capture_native(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
             self.interpreter = Interpreter(
-                model_content=blob, experimental_preserve_all_tensors=keep_all,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                model_content=blob,
+                experimental_preserve_all_tensors=keep_all,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
             self.interpreter.allocate_tensors()
         self.tensors: dict[int, Tensor] = {}
         for d in self.interpreter.get_tensor_details():
             q = d.get("quantization_parameters") or {}
             self.tensors[d["index"]] = Tensor(
-                index=int(d["index"]), name=str(d["name"]), dtype=np.dtype(d["dtype"]),
+                index=int(d["index"]),
+                name=str(d["name"]),
+                dtype=np.dtype(d["dtype"]),
                 shape=tuple(int(s) for s in d["shape"]),
                 scales=tuple(float(s) for s in q.get("scales", ())),
                 zero_points=tuple(int(z) for z in q.get("zero_points", ())),
-                quantized_dimension=int(q.get("quantized_dimension", 0)))
-        self.ops = [Op(int(o["index"]), str(o["op_name"]), tuple(int(i) for i in o["inputs"]),
-                       tuple(int(i) for i in o["outputs"])) for o in self.interpreter._get_ops_details()]
+                quantized_dimension=int(q.get("quantized_dimension", 0)),
+            )
+        self.ops = [
+            Op(
+                int(o["index"]),
+                str(o["op_name"]),
+                tuple(int(i) for i in o["inputs"]),
+                tuple(int(i) for i in o["outputs"]),
+            )
+            for o in self.interpreter._get_ops_details()
+        ]
         self.input_details = self.interpreter.get_input_details()
         self.output_details = self.interpreter.get_output_details()
         self.in_specs: list[IOSpec] = [spec_from_details(d) for d in self.input_details]
         self.out_specs: list[IOSpec] = [spec_from_details(d) for d in self.output_details]
         produced = {o for op in self.ops for o in op.outputs}
         inputs = {d["index"] for d in self.input_details}
-        self.constant_indices = {t for op in self.ops for t in op.inputs if t >= 0 and t not in produced
-                                 and t not in inputs}
+        self.constant_indices = {
+            t for op in self.ops for t in op.inputs if t >= 0 and t not in produced and t not in inputs
+        }
         self.by_name = {t.name: t for t in self.tensors.values()}
 
     def run(self, inputs: list[np.ndarray]) -> None:
@@ -109,8 +124,9 @@ class KeptModel:
         return self.interpreter.get_tensor(index)
 
     def outputs(self) -> list[np.ndarray]:
-        return [from_output(self.value(d["index"]), s) for d, s in zip(self.output_details, self.out_specs,
-                                                                         strict=True)]
+        return [
+            from_output(self.value(d["index"]), s) for d, s in zip(self.output_details, self.out_specs, strict=True)
+        ]
 
     def producer(self) -> dict[int, Op]:
         return {t: op for op in self.ops for t in op.outputs}
@@ -132,7 +148,7 @@ def split_samples(x: Any, specs: list[IOSpec], source: str) -> tuple[list[np.nda
 
 def sample_at(arrays: list[np.ndarray], i: int, batch: int) -> list[np.ndarray]:
     """Sample i (or the batch starting at it) of each input, with the batch axis kept."""
-    return [a[i:i + batch] for a in arrays]
+    return [a[i : i + batch] for a in arrays]
 
 
 def constants(blob: bytes) -> dict[str, np.ndarray]:

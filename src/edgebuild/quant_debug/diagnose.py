@@ -25,8 +25,9 @@ CLIPPED = 0.005  # share of validation values outside the calibrated range
 TINY_CALIBRATION = 100  # calibration samples
 
 
-def reasons(row: dict[str, Any], facts: dict[str, Any], weight: dict[str, Any] | None,
-            calibration_samples: int | None) -> list[dict[str, str]]:
+def reasons(
+    row: dict[str, Any], facts: dict[str, Any], weight: dict[str, Any] | None, calibration_samples: int | None
+) -> list[dict[str, str]]:
     """The causes that hold for one layer, each {kind, text}; empty when none can be told."""
     out: list[dict[str, str]] = []
     scale = row.get("scale")
@@ -34,28 +35,56 @@ def reasons(row: dict[str, Any], facts: dict[str, Any], weight: dict[str, Any] |
         wide, median = facts["widest_channel_absmax"], facts["median_channel_absmax"]
         levels = median / scale
         if median > 0 and wide / median >= CHANNEL_SPREAD and levels < FEW_LEVELS:
-            out.append({"kind": "outlier_range", "text": (
-                f"outlier-dominated activation range: channel {facts['widest_channel']} of {facts['channels']} "
-                f"reaches {wide:.4g}, {wide / median:.0f}x the median channel ({median:.4g}); activations take one "
-                f"scale per tensor ({scale:.4g}), so a typical channel spans only {levels:.1f} quantization steps")})
+            out.append(
+                {
+                    "kind": "outlier_range",
+                    "text": (
+                        "outlier-dominated activation range: "
+                        f"channel {facts['widest_channel']} of {facts['channels']} reaches {wide:.4g}, "
+                        f"{wide / median:.0f}x the median channel ({median:.4g}); activations take one scale per "
+                        f"tensor ({scale:.4g}), so a typical channel spans only {levels:.1f} quantization steps"
+                    ),
+                }
+            )
     absmax, p999 = facts.get("absmax"), facts.get("p99_9")
     if scale and absmax and p999 and p999 > 0 and absmax / p999 >= OUTLIER_SPREAD and not out:
-        out.append({"kind": "outlier_range", "text": (
-            f"outlier-dominated activation range: the largest |value| {absmax:.4g} is {absmax / p999:.0f}x the "
-            f"99.9th percentile ({p999:.4g}); 99.9% of values use {p999 / scale:.1f} of the scale's steps")})
+        out.append(
+            {
+                "kind": "outlier_range",
+                "text": (
+                    f"outlier-dominated activation range: the largest |value| {absmax:.4g} is {absmax / p999:.0f}x the "
+                    f"99.9th percentile ({p999:.4g}); 99.9% of values use {p999 / scale:.1f} of the scale's steps"
+                ),
+            }
+        )
     if weight is not None and weight.get("per_tensor") and weight.get("spread", 0) >= WEIGHT_SPREAD:
-        out.append({"kind": "per_tensor_weights", "text": (
-            f"per-tensor weight scale over channels that differ widely: one scale for {weight['channels']} output "
-            f"channels whose ranges differ up to {weight['spread']:.0f}x"
-            + (" (quantization.dense_per_channel = false; per-channel scales would fix it)"
-               if row.get("op") == "FULLY_CONNECTED" else ""))})
+        out.append(
+            {
+                "kind": "per_tensor_weights",
+                "text": (
+                    "per-tensor weight scale over channels that differ widely: one scale for "
+                    f"{weight['channels']} output channels whose ranges differ up to {weight['spread']:.0f}x"
+                    + (
+                        " (quantization.dense_per_channel = false; per-channel scales would fix it)"
+                        if row.get("op") == "FULLY_CONNECTED"
+                        else ""
+                    )
+                ),
+            }
+        )
     clipped = facts.get("clipped_fraction")
     if clipped is not None and clipped >= CLIPPED:
         small = calibration_samples is not None and calibration_samples < TINY_CALIBRATION
-        out.append({"kind": "calibration", "text": (
-            f"{'tiny calibration set' if small else 'calibration unlike validation'}: {100 * clipped:.1f}% of "
-            f"validation values fall outside the range calibrated on {calibration_samples} samples"
-            + (" (quantization.calibration_samples)" if small else ""))})
+        out.append(
+            {
+                "kind": "calibration",
+                "text": (
+                    f"{'tiny calibration set' if small else 'calibration unlike validation'}: {100 * clipped:.1f}% of "
+                    f"validation values fall outside the range calibrated on {calibration_samples} samples"
+                    + (" (quantization.calibration_samples)" if small else "")
+                ),
+            }
+        )
     return out
 
 

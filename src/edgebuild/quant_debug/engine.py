@@ -54,8 +54,13 @@ def calibrate(float_blob: bytes, samples: np.ndarray) -> bytes:
         return bytes(calibrator.Calibrator(model).calibrate(dataset))
 
 
-def quantize(calibrated: bytes, io: str = "float32", dense_per_channel: bool = True, debug: bool = False,
-             denylisted_nodes: list[str] | None = None) -> bytes:
+def quantize(
+    calibrated: bytes,
+    io: str = "float32",
+    dense_per_channel: bool = True,
+    debug: bool = False,
+    denylisted_nodes: list[str] | None = None,
+) -> bytes:
     """Full-integer int8 from a calibrated model, with the flags `TFLiteConverter` passes for PTQ int8.
 
     `debug=True` builds the layer-wise debug model (NumericVerify after every quantized op);
@@ -66,30 +71,40 @@ def quantize(calibrated: bytes, io: str = "float32", dense_per_channel: bool = T
     tensorflow, tf_convert, _ = _internals()
     dtype = getattr(tensorflow, _IO[io])
     with capture_native():  # the quantizer prints its flags on fd 1
-        return bytes(tf_convert.mlir_quantize(
-            calibrated,
-            disable_per_channel=False,
-            fully_quantize=False,
-            input_data_type=dtype,
-            output_data_type=dtype,
-            enable_numeric_verify=debug,
-            enable_whole_model_verify=False,
-            denylisted_nodes=denylisted_nodes,
-            disable_per_channel_for_dense_layers=not dense_per_channel,
-        ))
+        return bytes(
+            tf_convert.mlir_quantize(
+                calibrated,
+                disable_per_channel=False,
+                fully_quantize=False,
+                input_data_type=dtype,
+                output_data_type=dtype,
+                enable_numeric_verify=debug,
+                enable_whole_model_verify=False,
+                denylisted_nodes=denylisted_nodes,
+                disable_per_channel_for_dense_layers=not dense_per_channel,
+            )
+        )
 
 
 def same_quantization(a: bytes, b: bytes) -> bool:
-    """True when two models have the same tensors (name, dtype, shape, scales, zero points) and weights."""
-    from edgebuild.artifact import parse_artifact
+    """True when two models have the same tensors (name, dtype, shape, scales, zero points) and constants."""
+    from edgebuild.quant_debug.capture import KeptModel
 
-    def signature(blob: bytes) -> list[tuple]:
-        art = parse_artifact(blob)
-        return sorted((t.name, t.dtype, t.shape, t.scale, t.zero_point, t.constant_bytes) for t in art.tensors)
+    ma, mb = KeptModel(a, keep_all=False), KeptModel(b, keep_all=False)
 
-    if signature(a) != signature(b):
+    def signature(model: KeptModel) -> list[tuple]:
+        return sorted((t.name, t.dtype.name, t.shape, t.scales, t.zero_points) for t in model.tensors.values())
+
+    if signature(ma) != signature(mb):
         return False
-    from edgebuild.quant_debug.capture import constants
-
-    ca, cb = constants(a), constants(b)
-    return ca.keys() == cb.keys() and all(np.array_equal(ca[k], cb[k]) for k in ca)
+    for index in ma.constant_indices:
+        tensor = ma.tensors[index]
+        other = mb.by_name.get(tensor.name)
+        if other is None:
+            return False
+        try:
+            if not np.array_equal(ma.value(index), mb.value(other.index)):
+                return False
+        except ValueError:  # a tensor without data
+            continue
+    return True

@@ -18,9 +18,29 @@ NUMERIC_VERIFY = "NumericVerify"
 # Ops that only move or select values: their output has the input's scale, and any error they carry
 # was made upstream. A value kept at higher precision has to pass through them to reach its reader.
 PASS_THROUGH = {
-    "MAX_POOL_2D", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "SLICE", "STRIDED_SLICE",
-    "GATHER", "SPLIT", "SPLIT_V", "CONCATENATION", "PACK", "UNPACK", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
-    "RESIZE_NEAREST_NEIGHBOR", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "RELU_N1_TO_1",
+    "MAX_POOL_2D",
+    "RESHAPE",
+    "SQUEEZE",
+    "EXPAND_DIMS",
+    "TRANSPOSE",
+    "PAD",
+    "PADV2",
+    "SLICE",
+    "STRIDED_SLICE",
+    "GATHER",
+    "SPLIT",
+    "SPLIT_V",
+    "CONCATENATION",
+    "PACK",
+    "UNPACK",
+    "SPACE_TO_DEPTH",
+    "DEPTH_TO_SPACE",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "MAXIMUM",
+    "MINIMUM",
+    "RELU",
+    "RELU6",
+    "RELU_N1_TO_1",
 }
 IO_OPS = {"QUANTIZE", "DEQUANTIZE"}
 
@@ -69,11 +89,21 @@ def added_pairs(artifact: KeptModel, debug_model: KeptModel) -> dict[str, Pair]:
         names = [n for base in (quantized.name, floating.name) for n in (_strip_digit(base), base) if n]
         for name in names:
             target = artifact.by_name.get(name)
-            if (target is None or not target.quantized or target.shape != quantized.shape or name in out
-                    or target.index not in producer):
+            if (
+                target is None
+                or not target.quantized
+                or target.shape != quantized.shape
+                or name in out
+                or target.index not in producer
+            ):
                 continue
-            out[name] = Pair(op=producer[target.index], tensor=target, reference=floating.index,
-                             candidate=quantized.index, candidate_tensor=quantized)
+            out[name] = Pair(
+                op=producer[target.index],
+                tensor=target,
+                reference=floating.index,
+                candidate=quantized.index,
+                candidate_tensor=quantized,
+            )
             break
     return out
 

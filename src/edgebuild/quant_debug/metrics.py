@@ -80,12 +80,12 @@ class PairStats:
         if values.size == 0:
             return
         take = min(values.size, max(16, RESERVOIR // 8))
-        picked = values if take == values.size else values[self._rng.choice(values.size, take, replace=False)]
+        picked = values if take == values.size else values[self._rng.integers(0, values.size, take)]
         self.sample.append(picked.astype(np.float32))
         self._kept += picked.size
         if self._kept > 4 * RESERVOIR:
             merged = np.concatenate(self.sample)
-            self.sample = [merged[self._rng.choice(merged.size, RESERVOIR, replace=False)]]
+            self.sample = [merged[self._rng.integers(0, merged.size, RESERVOIR)]]
             self._kept = RESERVOIR
 
     def finish(self) -> dict[str, Any]:

@@ -25,7 +25,11 @@ import numpy as np
 from edgebuild.errors import UnsupportedError
 
 Precision = Literal["float16", "float32", "int16"]
-PRECISION_TEXT = {"float16": "float (float16 weights)", "float32": "float32", "int16": "int16 activations, int8 weights"}
+PRECISION_TEXT = {
+    "float16": "float (float16 weights)",
+    "float32": "float32",
+    "int16": "int16 activations, int8 weights",
+}
 
 
 def scope_regex(tensor_name: str) -> str:
@@ -56,15 +60,18 @@ class MixedQuantizer:
         if io not in {"float32", "int8"}:
             raise UnsupportedError(
                 f"Selective precision builds int8 models with float32 or int8 I/O, not {io} "
-                "(ai-edge-quantizer has no uint8 I/O): use --set quantization.io=int8.")
+                "(ai-edge-quantizer has no uint8 I/O): use --set quantization.io=int8."
+            )
         self.algorithms, self.qtyping, self.quantizer_module, self.recipes = _quantizer()
         self.float_blob, self.io, self.dense_per_channel = float_blob, io, dense_per_channel
         from ai_edge_litert.interpreter import Interpreter
 
         signatures = Interpreter(model_content=float_blob).get_signature_list()
         if not signatures:
-            raise UnsupportedError("Selective precision needs a model with a serving signature "
-                                   "(ai-edge-quantizer calibrates through it); this conversion has none.")
+            raise UnsupportedError(
+                "Selective precision needs a model with a serving signature "
+                "(ai-edge-quantizer calibrates through it); this conversion has none."
+            )
         key = next(iter(signatures))
         names = signatures[key]["inputs"]
         if len(names) != 1:
@@ -79,8 +86,13 @@ class MixedQuantizer:
         qt.load_quantization_recipe(self.recipes.static_wi8_ai8())
         op = self.qtyping.TFLOperationName
         if not self.dense_per_channel:
-            qt.add_static_config(".*", op.FULLY_CONNECTED, activation_num_bits=8, weight_num_bits=8,
-                                 weight_granularity=self.qtyping.QuantGranularity.TENSORWISE)
+            qt.add_static_config(
+                ".*",
+                op.FULLY_CONNECTED,
+                activation_num_bits=8,
+                weight_num_bits=8,
+                weight_granularity=self.qtyping.QuantGranularity.TENSORWISE,
+            )
         if self.io == "float32":
             no_quantize = self.algorithms.AlgorithmName.NO_QUANTIZE
             qt.update_quantization_recipe(".*", op.INPUT, algorithm_key=no_quantize)
@@ -98,8 +110,13 @@ class MixedQuantizer:
             if precision == "int16":
                 qt.add_static_config(regex, op.ALL_SUPPORTED, activation_num_bits=16, weight_num_bits=8)
                 if not self.dense_per_channel:
-                    qt.add_static_config(regex, op.FULLY_CONNECTED, activation_num_bits=16, weight_num_bits=8,
-                                         weight_granularity=self.qtyping.QuantGranularity.TENSORWISE)
+                    qt.add_static_config(
+                        regex,
+                        op.FULLY_CONNECTED,
+                        activation_num_bits=16,
+                        weight_num_bits=8,
+                        weight_granularity=self.qtyping.QuantGranularity.TENSORWISE,
+                    )
             elif precision == "float16" and regex in weighted:
                 qt.add_weight_only_config(regex, op.ALL_SUPPORTED, num_bits=16, algorithm_key=names.FLOAT_CASTING)
             else:

@@ -69,8 +69,10 @@ class Evaluation:
 def accuracy_text(accuracy: dict[str, Any]) -> str:
     """A few words for a table cell: top-1 and its drop, agreement, or the output SNR."""
     if "artifact_top1" in accuracy:
-        return (f"top-1 {100 * accuracy['artifact_top1']:.1f}% (float {100 * accuracy['reference_top1']:.1f}%, "
-                f"drop {accuracy['drop_points']:.2f} points)")
+        return (
+            f"top-1 {100 * accuracy['artifact_top1']:.1f}% (float {100 * accuracy['reference_top1']:.1f}%, "
+            f"drop {accuracy['drop_points']:.2f} points)"
+        )
     if "agreement" in accuracy:
         return f"top-1 agreement with float {100 * accuracy['agreement']:.1f}%"
     snr = accuracy.get("min_snr_db")
@@ -88,9 +90,13 @@ class Attempt:
     selected: frozenset[int] = frozenset()  # indices of the ops chosen from the ranking (the rest read their outputs)
 
     def describe(self, names: dict[int, str]) -> dict[str, Any]:
-        out = {"kept": [names[o.index] for o in self.kept], "precision": self.precision,
-               "size_bytes": self.size_bytes, "passed": self.evaluation.passed,
-               "accuracy": self.evaluation.short}
+        out = {
+            "kept": [names[o.index] for o in self.kept],
+            "precision": self.precision,
+            "size_bytes": self.size_bytes,
+            "passed": self.evaluation.passed,
+            "accuracy": self.evaluation.short,
+        }
         if self.tflm is not None:
             out["tflite_micro"] = self.tflm
         return out
@@ -119,14 +125,18 @@ def run(inputs: Inputs, ranked: list[dict[str, Any]], gate_passed: bool) -> tupl
         block.update(applied=False, kept=[], note="the int8 artifact passes the accuracy gate: every layer stays int8")
         return block, None
     if kind == "vela":
-        block.update(applied=False, note="selective precision is not available for Ethos-U (Vela) targets yet: "
-                                         "the Vela-compiled model would have to be rebuilt. Try QAT "
-                                         "(--set quantization.method=qat).")
+        block.update(
+            applied=False,
+            note="selective precision is not available for Ethos-U (Vela) targets yet: "
+            "the Vela-compiled model would have to be rebuilt. Try QAT "
+            "(--set quantization.method=qat).",
+        )
         return block, None
     started = time.perf_counter()
     try:
-        mixed = MixedQuantizer(inputs.float_blob, inputs.calibration, quant.io if kind != "edgetpu" else "int8",
-                               quant.dense_per_channel)
+        mixed = MixedQuantizer(
+            inputs.float_blob, inputs.calibration, quant.io if kind != "edgetpu" else "int8", quant.dense_per_channel
+        )
     except EdgebuildError as exc:
         block.update(applied=False, note=str(exc))
         return block, None
@@ -155,23 +165,35 @@ def run(inputs: Inputs, ranked: list[dict[str, Any]], gate_passed: bool) -> tupl
         return block, None
     if chosen is None or (not chosen.evaluation.passed and not quant.keep):
         best = max(attempts, key=lambda a: _score(a.evaluation.accuracy), default=None)
-        block.update(applied=False, note=(
-            f"no set of up to {MAX_LAYERS} layers at {PRECISION_TEXT[precision]} passes the accuracy gate"
-            + (f" (best: {best.evaluation.short})" if best else "")
-            + "; the int8 artifact is kept. Try quantization-aware training (--set quantization.method=qat)."))
+        block.update(
+            applied=False,
+            note=(
+                f"no set of up to {MAX_LAYERS} layers at {PRECISION_TEXT[precision]} passes the accuracy gate"
+                + (f" (best: {best.evaluation.short})" if best else "")
+                + "; the int8 artifact is kept. Try quantization-aware training (--set quantization.method=qat)."
+            ),
+        )
         return block, None
     block.update(applied=True, **search.describe(chosen, ranked))
     block["cost"] = _cost(inputs.artifact_blob, chosen.blob, inputs.x)
     if chosen.precision == "float32" and kind == "mcu":
         block.setdefault("warnings", []).append(
             "TFLite Micro could not run these layers with int16 activations, so they run in float32: float kernels "
-            "are slow on a Cortex-M without an FPU and the tensor arena grows. Consider QAT instead.")
+            "are slow on a Cortex-M without an FPU and the tensor arena grows. Consider QAT instead."
+        )
     return block, chosen.blob
 
 
 class _Search:
-    def __init__(self, inputs: Inputs, mixed: MixedQuantizer, graph: KeptModel, names: dict[int, str],
-                 float_names: set[str], kind: str):
+    def __init__(
+        self,
+        inputs: Inputs,
+        mixed: MixedQuantizer,
+        graph: KeptModel,
+        names: dict[int, str],
+        float_names: set[str],
+        kind: str,
+    ):
         self.inputs, self.mixed, self.graph, self.names = inputs, mixed, graph, names
         self.float_names, self.kind = float_names, kind
         self.by_index = {op.index: op for op in graph.ops}
@@ -180,10 +202,14 @@ class _Search:
         return op.name not in IO_OPS and self.names.get(op.index) in self.float_names
 
     def auto(self, ranked: list[dict[str, Any]], precision: Precision) -> tuple[Attempt | None, list[Attempt]]:
-        candidates = [self.by_index[r["index"]] for r in ranked
-                      if r["op"] not in PASS_THROUGH and r["index"] in self.by_index
-                      and (r.get("added_snr_db") is None or r["added_snr_db"] < EXACT_DB)
-                      and self.keepable(self.by_index[r["index"]])][:MAX_LAYERS]
+        candidates = [
+            self.by_index[r["index"]]
+            for r in ranked
+            if r["op"] not in PASS_THROUGH
+            and r["index"] in self.by_index
+            and (r.get("added_snr_db") is None or r["added_snr_db"] < EXACT_DB)
+            and self.keepable(self.by_index[r["index"]])
+        ][:MAX_LAYERS]
         attempts: list[Attempt] = []
         for k in range(1, len(candidates) + 1):
             base = candidates[:k]
@@ -200,8 +226,11 @@ class _Search:
         return None, attempts
 
     def manual(self, patterns: list[str], precision: Precision) -> Attempt | None:
-        kept = [op for op in self.graph.ops if self.keepable(op)
-                and any(re.search(p, self.names[op.index] + ";") for p in patterns)]
+        kept = [
+            op
+            for op in self.graph.ops
+            if self.keepable(op) and any(re.search(p, self.names[op.index] + ";") for p in patterns)
+        ]
         return self.attempt(kept, precision, frozenset(op.index for op in kept)) if kept else None
 
     def attempt(self, kept: list[Op], precision: Precision, selected: frozenset[int]) -> Attempt:
@@ -245,10 +274,22 @@ class _Search:
                 why = f"ranked {rank[op.index]} by added error"
             else:
                 why = "quantization.keep"
-            kept.append({"tensor": self.names[op.index], "op": op.name, "precision": PRECISION_TEXT[chosen.precision
-                         if op.name in WEIGHTED or chosen.precision != "float16" else "float32"], "why": why})
-        return {"precision": PRECISION_TEXT[chosen.precision], "kept": kept,
-                "weighted_layers": sum(op.name in WEIGHTED for op in chosen.kept), "accuracy": chosen.evaluation.short}
+            kept.append(
+                {
+                    "tensor": self.names[op.index],
+                    "op": op.name,
+                    "precision": PRECISION_TEXT[
+                        chosen.precision if op.name in WEIGHTED or chosen.precision != "float16" else "float32"
+                    ],
+                    "why": why,
+                }
+            )
+        return {
+            "precision": PRECISION_TEXT[chosen.precision],
+            "kept": kept,
+            "weighted_layers": sum(op.name in WEIGHTED for op in chosen.kept),
+            "accuracy": chosen.evaluation.short,
+        }
 
 
 def evaluate(blob: bytes, inputs: Inputs) -> Evaluation:
@@ -287,15 +328,20 @@ def _cost(int8_blob: bytes, chosen_blob: bytes, x: np.ndarray) -> dict[str, Any]
     sample = x[: min(len(x), 16)]
     before = benchmark(int8_blob, threads=1, runs=LATENCY_RUNS, warmup=5, inputs=sample)["p50_ms"]
     after = benchmark(chosen_blob, threads=1, runs=LATENCY_RUNS, warmup=5, inputs=sample)["p50_ms"]
-    return {"int8_size_bytes": len(int8_blob), "size_bytes": len(chosen_blob),
-            "size_ratio": round(len(chosen_blob) / len(int8_blob), 3),
-            "int8_p50_ms": round(before, 4), "p50_ms": round(after, 4),
-            "latency_ratio": round(after / before, 3) if before > 0 else None,
-            "latency_scope": f"host LiteRT, 1 thread, {LATENCY_RUNS} runs each (during the build: indicative)"}
+    return {
+        "int8_size_bytes": len(int8_blob),
+        "size_bytes": len(chosen_blob),
+        "size_ratio": round(len(chosen_blob) / len(int8_blob), 3),
+        "int8_p50_ms": round(before, 4),
+        "p50_ms": round(after, 4),
+        "latency_ratio": round(after / before, 3) if before > 0 else None,
+        "latency_scope": f"host LiteRT, 1 thread, {LATENCY_RUNS} runs each (during the build: indicative)",
+    }
 
 
-def _edgetpu_advice(inputs: Inputs, chosen: Attempt | None, attempts: list[Attempt],
-                    names: dict[int, str]) -> dict[str, Any]:
+def _edgetpu_advice(
+    inputs: Inputs, chosen: Attempt | None, attempts: list[Attempt], names: dict[int, str]
+) -> dict[str, Any]:
     """What keeping layers at higher precision would cost on an Edge TPU: the CPU tail from the first kept op."""
     from edgebuild.artifact import parse_artifact
 
@@ -312,13 +358,18 @@ def _edgetpu_advice(inputs: Inputs, chosen: Attempt | None, attempts: list[Attem
     tail_macs = sum(macs[op.index] for op in tail)
     out["would_keep"] = [names[op.index] for op in target.kept]
     out["would_reach"] = target.evaluation.short
-    out["cpu_fallback"] = {"first_op_index": first, "first_op": artifact.ops[first].name,
-                           "ops": [f"{op.name} #{op.index}" for op in tail], "macs": int(tail_macs),
-                           "macs_fraction": round(tail_macs / total, 4)}
+    out["cpu_fallback"] = {
+        "first_op_index": first,
+        "first_op": artifact.ops[first].name,
+        "ops": [f"{op.name} #{op.index}" for op in tail],
+        "macs": int(tail_macs),
+        "macs_fraction": round(tail_macs / total, 4),
+    }
     out["note"] = (
         f"The Edge TPU runs only 8-bit ops, and its compiler maps ops only up to the first one it cannot: keeping "
         f"{len(target.kept)} op(s) in float would send op #{first} ({artifact.ops[first].name}) and every op after it, "
         f"{len(tail)} ops with {tail_macs:,} MACs ({100 * tail_macs / total:.0f}% of the model), to the CPU. "
         "No such model is produced. Recommended: quantization-aware training (--set quantization.method=qat), "
-        "which learns weights that survive int8, or fix the layer the table names.")
+        "which learns weights that survive int8, or fix the layer the table names."
+    )
     return out

@@ -26,19 +26,30 @@ def calibration_sweep(inputs: Inputs) -> dict[str, Any]:
         calibrated = engine.calibrate(inputs.float_blob, inputs.calibration[:count])
         blob = engine.quantize(calibrated, quant.io, quant.dense_per_channel)
         result = evaluate(blob, inputs)
-        points.append({"samples": count, "accuracy": result.short, "passed": result.passed,
-                       "score": _score(result.accuracy),
-                       "metric": result.accuracy.get("metric")})
+        points.append(
+            {
+                "samples": count,
+                "accuracy": result.short,
+                "passed": result.passed,
+                "score": _score(result.accuracy),
+                "metric": result.accuracy.get("metric"),
+            }
+        )
     out: dict[str, Any] = {"points": points}
     if len(points) >= 2:
         first, last = points[-2]["score"], points[-1]["score"]
         top1 = points[-1]["metric"] == "top1"
         metric = "points" if top1 else "dB"
         gain = 100 * (last - first) if top1 else last - first
-        out["note"] = (f"Doubling the calibration samples from {points[-2]['samples']} to {points[-1]['samples']} "
-                       f"moved accuracy by {gain:+.2f} {metric}: "
-                       + ("more calibration data would likely help." if gain > 0.5 else
-                          "more calibration data is unlikely to help; the error is in the model's ranges."))
+        out["note"] = (
+            f"Doubling the calibration samples from {points[-2]['samples']} to {points[-1]['samples']} "
+            f"moved accuracy by {gain:+.2f} {metric}: "
+            + (
+                "more calibration data would likely help."
+                if gain > 0.5
+                else "more calibration data is unlikely to help; the error is in the model's ranges."
+            )
+        )
     return out
 
 
