@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_MODEL := examples/digits_cnn
 DEMO_DATA := examples/digits.npz
 
-.PHONY: install tflm-cache demo test test-fast bench wheel-check clean
+.PHONY: install tflm-cache demo lint test test-fast bench wheel-check clean
 
 install: $(STAMP)
 
@@ -41,7 +41,14 @@ demo: install $(DEMO_MODEL)/saved_model.pb
 	EDGEBUILD_TFLM_DIR=$(abspath $(TFLM_TREE)) $(BIN)/edgebuild build $(DEMO_MODEL) --target all --data $(DEMO_DATA) --out build/demo
 	@echo; echo "Open build/demo/report.html: every target, check, chart and budget in one page (per target: build/demo/<target>/report.md)"
 
-test: install
+# ruff (lint and format) and mypy (strict on src/edgebuild, checked on converters/; see [tool.ruff] and
+# [tool.mypy] in pyproject.toml). `make test`, and so CI, runs it before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	MYPY=$(BIN)/mypy scripts/typecheck.sh
+
+test: install lint
 	$(BIN)/python -m pytest -q tests
 
 test-fast: install

@@ -118,7 +118,7 @@ def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]], outputs_of
                 inputs = x = keras2.Input(batch_shape=tuple(model3.inputs[0].shape), dtype=model3.inputs[0].dtype)
             layer, activation = _make_layer(keras2, layer_config, dropped)
             name = layer_config.get("name") or layer_config["config"]["name"]
-            x = outputs_of[name] = _activate(keras2, activation, layer(x), name)
+            x = outputs_of[name] = _activate(keras2, activation, layer(x))
         return keras2.Model(inputs, x, name=model3.name)
 
     tensors: dict[tuple[str, int, int], Any] = {}
@@ -143,7 +143,7 @@ def _rebuild(keras2: Any, model3: Any, dropped: dict[str, list[str]], outputs_of
                 if v is not None and k not in {"training", "mask"}
             }
             try:
-                outputs = outputs_of[name] = _activate(keras2, activation, layer(*args, **kwargs), name)
+                outputs = outputs_of[name] = _activate(keras2, activation, layer(*args, **kwargs))
             except (ValueError, TypeError) as exc:
                 raise UnsupportedError(
                     f"The Keras 3 bridge cannot call layer '{name}' ({type(layer).__name__}) in tf_keras: "
@@ -246,7 +246,7 @@ def _make_layer(keras2: Any, layer_config: dict, dropped: dict[str, list[str]]) 
 _SPLIT_ACTIVATIONS = {"relu6", "hard_sigmoid", "hard_silu", "hard_swish", "leaky_relu", "silu"}
 
 
-def _activate(keras2: Any, activation: tuple[str, str] | None, x: Any, layer_name: str) -> Any:
+def _activate(keras2: Any, activation: tuple[str, str] | None, x: Any) -> Any:
     """Apply a split-off Keras 3 activation with tf_keras layers; the last layer gets the Keras 3 layer's name."""
     if activation is None:
         return x

@@ -186,14 +186,6 @@ def measured_sparsity(model: Any) -> dict[str, float]:
     return result
 
 
-def m_by_n_holds(kernel: np.ndarray, m: int = 2, n: int = 4) -> bool:
-    """True when every block of N consecutive input weights (per output) has at most M non-zeros."""
-    k = np.moveaxis(np.asarray(kernel), -1, 0).reshape(kernel.shape[-1], -1)  # outputs x inputs
-    if k.shape[1] % n:
-        return False
-    return bool(((k.reshape(k.shape[0], -1, n) != 0).sum(axis=-1) <= m).all())
-
-
 def gzip_size(blob: bytes) -> int:
     return len(gzip.compress(blob, compresslevel=9, mtime=0))
 

@@ -14,9 +14,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgebuild.data import check_fits, check_labels, load_dataset
 from edgebuild.errors import EdgebuildError, GateFailed
@@ -24,6 +25,11 @@ from edgebuild.plan import TargetPlan, make_plan, needs_baseline
 from edgebuild.profiles import Profile, resolve, to_toml
 from edgebuild.report import write_json
 from edgebuild.stages.context import BuildCancelled, Progress, SharedInputs, SilentProgress, TargetContext
+
+if TYPE_CHECKING:
+    from edgebuild.cache import BuildCache
+    from edgebuild.device import DeviceBenchOptions
+    from edgebuild.model import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class BuildRequest:
     use_cache: bool = True
     cache_dir: Path | None = None
     jobs: int | None = None  # parallel target builds; None = cores, capped by available memory
-    bench_device: object | None = None  # edgebuild.device.DeviceBenchOptions: also benchmark on a device
+    bench_device: DeviceBenchOptions | None = None  # also benchmark on a device
     stage_timeout: float | None = None  # seconds a non-training stage may run; None = $EDGEBUILD_STAGE_TIMEOUT or 1800
 
 
@@ -113,15 +119,16 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
     plans = plan_build(request)
     cancelled = threading.Event()
     running: dict[str, tuple[str, float]] = {}
-    outcome: dict[str, object] = {}
+    results: list[list[TargetResult]] = []  # the worker's one result, handed to this thread
+    failure: list[BaseException] = []
     terminated: list[float] = []
     timeout = _stage_timeout(request)
 
     def work() -> None:
         try:
-            outcome["results"] = _build_all(request, plans, progress, cancelled, running)
+            results.append(_build_all(request, plans, progress, cancelled, running))
         except BaseException as exc:  # handed to the main thread
-            outcome["error"] = exc
+            failure.append(exc)
 
     def on_interrupt(signum: int, frame: object) -> None:
         if cancelled.is_set() and signum == signal.SIGINT:
@@ -151,9 +158,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
             signal.signal(sig, handler)
     if cancelled.is_set():
         raise KeyboardInterrupt
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["results"]  # type: ignore[return-value]
+    if failure:
+        raise failure[0]
+    return results[0]
 
 
 SIGTERM_GRACE_S = 5.0
@@ -320,7 +327,7 @@ def default_jobs(requested: int | None, targets: int) -> int:
     return max(1, min(cores, by_memory, targets))
 
 
-def _run_all(build_one, plans: list[TargetPlan], jobs: int) -> list[TargetResult]:
+def _run_all(build_one: Callable[[TargetPlan], TargetResult], plans: list[TargetPlan], jobs: int) -> list[TargetResult]:
     """Build targets serially or in threads that share the traced model (the converter releases the GIL)."""
     if jobs <= 1:
         return [build_one(plan) for plan in plans]
@@ -338,14 +345,16 @@ def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
     """
     model = shared.model
     for batch in sorted({plan.profile.model.batch for plan in plans}):
-        model.concrete_function(batch)  # type: ignore[attr-defined]
-        model.export(batch)  # type: ignore[attr-defined]
+        model.concrete_function(batch)
+        model.export(batch)
     baseline_plans = [plan for plan in plans if needs_baseline(plan.profile)]
     if baseline_plans:
         shared.float_baseline(baseline_plans[0].profile.model.batch)
 
 
-def _cache_keys(request: BuildRequest, plans: list[TargetPlan], model_sha: str) -> tuple[object | None, dict[str, str]]:
+def _cache_keys(
+    request: BuildRequest, plans: list[TargetPlan], model_sha: str
+) -> tuple[BuildCache | None, dict[str, str]]:
     if not request.use_cache or request.bench_device is not None:  # device numbers are measured fresh each time
         return None, {}
     from edgebuild.cache import BuildCache, build_key, default_cache_dir, referenced_files, stack_fingerprint
@@ -373,11 +382,16 @@ def _cache_keys(request: BuildRequest, plans: list[TargetPlan], model_sha: str) 
 
 
 def _restore_cached(
-    cache: object | None, key: str | None, plan: TargetPlan, request: BuildRequest, out_root: Path, progress: Progress
+    cache: BuildCache | None,
+    key: str | None,
+    plan: TargetPlan,
+    request: BuildRequest,
+    out_root: Path,
+    progress: Progress,
 ) -> TargetResult | None:
     if cache is None or key is None:
         return None
-    entry, note = cache.lookup(key)  # type: ignore[attr-defined]
+    entry, note = cache.lookup(key)
     if note:
         progress.message(f"  {plan.target:<10} {note}")
     if entry is None:
@@ -386,7 +400,7 @@ def _restore_cached(
     out_root.mkdir(parents=True, exist_ok=True)
     work_dir = _new_partial_dir(out_root, plan.target)
     try:
-        cache.restore(entry, work_dir)  # type: ignore[attr-defined]
+        cache.restore(entry, work_dir)
         report = json.loads((work_dir / "report.json").read_text())
         report["cache"] = {"hit": True, "key": key}
         write_json(work_dir / "report.json", report)
@@ -416,11 +430,8 @@ def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progr
     for path in (request.data, request.val_data):
         dataset = None
         if path is not None:
-            # TEMPORARY: data.py (in-flight API work) types input_shape without the free (None) dimensions
             dataset = check_fits(
-                load_dataset(path, model.input_shape, image_range),  # type: ignore[arg-type]
-                model.input_shape,
-                str(request.model),
+                load_dataset(path, model.input_shape, image_range), model.input_shape, str(request.model)
             )
             check_labels(dataset, classes)
         datasets.append(dataset)
@@ -429,10 +440,10 @@ def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progr
     return shared
 
 
-def _num_classes(model: object) -> int | None:
+def _num_classes(model: LoadedModel) -> int | None:
     shape = None
     try:
-        fn = model.concrete_function(None)  # type: ignore[attr-defined]
+        fn = model.concrete_function(None)
         shape = fn.outputs[0].shape
     except (AttributeError, IndexError):
         return None

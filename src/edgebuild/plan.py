@@ -201,15 +201,17 @@ def layers_stage(profile: Profile, has_data: bool) -> Stage | None:
     if selective and (quant.scheme != "int8" or quant.method != "ptq"):
         raise UnsupportedError(
             f"Target '{profile.name}': selective precision (quantization.selective / quantization.keep) starts from "
-            f"a post-training int8 model, but quantization.scheme = \"{quant.scheme}\" and method = "
-            f"\"{quant.method}\". Use --set quantization.scheme=int8 --set quantization.method=ptq."
+            f'a post-training int8 model, but quantization.scheme = "{quant.scheme}" and method = '
+            f'"{quant.method}". Use --set quantization.scheme=int8 --set quantization.method=ptq.'
         )
     if quant.scheme != "int8" or quant.method != "ptq" or not profile.validation.enabled or not has_data:
         return None
     if not profile.layers.enabled and not selective:
         return None
-    what = (f"per-layer quantization error on {profile.layers.samples} validation samples: float vs int8 tensors, "
-            "the error each layer adds (TFLite debugger's layer-wise model), ranked, with causes")
+    what = (
+        f"per-layer quantization error on {profile.layers.samples} validation samples: float vs int8 tensors, "
+        "the error each layer adds (TFLite debugger's layer-wise model), ranked, with causes"
+    )
     if quant.keep:
         what += f"; keep {', '.join(quant.keep)} at higher precision (ai-edge-quantizer)"
     elif quant.selective == "auto":

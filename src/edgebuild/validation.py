@@ -87,8 +87,13 @@ def add_budget_check(
     """
     budget = _budget_check(artifact, profile, flash, declared_arena, arena_source)
     if budget is not None:
-        result["checks"].append(budget)
-        result["passed"] = all(c["passed"] for c in result["checks"])
+        add_check(result, budget)
+
+
+def add_check(validation: dict[str, Any], check: dict[str, Any]) -> None:
+    """Append a check that a later stage made (compilers, firmware, budgets); `passed` stays all checks passed."""
+    validation["checks"].append(check)
+    validation["passed"] = all(c["passed"] for c in validation["checks"])
 
 
 def _rules_check(
@@ -380,10 +385,6 @@ def recommended_arena(measured_bytes: int, margin: float) -> int:
     from edgebuild.runtime import recommended_arena as formula
 
     return formula(measured_bytes, margin)
-
-
-def round_up(value: int, multiple: int) -> int:
-    return (value + multiple - 1) // multiple * multiple
 
 
 def _budget_check(

@@ -257,18 +257,18 @@ def test_min_mapped_fraction_gates_on_the_rules_without_the_compiler(leaky_cnn, 
 def test_min_mapped_fraction_uses_the_compilers_count_when_it_ran() -> None:
     from types import SimpleNamespace
 
-    from edgebuild.stages.compile import add_compiler_checks
+    from edgebuild.stages.compile import Compilation, add_compiler_checks
 
     profile = SimpleNamespace(edgetpu=SimpleNamespace(min_mapped_fraction=0.9))
-    compiled = {
-        "edgetpu": {
+    compiled = Compilation(
+        edgetpu={
             "available": True,
             "compiler_version": "16.0",
             "ops_mapped_edgetpu": 8,
             "total_ops": 10,
             "mapped_fraction": 0.8,
         }
-    }
+    )
     validation = {"checks": [{"name": "op rules (edgetpu)", "passed": True}], "passed": True}
     add_compiler_checks(validation, compiled, profile)
     gate = validation["checks"][-1]

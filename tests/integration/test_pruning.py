@@ -346,9 +346,15 @@ def test_unstructured_sparsity_reaches_its_target_and_compresses(trained_cnn, di
     assert not any("prune_low_magnitude" in layer.name for layer in outcome.model.layers)  # stripped
 
 
-def test_two_by_four_sparsity_holds_the_pattern(trained_cnn, digits_data) -> None:
-    from edgebuild.converters.sparsity import m_by_n_holds
+def m_by_n_holds(kernel: np.ndarray, m: int = 2, n: int = 4) -> bool:
+    """True when every block of N consecutive input weights (per output) has at most M non-zeros."""
+    k = np.moveaxis(np.asarray(kernel), -1, 0).reshape(kernel.shape[-1], -1)  # outputs x inputs
+    if k.shape[1] % n:
+        return False
+    return bool(((k.reshape(k.shape[0], -1, n) != 0).sum(axis=-1) <= m).all())
 
+
+def test_two_by_four_sparsity_holds_the_pattern(trained_cnn, digits_data) -> None:
     outcome = _sparse(trained_cnn, digits_data, kind="m_by_n")
     assert outcome.skipped == [trained_cnn.layers[0].name]  # 3x3x1 = 9 inputs per filter: not a multiple of 4
     for layer in outcome.model.layers:

@@ -19,7 +19,7 @@ import pytest
 import edgebuild
 from edgebuild.artifact import OpInfo, TensorInfo, TfliteArtifact
 from edgebuild.codegen import CSourceOptions, write_c_sources
-from edgebuild.codegen.flash import compile_for_cortex_m, measure_flash
+from edgebuild.codegen.flash import compile_for_cortex_m, object_sizes
 from edgebuild.codegen.identifiers import validate_symbol
 from edgebuild.codegen.ops import BUILTIN_METHODS, resolver_methods
 from edgebuild.codegen.render import c_float
@@ -246,4 +246,4 @@ def test_flash_helpers_return_none_without_the_arm_toolchain(tmp_path, monkeypat
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no arm-none-eabi-* on PATH
     (tmp_path / "model_data.cc").write_text("")
     assert compile_for_cortex_m(tmp_path / "model_data.cc", tmp_path / "obj") is None
-    assert measure_flash(tmp_path / "model_data.o") is None
+    assert object_sizes(tmp_path / "model_data.o") is None

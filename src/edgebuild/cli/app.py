@@ -47,8 +47,21 @@ def _register() -> None:
         validate,
     )
 
-    for module in (build, targets, plan, validate, bench, compare, carray, flash, prune, distill, doctor, cache,
-                   debug_quant):
+    for module in (
+        build,
+        targets,
+        plan,
+        validate,
+        bench,
+        compare,
+        carray,
+        flash,
+        prune,
+        distill,
+        doctor,
+        cache,
+        debug_quant,
+    ):
         module.register(app)
 
 

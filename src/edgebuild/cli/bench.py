@@ -83,9 +83,7 @@ def bench(
     inputs = None
     if data is not None:
         shape = (None, *artifact.inputs[0].shape[1:])
-        # TEMPORARY: data.py (in-flight API work) types input_shape without the free (None) dimensions
-        dataset = load_dataset(data, shape, image_range)  # type: ignore[arg-type]
-        inputs = check_fits(dataset, shape, str(artifact_path)).x
+        inputs = check_fits(load_dataset(data, shape, image_range), shape, str(artifact_path)).x
     result = benchmark_threads(artifact_path, threads, runs=runs, warmup=warmup, inputs=inputs)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -86,7 +86,7 @@ def prune(
         except ValueError:
             raise UsageError(f"--layer-ratio {item!r} is not LAYER=RATIO (e.g. --layer-ratio conv2d_3=0.25).") from None
 
-    from edgebuild.converters.pruning import PruningOptions, prune_file
+    from edgebuild.converters import PruningOptions, prune_file
     from edgebuild.errors import ProfileError
     from edgebuild.profiles.schema import DataSection, DistillationSection
 
@@ -155,7 +155,7 @@ def _recovery_training(
 ) -> TrainingSection | None:
     """The profile's [training] as a build's recovery sees it (`recovery_settings`), with the flags given over it;
     None for --epochs 0."""
-    from edgebuild.converters.train import recovery_settings
+    from edgebuild.converters import recovery_settings
     from edgebuild.errors import UsageError
     from edgebuild.profiles.schema import TrainingSection
 

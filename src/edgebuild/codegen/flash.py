@@ -56,9 +56,3 @@ def object_sizes(object_path: Path) -> dict[str, int] | None:
             f"Unexpected output from arm-none-eabi-size for {object_path}:\n{result.stdout}"
         ) from None
     return {"text": text, "data": data, "bss": bss}
-
-
-def measure_flash(object_path: Path) -> int | None:
-    """Flash bytes (text + data) of a compiled object, or None when arm-none-eabi-size is absent."""
-    sizes = object_sizes(object_path)
-    return None if sizes is None else sizes["text"] + sizes["data"]

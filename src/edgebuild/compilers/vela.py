@@ -32,28 +32,17 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from edgebuild.errors import ArtifactError, ExternalToolError, ProfileError
 from edgebuild.process import run_tool, tail
+from edgebuild.profiles.schema import VelaAccelerator
 
 if TYPE_CHECKING:
     from edgebuild.artifact import TfliteArtifact
 
-ACCELERATORS = (
-    "ethos-u55-32",
-    "ethos-u55-64",
-    "ethos-u55-128",
-    "ethos-u55-256",
-    "ethos-u65-256",
-    "ethos-u65-512",
-    "ethos-u85-128",
-    "ethos-u85-256",
-    "ethos-u85-512",
-    "ethos-u85-1024",
-    "ethos-u85-2048",
-)
-"""`vela --accelerator-config` choices in Vela 5.2.0 (`vela --help`)."""
+ACCELERATORS: tuple[str, ...] = get_args(VelaAccelerator)
+"""`vela --accelerator-config` choices in Vela 5.2.0 (`vela --help`); the profile schema's `vela.accelerator`."""
 
 BUILTIN_SYSTEM_CONFIGS = (
     "Ethos_U55_Deep_Embedded",

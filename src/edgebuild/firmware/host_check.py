@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edgebuild.firmware.project import HOST_EXAMPLE, HOST_RUNNER
 from edgebuild.firmware.qemu import RunnerOutput, parse_runner_output
 from edgebuild.process import run_tool, tail
 
@@ -27,7 +28,7 @@ _ARENA = re.compile(r"Arena used: (\d+) of (\d+) bytes")
 
 
 def run_host_runner(project_dir: Path) -> RunnerOutput:
-    exe = Path(project_dir) / "build/host/firmware_host"
+    exe = Path(project_dir) / HOST_RUNNER
     res = run_tool([str(exe)], RUN_TIMEOUT_S, "firmware_host (host build of the firmware runner)")
     out = parse_runner_output(res.stdout + "\n" + res.stderr, res.returncode)
     out.seconds = res.seconds
@@ -36,7 +37,7 @@ def run_host_runner(project_dir: Path) -> RunnerOutput:
 
 def run_example_main(project_dir: Path) -> dict[str, Any]:
     """Run the unchanged generated main.cc; what it printed and its exit status."""
-    exe = Path(project_dir) / "build/host/example_main"
+    exe = Path(project_dir) / HOST_EXAMPLE
     res = run_tool([str(exe)], RUN_TIMEOUT_S, "example_main (the generated main.cc built for the host)")
     text = res.stdout + "\n" + res.stderr
     result: dict[str, Any] = {"exit_code": res.returncode, "seconds": res.seconds}

@@ -167,17 +167,9 @@ class Flavor:
         """Flags every TFLM source of this flavor is compiled with (before -O and the language flags)."""
         return (*COMMON_FLAGS, *self.arch_flags, *self.defines)
 
-    def app_flags(self, tree: str = ".") -> list[str]:
-        """What an application needs to compile against this library: the same defines, arch and includes."""
-        return [*COMMON_FLAGS, *self.arch_flags, *self.defines, *(f"-I{_join(tree, i)}" for i in self.includes)]
-
     def describe(self) -> str:
         where = "host g++" if self.kind == "host" else f"{self.cxx} {' '.join(self.arch_flags)}"
         return f"{self.name} ({where}, {self.kernels} kernels)"
-
-
-def _join(tree: str, rel: str) -> str:
-    return tree if rel == "." else f"{tree}/{rel}"
 
 
 def cortex_m_flavor(

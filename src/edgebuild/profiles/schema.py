@@ -162,6 +162,8 @@ class EdgeTpuSection(Section):
     min_mapped_fraction: float = Field(0.0, ge=0.0, le=1.0)
 
 
+# `vela --accelerator-config` choices of the pinned Vela (a unit test compares them with `vela --help`);
+# edgebuild.compilers.vela.ACCELERATORS is this list.
 VelaAccelerator = Literal[
     "ethos-u55-32",
     "ethos-u55-64",

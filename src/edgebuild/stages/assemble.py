@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgebuild.profiles import to_toml
 from edgebuild.report import build_report, render_markdown, write_json
@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from edgebuild.stages.steps import TargetState
 
 
-def write_report(ctx: TargetContext, state: TargetState) -> dict:
+def write_report(ctx: TargetContext, state: TargetState) -> dict[str, Any]:
     """report.json, report.md and profile.resolved.toml into the work folder; returns the report."""
-    from edgebuild.converters.ptq import dense_quantization_note
+    from edgebuild.converters import dense_quantization_note
     from edgebuild.firmware.render import report_flash
     from edgebuild.stages.emit import NO_CROSS_COMPILER
 
@@ -31,20 +31,22 @@ def write_report(ctx: TargetContext, state: TargetState) -> dict:
         timings=ctx.timings,
         validation=state.validation,
         benchmark=state.benchmark,
-        extra_files=state.emitted,
+        extra_files=state.emission.files if state.emission is not None else [],
     )
     dense_note = dense_quantization_note(profile.quantization)
     if dense_note and "FULLY_CONNECTED" in state.artifact.op_counts():
         report["quantization"] = {"dense_per_channel": profile.quantization.dense_per_channel, "notes": [dense_note]}
-    if state.compiled:
-        report["compile"] = state.compiled
+    compiled = state.compiled.report()
+    if compiled:
+        report["compile"] = compiled
     if state.training is not None:
         report["training"] = state.training
     report.update(state.passes)
     if state.cache_key is not None:
         report["cache"] = {"hit": False, "key": state.cache_key}
     if profile.mcu.c_array:
-        report["flash"] = report_flash(state.firmware) or state.flash or NO_CROSS_COMPILER
+        emitted_flash = state.emission.flash if state.emission is not None else None
+        report["flash"] = report_flash(state.firmware) or emitted_flash or NO_CROSS_COMPILER
     if state.firmware is not None:
         report["firmware"] = state.firmware
     report.update({"layers": state.layers} if state.layers is not None else {})  # issue 15: per-layer error

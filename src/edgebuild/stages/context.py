@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from edgebuild.artifact import parse_artifact
 from edgebuild.data import Dataset, Splits, random_calibration, split
 from edgebuild.profiles import Profile
+
+if TYPE_CHECKING:
+    from edgebuild.model import LoadedModel
 
 EXCLUSIVE_STAGES = {"benchmark"}  # host latency is only meaningful with the CPU to itself
 
@@ -88,7 +91,7 @@ class CpuGate:
 class SharedInputs:
     """Everything every target of one build reuses: the loaded model, data, reference outputs, float baseline."""
 
-    model: Any  # edgebuild.model.LoadedModel
+    model: LoadedModel
     model_sha256: str
     dataset: Dataset | None
     val_dataset: Dataset | None = None
@@ -110,7 +113,7 @@ class SharedInputs:
 
     def float_baseline(self, batch: int) -> dict[str, Any]:
         """Size and weight bytes of a plain float32 conversion of the same model (converted once per build)."""
-        from edgebuild.converters.ptq import convert
+        from edgebuild.converters import convert
         from edgebuild.profiles.schema import QuantizationSection
 
         with self.lock:
@@ -168,7 +171,7 @@ class TargetContext:
             )
         if not quant.needs_calibration:
             return
-        if self.splits is not None and len(self.splits.calibration) > 0:
+        if self.splits is not None and shared.dataset is not None and len(self.splits.calibration) > 0:
             self.calibration = shared.dataset.x[self.splits.calibration]
         else:
             shape = shared.model.fixed_input_shape(1)

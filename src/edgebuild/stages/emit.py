@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,21 @@ MODEL_ARRAY_SCOPE = (
 )
 
 
+@dataclass(frozen=True)
+class Emission:
+    """The emit stage's result: the C sources written, and what the firmware and budget stages build on."""
+
+    files: list[str]  # relative to the work folder (report.json `files`)
+    flash: dict[str, Any] | None  # the model array's flash on a Cortex-M4; None without the cross compiler
+    declared_arena: int | None  # kTensorArenaSize in model_settings.h; None when no arena was measured
+
+    def note(self) -> str:
+        """The progress line's note for the emit stage."""
+        if self.flash:
+            return f"model array {self.flash['model_array_bytes']:,} bytes of flash (Cortex-M4)"
+        return "no arm-none-eabi-gcc: flash not measured"
+
+
 def emit_c(
     blob: bytes,
     artifact: TfliteArtifact,
@@ -29,9 +45,9 @@ def emit_c(
     work_dir: Path,
     validation: dict[str, Any] | None,
     vela: dict[str, Any] | None,
-) -> tuple[list[str], dict[str, Any] | None, int | None]:
+) -> Emission:
     """Write the C sources (from the Vela output on Ethos-U); measure the model array's flash when the cross
-    compiler exists. Returns (files, flash, the arena model_settings.h declares)."""
+    compiler exists."""
     from edgebuild.codegen import CSourceOptions, write_c_sources
     from edgebuild.codegen.flash import compile_for_cortex_m, object_sizes
 
@@ -59,7 +75,7 @@ def emit_c(
                 "data_bytes": sizes["data"],
                 "bss_bytes": sizes["bss"],
             }
-    return [str(p.relative_to(work_dir)) for p in paths], flash, arena
+    return Emission(files=[str(p.relative_to(work_dir)) for p in paths], flash=flash, declared_arena=arena)
 
 
 def declare_vela_arena(validation: dict[str, Any], declared: int) -> None:

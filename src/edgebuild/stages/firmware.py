@@ -71,9 +71,10 @@ def _is_classifier(validation: dict[str, Any]) -> bool | None:
 
 def _fold_into_validation(block: dict[str, Any], validation: dict[str, Any]) -> None:
     """The firmware's checks join the target's validation; the arena block gains what the device used."""
+    from edgebuild.validation import add_check
+
     for check in block.get("checks", []):
-        validation["checks"].append({**check, "name": CHECK_PREFIX + check["name"]})
-    validation["passed"] = all(c["passed"] for c in validation["checks"])
+        add_check(validation, {**check, "name": CHECK_PREFIX + check["name"]})
     device = block.get("device") or {}
     if device.get("arena_used_bytes") is not None:
         validation.setdefault("arena", {})["on_device"] = {

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgebuild.artifact import TfliteArtifact
 from edgebuild.stages.context import TargetContext
+
+if TYPE_CHECKING:
+    from edgebuild.device import DeviceBenchOptions
 
 SLOWER_RATIO = 1.1
 SLOWER_MIN_MS = 0.02
@@ -78,7 +81,7 @@ def never_slower(ctx: TargetContext, result: dict[str, Any], inputs: np.ndarray 
     }
 
 
-def bench_device(ctx: TargetContext, artifact_path: Path, options: object) -> dict[str, Any]:
+def bench_device(ctx: TargetContext, artifact_path: Path, options: DeviceBenchOptions) -> dict[str, Any]:
     """Benchmark on the device (the Edge TPU-compiled model when there is one); a failure is recorded, not fatal."""
     from edgebuild.device import DeviceError
 
@@ -86,13 +89,13 @@ def bench_device(ctx: TargetContext, artifact_path: Path, options: object) -> di
     path = compiled if compiled.exists() else artifact_path
     bench = ctx.profile.benchmark
     try:
-        result = options.run(path, threads=bench.threads, runs=bench.runs, warmup=bench.warmup)  # type: ignore[attr-defined]
+        result = options.run(path, threads=bench.threads, runs=bench.runs, warmup=bench.warmup)
     except DeviceError as exc:
         return {
             "url": options.device,
             "error": {
                 "type": type(exc).__name__,
-                "exit_code": exc.exit_code,  # type: ignore[attr-defined]
+                "exit_code": exc.exit_code,
                 "message": str(exc),
             },
         }

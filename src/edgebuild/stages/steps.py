@@ -13,34 +13,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgebuild.report import first_p50
+from edgebuild.stages.compile import Compilation
 
 if TYPE_CHECKING:
     from edgebuild.artifact import TfliteArtifact
+    from edgebuild.device import DeviceBenchOptions
     from edgebuild.stages.context import TargetContext
+    from edgebuild.stages.emit import Emission
 
 
 @dataclass
 class TargetState:
     """What one target's stages have produced so far (each field is written by the step named beside it)."""
 
-    bench_device: Any = None  # the request's device options (the `device` step uses them)
+    bench_device: DeviceBenchOptions | None = None  # the request's device options (the `device` step uses them)
     cache_key: str | None = None
     keras_model: Any = None  # prune / distill: the model the later steps convert
-    passes: dict = field(default_factory=dict)  # prune / distill: their report blocks
-    training: dict | None = None  # train (QAT)
+    passes: dict[str, Any] = field(default_factory=dict)  # prune / distill: their report blocks
+    training: dict[str, Any] | None = None  # train (QAT)
     blob: bytes | None = None  # train (QAT) or convert
     artifact_path: Path | None = None  # convert
     artifact: TfliteArtifact | None = None  # inspect
-    float_reference: dict | None = None  # baseline
-    compiled: dict = field(default_factory=dict)  # compile
-    validation: dict | None = None  # validate; budgets appends its check
-    benchmark: dict | None = None  # benchmark; device adds benchmark["device"]
-    emitted: list[str] = field(default_factory=list)  # emit
-    flash: dict | None = None  # emit: the model array's flash
-    declared_arena: int | None = None  # emit: kTensorArenaSize in model_settings.h
-    firmware: dict | None = None  # firmware
+    float_reference: dict[str, Any] | None = None  # baseline
+    compiled: Compilation = field(default_factory=Compilation)  # compile
+    validation: dict[str, Any] | None = None  # validate; budgets appends its check
+    benchmark: dict[str, Any] | None = None  # benchmark; device adds benchmark["device"]
+    emission: Emission | None = None  # emit: C sources, the model array's flash, the declared arena
+    firmware: dict[str, Any] | None = None  # firmware
     layers: dict[str, Any] | None = None  # layers (per-layer quantization error, selective precision; issue 15)
-    report: dict = field(default_factory=dict)  # report
+    report: dict[str, Any] = field(default_factory=dict)  # report
 
 
 def prune_or_distill(ctx: TargetContext, state: TargetState) -> str:
@@ -62,8 +63,8 @@ def train_qat(ctx: TargetContext, state: TargetState) -> str:
 
 
 def convert(ctx: TargetContext, state: TargetState) -> str:
-    from edgebuild.converters.ptq import convert as convert_model
-    from edgebuild.converters.ptq import trace_keras
+    from edgebuild.converters import convert as convert_model
+    from edgebuild.converters import trace_keras
 
     profile, shared = ctx.profile, ctx.shared
     if state.blob is None and state.keras_model is not None:  # the pruned / distilled model
@@ -98,7 +99,7 @@ def compile_model(ctx: TargetContext, state: TargetState) -> str:
 
     assert state.artifact_path is not None
     state.compiled = compile_stage.run_compilers(ctx.profile, state.artifact_path, ctx.work_dir)
-    return compile_stage.compile_note(state.compiled)
+    return state.compiled.note()
 
 
 def validate(ctx: TargetContext, state: TargetState) -> str:
@@ -128,7 +129,7 @@ def benchmark(ctx: TargetContext, state: TargetState) -> str:
 def device(ctx: TargetContext, state: TargetState) -> str:
     from edgebuild.stages import measure
 
-    assert state.artifact_path is not None and state.benchmark is not None
+    assert state.artifact_path is not None and state.benchmark is not None and state.bench_device is not None
     result = state.benchmark["device"] = measure.bench_device(ctx, state.artifact_path, state.bench_device)
     if "error" in result:
         return f"FAILED: {result['error']['type']}"
@@ -142,21 +143,21 @@ def emit(ctx: TargetContext, state: TargetState) -> str:
     from edgebuild.stages import emit as emit_stage
 
     assert state.blob is not None and state.artifact is not None
-    state.emitted, state.flash, state.declared_arena = emit_stage.emit_c(
-        state.blob, state.artifact, ctx.profile, ctx.work_dir, state.validation, state.compiled.get("vela")
+    vela = state.compiled.vela
+    emission = state.emission = emit_stage.emit_c(
+        state.blob, state.artifact, ctx.profile, ctx.work_dir, state.validation, vela
     )
-    if state.validation is not None and state.compiled.get("vela") is not None and state.declared_arena is not None:
-        emit_stage.declare_vela_arena(state.validation, state.declared_arena)
-    if state.flash:
-        return f"model array {state.flash['model_array_bytes']:,} bytes of flash (Cortex-M4)"
-    return "no arm-none-eabi-gcc: flash not measured"
+    if state.validation is not None and vela is not None and emission.declared_arena is not None:
+        emit_stage.declare_vela_arena(state.validation, emission.declared_arena)
+    return emission.note()
 
 
 def firmware(ctx: TargetContext, state: TargetState) -> str:
     from edgebuild.stages.firmware import run_firmware
 
     assert state.artifact_path is not None and state.validation is not None
-    state.firmware, note = run_firmware(ctx, state.artifact_path, state.declared_arena, state.validation)
+    declared = state.emission.declared_arena if state.emission is not None else None
+    state.firmware, note = run_firmware(ctx, state.artifact_path, declared, state.validation)
     return note
 
 
@@ -165,10 +166,11 @@ def budgets(ctx: TargetContext, state: TargetState) -> str:
     from edgebuild.validation import add_budget_check
 
     assert state.validation is not None and state.artifact is not None
-    declared = state.declared_arena or (state.validation.get("arena") or {}).get("recommended_bytes")
-    add_budget_check(
-        state.validation, state.artifact, ctx.profile, report_flash(state.firmware) or state.flash, declared
-    )
+    emission = state.emission
+    recommended = (state.validation.get("arena") or {}).get("recommended_bytes")
+    declared = (emission.declared_arena if emission else None) or recommended
+    flash = report_flash(state.firmware) or (emission.flash if emission else None)
+    add_budget_check(state.validation, state.artifact, ctx.profile, flash, declared)
     budget = next((c for c in state.validation["checks"] if c["name"] == "budgets"), None)
     return "" if budget is None else ("within budget" if budget["passed"] else "OVER BUDGET")
 

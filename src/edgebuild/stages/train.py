@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from edgebuild.errors import DataError
 from edgebuild.stages.context import BuildCancelled, TargetContext
 
+Arrays = tuple[np.ndarray, np.ndarray | None]  # (x, y): y is None for unlabelled data
 
-def training_sets(ctx: TargetContext, labels_required: bool = True):
+
+def training_sets(ctx: TargetContext, labels_required: bool = True) -> tuple[Arrays, Arrays | None]:
     """(train, early_stopping) arrays: the training and early-stopping splits of --data.
 
     Never the validation samples the accuracy gate scores (see `gate_samples`): no training pass trains on
@@ -23,14 +27,14 @@ def training_sets(ctx: TargetContext, labels_required: bool = True):
         )
     x, y = shared.dataset.x, shared.dataset.y
 
-    def take(indices):
+    def take(indices: np.ndarray) -> Arrays:
         return x[indices], (y[indices] if y is not None else None)
 
     held_out = ctx.splits.early_stopping
     return take(ctx.splits.training), (take(held_out) if len(held_out) else None)
 
 
-def gate_samples(ctx: TargetContext):
+def gate_samples(ctx: TargetContext) -> Arrays | None:
     """(x, y) of the accuracy gate's validation samples, for reporting accuracy only; None without any."""
     samples = ctx.validation_samples()
     return (samples[0], samples[1]) if samples is not None else None
@@ -42,14 +46,13 @@ def _stop_if_cancelled(ctx: TargetContext) -> None:
         raise BuildCancelled()
 
 
-def train_prune_distill(ctx: TargetContext) -> tuple[object, dict[str, Any]]:
+def train_prune_distill(ctx: TargetContext) -> tuple[Any, dict[str, Any]]:
     """[pruning]/[distillation]: (the tf_keras model to convert, the report blocks they produced).
 
     Training uses the `recovery_*` settings of [training], early stopping watches the early-stopping split,
     and the accuracy in the report is measured on the gate's validation samples (never trained on).
     """
-    from edgebuild.converters.qat import model_for_training
-    from edgebuild.converters.train import recovery_settings
+    from edgebuild.converters import model_for_training, recovery_settings
 
     profile, shared = ctx.profile, ctx.shared
     train, held_out = training_sets(ctx, labels_required=False)
@@ -62,13 +65,13 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict[str, Any]]:
 
     teacher = model
     if distillation.enabled and distillation.teacher != "original":
-        from edgebuild.converters.distill import load_keras
+        from edgebuild.converters import load_keras
 
         teacher = load_keras(distillation.teacher)
     if pruning.kind == "structured":
-        from edgebuild.converters.pruning import run_structured_pruning
+        from edgebuild.converters import run_structured_pruning
 
-        out = run_structured_pruning(
+        pruned = run_structured_pruning(
             model,
             train,
             held_out,
@@ -82,23 +85,23 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict[str, Any]]:
             cancel=cancel,
         )
         _stop_if_cancelled(ctx)
-        model, blocks["pruning"] = out.model, out.report()
-        _budget_note(ctx, out.training)
+        model, blocks["pruning"] = pruned.model, pruned.report()
+        _budget_note(ctx, pruned.training)
         blocks["pruning"]["artifact_before"] = _unpruned_artifact(ctx)
     elif pruning.kind in ("unstructured", "m_by_n"):
-        from edgebuild.converters.sparsity import run_sparsity
+        from edgebuild.converters import run_sparsity
 
-        out = run_sparsity(
+        sparse = run_sparsity(
             model, train, held_out, pruning, training, seed=profile.data.seed, progress=progress, cancel=cancel
         )
         _stop_if_cancelled(ctx)
-        model, blocks["sparsity"] = out.model, out.report()
-        _budget_note(ctx, out.training)
+        model, blocks["sparsity"] = sparse.model, sparse.report()
+        _budget_note(ctx, sparse.training)
     elif distillation.enabled:
-        from edgebuild.converters.distill import distill, make_student
+        from edgebuild.converters import make_student, run_distillation
 
         student, what = make_student(teacher, distillation.student, round_to=pruning.round_to)
-        outcome = distill(
+        outcome = run_distillation(
             teacher,
             student,
             train,
@@ -119,14 +122,13 @@ def train_prune_distill(ctx: TargetContext) -> tuple[object, dict[str, Any]]:
     return model, blocks
 
 
-def train_qat(ctx: TargetContext, keras_model: object | None = None) -> tuple[bytes, dict[str, Any]]:
+def train_qat(ctx: TargetContext, keras_model: Any = None) -> tuple[bytes, dict[str, Any]]:
     """Quantization-aware training; returns the int8 artifact and the report's `training` block.
 
     The block compares float, PTQ and QAT on the same validation samples, so users see what QAT bought.
     """
     from edgebuild.accuracy import compare
-    from edgebuild.converters.ptq import convert
-    from edgebuild.converters.qat import model_for_training, run_qat
+    from edgebuild.converters import convert, model_for_training, run_qat
     from edgebuild.runtime import LiteRTModel
 
     profile, shared = ctx.profile, ctx.shared
@@ -178,19 +180,24 @@ def _epoch_message(ctx: TargetContext, e: dict[str, Any]) -> None:
 
 
 def _budget_note(ctx: TargetContext, result: object) -> None:
-    """Say on the console when a training pass ran out of its time budget (the report's block says so too)."""
-    result = getattr(result, "training", result)  # a DistillationOutcome holds its TrainingResult
-    if getattr(result, "stopped_by", None) == "time_budget":
+    """Say on the console when a training pass ran out of its time budget (the report's block says so too).
+
+    `result`: a TrainingResult, a DistillationOutcome (which holds one), or None when nothing trained.
+    """
+    from edgebuild.converters import TrainingResult
+
+    training = getattr(result, "training", result)
+    if isinstance(training, TrainingResult) and training.stopped_by == "time_budget":
         ctx.progress.message(
-            f"  {ctx.profile.name:<10} train      {result.stop_reason} after "
-            f"{result.epochs_run} epochs; raise training.time_budget to train longer"
+            f"  {ctx.profile.name:<10} train      {training.stop_reason} after "
+            f"{training.epochs_run} epochs; raise training.time_budget to train longer"
         )
 
 
 def _unpruned_artifact(ctx: TargetContext) -> dict[str, Any]:
     """Size and latency of the unpruned model with the same scheme, so the report shows what pruning bought."""
     from edgebuild.bench import benchmark
-    from edgebuild.converters.ptq import convert
+    from edgebuild.converters import convert
 
     model, profile = ctx.shared.model, ctx.profile
     blob = convert(model.export(profile.model.batch), None, profile.quantization, ctx.calibration)
