@@ -473,8 +473,8 @@ def _accuracy(target: str, report: dict[str, Any]) -> str:
 
 def per_layer_errors(report: dict[str, Any]) -> tuple[str, str, list[tuple[str, float]]] | None:
     """Per-layer quantization error when a report has it: a list of {layer|name|tensor, snr_db|error|...}
-    under `layers.per_layer` (the layers stage: added_snr_db is drawn), `quantization.per_layer` /
-    `quantization.layers`, or `validation.accuracy.per_layer` / `.layers`."""
+    under `quantization.per_layer` / `quantization.layers`, `layers.per_layer` (the layers stage: its
+    added_snr_db is drawn), or `validation.accuracy.per_layer` / `.layers`."""
     accuracy = _dict(_dict(report.get("validation")).get("accuracy"))
     quant = _dict(report.get("quantization"))
     layers = _dict(report.get("layers"))
@@ -482,9 +482,9 @@ def per_layer_errors(report: dict[str, Any]) -> tuple[str, str, list[tuple[str, 
         (
             v
             for v in (
-                layers.get("per_layer"),
                 quant.get("per_layer"),
                 quant.get("layers"),
+                layers.get("per_layer"),
                 accuracy.get("per_layer"),
                 accuracy.get("layers"),
             )

@@ -112,7 +112,15 @@ def _block() -> dict:
         "samples": 100,
         "calibration_samples": 200,
         "seconds": {"quantize": 0.1, "run": 1.0},
-        "per_layer": [{"layer": row["tensor"], "op": "CONV_2D", "snr_db": 40.3, "added_snr_db": 0.0}],
+        "per_layer": [
+            {
+                "layer": short_name(row["tensor"]),
+                "tensor": row["tensor"],
+                "op": "CONV_2D",
+                "snr_db": 40.3,
+                "added_snr_db": 0.0,
+            }
+        ],
     }
 
 
@@ -130,7 +138,7 @@ def test_report_html_draws_added_error_from_the_layers_block() -> None:
     from edgebuild.report_html import per_layer_errors
 
     metric, unit, rows = per_layer_errors({"layers": _block()})
-    assert (metric, unit, rows) == ("added_snr_db", " dB", [("seq/conv2d/Relu;seq/conv2d/BiasAdd", 0.0)])
+    assert (metric, unit, rows) == ("added_snr_db", " dB", [("seq/conv2d/Relu", 0.0)])
 
 
 def test_plan_runs_layers_after_validate_for_ptq_int8_with_data() -> None:

@@ -20,6 +20,7 @@ from edgebuild.quant_debug import diagnose
 from edgebuild.quant_debug.capture import KeptModel, sample_at, split_samples
 from edgebuild.quant_debug.match import IO_OPS, PASS_THROUGH, added_pairs, cumulative_pairs
 from edgebuild.quant_debug.metrics import PairStats, worst_db
+from edgebuild.quant_debug.render import short_name
 
 CHUNK = 16  # samples whose tensors are gathered before the statistics run over them together
 EXACT_DB = 100.0  # an op whose output is this close to the float op's adds no error worth naming (rounding of floats)
@@ -56,7 +57,13 @@ class Analysis:
             "inputs (the lower of the whole tensor's and the median channel's), lowest first",
             "top": [_public(r) for r in self.ranked[:top]],
             "per_layer": [
-                {"layer": r["tensor"], "op": r["op"], "snr_db": r["snr_db"], "added_snr_db": r["added_snr_db"]}
+                {
+                    "layer": short_name(r["tensor"]),
+                    "tensor": r["tensor"],
+                    "op": r["op"],
+                    "snr_db": _round(r["snr_db"]),
+                    "added_snr_db": _round(r["added_snr_db"]),
+                }
                 for r in self.rows
             ],
             "matched": len(self.rows),

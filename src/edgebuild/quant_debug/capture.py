@@ -50,14 +50,14 @@ class Tensor:
 
     def dequantize(self, value: np.ndarray) -> np.ndarray:
         if not self.quantized:
-            return np.asarray(value, np.float64)
+            return np.asarray(value, np.float32)
+        if len(self.scales) == 1:
+            return (value.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scales[0])
         scales = np.asarray(self.scales, np.float64)
         zps = np.asarray(self.zero_points or (0,) * len(self.scales), np.float64)
-        if scales.size > 1:
-            shape = [1] * value.ndim
-            shape[self.quantized_dimension] = scales.size
-            scales, zps = scales.reshape(shape), zps.reshape(shape)
-        return (value.astype(np.float64) - zps) * scales
+        shape = [1] * value.ndim
+        shape[self.quantized_dimension] = scales.size
+        return ((value.astype(np.float64) - zps.reshape(shape)) * scales.reshape(shape)).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -49,18 +49,22 @@ class PairStats:
     _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def add(self, reference: np.ndarray, candidate: np.ndarray) -> None:
-        r = np.asarray(reference, np.float64)
-        c = np.asarray(candidate, np.float64).reshape(r.shape)
+        """Accumulate one chunk of samples (float32 arithmetic and BLAS dot products; totals kept in float64)."""
+        r = np.ascontiguousarray(reference, np.float32)
+        c = np.ascontiguousarray(candidate, np.float32).reshape(r.shape)
         e = c - r
+        flat_r, flat_c, flat_e = r.reshape(-1), c.reshape(-1), e.reshape(-1)
         self.elements += r.size
-        self.signal += float(np.sum(r * r))
-        self.noise += float(np.sum(e * e))
-        self.dot += float(np.sum(r * c))
-        self.candidate_power += float(np.sum(c * c))
+        self.signal += _dot(flat_r, flat_r)
+        self.noise += _dot(flat_e, flat_e)
+        self.dot += _dot(flat_r, flat_c)
+        self.candidate_power += _dot(flat_c, flat_c)
         channels = r.shape[-1] if r.ndim >= 2 else 1
         r2 = r.reshape(-1, channels)
         e2 = e.reshape(-1, channels)
-        cs, cn, cm = np.sum(r2 * r2, axis=0), np.sum(e2 * e2, axis=0), np.max(np.abs(r2), axis=0)
+        cs = np.einsum("ij,ij->j", r2, r2, dtype=np.float64)
+        cn = np.einsum("ij,ij->j", e2, e2, dtype=np.float64)
+        cm = np.maximum(r2.max(axis=0), -r2.min(axis=0)).astype(np.float64) if r2.size else np.zeros(channels)
         if self.channel_signal is None:
             self.channel_signal, self.channel_noise, self.channel_absmax = cs, cn, cm
         else:
@@ -72,15 +76,15 @@ class PairStats:
             self.ref_max = max(self.ref_max, float(r.max()))
         if self.qrange is not None:
             low, high = self.qrange
-            self.clipped += int(np.sum((r < low) | (r > high)))
-        self._keep(np.abs(r).reshape(-1))
+            self.clipped += int(np.count_nonzero((flat_r < low) | (flat_r > high)))
+        self._keep(flat_r)
 
     def _keep(self, values: np.ndarray) -> None:
         """A bounded, seeded sample of |reference| values for the outlier percentiles."""
         if values.size == 0:
             return
         take = min(values.size, max(16, RESERVOIR // 8))
-        picked = values if take == values.size else values[self._rng.integers(0, values.size, take)]
+        picked = np.abs(values if take == values.size else values[self._rng.integers(0, values.size, take)])
         self.sample.append(picked.astype(np.float32))
         self._kept += picked.size
         if self._kept > 4 * RESERVOIR:
@@ -136,6 +140,10 @@ class PairStats:
                 facts["widest_channel_absmax"] = float(self.channel_absmax[order[0]])
                 facts["median_channel_absmax"] = float(np.median(live))
         return facts
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b)) if a.size else 0.0  # float32 BLAS: ~1e-4 relative, far below what a dB shows
 
 
 def worst_db(*values: float | None) -> float | None:

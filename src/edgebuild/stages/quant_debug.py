@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from edgebuild.errors import EdgebuildError
 
 if TYPE_CHECKING:
+    from edgebuild.profiles.schema import Profile
     from edgebuild.stages.context import TargetContext
     from edgebuild.stages.steps import TargetState
 
 ACCURACY_CHECK = "accuracy vs float"
+CULPRIT_DB = 20.0  # a layer whose added error is below this SNR is named in a failed accuracy check
 
 
 def float_source(ctx: TargetContext, state: TargetState) -> bytes:
@@ -65,7 +67,30 @@ def run_layers(ctx: TargetContext, state: TargetState) -> str:
     if quant.selective != "off" or quant.keep:
         note += "; " + _selective(ctx, state, analysis, block, x, y, ctx.shared.reference_outputs(x, key), float_blob)
     state.layers = block
+    _name_the_culprit(state, block, profile)
     return note
+
+
+def _name_the_culprit(state: TargetState, block: dict[str, Any], profile: Profile) -> None:
+    """A failed accuracy check says which layer the analysis blames, so the build's error message does too."""
+    from edgebuild.quant_debug.render import short_name
+    from edgebuild.quant_debug.selective import target_kind
+
+    worst = block.get("worst") or {}
+    check = next((c for c in (state.validation or {}).get("checks", []) if c["name"] == ACCURACY_CHECK), None)
+    added = worst.get("added_snr_db")
+    if check is None or check["passed"] or added is None or added >= CULPRIT_DB:
+        return
+    why = "; ".join(worst.get("reasons") or []).split(":")[0] or "see the per-layer table"
+    check["summary"] += (
+        f"; per-layer analysis: {worst['op']} {short_name(worst['tensor'])} adds the most error "
+        f"({added:.1f} dB SNR against the float op: {why}), see report.md"
+        + (
+            " or try --set quantization.selective=auto"
+            if not block.get("selective") and target_kind(profile) in ("mobile", "mcu")
+            else ""
+        )
+    )
 
 
 def _selective(
@@ -100,7 +125,11 @@ def _selective(
     sel, blob = selective.run(inputs, analysis.ranked, gate_passed)
     block["selective"] = sel
     if blob is None:
-        return "selective: nothing applied" if sel.get("applied") is False and gate_passed else "selective: not applied"
+        if gate_passed:
+            return "selective: nothing to keep"
+        if "cpu_fallback" in sel:
+            return f"selective: not on an Edge TPU ({len(sel['cpu_fallback']['ops'])} ops would run on the CPU)"
+        return "selective: not applied"
     assert state.artifact_path is not None
     sel["before"] = accuracy_text(state.validation["accuracy"]) if "accuracy" in state.validation else None
     arena_before = (state.validation.get("arena") or {}).get("recommended_bytes")
