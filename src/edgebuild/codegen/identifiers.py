@@ -27,7 +27,7 @@ C_CPP_KEYWORDS = frozenset(
     wchar_t while xor xor_eq
     _Alignas _Alignof _Atomic _BitInt _Bool _Complex _Decimal128 _Decimal32 _Decimal64
     _Generic _Imaginary _Noreturn _Static_assert _Thread_local
-    """.split()  # noqa: SIM905 - laid out as the standards list them
+    """.split()
 )
 
 
