@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -58,8 +60,8 @@ def analyse(
     samples: int | None,
     top: int | None,
     sweep: bool,
-    progress=lambda text: None,
-) -> dict:
+    progress: Callable[[str], None] = lambda text: None,
+) -> dict[str, Any]:
     """The `layers` block for one target, computed like a build computes it (also used by the API and tests)."""
     from edgebuild.pipeline import BuildRequest, plan_build
 

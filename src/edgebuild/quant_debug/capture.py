@@ -121,7 +121,7 @@ class KeptModel:
         self.interpreter.invoke()
 
     def value(self, index: int) -> np.ndarray:
-        return self.interpreter.get_tensor(index)
+        return np.asarray(self.interpreter.get_tensor(index))
 
     def outputs(self) -> list[np.ndarray]:
         return [

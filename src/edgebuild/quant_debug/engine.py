@@ -15,6 +15,7 @@ NumericVerify op, so the error each op adds can be read apart from the error it 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ def calibrate(float_blob: bytes, samples: np.ndarray) -> bytes:
 
     _, _, calibrator = _internals()
 
-    def dataset():
+    def dataset() -> Iterator[list[np.ndarray]]:
         for sample in samples:
             yield [np.asarray(sample[None, ...], np.float32)]
 
@@ -92,7 +93,7 @@ def same_quantization(a: bytes, b: bytes) -> bool:
 
     ma, mb = KeptModel(a, keep_all=False), KeptModel(b, keep_all=False)
 
-    def signature(model: KeptModel) -> list[tuple]:
+    def signature(model: KeptModel) -> list[tuple[object, ...]]:
         return sorted((t.name, t.dtype.name, t.shape, t.scales, t.zero_points) for t in model.tensors.values())
 
     if signature(ma) != signature(mb):

@@ -68,6 +68,7 @@ class PairStats:
         if self.channel_signal is None:
             self.channel_signal, self.channel_noise, self.channel_absmax = cs, cn, cm
         else:
+            assert self.channel_noise is not None and self.channel_absmax is not None
             self.channel_signal += cs
             self.channel_noise += cn
             self.channel_absmax = np.maximum(self.channel_absmax, cm)
@@ -107,7 +108,7 @@ class PairStats:
 
     def channel_snr(self) -> float | None:
         """The median SNR over channels with any signal (channels that are zero in float are left out)."""
-        if self.channel_signal is None or self.channel_signal.size <= 1:
+        if self.channel_signal is None or self.channel_noise is None or self.channel_signal.size <= 1:
             return None
         live = self.channel_signal > 0
         if not np.any(live):

@@ -308,10 +308,10 @@ def evaluate(blob: bytes, inputs: Inputs) -> Evaluation:
 
 def _score(accuracy: dict[str, Any]) -> float:
     if "artifact_top1" in accuracy:
-        return accuracy["artifact_top1"]
+        return float(accuracy["artifact_top1"])
     if "agreement" in accuracy:
-        return accuracy["agreement"]
-    return accuracy.get("min_snr_db") or 0.0
+        return float(accuracy["agreement"])
+    return float(accuracy.get("min_snr_db") or 0.0)
 
 
 def _unique(ops: list[Op]) -> list[Op]:

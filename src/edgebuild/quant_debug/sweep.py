@@ -21,7 +21,7 @@ def sizes(available: int) -> list[int]:
 
 def calibration_sweep(inputs: Inputs) -> dict[str, Any]:
     quant = inputs.profile.quantization
-    points = []
+    points: list[dict[str, Any]] = []
     for count in sizes(len(inputs.calibration)):
         calibrated = engine.calibrate(inputs.float_blob, inputs.calibration[:count])
         blob = engine.quantize(calibrated, quant.io, quant.dense_per_channel)
