@@ -170,3 +170,13 @@ def test_debug_quant_help_does_not_import_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--target" in out and out.strip().endswith("False")
+
+
+def test_calibration_notes_flag_a_set_unlike_the_validation_data() -> None:
+    from edgebuild.quant_debug.analysis import calibration_notes
+
+    rows = [{"tensor": "a/conv;a/bias", "range": {"clipped_fraction": 0.04}}, {"tensor": "b", "range": {}}]
+    unlike, few = calibration_notes(rows, 20)
+    assert "1 layer(s) (up to 4.0% of the values of a/conv)" in unlike and "unlike the validation set" in unlike
+    assert "20 samples" in few
+    assert calibration_notes([{"tensor": "b", "range": {"clipped_fraction": 0.0}}], 200) == []

@@ -188,6 +188,7 @@ def analyze(
         )
     if unmatched:
         notes.append(f"{len(unmatched)} quantized tensor(s) have no float twin by name and are not measured.")
+    notes += calibration_notes(rows, len(calibration))
     return Analysis(
         rows=rows,
         ranked=ranked,
@@ -212,6 +213,29 @@ def _dequantize(
             stacked = tensors[key].dequantize(np.concatenate([v[1] for v in values]))
             reference = np.concatenate([v[0] for v in values])
             values[:] = [(reference, stacked)]
+
+
+def calibration_notes(rows: list[dict[str, Any]], calibration_samples: int) -> list[str]:
+    """Whether the calibration set looks unlike the validation data (values outside the calibrated ranges)."""
+    clipped = [
+        (r["range"]["clipped_fraction"], r["tensor"])
+        for r in rows
+        if (r.get("range") or {}).get("clipped_fraction", 0.0) >= diagnose.CLIPPED
+    ]
+    notes = []
+    if clipped:
+        worst, name = max(clipped)
+        notes.append(
+            f"The validation data leaves the calibrated range in {len(clipped)} layer(s) (up to {100 * worst:.1f}% of "
+            f"the values of {short_name(name)}): the {calibration_samples} calibration samples look unlike the "
+            "validation set. Calibrate on data drawn like the data the model will see."
+        )
+    if calibration_samples < diagnose.TINY_CALIBRATION:
+        notes.append(
+            f"Calibration used {calibration_samples} samples (quantization.calibration_samples): few; "
+            "`edgebuild debug-quant` sweeps the count to show whether more would help."
+        )
+    return notes
 
 
 def _rank_key(row: dict[str, Any]) -> tuple[float, float]:
