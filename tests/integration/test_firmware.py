@@ -436,6 +436,10 @@ def test_bench_on_qemu_reports_instructions_not_milliseconds(digits_mcu, monkeyp
     assert result["flash_bytes"] == sum(result["flash_breakdown"].values())
     assert result["vs_litert_reference"]["max_steps"] <= 1
 
+    assert main(["bench", str(digits_mcu["model"]), "--device", "qemu:mps2-an386", "--runs", "1"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "instructions per inference" in text and "tensor arena used" in text and " ms" not in text
+
 
 def test_bench_on_qemu_without_a_tree_exits_10_saying_how_to_get_one(digits_mcu, monkeypatch, capsys) -> None:
     from edgebuild.cli.main import main

@@ -132,6 +132,16 @@ def _bench_device(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return 0
+    if "instructions_per_inference" in result:  # qemu:BOARD: a firmware run, counted in instructions
+        cost, dev = result["instructions_per_inference"], result["device"]
+        out.print(
+            f"{artifact_path} on {device} ({dev['cpu']}, {dev['kernels']} kernels): {cost['median']:,} instructions "
+            f"per inference (min {cost['min']:,}, max {cost['max']:,}, {result['runs']} runs); {result['unit']}\n"
+            f"firmware flash {result['flash_bytes']:,} bytes, RAM {result['ram_bytes']:,} bytes, tensor arena used "
+            f"{result['arena']['used_bytes']:,} of {result['arena']['declared_bytes']:,} bytes",
+            markup=False,
+        )
+        return 0
     complete = all(
         r.get(k) is not None
         for r in result["threads"].values()
