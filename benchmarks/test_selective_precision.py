@@ -58,7 +58,7 @@ def outlier(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_analysis_vs_validation_time(outlier: tuple[Path, Path], benchmark) -> None:
     from edgebuild.accuracy import compare
-    from edgebuild.converters.ptq import convert
+    from edgebuild.converters import convert
     from edgebuild.model import load_model
     from edgebuild.profiles.schema import QuantizationSection
     from edgebuild.quant_debug.analysis import analyze

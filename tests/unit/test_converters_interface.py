@@ -15,12 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # artifact: the flatbuffer reader).
 LOWER_LAYERS = {"errors", "profiles", "data", "model", "_tf", "native_output", "artifact"}
 
-# TEMPORARY: owned by in-flight work (distillation; per-layer error, issue 15); they still import a pass's
-# module directly. Move them to the interface and remove them from this list.
+# TEMPORARY: owned by in-flight work (distillation); it still imports a pass's module directly. Move it to the
+# interface and remove it from this list.
 IN_FLIGHT = {
     "src/edgebuild/cli/distill.py",
-    "src/edgebuild/cli/debug_quant.py",
-    "src/edgebuild/stages/quant_debug.py",
 }
 
 

@@ -78,7 +78,7 @@ def analyse(
             f'"{quant.scheme}", method "{quant.method}". Use --set quantization.scheme=int8 '
             "(and --set quantization.method=ptq)."
         )
-    from edgebuild.converters.ptq import convert
+    from edgebuild.converters import convert
     from edgebuild.data import check_fits, load_dataset
     from edgebuild.model import check_static_shape, load_model
     from edgebuild.quant_debug.analysis import analyze

@@ -28,7 +28,7 @@ def float_source(ctx: TargetContext, state: TargetState) -> bytes:
             ctx.shared.float_baseline(ctx.profile.model.batch)
         assert ctx.shared.float_blob is not None
         return ctx.shared.float_blob
-    from edgebuild.converters.ptq import convert, trace_keras
+    from edgebuild.converters import convert, trace_keras
     from edgebuild.profiles.schema import QuantizationSection
 
     shape = ctx.shared.model.fixed_input_shape(ctx.profile.model.batch)
