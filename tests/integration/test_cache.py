@@ -259,13 +259,39 @@ def test_referenced_files_lists_only_files_the_build_reads(tmp_path: Path, monke
     from edgebuild.profiles import resolve
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EDGEBUILD_TFLM_DIR", raising=False)
     (tmp_path / "board.ini").write_text("x")
-    assert referenced_files(resolve("mcu")) == {}
+    assert referenced_files(resolve("mcu")) == {"mcu.tflm_dir": None}  # the firmware stage's tree: none here
+    assert referenced_files(resolve("mcu", ["mcu.firmware=false"])) == {}
     assert referenced_files(resolve("ethos-u55", ["vela.config_file=board.ini"])) == {
         "vela.config_file": hash_path(tmp_path / "board.ini")
     }
     assert referenced_files(resolve("ethos-u55", ["vela.config_file=Arm/vela.ini"])) == {"vela.config_file": None}
-    assert referenced_files(resolve("mcu", ["vela.config_file=board.ini"])) == {}  # no Vela on mcu
+    assert referenced_files(resolve("mcu", ["vela.config_file=board.ini", "mcu.firmware=false"])) == {}  # no Vela
     assert referenced_files(resolve("mobile", ["distillation.enabled=true", "distillation.student=width:0.5"])) == {}
     assert referenced_files(resolve("edgetpu")) == {}  # the default compiler on PATH: its version is in the key
     assert referenced_files(resolve("edgetpu", ["edgetpu.compiler=./nope"])) == {"edgetpu.compiler": None}
+
+
+def test_the_tflm_tree_is_part_of_the_key_by_content(tmp_path: Path, monkeypatch) -> None:
+    """Two copies of a TFLite Micro tree give one key; editing a source file gives another."""
+    import shutil
+
+    from edgebuild.cache import referenced_files
+    from edgebuild.profiles import resolve
+
+    shared = Path(__file__).resolve().parents[3] / "shared/tflm/tflm_tree"
+    if not shared.is_dir():
+        shared = Path("/work/shared/tflm/tflm_tree")
+    tree = tmp_path / "tree"
+    for top in ("tensorflow", "third_party", "signal"):
+        if (shared / top).is_dir():
+            shutil.copytree(shared / top, tree / top)
+    monkeypatch.setenv("EDGEBUILD_TFLM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEBUILD_TFLM_DIR", str(shared))
+    original = referenced_files(resolve("mcu"))["mcu.tflm_dir"]
+    monkeypatch.setenv("EDGEBUILD_TFLM_DIR", str(tree))
+    assert referenced_files(resolve("mcu"))["mcu.tflm_dir"] == original
+    kernel = tree / "tensorflow/lite/micro/kernels/softmax.cc"
+    kernel.write_text(kernel.read_text() + "\n// edited\n")
+    assert referenced_files(resolve("mcu"))["mcu.tflm_dir"] not in (original, None)
