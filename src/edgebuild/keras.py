@@ -133,7 +133,8 @@ class BudgetCallback:
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Check the targets and write the data once (errors surface before the first epoch trains)."""
-        from edgebuild.api import _override_strings, resolve_profile
+        from edgebuild.api import resolve_profile
+        from edgebuild.api.forms import _override_strings
         from edgebuild.errors import DataError
 
         self._settings = _override_strings(_DEFAULT_OVERRIDES) + _override_strings(self.overrides)
@@ -295,7 +296,7 @@ class BudgetCallback:
             return None
         if isinstance(self.data, (str, os.PathLike)):
             return Path(self.data)
-        from edgebuild.api import _data_label, _keras_inputs
+        from edgebuild.api.inputs import _data_label, _keras_inputs
         from edgebuild.data import dataset_from_object, write_npz
 
         names, rank = _keras_inputs(self.model) if self.model is not None else ((), None)
