@@ -1,6 +1,7 @@
 """Firmware for mcu builds: the generated C linked with TensorFlow Lite Micro, measured and run.
 
-- `tflm_library`: the TFLM library per tree x compiler x flags x op set, content-addressed cache;
+- `tflm_library`: the TFLM library per tree x compiler x flags x op set, content-addressed cache (its
+  names; the work in `store`, `flavors`, `tree`, `resolve`, `objects` and `library`);
 - `boards`: board profiles (`targets/boards/*.toml`) and the project-owned board support files;
 - `project`: writes OUT/mcu/firmware/ (Makefile project, runner, samples, board files);
 - `elf_size`: flash/RAM from the linked ELF, split by the linker map;
