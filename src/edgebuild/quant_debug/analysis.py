@@ -122,7 +122,11 @@ def analyze(
         for (kind, name), values in pending.items():
             if values:
                 stats = cumulative[name] if kind == "cumulative" else local[name]
-                stats.add(np.concatenate([v[0] for v in values]), np.concatenate([v[1] for v in values]))
+                # np.atleast_1d: a stateful model's scalar tensors (a step counter) are 0-d
+                stats.add(
+                    np.concatenate([np.atleast_1d(v[0]) for v in values]),
+                    np.concatenate([np.atleast_1d(v[1]) for v in values]),
+                )
                 values.clear()
 
     for n, i in enumerate(range(0, count - batch + 1, batch), 1):
