@@ -25,14 +25,8 @@ COMMON_FLAGS = (
     "-DTF_LITE_DISABLE_X86_NEON",
     "-DKERNELS_OPTIMIZED_FOR_SPEED",
 )
-
-
 CXX_ONLY = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics")
-
-
 C_ONLY = ("-std=c17",)
-
-
 TREE_INCLUDES = (
     ".",
     "third_party",
@@ -41,8 +35,6 @@ TREE_INCLUDES = (
     "third_party/kissfft",
     "third_party/ruy",
 )
-
-
 CMSIS_INCLUDES = (
     "third_party/cmsis/CMSIS/Core/Include",
     "third_party/cmsis",

@@ -22,8 +22,6 @@ COMPILE_TIMEOUT_S = 600
 # GCC may emit an object's sections in another order, so whether it was used is part of each object's key and
 # every eligible file always uses it (EDGEBUILD_TFLM_PCH=0 turns it off): the same inputs give the same objects.
 PCH_NAME = "edgebuild_tflm_pch.h"
-
-
 PCH_HEADERS = (
     "tensorflow/lite/schema/schema_generated.h",
     "tensorflow/lite/c/common.h",

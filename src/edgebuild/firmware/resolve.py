@@ -12,11 +12,7 @@ from edgebuild.firmware.tree import KERNEL_PREFIXES, RESOLVER_HEADER, TEST_ONLY,
 
 # ------------------------------------------------------------------------------------------ ops -> sources
 _ADD_METHOD = re.compile(r"TfLiteStatus\s+(Add\w+)\s*\(")
-
-
 _REGISTER_REF = re.compile(r"\b(Register_\w+)\s*\(")
-
-
 _REGISTER_DEF = re.compile(r"TFLMRegistration\s*\*?\s*(?:\w+::)*(Register_\w+)\s*\(\s*\)\s*\{")
 
 
@@ -97,8 +93,6 @@ def framework_sources(sources: Sequence[str]) -> list[str]:
 
 
 _NM_LINE = re.compile(r"^\s*(?:[0-9a-fA-F]+\s+)?([A-Za-z?-])\s+(\S.*)$")
-
-
 _NOT_LIBRARY_NAMESPACES = frozenset(
     {
         "tflite",

@@ -15,7 +15,6 @@ from pathlib import Path
 
 Log = Callable[[str], None]
 
-
 CACHE_LAYOUT = 1  # bump when the cache layout or key composition changes
 
 

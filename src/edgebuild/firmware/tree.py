@@ -12,10 +12,7 @@ from edgebuild.firmware.flavors import Flavor
 from edgebuild.firmware.store import _atomic_write, _sha, tflm_cache_dir
 
 RESOLVER_HEADER = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-
-
 INTERPRETER_HEADER = "tensorflow/lite/micro/micro_interpreter.h"
-
 
 TREE_HINT = (
     "Point edgebuild at a TensorFlow Lite Micro source tree with the mcu.tflm_dir profile key or "
@@ -27,14 +24,8 @@ TREE_HINT = (
 
 
 KERNEL_PREFIXES = ("tensorflow/lite/micro/kernels/", "signal/", "third_party/cmsis_nn/")
-
-
 CMSIS_NN_KERNEL_DIR = "tensorflow/lite/micro/kernels/cmsis_nn/"
-
-
 CORTEX_M_DIR = "tensorflow/lite/micro/cortex_m_generic/"
-
-
 CMSIS_NN_SOURCE_DIR = "third_party/cmsis_nn/Source"
 
 
@@ -98,8 +89,6 @@ class Tree:
 
 
 _TREE_CACHE: dict[tuple[str, float, int], Tree] = {}
-
-
 _TREE_LOCK = threading.Lock()
 
 
