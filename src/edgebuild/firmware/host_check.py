@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgebuild.firmware.make import explain_build_failure, run_make
+from edgebuild.firmware.outputs import reference_first_output
 from edgebuild.firmware.project import HOST_EXAMPLE, HOST_RUNNER
 from edgebuild.firmware.qemu import RunnerOutput, parse_runner_output
 from edgebuild.process import run_tool, tail
+
+if TYPE_CHECKING:
+    from edgebuild.artifact import TfliteArtifact
+    from edgebuild.firmware.tflm_library import Library
 
 RUN_TIMEOUT_S = 120.0
 _FIRST_VALUE = re.compile(r"Output 0, first (value|byte): (\S+)")
@@ -97,3 +103,53 @@ def step_difference(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, Any]:
         "max": float(flat.max()) if flat.size else 0.0,
         "mean": round(float(flat.mean()), 4) if flat.size else 0.0,
     }
+
+
+def check_generated_cpp(
+    project_dir: Path,
+    host_lib: Library,
+    jobs: int,
+    device: RunnerOutput | None,
+    artifact: TfliteArtifact,
+    artifact_path: Path,
+    max_steps: float,
+    ops: list[tuple[str, str]],
+    registrations: dict[str, list[str]],
+) -> dict[str, Any]:
+    """`make host`, then both programs run: the runner against the device's outputs, main.cc against LiteRT."""
+    code, output, seconds = run_make(project_dir, ["host"], {"TFLM_HOST_LIB": str(host_lib.path)}, jobs)
+    if code != 0:
+        return {
+            "status": "failed",
+            "summary": explain_build_failure(output, ops, registrations, "Building the generated C++ with host g++"),
+        }
+    check: dict[str, Any] = {"status": "passed", "compiler": "g++", "build_seconds": round(seconds, 2)}
+    problems = []
+    runner = run_host_runner(project_dir)
+    check["runner"] = {"exit_code": runner.exit_code, "arena_used_bytes": runner.arena_used}
+    if runner.exit_code != 0 or not runner.done:
+        problems.append(f"the firmware runner built for the host failed: {runner.failure_summary()}")
+    elif device is not None and device.done:
+        diff = step_difference(runner.output_arrays(), device.output_arrays())
+        check["runner"]["vs_device"] = diff
+        if not diff.get("comparable") or diff["max"] > max_steps:
+            problems.append(f"host (reference kernels) and device outputs differ: {diff}")
+    example = run_example_main(project_dir)
+    check["example_main"] = example
+    reference_first, scale = reference_first_output(artifact_path, artifact)
+    ok, summary = compare_example(example, reference_first, scale, max_steps)
+    if not ok:
+        problems.append(summary)
+    if problems:
+        check.update(status="failed", summary="; ".join(problems))
+    else:
+        vs = check["runner"].get("vs_device")
+        same = (
+            ""
+            if not vs
+            else "; runner outputs identical to the device's"
+            if vs["identical"]
+            else f"; runner outputs within {vs['max']:g} step(s) of the device's"
+        )
+        check["summary"] = f"{summary}{same}"
+    return check

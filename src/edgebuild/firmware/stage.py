@@ -34,6 +34,12 @@ from edgebuild.errors import EdgebuildError, ExternalToolError, UnsupportedError
 from edgebuild.firmware import host_check as host
 from edgebuild.firmware.boards import Board, load_board
 from edgebuild.firmware.elf_size import measure_elf
+from edgebuild.firmware.make import APT_HINT, explain_build_failure, run_make
+from edgebuild.firmware.outputs import (
+    compare_with_reference,
+    dequantized,
+    quantize_like_litert,
+)
 from edgebuild.firmware.project import ELF, write_project
 from edgebuild.firmware.qemu import (
     DEFAULT_TIMEOUT_S,
@@ -55,15 +61,8 @@ from edgebuild.firmware.tflm_library import (
 
 if TYPE_CHECKING:
     from edgebuild.artifact import TfliteArtifact
-    from edgebuild.firmware.tflm_library import Library
-    from edgebuild.runtime import LiteRTModel
 
 Log = Callable[[str], None]
-MAKE_TIMEOUT_S = 900
-APT_HINT = (
-    "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib "
-    "qemu-system-arm (or `make install`)"
-)
 
 
 def resolve_tflm_dir(explicit: Path | str | None) -> Path | None:
@@ -80,154 +79,9 @@ def _ops(artifact: TfliteArtifact) -> list[tuple[str, str]]:
     return resolver_methods(artifact)
 
 
-def run_make(project_dir: Path, targets: list[str], variables: dict[str, str], jobs: int) -> tuple[int, str, float]:
-    from edgebuild.process import run_tool
-
-    cmd = ["make", "-C", str(project_dir), f"-j{jobs}", *targets, *(f"{k}={v}" for k, v in variables.items())]
-    res = run_tool(cmd, MAKE_TIMEOUT_S, "make")
-    return res.returncode, res.output, res.seconds
-
-
-def explain_build_failure(
-    output: str, ops: list[tuple[str, str]], registrations: dict[str, list[str]], what: str
-) -> str:
-    """A build error in words: an op without a kernel (named), else the undefined symbols or compiler errors."""
-    undefined = sorted(set(re.findall(r"undefined reference to [`'](.+?)'", output)))
-    missing_ops = []
-    for sym in undefined:
-        reg = re.search(r"\b(Register_\w+)\s*\(", sym)
-        if reg:
-            names = [op for op, method in ops if reg.group(1) in registrations.get(method, [])]
-            missing_ops.append(f"{'/'.join(names) or reg.group(1)} ({sym})")
-    no_member = re.findall(r"has no member named '(Add\w+)'", output)
-    for method in sorted(set(no_member)):
-        names = [op for op, m in ops if m == method]
-        missing_ops.append(f"{'/'.join(names) or method} (MicroMutableOpResolver has no {method}())")
-    overflow = re.search(r"region [`'](\w+)' overflowed by (\d+) bytes", output)
-    if overflow or "RAM overflow" in output:
-        region, by = (overflow.group(1), int(overflow.group(2))) if overflow else ("RAM", None)
-        amount = f" by {by:,} bytes" if by is not None else ""
-        return (
-            f"{what} failed: the firmware does not fit the board's {region}{amount}. Shrink the model "
-            "(pruning, int8, a smaller input), lower mcu.firmware_samples, or use a board with more memory."
-        )
-    if missing_ops:
-        return (
-            f"{what} failed: the TensorFlow Lite Micro build has no kernel for {', '.join(missing_ops)}. "
-            "Use a TFLite Micro tree with that kernel, or replace the layer."
-        )
-    if undefined:
-        return f"{what} failed: undefined reference to {', '.join(undefined[:6])}."
-    errors = [line.strip() for line in output.splitlines() if "error" in line.lower() or line.startswith("make: ***")][
-        :8
-    ]
-    return f"{what} failed:\n    " + "\n    ".join(errors or output.strip().splitlines()[-12:])
-
-
 def _skipped(note: str, result: dict[str, Any]) -> dict[str, Any]:
     result.update(status="skipped", note=note)
     return result
-
-
-def _quantize_like_litert(
-    model_path: Path, samples: np.ndarray | list[np.ndarray] | None, artifact: TfliteArtifact
-) -> tuple[list[np.ndarray], list[np.ndarray], LiteRTModel]:
-    """(inputs in the model's input types, LiteRT reference-kernel outputs, float samples used)."""
-    from edgebuild.runtime import LiteRTModel
-
-    ref = LiteRTModel(model_path, reference_kernels=True)
-    if samples is None or (isinstance(samples, np.ndarray) and samples.shape[0] == 0):
-        samples = [np.zeros((1, *t.shape[1:]), np.float32) for t in artifact.inputs]
-        if len(samples) == 1:
-            samples = samples[0]
-    inputs = ref.prepare_inputs(samples)
-    reference = ref.predict(samples)
-    return inputs, reference, ref
-
-
-def _requantize(reference: list[np.ndarray], artifact: TfliteArtifact) -> list[np.ndarray | None]:
-    """LiteRT's dequantized outputs back to the integers it computed (exact: they came from integers)."""
-    out: list[np.ndarray | None] = []
-    for i, r in enumerate(reference):
-        t = artifact.outputs[i] if i < len(artifact.outputs) else None
-        if t is not None and t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0]:
-            zp = t.zero_point[0] if t.zero_point else 0
-            out.append(np.rint(np.asarray(r, np.float64) / t.scale[0] + zp).astype(np.int64))
-        else:
-            out.append(None)
-    return out
-
-
-def compare_with_reference(
-    device: list[np.ndarray],
-    reference: list[np.ndarray],
-    artifact: TfliteArtifact,
-    max_steps: float,
-    classifier: bool | None = None,
-) -> dict[str, Any]:
-    """Device raw outputs vs LiteRT reference kernels: steps (quantized outputs), top-1 agreement (class vectors).
-
-    `classifier`: whether output 0 is a class vector (the build's validation metric knows); None guesses from
-    the shape (a 2-D output with more than one column), False never reports top-1 (an autoencoder's argmax
-    means nothing).
-    """
-    ints = _requantize(reference, artifact)
-    outputs, all_steps, ok = [], [], True
-    agreement = None
-    for i, (dev, ref) in enumerate(zip(device, reference, strict=False)):
-        entry: dict[str, Any] = {"index": i}
-        if dev.shape[0] != ref.shape[0] or dev.size != ref.size:
-            entry["error"] = f"device output {i} has {dev.size} values, LiteRT {ref.size}"
-            ok = False
-            outputs.append(entry)
-            continue
-        dev = dev.reshape(ref.shape)
-        exact = ints[i]
-        if exact is not None:
-            steps = np.abs(dev.astype(np.int64) - exact)
-            entry.update(
-                max_steps=int(steps.max()) if steps.size else 0,
-                mean_steps=round(float(steps.mean()), 4) if steps.size else 0.0,
-                identical=bool(np.array_equal(dev.astype(np.int64), exact)),
-            )
-            all_steps.append(steps.reshape(-1))
-        else:
-            diff = np.abs(dev.astype(np.float64) - np.asarray(ref, np.float64))
-            span = float(np.abs(ref).max()) if ref.size else 0.0
-            entry["rel_error"] = float(diff.max() / span) if span > 0 else float(diff.max() if diff.size else 0.0)
-            ok = ok and entry["rel_error"] <= 1e-4
-        if i == 0 and ref.ndim == 2 and ref.shape[1] > 1 and classifier is not False:
-            dev_pick = dev.argmax(axis=-1)
-            ref_pick = (exact if exact is not None else ref).argmax(axis=-1)
-            agreement = float(np.mean(dev_pick == ref_pick)) if ref_pick.size else 1.0
-            entry["top1_agreement"] = agreement
-        outputs.append(entry)
-    flat = np.concatenate(all_steps) if all_steps else None
-    result: dict[str, Any] = {
-        "reference": "LiteRT reference kernels (BUILTIN_REF)",
-        "samples": int(device[0].shape[0]) if device else 0,
-        "outputs": outputs,
-        "top1_agreement": agreement,
-        "max_steps": int(flat.max()) if flat is not None and flat.size else None,
-        "mean_steps": round(float(flat.mean()), 4) if flat is not None and flat.size else None,
-        "limit_steps": max_steps,
-    }
-    if result["max_steps"] is not None and result["max_steps"] > max_steps:
-        ok = False
-    result["passed"] = ok
-    return result
-
-
-def _dequantized(device: list[np.ndarray], artifact: TfliteArtifact) -> list[list[Any]]:
-    out = []
-    for i, arr in enumerate(device):
-        t = artifact.outputs[i] if i < len(artifact.outputs) else None
-        if t is not None and t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0]:
-            zp = t.zero_point[0] if t.zero_point else 0
-            out.append(((arr.astype(np.float64) - zp) * t.scale[0]).round(7).tolist())
-        else:
-            out.append(np.asarray(arr, np.float64).tolist())
-    return out
 
 
 def run_firmware_stage(
@@ -302,7 +156,7 @@ def run_firmware_stage(
         )
     tree = resolve_tflm_dir(tflm_dir)
     tree_problem = check_tree(tree) if tree is not None else None
-    inputs, reference, _ = _quantize_like_litert(artifact_path, samples, artifact)
+    inputs, reference, _ = quantize_like_litert(artifact_path, samples, artifact)
     per_sample = sum(int(a[0].nbytes) for a in inputs) if inputs and inputs[0].shape[0] else 0
     fits = max(1, (board_obj.flash_length // 4) // per_sample) if per_sample else 1
     if inputs and inputs[0].shape[0] > fits:  # the embedded samples take at most a quarter of the flash
@@ -407,7 +261,7 @@ def run_firmware_stage(
                 if y.size == raw[0].shape[0]:
                     comparison["device_top1_accuracy"] = float(np.mean(raw[0].argmax(axis=-1) == y))
             result["comparison"] = comparison
-            result["device"]["outputs_dequantized"] = _dequantized(raw, artifact)
+            result["device"]["outputs_dequantized"] = dequantized(raw, artifact)
             parts = [
                 f"max {comparison['max_steps']} step(s), mean {comparison['mean_steps']}"
                 if comparison["max_steps"] is not None
@@ -428,7 +282,7 @@ def run_firmware_stage(
 
     # ---- host check
     if host_lib is not None:
-        result["host_check"] = _host_check(
+        result["host_check"] = host.check_generated_cpp(
             out_dir, host_lib, jobs, device, artifact, artifact_path, max_steps, ops, registrations
         )
         result["checks"].append(
@@ -473,69 +327,6 @@ def _device_block(device: RunnerOutput, board: Board, arena_bytes: int) -> dict[
     raw = device.output_arrays()
     block["outputs"] = [a.tolist() for a in raw]
     return block
-
-
-def _host_check(
-    project_dir: Path,
-    host_lib: Library,
-    jobs: int,
-    device: RunnerOutput | None,
-    artifact: TfliteArtifact,
-    artifact_path: Path,
-    max_steps: float,
-    ops: list[tuple[str, str]],
-    registrations: dict[str, list[str]],
-) -> dict[str, Any]:
-    code, output, seconds = run_make(project_dir, ["host"], {"TFLM_HOST_LIB": str(host_lib.path)}, jobs)
-    if code != 0:
-        return {
-            "status": "failed",
-            "summary": explain_build_failure(output, ops, registrations, "Building the generated C++ with host g++"),
-        }
-    check: dict[str, Any] = {"status": "passed", "compiler": "g++", "build_seconds": round(seconds, 2)}
-    problems = []
-    runner = host.run_host_runner(project_dir)
-    check["runner"] = {"exit_code": runner.exit_code, "arena_used_bytes": runner.arena_used}
-    if runner.exit_code != 0 or not runner.done:
-        problems.append(f"the firmware runner built for the host failed: {runner.failure_summary()}")
-    elif device is not None and device.done:
-        diff = host.step_difference(runner.output_arrays(), device.output_arrays())
-        check["runner"]["vs_device"] = diff
-        if not diff.get("comparable") or diff["max"] > max_steps:
-            problems.append(f"host (reference kernels) and device outputs differ: {diff}")
-    example = host.run_example_main(project_dir)
-    check["example_main"] = example
-    reference_first, scale = _reference_first_output(artifact_path, artifact)
-    ok, summary = host.compare_example(example, reference_first, scale, max_steps)
-    if not ok:
-        problems.append(summary)
-    if problems:
-        check.update(status="failed", summary="; ".join(problems))
-    else:
-        vs = check["runner"].get("vs_device")
-        same = (
-            ""
-            if not vs
-            else "; runner outputs identical to the device's"
-            if vs["identical"]
-            else f"; runner outputs within {vs['max']:g} step(s) of the device's"
-        )
-        check["summary"] = f"{summary}{same}"
-    return check
-
-
-def _reference_first_output(artifact_path: Path, artifact: TfliteArtifact) -> tuple[float | None, float | None]:
-    """LiteRT reference kernels' output 0, first value, on the all-zero input the generated main.cc feeds."""
-    if len(artifact.inputs) != 1:
-        return None, None
-    from edgebuild.runtime import LiteRTModel
-
-    ref = LiteRTModel(artifact_path, reference_kernels=True)
-    x = np.zeros((1, *artifact.inputs[0].shape[1:]), np.float32)
-    first = float(np.asarray(ref.predict(x)[0]).reshape(-1)[0])
-    t = artifact.outputs[0]
-    scale = t.scale[0] if t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0] else None
-    return first, scale
 
 
 def firmware_for_artifact(
