@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgebuild import partials
 from edgebuild.data import check_fits, check_labels, load_dataset
 from edgebuild.errors import EdgebuildError, GateFailed
+from edgebuild.partials import clean_stale_partials as clean_stale_partials  # public: the API and tests use it
 from edgebuild.plan import TargetPlan, make_plan, needs_baseline
 from edgebuild.profiles import Profile, resolve, to_toml
 from edgebuild.report import write_json
@@ -166,7 +168,6 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
 SIGTERM_GRACE_S = 5.0
 DEFAULT_STAGE_TIMEOUT_S = 1800.0
 UNTIMED_STAGES = {"prune", "distill", "train", "device", "firmware"}  # own budgets / tool timeouts
-_ACTIVE_PARTIALS: set[Path] = set()  # partial folders of this process, removed on a forced exit
 
 
 def _stage_timeout(request: BuildRequest) -> float:
@@ -197,7 +198,7 @@ def _stage_timeout_error(stuck: tuple[str, str, float], timeout: float) -> Edgeb
     fd, stacks = tempfile.mkstemp(prefix="edgebuild-stuck-", suffix=".txt")
     with os.fdopen(fd, "w") as handle:
         faulthandler.dump_traceback(handle, all_threads=True)
-    _remove_active_partials()
+    partials.remove_active_partials()
     return StageTimeout(
         f"Target '{target}' spent {seconds:.0f} s in its '{stage}' stage, past the {timeout:.0f} s stage limit, "
         f"so the build was stopped instead of waiting forever. Thread stacks are in {stacks}: please attach "
@@ -208,61 +209,10 @@ def _stage_timeout_error(stuck: tuple[str, str, float], timeout: float) -> Edgeb
 
 def _abandon(exit_code: int) -> None:
     """Exit now, without waiting for stage boundaries, leaving no partial folders behind."""
-    _remove_active_partials()
+    partials.remove_active_partials()
     sys.stderr.write("edgebuild: interrupted; no partial artifacts were left behind\n")
     sys.stderr.flush()
     os._exit(exit_code)
-
-
-def _remove_active_partials() -> None:
-    for path in list(_ACTIVE_PARTIALS):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _new_partial_dir(out_root: Path, target: str) -> Path:
-    """A hidden folder named after this process, so a later build can tell a stale one from a live one."""
-    path = out_root / f".{target}.partial-{os.getpid()}"
-    shutil.rmtree(path, ignore_errors=True)
-    _ACTIVE_PARTIALS.add(path)
-    return path
-
-
-def clean_stale_partials(out_root: Path) -> list[Path]:
-    """Remove partial folders left by builds that were killed (their process is gone); restore swapped-out results.
-
-    Returns what was removed. A folder whose process is still alive (another build writing here) is left alone.
-    """
-    removed: list[Path] = []
-    if not out_root.is_dir():
-        return removed
-    for path in out_root.iterdir():
-        name = path.name
-        if path.is_dir() and name.startswith(".") and ".partial" in name:
-            pid_text = name.rpartition("-")[2] if "-" in name.rpartition(".partial")[2] else ""
-            if path in _ACTIVE_PARTIALS or (pid_text.isdigit() and _process_alive(int(pid_text))):
-                continue
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-        elif path.is_dir() and name.startswith(".") and name.endswith(".previous"):
-            final = path.with_name(name[1 : -len(".previous")])
-            if final.exists():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.rename(final)  # killed mid-swap: the previous result comes back
-            removed.append(path)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # ours but not active: left by an earlier build in this process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _build_all(
@@ -275,7 +225,7 @@ def _build_all(
     from edgebuild.hashing import hash_path
 
     out_root = request.out or default_out_dir(request.model)
-    for stale in clean_stale_partials(out_root):
+    for stale in partials.clean_stale_partials(out_root):
         progress.message(f"removed {stale.name} left by an interrupted build")
     model_sha = hash_path(request.model)  # once: the cache key and every report use it
     cache, keys = _cache_keys(request, plans, model_sha)
@@ -398,17 +348,17 @@ def _restore_cached(
         return None
     started = time.perf_counter()
     out_root.mkdir(parents=True, exist_ok=True)
-    work_dir = _new_partial_dir(out_root, plan.target)
+    work_dir = partials.new_partial_dir(out_root, plan.target)
     try:
         cache.restore(entry, work_dir)
         report = json.loads((work_dir / "report.json").read_text())
         report["cache"] = {"hit": True, "key": key}
         write_json(work_dir / "report.json", report)
         final_dir = out_root / plan.target
-        _move_into_place(work_dir, final_dir)
+        partials.move_into_place(work_dir, final_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-        _ACTIVE_PARTIALS.discard(work_dir)
+        partials.ACTIVE_PARTIALS.discard(work_dir)
     progress.stage_finished(plan.target, "cached", time.perf_counter() - started, f"restored {key[:12]}")
     result = TargetResult(plan.target, final_dir, report, cached=True)
     validation = report.get("validation")
@@ -462,17 +412,17 @@ def _build_target(
     profile = plan.profile
     final_dir = out_root / profile.name
     out_root.mkdir(parents=True, exist_ok=True)
-    work_dir = _new_partial_dir(out_root, profile.name)
+    work_dir = partials.new_partial_dir(out_root, profile.name)
     work_dir.mkdir()
     ctx = TargetContext(profile=profile, shared=shared, work_dir=work_dir, progress=progress)
     try:
         report = _run_stages(ctx, plan, request, cache_key)
         if shared.cancelled.is_set():
             raise BuildCancelled()
-        _move_into_place(work_dir, final_dir)
+        partials.move_into_place(work_dir, final_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)  # gone already after a successful move
-        _ACTIVE_PARTIALS.discard(work_dir)
+        partials.ACTIVE_PARTIALS.discard(work_dir)
     result = TargetResult(profile.name, final_dir, report)
     validation = report.get("validation")
     if validation is not None and not validation["passed"] and request.gates:
@@ -490,16 +440,6 @@ def _run_stages(ctx: TargetContext, plan: TargetPlan, request: BuildRequest, cac
         with ctx.stage(stage.name) as note:
             note.append(STEPS[stage.name](ctx, state))
     return state.report
-
-
-def _move_into_place(work_dir: Path, final_dir: Path) -> None:
-    """Swap the finished folder in; the old result survives until the new one is complete."""
-    backup = final_dir.with_name(f".{final_dir.name}.previous")
-    shutil.rmtree(backup, ignore_errors=True)
-    if final_dir.exists():
-        final_dir.rename(backup)
-    work_dir.rename(final_dir)
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 def _gate_message(target: str, out_dir: Path, validation: dict[str, Any]) -> str:
