@@ -14,7 +14,9 @@ cd "$TMP"
 "$TMP/venv/bin/python" -c "import importlib.util as u, edgebuild; assert u.find_spec('edgebuild.converters.ptq'), 'converters missing'; print('converters found in', edgebuild.__file__)"
 "$TMP/venv/bin/python" -c "
 import importlib.util as u, importlib.resources as r
-for name in ('edgebuild.stages.steps', 'edgebuild.runtime.tflm', 'edgebuild.firmware.stage', 'edgebuild.device.ssh'):
+for name in ('edgebuild.stages.steps', 'edgebuild.runtime.tflm', 'edgebuild.firmware.stage', 'edgebuild.device.ssh',
+             'edgebuild.converters.pruning.surgery', 'edgebuild.api.building', 'edgebuild.compare.thresholds',
+             'edgebuild.report_html.page', 'edgebuild.quant_debug.analysis', 'edgebuild.firmware.outputs'):
     assert u.find_spec(name), name + ' missing from the wheel'
 assert r.files('edgebuild.targets').joinpath('boards/mps2-an386.toml').is_file(), 'board profile missing'
 assert r.files('edgebuild.firmware').joinpath('templates/edgebuild_runner.cc').is_file(), 'firmware template missing'
