@@ -178,7 +178,8 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
 
 def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
         section: Any, loss: Any = None, progress: Progress | None = None, seed: int = 0,
-        optimizer: str | None = None, callbacks: tuple[Any, ...] = (), cancel: Any = None) -> TrainingResult:
+        optimizer: str | None = None, callbacks: tuple[Any, ...] = (), cancel: Any = None,
+        labels_checked: bool = False) -> TrainingResult:
     """Train `model` (a tf_keras model) in place; see the module doc. `section` is a TrainingSection.
 
     `val` is what early stopping (and the plateau schedule) watch: never the accuracy gate's samples.
@@ -186,13 +187,19 @@ def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.n
     model already outputs probabilities. `optimizer` overrides `section.optimizer`.
     `callbacks` run before the best-weights tracker (e.g. TFMOT's UpdatePruningStep).
     `cancel` (a threading.Event) stops training at the next batch end once set.
+    `labels_checked`: the caller checked the targets and they are not plain class ids (distillation marks
+    inputs without a label with -1); they go to `model.fit` as given.
     """
     from edgebuild._tf import tf_keras
     from edgebuild.converters import precision
 
     keras2 = tf_keras()
     x = np.asarray(train[0], dtype=np.float32)
-    y, val_y = check_training_data(train, val, num_classes_of(model))
+    if labels_checked:
+        y = np.asarray(train[1])
+        val_y = None if val is None else np.asarray(val[1])
+    else:
+        y, val_y = check_training_data(train, val, num_classes_of(model))
     val_x = None if val is None else np.asarray(val[0], dtype=np.float32)
     opt_name = optimizer or getattr(section, "optimizer", "adam")
     schedule = getattr(section, "schedule", "constant")
