@@ -37,8 +37,9 @@ plain fields (few epochs at a small learning rate).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -91,10 +92,14 @@ def recovery_settings(section: Any) -> Any:
     """
     if getattr(section, "recovery_epochs", None) is None:
         return section
-    return section.model_copy(update={"epochs": section.recovery_epochs,
-                                      "learning_rate": section.recovery_learning_rate,
-                                      "early_stopping": section.recovery_early_stopping,
-                                      "schedule": section.recovery_schedule})
+    return section.model_copy(
+        update={
+            "epochs": section.recovery_epochs,
+            "learning_rate": section.recovery_learning_rate,
+            "early_stopping": section.recovery_early_stopping,
+            "schedule": section.recovery_schedule,
+        }
+    )
 
 
 def plateau_patience(early_stopping: int) -> int:
@@ -102,8 +107,11 @@ def plateau_patience(early_stopping: int) -> int:
     return max(1, early_stopping // 3) if early_stopping else 2
 
 
-def check_training_data(train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
-                        num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+def check_training_data(
+    train: tuple[np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray | None] | None,
+    num_classes: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels present, integer class ids in range, enough samples: DataError otherwise. Returns (train_y, val_y)."""
     x, y = train
     if y is None:
@@ -139,9 +147,8 @@ def _as_class_ids(y: np.ndarray, x: np.ndarray, what: str) -> np.ndarray:
     if y.ndim > 1 and y.shape[-1] > 1:
         y = y.argmax(axis=-1)
     y = y.reshape(len(y))
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.equal(np.mod(y, 1), 0)):
-            raise DataError(f"The {what} labels are not whole numbers; training needs integer class ids 0..N-1.")
+    if not np.issubdtype(y.dtype, np.integer) and not np.all(np.equal(np.mod(y, 1), 0)):
+        raise DataError(f"The {what} labels are not whole numbers; training needs integer class ids 0..N-1.")
     return y.astype(np.int64)
 
 
@@ -176,10 +183,19 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
     return classes[name](learning_rate=learning_rate)
 
 
-def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.ndarray, np.ndarray | None] | None,
-        section: Any, loss: Any = None, progress: Progress | None = None, seed: int = 0,
-        optimizer: str | None = None, callbacks: tuple[Any, ...] = (), cancel: Any = None,
-        labels_checked: bool = False) -> TrainingResult:
+def fit(
+    model: Any,
+    train: tuple[np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray | None] | None,
+    section: Any,
+    loss: Any = None,
+    progress: Progress | None = None,
+    seed: int = 0,
+    optimizer: str | None = None,
+    callbacks: tuple[Any, ...] = (),
+    cancel: Any = None,
+    labels_checked: bool = False,
+) -> TrainingResult:
     """Train `model` (a tf_keras model) in place; see the module doc. `section` is a TrainingSection.
 
     `val` is what early stopping (and the plateau schedule) watch: never the accuracy gate's samples.
@@ -201,7 +217,7 @@ def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.n
     else:
         y, val_y = check_training_data(train, val, num_classes_of(model))
     val_x = None if val is None else np.asarray(val[0], dtype=np.float32)
-    opt_name = optimizer or getattr(section, "optimizer", "adam")
+    opt_name = str(optimizer or getattr(section, "optimizer", "adam"))
     schedule = getattr(section, "schedule", "constant")
     if schedule not in SCHEDULES:
         raise ProfileError(f"training.schedule = {schedule!r} is not known; choose one of {', '.join(SCHEDULES)}.")
@@ -220,12 +236,18 @@ def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.n
     monitor = "val_loss" if val_x is not None else "loss"
     started = time.perf_counter()
     control = _Control(keras2, cancel, started + budget if budget > 0 else None)
-    tracker = _BestWeights(keras2, monitor, section.early_stopping, progress, schedule, section.learning_rate,
-                           section.epochs)
+    tracker = _BestWeights(
+        keras2, monitor, section.early_stopping, progress, schedule, section.learning_rate, section.epochs
+    )
     if not (cancel is not None and cancel.is_set()):
         trained.fit(
-            x, y, validation_data=None if val_x is None else (val_x, val_y),
-            epochs=section.epochs, batch_size=section.batch_size, shuffle=True, verbose=0,
+            x,
+            y,
+            validation_data=None if val_x is None else (val_x, val_y),
+            epochs=section.epochs,
+            batch_size=section.batch_size,
+            shuffle=True,
+            verbose=0,
             callbacks=[*callbacks, control, tracker],
         )
     else:
@@ -244,11 +266,22 @@ def fit(model: Any, train: tuple[np.ndarray, np.ndarray | None], val: tuple[np.n
         "cancelled": "cancelled (Ctrl-C)",
     }[stopped_by]
     return TrainingResult(
-        epochs_run=len(tracker.history), epochs_limit=section.epochs, stopped_early=stopped_by == "early_stopping",
-        stop_reason=reason, best_epoch=tracker.best_epoch, monitor=monitor, history=tracker.history,
-        seconds=round(seconds, 3), samples={"training": len(x), "early_stopping": 0 if val_x is None else len(val_x)},
-        optimizer=opt_name, mixed_precision=policy or "off", learning_rate=float(section.learning_rate),
-        schedule=schedule, final_learning_rate=float(tracker.lr), time_budget_s=budget, stopped_by=stopped_by,
+        epochs_run=len(tracker.history),
+        epochs_limit=section.epochs,
+        stopped_early=stopped_by == "early_stopping",
+        stop_reason=reason,
+        best_epoch=tracker.best_epoch,
+        monitor=monitor,
+        history=tracker.history,
+        seconds=round(seconds, 3),
+        samples={"training": len(x), "early_stopping": 0 if val_x is None else len(val_x)},
+        optimizer=opt_name,
+        mixed_precision=policy or "off",
+        learning_rate=float(section.learning_rate),
+        schedule=schedule,
+        final_learning_rate=float(tracker.lr),
+        time_budget_s=budget,
+        stopped_by=stopped_by,
     )
 
 
@@ -278,8 +311,15 @@ def _Control(keras2: Any, cancel: Any, deadline: float | None) -> Any:
     return Control()
 
 
-def _BestWeights(keras2: Any, monitor: str, patience: int, progress: Progress | None, schedule: str = "constant",
-                 learning_rate: float = 0.0, epochs: int = 1) -> Any:
+def _BestWeights(
+    keras2: Any,
+    monitor: str,
+    patience: int,
+    progress: Progress | None,
+    schedule: str = "constant",
+    learning_rate: float = 0.0,
+    epochs: int = 1,
+) -> Any:
     """A callback that records every epoch, keeps the best weights, applies the learning-rate schedule and
     stops after `patience` epochs without improvement."""
     import math
@@ -309,8 +349,11 @@ def _BestWeights(keras2: Any, monitor: str, patience: int, progress: Progress | 
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
-            record = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items() if k != "lr"},
-                      "lr": float(f"{self.lr:.4g}")}
+            record = {
+                "epoch": epoch + 1,
+                **{k: round(float(v), 6) for k, v in logs.items() if k != "lr"},
+                "lr": float(f"{self.lr:.4g}"),
+            }
             self.history.append(record)
             current = float(logs.get(monitor, float("nan")))
             if np.isfinite(current) and current < self.best - MIN_DELTA:

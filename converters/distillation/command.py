@@ -38,9 +38,14 @@ def gap_closure(teacher: float | None, labels_only: float | None, distilled: flo
     return round((distilled - labels_only) / (teacher - labels_only), 4)
 
 
-def labels_only_baseline(initial: Any, train: tuple[np.ndarray, np.ndarray | None],
-                         val: tuple[np.ndarray, np.ndarray | None] | None, training: Any, seed: int = 0,
-                         cancel: Any = None) -> tuple[Any, Any]:
+def labels_only_baseline(
+    initial: Any,
+    train: tuple[np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray | None] | None,
+    training: Any,
+    seed: int = 0,
+    cancel: Any = None,
+) -> tuple[Any, Any]:
     """(model, TrainingResult): a clone of `initial` (weights included) trained on the labels alone."""
     from edgebuild._tf import tf_keras
     from edgebuild.converters.train import fit
@@ -70,9 +75,22 @@ def load_splits(data_path: Any, input_shape: tuple, seed: int = 0, val_data: Any
     return take(splits.training), held_out, (extra.x, extra.y)
 
 
-def distill_files(teacher_path: Any, student_spec: str, data_path: Any, out_dir: Any, section: Any, training: Any,
-                  seed: int = 0, round_to: int = 1, progress: Any = None, *, augment: Any = DEFAULT_AUGMENT,
-                  unlabelled: Any = None, val_data: Any = None, baseline: str = "auto") -> dict[str, Any]:
+def distill_files(
+    teacher_path: Any,
+    student_spec: str,
+    data_path: Any,
+    out_dir: Any,
+    section: Any,
+    training: Any,
+    seed: int = 0,
+    round_to: int = 1,
+    progress: Any = None,
+    *,
+    augment: Any = DEFAULT_AUGMENT,
+    unlabelled: Any = None,
+    val_data: Any = None,
+    baseline: str = "auto",
+) -> dict[str, Any]:
     """`edgebuild distill`: teacher file + student (file or "width:F") + data -> trained student in `out_dir`.
 
     Returns the report (also written as distillation.json): the `distill` block plus teacher/student
@@ -97,19 +115,40 @@ def distill_files(teacher_path: Any, student_spec: str, data_path: Any, out_dir:
     student, what = make_student(teacher, student_spec, round_to=round_to)
     initial = student.get_weights()
     before = top1(student, val)
-    outcome = distill(teacher, student, train, held_out, section, training, seed=seed, progress=progress,
-                      student_label=what, augment=augment, unlabelled=extra)
+    outcome = distill(
+        teacher,
+        student,
+        train,
+        held_out,
+        section,
+        training,
+        seed=seed,
+        progress=progress,
+        student_label=what,
+        augment=augment,
+        unlabelled=extra,
+    )
     report = outcome.report()
-    accuracy = {"teacher": top1(teacher, val), "student_before": before, "student_after": top1(student, val),
-                "labels_only": None, "gap_closure": None, "samples": 0 if val[1] is None else len(val[0]),
-                "on": "--val-data" if val_data is not None else "the validation split of --data (never trained on)"}
+    accuracy: dict[str, Any] = {
+        "teacher": top1(teacher, val),
+        "student_before": before,
+        "student_after": top1(student, val),
+        "labels_only": None,
+        "gap_closure": None,
+        "samples": 0 if val[1] is None else len(val[0]),
+        "on": "--val-data" if val_data is not None else "the validation split of --data (never trained on)",
+    }
     run = baseline == "on" or (baseline == "auto" and outcome.training.seconds <= BASELINE_AUTO_SECONDS)
     if train[1] is None:
         report["baseline"] = {"ran": False, "why": "the data has no labels"}
     elif not run:
-        report["baseline"] = {"ran": False, "why": "off" if baseline == "off" else
-                              f"distillation took {outcome.training.seconds:.0f} s (> {BASELINE_AUTO_SECONDS:g} s); "
-                              "--baseline on trains it anyway"}
+        report["baseline"] = {
+            "ran": False,
+            "why": "off"
+            if baseline == "off"
+            else f"distillation took {outcome.training.seconds:.0f} s (> {BASELINE_AUTO_SECONDS:g} s); "
+            "--baseline on trains it anyway",
+        }
     else:
         initial_model = tf_keras().models.clone_model(student)
         initial_model.set_weights(initial)
@@ -117,7 +156,13 @@ def distill_files(teacher_path: Any, student_spec: str, data_path: Any, out_dir:
         accuracy["labels_only"] = top1(model, val)
         report["baseline"] = {"ran": True, "training": result.to_dict()}
     accuracy["gap_closure"] = gap_closure(accuracy["teacher"], accuracy["labels_only"], accuracy["student_after"])
-    report.update({"teacher": str(teacher_path), "teacher_summary": summary(teacher),
-                   "student_summary": summary(student), "accuracy": accuracy})
+    report.update(
+        {
+            "teacher": str(teacher_path),
+            "teacher_summary": summary(teacher),
+            "student_summary": summary(student),
+            "accuracy": accuracy,
+        }
+    )
     report["files"] = save_model(student, out_dir, report, "distillation.json")
     return report

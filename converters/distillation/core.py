@@ -47,28 +47,35 @@ class DistillationOutcome:
 
     def report(self) -> dict[str, Any]:
         """The report's `distillation` block."""
-        return {"temperature": self.temperature, "alpha": self.alpha, "labels": self.labelled,
-                "student": self.student, "logits": self.logits, "augmentation": self.augmentation,
-                "inputs_per_epoch": self.inputs_per_epoch, "batchnorm_recalibration": self.batchnorm,
-                "training": self.training.to_dict()}
+        return {
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "labels": self.labelled,
+            "student": self.student,
+            "logits": self.logits,
+            "augmentation": self.augmentation,
+            "inputs_per_epoch": self.inputs_per_epoch,
+            "batchnorm_recalibration": self.batchnorm,
+            "training": self.training.to_dict(),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return self.report()
 
 
-def _distiller(keras2: Any, tensorflow: Any, student: Any, teacher: Any, temperature: float, alpha: float,
-               labelled: bool, augment: Any, feature_weight: float = 0.0) -> Any:
+def _distiller(
+    keras2: Any,
+    tensorflow: Any,
+    student: Any,
+    teacher: Any,
+    temperature: float,
+    alpha: float,
+    labelled: bool,
+    augment: Any,
+) -> Any:
     student_logits, _ = logits_view(student)
     teacher_logits, _ = logits_view(teacher)
     variables = list(getattr(student_logits, "trainable_variables", None) or student.trainable_variables)
-    features = None
-    if feature_weight > 0:  # EXPERIMENT: penultimate features, student projected to the teacher's width
-        s_feat = keras2.Model(student.inputs, student.layers[-1].input)
-        t_feat = keras2.Model(teacher.inputs, teacher.layers[-1].input)
-        projection = keras2.layers.Dense(int(t_feat.output.shape[-1]), use_bias=False)
-        projection.build(s_feat.output.shape)
-        variables = variables + list(projection.trainable_variables)
-        features = (s_feat, t_feat, projection)
 
     class Distiller(keras2.Model):
         """Wraps student and frozen teacher; `fit` sees one model whose loss is the distillation loss."""
@@ -101,32 +108,32 @@ def _distiller(keras2: Any, tensorflow: Any, student: Any, teacher: Any, tempera
             with tensorflow.GradientTape() as tape:
                 s = student_logits(inputs, training=training)
                 loss = masked_distillation_loss(s, t, targets, temperature, alpha)
-                if features is not None and training:
-                    tf_ = tensorflow.stop_gradient(features[1](inputs, training=False))
-                    sf = features[2](features[0](inputs, training=True))
-                    loss += feature_weight * tensorflow.reduce_mean(tensorflow.square(sf - tf_)) / (
-                        tensorflow.reduce_mean(tensorflow.square(tf_)) + 1e-6)
                 if training and student.losses:
                     loss += tensorflow.add_n(student.losses)
             if training:
                 grads = tape.gradient(loss, variables)
-                self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+                self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables, strict=True) if g is not None])
             predicted = tensorflow.argmax(s[:n], axis=-1)
             self.loss_tracker.update_state(loss)
             self.agreement_tracker.update_state(
-                tensorflow.cast(tensorflow.equal(predicted, tensorflow.argmax(t[:n], axis=-1)), tensorflow.float32))
+                tensorflow.cast(tensorflow.equal(predicted, tensorflow.argmax(t[:n], axis=-1)), tensorflow.float32)
+            )
             has_label = tensorflow.cast(y >= 0, tensorflow.float32)
             results = {"loss": self.loss_tracker.result(), "agreement": self.agreement_tracker.result()}
             if labelled:
                 self.accuracy_tracker.update_state(
-                    tensorflow.cast(tensorflow.equal(predicted, y), tensorflow.float32), sample_weight=has_label)
+                    tensorflow.cast(tensorflow.equal(predicted, y), tensorflow.float32), sample_weight=has_label
+                )
                 results["accuracy"] = self.accuracy_tracker.result()
             if training:
                 labelled_count = tensorflow.reduce_sum(has_label)
-                counts = (labelled_count, tensorflow.cast(n, tensorflow.float32) - labelled_count,
-                          tensorflow.cast(tensorflow.shape(inputs)[0] - n, tensorflow.float32),
-                          tensorflow.constant(0.0) if mixed is None else mixed)
-                for counter, value in zip(self.counters, counts):
+                counts = (
+                    labelled_count,
+                    tensorflow.cast(n, tensorflow.float32) - labelled_count,
+                    tensorflow.cast(tensorflow.shape(inputs)[0] - n, tensorflow.float32),
+                    tensorflow.constant(0.0) if mixed is None else mixed,
+                )
+                for counter, value in zip(self.counters, counts, strict=True):
                     counter.update_state(value)
                     results[counter.name] = counter.result()
             return results
@@ -141,11 +148,22 @@ def _distiller(keras2: Any, tensorflow: Any, student: Any, teacher: Any, tempera
     return Distiller()
 
 
-def distill(teacher: Any, student: Any, train: tuple[np.ndarray, np.ndarray | None],
-            val: tuple[np.ndarray, np.ndarray | None] | None, section: Any, training: Any, seed: int = 0,
-            progress: Any = None, student_label: str = "", cancel: Any = None, *, augment: Any = None,
-            unlabelled: np.ndarray | None = None, recalibrate: bool = True,
-            feature_weight: float = 0.0) -> DistillationOutcome:
+def distill(
+    teacher: Any,
+    student: Any,
+    train: tuple[np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray | None] | None,
+    section: Any,
+    training: Any,
+    seed: int = 0,
+    progress: Any = None,
+    student_label: str = "",
+    cancel: Any = None,
+    *,
+    augment: Any = None,
+    unlabelled: np.ndarray | None = None,
+    recalibrate: bool = True,
+) -> DistillationOutcome:
     """Train `student` in place on `teacher`'s soft targets (see the module doc).
 
     `section` is a DistillationSection (temperature, alpha; `augment` when it has one); `training` a
@@ -168,18 +186,21 @@ def distill(teacher: Any, student: Any, train: tuple[np.ndarray, np.ndarray | No
         raise ProfileError(f"distillation.alpha = {alpha} must be between 0 (soft targets only) and 1 (labels only).")
     check_compatible(teacher, student)
     if not student.trainable_weights:
-        raise ModelError(f"The student {student.name} has no trainable weights (trainable=False); distillation "
-                         "would not change it. Set model.trainable = True before saving it.")
+        raise ModelError(
+            f"The student {student.name} has no trainable weights (trainable=False); distillation "
+            "would not change it. Set model.trainable = True before saving it."
+        )
     x = np.asarray(train[0], np.float32)
     if len(x) == 0:
         raise DataError("Distillation needs training samples; the training split is empty.")
-    labelled = train[1] is not None and (val is None or val[1] is not None)
+    train_y, val_y = train[1], (None if val is None else val[1])
+    labelled = train_y is not None and (val is None or val_y is not None)
     classes = num_classes_of(student)
-    if labelled:
-        y = _as_class_ids(train[1], x, "training")
+    if labelled and train_y is not None:
+        y = _as_class_ids(train_y, x, "training")
         _check_range(y, classes, "training")
-        if val is not None:
-            _check_range(_as_class_ids(val[1], val[0], "validation"), classes, "validation")
+        if val is not None and val_y is not None:
+            _check_range(_as_class_ids(val_y, val[0], "validation"), classes, "validation")
     else:
         alpha = 0.0  # no labels (or none to stop early on): pure soft targets
         y = np.full(len(x), -1, np.int64)
@@ -187,33 +208,56 @@ def distill(teacher: Any, student: Any, train: tuple[np.ndarray, np.ndarray | No
     if unlabelled is not None and len(unlabelled):
         extra = np.asarray(unlabelled, np.float32)
         if extra.shape[1:] != x.shape[1:]:
-            raise DataError(f"The unlabelled inputs have shape {extra.shape[1:]}, the training inputs "
-                            f"{x.shape[1:]}; both must be shaped like the model input.")
+            raise DataError(
+                f"The unlabelled inputs have shape {extra.shape[1:]}, the training inputs "
+                f"{x.shape[1:]}; both must be shaped like the model input."
+            )
         x, y = np.concatenate([x, extra]), np.concatenate([y, np.full(len(extra), -1, np.int64)])
     val_fit = None
     if val is not None and len(val[0]):
-        vy = _as_class_ids(val[1], val[0], "validation") if labelled else np.full(len(val[0]), -1, np.int64)
+        vy = _as_class_ids(val_y, val[0], "validation") if val_y is not None and labelled else None
+        vy = vy if vy is not None else np.full(len(val[0]), -1, np.int64)
         val_fit = (np.asarray(val[0], np.float32), vy)
     spec = augment if augment is not None else getattr(section, "augment", None) or LIBRARY_AUGMENT
     aug = resolve(spec, tuple(student.inputs[0].shape))
     augmenter = make_augmenter(aug, tuple(student.inputs[0].shape), float(np.std(x[:4096]))) if aug.active else None
     was_trainable = teacher.trainable
-    distiller = _distiller(keras2, tensorflow, student, teacher, temperature, alpha, labelled, augmenter,
-                           feature_weight)
-    section_off = training.model_copy(update={"mixed_precision": "off"}) \
-        if getattr(training, "mixed_precision", "off") != "off" else training
+    distiller = _distiller(keras2, tensorflow, student, teacher, temperature, alpha, labelled, augmenter)
+    section_off = (
+        training.model_copy(update={"mixed_precision": "off"})
+        if getattr(training, "mixed_precision", "off") != "off"
+        else training
+    )
     batchnorm: dict[str, Any] = {}
     try:
-        result = fit(distiller, (x, y), val_fit, section_off, loss="mse", progress=progress, seed=seed,
-                     cancel=cancel, labels_checked=True)
+        result = fit(
+            distiller,
+            (x, y),
+            val_fit,
+            section_off,
+            loss="mse",
+            progress=progress,
+            seed=seed,
+            cancel=cancel,
+            labels_checked=True,
+        )
         if aug.active and recalibrate and not result.cancelled:
             batchnorm = _recalibrate(distiller, student, x, val_fit)
     finally:
         teacher.trainable = was_trainable
     logits = {} if result.cancelled else {"teacher": logits_view(teacher)[1], "student": logits_view(student)[1]}
-    return DistillationOutcome(student, result, temperature, alpha if labelled else 0.0, labelled,
-                               student_label or student.name, logits, aug.to_dict(), _inputs_seen(result),
-                               batchnorm)
+    return DistillationOutcome(
+        student,
+        result,
+        temperature,
+        alpha if labelled else 0.0,
+        labelled,
+        student_label or student.name,
+        logits,
+        aug.to_dict(),
+        _inputs_seen(result),
+        batchnorm,
+    )
 
 
 def _recalibrate(distiller: Any, student: Any, x: np.ndarray, val: tuple | None) -> dict[str, Any]:
@@ -225,7 +269,7 @@ def _recalibrate(distiller: Any, student: Any, x: np.ndarray, val: tuple | None)
     if not layers:
         return {}
     after = float(distiller.evaluate(*val, batch_size=256, verbose=0, return_dict=True)["loss"]) if val else None
-    kept = before is None or after <= before
+    kept = before is None or after is None or after <= before
     if not kept:
         student.set_weights(before_weights)
     return {"layers": layers, "kept": kept, "early_stopping_loss": {"before": before, "after": after}}
@@ -236,7 +280,7 @@ def _inputs_seen(result: Any) -> dict[str, int]:
     if not result.history:
         return {}
     record = result.history[0]
-    seen = {name.removeprefix("inputs_"): int(round(record.get(name, 0))) for name in COUNTERS}
+    seen = {name.removeprefix("inputs_"): round(record.get(name, 0)) for name in COUNTERS}
     seen["total"] = seen["labelled"] + seen["unlabelled"] + seen["augmented"]
     return seen
 
@@ -269,11 +313,12 @@ def recalibrate_batchnorm(model: Any, x: np.ndarray, batch_size: int = 256) -> i
             continue
         total, total_sq, count = 0.0, 0.0, 0
         for start in range(0, len(x), batch_size):
-            h = np.asarray(probe(x[start:start + batch_size], training=False), np.float64)
+            h = np.asarray(probe(x[start : start + batch_size], training=False), np.float64)
             h = np.moveaxis(h, axis, -1).reshape(-1, h.shape[axis])
             total, total_sq, count = total + h.sum(0), total_sq + (h * h).sum(0), count + len(h)
-        mean = total / count
+        mean = np.asarray(total, np.float64) / count
+        variance = np.maximum(np.asarray(total_sq, np.float64) / count - mean * mean, 0.0)
         layer.moving_mean.assign(mean.astype(np.float32))
-        layer.moving_variance.assign(np.maximum(total_sq / count - mean * mean, 0.0).astype(np.float32))
+        layer.moving_variance.assign(variance.astype(np.float32))
         done += 1
     return done

@@ -30,8 +30,9 @@ import numpy as np
 LOG_EPSILON = 1e-30
 
 
-def distillation_loss_reference(student_logits: np.ndarray, teacher_logits: np.ndarray, labels: np.ndarray | None,
-                                temperature: float, alpha: float) -> float:
+def distillation_loss_reference(
+    student_logits: np.ndarray, teacher_logits: np.ndarray, labels: np.ndarray | None, temperature: float, alpha: float
+) -> float:
     """The loss in plain NumPy (float64), batch mean; the TF version below must agree with it."""
     s = np.asarray(student_logits, np.float64)
     t = np.asarray(teacher_logits, np.float64)
@@ -41,7 +42,7 @@ def distillation_loss_reference(student_logits: np.ndarray, teacher_logits: np.n
         return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
     log_pt, log_ps = log_softmax(t / temperature), log_softmax(s / temperature)
-    soft = (np.exp(log_pt) * (log_pt - log_ps)).sum(axis=-1).mean() * temperature ** 2
+    soft = (np.exp(log_pt) * (log_pt - log_ps)).sum(axis=-1).mean() * temperature**2
     if labels is None:
         return float(soft)
     hard = -log_softmax(s)[np.arange(len(s)), np.asarray(labels).reshape(-1)].mean()
@@ -52,7 +53,7 @@ def _soft_terms(tensorflow: Any, s: Any, t: Any, temperature: float) -> Any:
     """T^2 * KL(softmax(t/T) || softmax(s/T)) per input."""
     log_pt = tensorflow.nn.log_softmax(t / temperature, axis=-1)
     log_ps = tensorflow.nn.log_softmax(s / temperature, axis=-1)
-    return tensorflow.reduce_sum(tensorflow.exp(log_pt) * (log_pt - log_ps), axis=-1) * (temperature ** 2)
+    return tensorflow.reduce_sum(tensorflow.exp(log_pt) * (log_pt - log_ps), axis=-1) * (temperature**2)
 
 
 def distillation_loss(student_logits: Any, teacher_logits: Any, labels: Any, temperature: float, alpha: float) -> Any:
@@ -66,13 +67,13 @@ def distillation_loss(student_logits: Any, teacher_logits: Any, labels: Any, tem
     if labels is None:
         return soft
     labels = tensorflow.reshape(tensorflow.cast(labels, tensorflow.int64), [-1])
-    hard = tensorflow.reduce_mean(
-        tensorflow.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=s))
+    hard = tensorflow.reduce_mean(tensorflow.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=s))
     return alpha * hard + (1.0 - alpha) * soft
 
 
-def masked_distillation_loss(student_logits: Any, teacher_logits: Any, labels: Any, temperature: float,
-                             alpha: float) -> Any:
+def masked_distillation_loss(
+    student_logits: Any, teacher_logits: Any, labels: Any, temperature: float, alpha: float
+) -> Any:
     """Like `distillation_loss`, but `labels` < 0 marks inputs without a label (soft term only).
 
     Hard term: mean over the labelled inputs (0 when there are none); soft term: mean over all inputs. With
@@ -99,14 +100,18 @@ def logits_view(model: Any) -> tuple[Any, str]:
     last = model.layers[-1] if getattr(model, "layers", None) else None
     kind = type(last).__name__ if last is not None else ""
     is_softmax_layer = kind == "Softmax" or (kind == "Activation" and _activation_name(last) == "softmax")
-    if is_softmax_layer and getattr(model, "_is_graph_network", False) or (
-            is_softmax_layer and isinstance(model, keras2.Sequential)):
+    if (
+        last is not None
+        and is_softmax_layer
+        and (getattr(model, "_is_graph_network", False) or isinstance(model, keras2.Sequential))
+    ):
         try:
             body = keras2.Model(model.inputs, last.input, name=f"{model.name}_logits")
             return body, f"input of the final {kind} layer '{last.name}'"
         except (ValueError, AttributeError):
             pass
-    if last is not None and _activation_name(last) == "softmax" or _probabilities(model):
+    if (last is not None and _activation_name(last) == "softmax") or _probabilities(model):
+
         def log_probs(x: Any, training: bool = False) -> Any:
             p = model(x, training=training)
             return tensorflow.math.log(tensorflow.maximum(tensorflow.cast(p, tensorflow.float32), LOG_EPSILON))

@@ -45,8 +45,13 @@ class Augmentation:
     def __post_init__(self) -> None:
         if self.kind not in AUGMENT_KINDS:
             raise ProfileError(f"augmentation {self.kind!r} is not known; choose one of {', '.join(AUGMENT_KINDS)}.")
-        if self.copies < 0 or not (0 <= self.shift < 1) or self.rotation < 0 or self.noise < 0 or not (
-                0 <= self.mixup <= 1):
+        if (
+            self.copies < 0
+            or not (0 <= self.shift < 1)
+            or self.rotation < 0
+            or self.noise < 0
+            or not (0 <= self.mixup <= 1)
+        ):
             raise ProfileError(f"augmentation settings out of range: {self}.")
 
     @property
@@ -102,18 +107,24 @@ def make_augmenter(aug: Augmentation, input_shape: tuple, data_std: float) -> An
         cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
         c, s = tensorflow.cos(theta), tensorflow.sin(theta)
         zeros = tensorflow.zeros_like(c)
-        transforms = tensorflow.stack([c, -s, cx - c * cx + s * cy - dx, s, c, cy - s * cx - c * cy - dy,
-                                       zeros, zeros], axis=1)
+        transforms = tensorflow.stack(
+            [c, -s, cx - c * cx + s * cy - dx, s, c, cy - s * cx - c * cy - dy, zeros, zeros], axis=1
+        )
         return tensorflow.raw_ops.ImageProjectiveTransformV3(
-            images=v, transforms=transforms, output_shape=tensorflow.constant(dims[:2], tensorflow.int32),
-            fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
+            images=v,
+            transforms=transforms,
+            output_shape=tensorflow.constant(dims[:2], tensorflow.int32),
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="NEAREST",
+        )
 
-    axis = _time_axis(input_shape)
+    axis = _time_axis(input_shape) or 1
 
     def sequence(v: Any) -> Any:
         length = dims[axis - 1]
         flat = tensorflow.reshape(v, [-1, length, int(np.prod(dims)) // length])
-        n, most = tensorflow.shape(flat)[0], max(1, int(round(aug.shift * length)))
+        n, most = tensorflow.shape(flat)[0], max(1, round(aug.shift * length))
         shift = tensorflow.random.uniform([n], -most, most + 1, dtype=tensorflow.int32)
         index = tensorflow.clip_by_value(tensorflow.range(length)[None, :] - shift[:, None], 0, length - 1)
         return tensorflow.reshape(tensorflow.gather(flat, index, batch_dims=1), tensorflow.shape(v))
@@ -167,8 +178,9 @@ def _read_images(files: list[Path], input_shape: tuple, image_range: str) -> np.
     for file in files:
         try:
             with Image.open(file) as img:
-                img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-                pixels = np.asarray(img, dtype=np.float32)
+                mode = "L" if channels == 1 else "RGB"
+                resized = img.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(resized, dtype=np.float32)
         except OSError as exc:
             raise DataError(f"Cannot read image {file}: {exc}. Remove or replace the file.") from None
         images.append(pixels[..., None] if channels == 1 else pixels)

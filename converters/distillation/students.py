@@ -23,14 +23,18 @@ def make_student(teacher: Any, spec: Any, pruned: Any = None, round_to: int = 1)
         student, what = spec, f"given model {spec.name}"
     elif spec in (None, "pruned"):
         if pruned is None:
-            raise ProfileError("distillation.student = 'pruned' needs structured pruning ([pruning] kind = "
-                               "'structured'); set kind, or give a student model or 'width:0.5'.")
+            raise ProfileError(
+                "distillation.student = 'pruned' needs structured pruning ([pruning] kind = "
+                "'structured'); set kind, or give a student model or 'width:0.5'."
+            )
         student, what = pruned, "the structurally pruned model"
     elif isinstance(spec, str) and (match := _WIDTH.fullmatch(spec)):
         factor = float(match.group(1))
         if not 0.0 < factor <= 1.0:
-            raise ProfileError(f"distillation.student = {spec!r}: the width factor must be in (0, 1], e.g. "
-                               "'width:0.5' keeps half the channels of every prunable layer.")
+            raise ProfileError(
+                f"distillation.student = {spec!r}: the width factor must be in (0, 1], e.g. "
+                "'width:0.5' keeps half the channels of every prunable layer."
+            )
         from edgebuild.converters.pruning import PruningOptions, prune_structured
 
         options = PruningOptions(ratio=min(0.999, 1.0 - factor), round_to=round_to)
@@ -39,8 +43,10 @@ def make_student(teacher: Any, spec: Any, pruned: Any = None, round_to: int = 1)
     elif isinstance(spec, str):
         student, what = load_keras(spec), f"student model {spec}"
     else:
-        raise ProfileError(f"distillation.student = {spec!r} is not understood; use 'pruned', 'width:0.5' or a "
-                           "path to a .keras/.h5 model.")
+        raise ProfileError(
+            f"distillation.student = {spec!r} is not understood; use 'pruned', 'width:0.5' or a "
+            "path to a .keras/.h5 model."
+        )
     check_compatible(teacher, student)
     return student, what
 
@@ -57,12 +63,15 @@ def load_keras(path: Any) -> Any:
 
 def check_compatible(teacher: Any, student: Any) -> None:
     """Same input shape and same output shape, else a ModelError naming both."""
+
     def shape(tensors: Any) -> tuple:
         return tuple(tuple(t.shape[1:]) for t in tensors)
 
     if len(student.outputs) != 1 or len(teacher.outputs) != 1:
-        raise ModelError(f"Distillation takes single-output models; the teacher has {len(teacher.outputs)} "
-                         f"outputs and the student {len(student.outputs)}.")
+        raise ModelError(
+            f"Distillation takes single-output models; the teacher has {len(teacher.outputs)} "
+            f"outputs and the student {len(student.outputs)}."
+        )
     if shape(student.outputs) != shape(teacher.outputs):
         raise ModelError(
             f"The student's output shape {_text(student.outputs[0].shape)} differs from the teacher's "
@@ -70,8 +79,10 @@ def check_compatible(teacher: Any, student: Any) -> None:
             "student must predict the same classes. Give it the teacher's output layer size."
         )
     if shape(student.inputs) != shape(teacher.inputs):
-        raise ModelError(f"The student's input shape {_text(student.inputs[0].shape)} differs from the teacher's "
-                         f"{_text(teacher.inputs[0].shape)}; both must read the same samples.")
+        raise ModelError(
+            f"The student's input shape {_text(student.inputs[0].shape)} differs from the teacher's "
+            f"{_text(teacher.inputs[0].shape)}; both must read the same samples."
+        )
 
 
 def _text(shape: Any) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
+import digits
 import numpy as np
 import pytest
 
-import digits
 from edgebuild.errors import ModelError, ProfileError
 
 pytestmark = pytest.mark.tf
@@ -23,8 +23,11 @@ def keras2():
 @pytest.fixture(scope="module")
 def split(digits_data):
     d = digits_data
-    return {"train": (d.train_x[:900], d.train_y[:900]), "val": (d.train_x[900:1200], d.train_y[900:1200]),
-            "test": (d.test_x, d.test_y)}
+    return {
+        "train": (d.train_x[:900], d.train_y[:900]),
+        "val": (d.train_x[900:1200], d.train_y[900:1200]),
+        "test": (d.test_x, d.test_y),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,8 @@ def test_tf_loss_matches_the_hand_checked_example() -> None:
     s, t, y = rng.normal(size=(32, 10)) * 3, rng.normal(size=(32, 10)) * 3, rng.integers(0, 10, 32)
     for temperature, alpha in ((1.0, 0.0), (4.0, 0.5), (8.0, 0.9)):
         assert float(distillation_loss(s, t, y, temperature, alpha)) == pytest.approx(
-            distillation_loss_reference(s, t, y, temperature, alpha), rel=1e-5)
+            distillation_loss_reference(s, t, y, temperature, alpha), rel=1e-5
+        )
 
 
 def test_softmax_outputs_give_logits_equivalent_to_the_true_ones(keras2, teacher) -> None:
@@ -63,7 +67,8 @@ def test_softmax_outputs_give_logits_equivalent_to_the_true_ones(keras2, teacher
     np.testing.assert_allclose(shift, shift[:, :1].repeat(10, axis=1), atol=1e-3)
     s = np.random.default_rng(3).normal(size=(16, 10))
     assert distillation_loss_reference(s, got, None, 4.0, 0) == pytest.approx(
-        distillation_loss_reference(s, true_logits, None, 4.0, 0), rel=1e-4)
+        distillation_loss_reference(s, true_logits, None, 4.0, 0), rel=1e-4
+    )
     cnn = digits.build_cnn(keras2)  # ends in a Softmax layer: its input is used
     _, how = logits_view(cnn)
     assert "input of the final Softmax layer" in how
@@ -87,8 +92,14 @@ def test_distill_into_pruned_student_with_and_without_labels(keras2, teacher, sp
     assert {"loss", "accuracy", "agreement", "val_loss"} <= set(report["training"]["history"][0])
 
     unlabeled = prune_structured(teacher, PruningOptions(ratio=0.5)).model
-    outcome = distill(teacher, unlabeled, (split["train"][0], None), (split["val"][0], None), section,
-                      training.model_copy(update={"epochs": 3}))
+    outcome = distill(
+        teacher,
+        unlabeled,
+        (split["train"][0], None),
+        (split["val"][0], None),
+        section,
+        training.model_copy(update={"epochs": 3}),
+    )
     assert outcome.report()["labels"] is False and outcome.alpha == 0.0
     assert "accuracy" not in outcome.training.history[0]
     assert top1(unlabeled, split["val"]) > 50  # learned from soft targets alone
@@ -115,11 +126,13 @@ def test_mismatched_student_is_a_clear_error(keras2, teacher, split) -> None:
     layers = keras2.layers
     student = keras2.Sequential([keras2.Input((32, 32, 1)), layers.Flatten(), layers.Dense(5)])
     with pytest.raises(ModelError, match=r"student's output shape \(\?, 5\) differs from the teacher's \(\?, 10\)"):
-        distill(teacher, student, split["train"], split["val"], DistillationSection(enabled=True),
-                TrainingSection(epochs=1))
+        distill(
+            teacher, student, split["train"], split["val"], DistillationSection(enabled=True), TrainingSection(epochs=1)
+        )
 
 
 # --------------------------------------------------------------------------- issue 19: the teacher as an oracle
+
 
 def test_augmentation_kind_follows_the_input_shape() -> None:
     from edgebuild.converters.distillation import augmentation_of
@@ -148,7 +161,7 @@ def test_augmented_views_keep_the_shape_and_move_the_inputs(split) -> None:
     seq = np.random.default_rng(0).random((8, 20, 3), dtype=np.float32)
     shift_only = Augmentation(kind="sequence", shift=0.15, noise=0.0, mixup=0.0)
     views, _ = make_augmenter(shift_only, seq.shape, 1.0)(seq)
-    for view, x in zip(views.numpy(), seq):
+    for view, x in zip(views.numpy(), seq, strict=True):
         shifted = [x[np.clip(np.arange(20) - s, 0, 19)] for s in range(-3, 4)]
         assert any(np.array_equal(view, candidate) for candidate in shifted)
 
@@ -179,13 +192,13 @@ def test_masked_loss_has_no_hard_term_for_unlabelled_inputs() -> None:
     s, t = rng.normal(size=(12, 10)) * 2, rng.normal(size=(12, 10)) * 2
     y = rng.integers(0, 10, 12)
     assert float(masked_distillation_loss(s, t, y, 4.0, 0.3)) == pytest.approx(
-        distillation_loss_reference(s, t, y, 4.0, 0.3), rel=1e-5)
+        distillation_loss_reference(s, t, y, 4.0, 0.3), rel=1e-5
+    )
     y_masked = y.copy()
     y_masked[4:] = -1  # inputs 4.. have no label: soft term only
     hard = distillation_loss_reference(s[:4], t[:4], y[:4], 4.0, 1.0)
     soft = distillation_loss_reference(s, t, None, 4.0, 0.0)
-    assert float(masked_distillation_loss(s, t, y_masked, 4.0, 0.3)) == pytest.approx(0.3 * hard + 0.7 * soft,
-                                                                                       rel=1e-5)
+    assert float(masked_distillation_loss(s, t, y_masked, 4.0, 0.3)) == pytest.approx(0.3 * hard + 0.7 * soft, rel=1e-5)
 
 
 def test_distillation_beats_labels_only_on_the_same_budget_and_counts_its_inputs(keras2, teacher, split) -> None:
@@ -205,8 +218,16 @@ def test_distillation_beats_labels_only_on_the_same_budget_and_counts_its_inputs
     keras2.utils.set_random_seed(0)
     student, _ = make_student(teacher, "width:0.5")
     baseline, _ = labels_only_baseline(student, (x[:200], y[:200]), val, training)
-    outcome = distill(teacher, student, (x[:200], y[:200]), val, DistillationSection(enabled=True), training,
-                      unlabelled=x[200:700], augment="auto")
+    outcome = distill(
+        teacher,
+        student,
+        (x[:200], y[:200]),
+        val,
+        DistillationSection(enabled=True),
+        training,
+        unlabelled=x[200:700],
+        augment="auto",
+    )
     labels_only, distilled = top1(baseline, test), top1(student, test)
     assert distilled > labels_only + 10, (labels_only, distilled)
     seen = outcome.report()["inputs_per_epoch"]
@@ -232,8 +253,13 @@ def test_sequence_student_gets_time_shifted_views(keras2) -> None:
     student, _ = make_student(teacher, "width:0.25")
     outcome = distill(teacher, student, (x, y), None, DistillationSection(enabled=True), training, augment="auto")
     assert outcome.report()["augmentation"]["kind"] == "sequence"
-    assert outcome.inputs_per_epoch == {"labelled": 96, "unlabelled": 0, "augmented": 96,
-                                        "mixup": outcome.inputs_per_epoch["mixup"], "total": 192}
+    assert outcome.inputs_per_epoch == {
+        "labelled": 96,
+        "unlabelled": 0,
+        "augmented": 96,
+        "mixup": outcome.inputs_per_epoch["mixup"],
+        "total": 192,
+    }
 
 
 def test_distill_command_reports_teacher_baseline_student_and_gap(teacher, digits_data, tmp_path, capsys) -> None:
@@ -248,8 +274,23 @@ def test_distill_command_reports_teacher_baseline_student_and_gap(teacher, digit
     teacher.save(path)
     extra = tmp_path / "extra.npz"
     np.savez(extra, x=digits_data.train_x[:50])
-    args = ["distill", "--teacher", str(path), "--student", "width:0.5", "--data", str(digits_data.npz),
-            "--out", str(tmp_path / "out"), "--epochs", "1", "--unlabelled", str(extra), "--baseline", "on"]
+    args = [
+        "distill",
+        "--teacher",
+        str(path),
+        "--student",
+        "width:0.5",
+        "--data",
+        str(digits_data.npz),
+        "--out",
+        str(tmp_path / "out"),
+        "--epochs",
+        "1",
+        "--unlabelled",
+        str(extra),
+        "--baseline",
+        "on",
+    ]
     assert main(args) == 0
     text = " ".join(capsys.readouterr().out.split())
     report = json.loads((tmp_path / "out" / "distillation.json").read_text())
@@ -258,8 +299,9 @@ def test_distill_command_reports_teacher_baseline_student_and_gap(teacher, digit
     assert accuracy["labels_only"] is not None and report["baseline"]["ran"] is True
     gap = accuracy["teacher"] - accuracy["labels_only"]
     if gap >= 0.5:
-        assert accuracy["gap_closure"] == pytest.approx((accuracy["student_after"] - accuracy["labels_only"]) / gap,
-                                                        abs=1e-4)
+        assert accuracy["gap_closure"] == pytest.approx(
+            (accuracy["student_after"] - accuracy["labels_only"]) / gap, abs=1e-4
+        )
         assert f"gap closure {100 * accuracy['gap_closure']:.0f}%" in text
     seen = report["inputs_per_epoch"]
     assert seen["unlabelled"] == 50 and seen["augmented"] == seen["labelled"] + 50

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 
@@ -19,20 +19,27 @@ def register(app: typer.Typer) -> None:
 
 def distill(
     teacher: Path = typer.Option(..., "--teacher", "-t", help="The trained model to learn from (.keras/.h5)."),
-    student: str = typer.Option(..., "--student", "-s",
-                                help="A student model file, or width:F for a copy of the teacher F times as wide."),
+    student: str = typer.Option(
+        ..., "--student", "-s", help="A student model file, or width:F for a copy of the teacher F times as wide."
+    ),
     data: Path = typer.Option(..., "--data", "-d", help="Training data (.npz; labels optional)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for model.keras and distillation.json."),
-    unlabelled: Optional[Path] = typer.Option(
-        None, "--unlabelled", "-u", help="More inputs without labels (.npz/.npy or an image folder): the teacher "
-        "labels them."),
-    val_data: Optional[Path] = typer.Option(
-        None, "--val-data", help="Held-out samples for the report's accuracy (default: a validation split of "
-        "--data, never trained on)."),
+    unlabelled: Path | None = typer.Option(
+        None,
+        "--unlabelled",
+        "-u",
+        help="More inputs without labels (.npz/.npy or an image folder): the teacher labels them.",
+    ),
+    val_data: Path | None = typer.Option(
+        None,
+        "--val-data",
+        help="Held-out samples for the report's accuracy (default: a validation split of --data, never trained on).",
+    ),
     temperature: float = typer.Option(TEMPERATURE, "--temperature"),
     alpha: float = typer.Option(ALPHA, "--alpha", help="Weight of the hard-label loss (0: soft targets only)."),
-    augment: str = typer.Option("auto", "--augment",
-                                help="Teacher-labelled augmented views: auto, image, sequence, vector or none."),
+    augment: str = typer.Option(
+        "auto", "--augment", help="Teacher-labelled augmented views: auto, image, sequence, vector or none."
+    ),
     copies: int = typer.Option(1, "--copies", min=0, help="Augmented views of each input per step."),
     epochs: int = typer.Option(EPOCHS, "--epochs", min=1, help="Epoch ceiling; early stopping ends sooner."),
     learning_rate: float = typer.Option(LEARNING_RATE, "--lr"),
@@ -40,8 +47,9 @@ def distill(
     patience: int = typer.Option(PATIENCE, "--patience", min=0, help="Early stopping patience (0: off)."),
     schedule: str = typer.Option(SCHEDULE, "--schedule", help="Learning rate: plateau, cosine or constant."),
     time_budget: float = typer.Option(0.0, "--time-budget", min=0.0, help="Seconds of training at most (0: none)."),
-    baseline: str = typer.Option("auto", "--baseline",
-                                 help="Train a labels-only student for the gap closure: auto (when cheap), on, off."),
+    baseline: str = typer.Option(
+        "auto", "--baseline", help="Train a labels-only student for the gap closure: auto (when cheap), on, off."
+    ),
     round_to: int = typer.Option(1, "--round-to", help="Channel multiple for width:F students."),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json"),
@@ -61,13 +69,30 @@ def distill(
     except ValueError:
         raise UsageError(f"--temperature must be > 0 and --alpha within 0..1 (got {temperature}, {alpha}).") from None
     try:
-        training = TrainingSection(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                                   early_stopping=patience, schedule=schedule, time_budget=time_budget)
+        training = TrainingSection(
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            early_stopping=patience,
+            schedule=schedule,
+            time_budget=time_budget,
+        )
     except ValueError as exc:
         raise UsageError(f"Bad training option: {str(exc).splitlines()[-1].strip()}.") from None
-    report = distill_files(teacher, student, data, out, section, training, seed=seed, round_to=round_to,
-                           augment=Augmentation(kind=augment, copies=copies), unlabelled=unlabelled,
-                           val_data=val_data, baseline=baseline)
+    report = distill_files(
+        teacher,
+        student,
+        data,
+        out,
+        section,
+        training,
+        seed=seed,
+        round_to=round_to,
+        augment=Augmentation(kind=augment, copies=copies),
+        unlabelled=unlabelled,
+        val_data=val_data,
+        baseline=baseline,
+    )
     if as_json:
         import json
 
@@ -78,27 +103,33 @@ def distill(
     return 0
 
 
-def summary_lines(report: dict, teacher: str) -> list[str]:
+def summary_lines(report: dict[str, Any], teacher: str) -> list[str]:
     """The console summary: sizes, accuracy on the held-out samples, gap closure, what training saw."""
     t, s, acc, run = report["teacher_summary"], report["student_summary"], report["accuracy"], report["training"]
-    lines = [f"teacher {teacher}: {t['params']:,} parameters, {t['macs']:,} MACs",
-             f"student ({report['student']}): {s['params']:,} parameters, {s['macs']:,} MACs",
-             f"top-1 on {acc['samples']} held-out samples ({acc['on']}): teacher {_pct(acc['teacher'])}, "
-             f"labels-only student {_pct(acc['labels_only'])}, distilled student {_pct(acc['student_after'])}"]
+    lines = [
+        f"teacher {teacher}: {t['params']:,} parameters, {t['macs']:,} MACs",
+        f"student ({report['student']}): {s['params']:,} parameters, {s['macs']:,} MACs",
+        f"top-1 on {acc['samples']} held-out samples ({acc['on']}): teacher {_pct(acc['teacher'])}, "
+        f"labels-only student {_pct(acc['labels_only'])}, distilled student {_pct(acc['student_after'])}",
+    ]
     if acc.get("gap_closure") is not None:
         lines.append(f"gap closure {100 * acc['gap_closure']:.0f}% of the teacher - labels-only gap")
     elif not report.get("baseline", {}).get("ran", False):
         lines.append(f"no labels-only baseline: {report.get('baseline', {}).get('why', 'not run')}")
     seen, aug = report.get("inputs_per_epoch") or {}, report.get("augmentation") or {}
     if seen:
-        lines.append(f"each epoch saw {seen['total']:,} inputs: {seen['labelled']:,} labelled, "
-                     f"{seen['unlabelled']:,} unlabelled, {seen['augmented']:,} augmented "
-                     f"({aug.get('kind', 'none')}; {seen['mixup']:,} of them mixup), all labelled by the teacher")
-    lines.append(f"T={report['temperature']:g}, alpha={report['alpha']:g}, {run['epochs_run']} epochs "
-                 f"(best {run['best_epoch']}), {run['stop_reason']}, {run['seconds']:.0f} s")
+        lines.append(
+            f"each epoch saw {seen['total']:,} inputs: {seen['labelled']:,} labelled, "
+            f"{seen['unlabelled']:,} unlabelled, {seen['augmented']:,} augmented "
+            f"({aug.get('kind', 'none')}; {seen['mixup']:,} of them mixup), all labelled by the teacher"
+        )
+    lines.append(
+        f"T={report['temperature']:g}, alpha={report['alpha']:g}, {run['epochs_run']} epochs "
+        f"(best {run['best_epoch']}), {run['stop_reason']}, {run['seconds']:.0f} s"
+    )
     lines.append(f"saved {report['files']['model']} and {report['files']['report']}")
     return lines
 
 
-def _pct(value) -> str:
+def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}%"
