@@ -23,6 +23,7 @@ from edgebuild.profiles.schema import Profile
 
 from .tables import load_table
 
+MAX_LISTED = 3  # layers named per target: the first ones are what to fix first
 RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
 
 
@@ -34,6 +35,7 @@ class LayerOps:
     kind: str
     ops: tuple[str, ...] = ()
     why: str = ""  # a problem that is not a missing kernel (stateful, an uncalibratable loop)
+    edgetpu_limit: str = ""  # an Edge TPU op limit the ops break (they are on Coral's list, but not like this)
     fix: str = ""
     targets: Callable[[Profile], bool] | None = None  # which targets `why` applies to (None: all)
 
@@ -131,7 +133,28 @@ def unequal_dilation(layer: Any) -> Iterator[LayerOps]:
     """A dilated Conv1D becomes a CONV_2D dilated along width only (dilation 1 x d)."""
     rate = tuple(getattr(layer, "dilation_rate", ()) or ())
     if _kind(layer) in {"Conv1D", "SeparableConv1D"} and rate and max(rate) > 1:
-        yield LayerOps(_name(layer), _kind(layer), ops=(f"CONV_2D (dilation 1 x {max(rate)})",))
+        yield LayerOps(
+            _name(layer),
+            _kind(layer),
+            ops=("CONV_2D",),
+            edgetpu_limit=f"its dilation is 1 x {max(rate)} and Edge TPU convolutions need equal x and y dilation",
+        )
+
+
+@layer_rule
+def dense_over_steps(layer: Any) -> Iterator[LayerOps]:
+    """A Dense layer applied to a sequence (rank 3 or more) becomes a FULLY_CONNECTED with one row per step."""
+    try:
+        rank = len(layer.input_shape)
+    except (AttributeError, TypeError):
+        return
+    if _kind(layer) == "Dense" and rank > 2:
+        yield LayerOps(
+            _name(layer),
+            _kind(layer),
+            ops=("FULLY_CONNECTED",),
+            edgetpu_limit="its output has one row per step and Edge TPU FullyConnected outputs must be one-dimensional",
+        )
 
 
 def _name(layer: Any) -> str:
@@ -191,39 +214,53 @@ def problems(found: list[LayerOps], profile: Profile) -> list[str]:
         if item.why and (item.targets is None or item.targets(profile)):
             out.append(f"{where}: {item.why}. Fix: {item.fix}.")
             continue
-        if rules == "mcu":
+        if rules == "mcu" and profile.vela.accelerator is None:  # Vela may map it to the NPU: checked after
             table = load_table("mcu")
-            missing = [op for op in item.ops if op.split(" ")[0] not in table]
+            missing = [op for op in item.ops if op not in table]
             if missing:
                 out.append(
-                    f"{where} becomes {', '.join(missing)}, which {table.runtime} has no kernel for "
-                    f"(on Ethos-U, Vela leaves it to TFLite Micro on the CPU). Fix: "
+                    f"{where} becomes {', '.join(missing)}, which {table.runtime} has no kernel for. Fix: "
                     f"{_MCU_FIX.get(missing[0], 'replace the layer with one built from ops TFLite Micro runs')}."
                 )
         elif rules == "edgetpu" and profile.edgetpu.min_mapped_fraction >= 1.0:
-            table = load_table("edgetpu")
-            missing = [op for op in item.ops if op.split(" ")[0] not in table.ops or "dilation 1 x" in op]
-            if missing:
+            edgetpu_ops = load_table("edgetpu").ops
+            missing = [op for op in item.ops if op not in edgetpu_ops]
+            reason = (
+                f"becomes {', '.join(missing)}, which Coral's supported-operations table does not list"
+                if missing
+                else f"becomes {', '.join(item.ops)}, and {item.edgetpu_limit}"
+                if item.edgetpu_limit
+                else ""
+            )
+            if reason:
                 out.append(
-                    f"{where} becomes {', '.join(missing)}, which the Edge TPU cannot map ({_EDGETPU_WHY}), "
-                    f"so it and every later op would run on the CPU while edgetpu.min_mapped_fraction = "
-                    f"{profile.edgetpu.min_mapped_fraction:g} requires every op on the Edge TPU. Fix: "
-                    f"{_EDGETPU_FIX.get(missing[0].split(' ')[0], _EDGETPU_DEFAULT_FIX)}."
+                    f"{where} {reason}, so it and every later op would run on the CPU while "
+                    f"edgetpu.min_mapped_fraction = {profile.edgetpu.min_mapped_fraction:g} requires every op on "
+                    f"the Edge TPU. Fix: {_EDGETPU_FIX.get(_kind_key(item, missing), _EDGETPU_DEFAULT_FIX)}."
                 )
     return out
 
 
-_EDGETPU_WHY = "not in Coral's supported-operations table, or a convolution with unequal x/y dilation"
 _EDGETPU_DEFAULT_FIX = "accept a CPU tail with --set edgetpu.min_mapped_fraction=0.5 (or lower), or replace the layer"
 _EDGETPU_FIX = {
-    "CONV_2D": "reshape to (1, steps, channels) and use Conv2D with kernel (1, k) and dilation_rate=(d, d) "
+    "Conv1D": "reshape to (1, steps, channels) and use Conv2D with kernel (1, k) and dilation_rate=(d, d) "
     "(the same result, since the height is 1), or accept a CPU tail with --set edgetpu.min_mapped_fraction=0.5",
+    "Dense": "flatten (or pool) the sequence before the Dense layer, or use a Conv1D with kernel size 1 (the same "
+    "per-step product, as a CONV_2D), or accept a CPU tail with --set edgetpu.min_mapped_fraction=0.5",
+    "GELU": "use activation='relu' or 'swish' (RELU, or LOGISTIC and MUL, all on the Edge TPU), or accept a CPU "
+    "tail with --set edgetpu.min_mapped_fraction=0.5",
+    "BATCH_MATMUL": "keep attention off the Edge TPU part of the model (accept a CPU tail with "
+    "--set edgetpu.min_mapped_fraction=0.5), or replace attention with convolutions",
     "UNPACK": "use a standard LSTM layer (unroll=False), which fuses into UNIDIRECTIONAL_SEQUENCE_LSTM "
     "(Edge TPU runtime 14), or accept a CPU tail with --set edgetpu.min_mapped_fraction=0.5",
 }
 _MCU_FIX = {
     "GELU": "use activation='swish' (LOGISTIC and MUL) or 'relu'; both have int8 TFLite Micro kernels",
 }
+
+
+def _kind_key(item: LayerOps, missing: list[str]) -> str:
+    return missing[0] if missing else item.kind
 
 
 def rule_texts() -> list[str]:
@@ -240,7 +277,10 @@ def check(keras_model: Any, profiles: list[Profile], source: str) -> dict[str, U
     for profile in profiles:
         lines = problems(found, profile)
         if lines:
+            more = f" (and {len(lines) - MAX_LISTED} more layer(s))" if len(lines) > MAX_LISTED else ""
             errors[profile.name] = UnsupportedError(
-                f"Target '{profile.name}' cannot build {source}, found before converting: " + " ".join(lines)
+                f"Target '{profile.name}' cannot build {source}, found from its layers before converting: "
+                + " ".join(lines[:MAX_LISTED])
+                + more
             )
     return errors
