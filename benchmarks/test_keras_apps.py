@@ -87,6 +87,9 @@ def _target_row(report: dict[str, Any]) -> dict[str, Any]:
     failed = [c["name"] for c in validation.get("checks", []) if not c.get("passed", True)]
     row: dict[str, Any] = {
         "status": "ok" if not failed else "gate failed: " + ", ".join(failed),
+        "failed_checks": {
+            c["name"]: c.get("summary", "")[:200] for c in validation.get("checks", []) if not c.get("passed", True)
+        },
         "size_bytes": report["artifact"]["size_bytes"],
         "float32_bytes": (report.get("float_reference") or {}).get("size_bytes"),
         "ops": report["artifact"].get("op_count"),
@@ -186,6 +189,8 @@ def _cell(target: str, row: dict[str, Any]) -> str:
     if row.get("status") == "error":
         return "error: " + (row.get("error") or "")[:160].replace("|", "/")
     parts = ["builds" if row["status"] == "ok" else row["status"]]
+    if any("crashed" in text for text in row.get("failed_checks", {}).values()):
+        parts.append("TFLite Micro aborted on the host")
     if row.get("unsupported_ops"):
         parts.append("unsupported: " + ", ".join(row["unsupported_ops"]))
     if target == "edgetpu":
