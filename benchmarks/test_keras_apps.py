@@ -3,7 +3,8 @@
 Each application is built with `weights=None` (nothing downloads; random weights, so accuracy numbers are
 float-vs-int8 agreement of an untrained network, not task accuracy) at a reduced input size (96x96x3 by
 default) with a 10-class head, calibrated and validated on scikit-learn's digits upsampled to the input size,
-repeated to 3 channels, scaled to 0-255 and passed through the application's own `preprocess_input`. One
+repeated to 3 channels, scaled to 0-255 and passed through the application's own `preprocess_input`; BatchNorm
+statistics are set from one forward pass over 64 of those images (see `_estimate_batchnorm`). One
 `edgebuild build --target all --no-gates` per application, in a subprocess (its peak RSS is its own), with
 the TFLite Micro firmware stage off (QEMU would spend minutes per large model; the host TFLite Micro run still
 proves the arena). Writes `build/keras_apps/coverage.md` and `coverage.json`.
@@ -70,15 +71,34 @@ def _save_app(name: str, module: str, root: Path) -> tuple[Path, Path, int]:
 
     tf_keras.utils.set_random_seed(0)
     model = getattr(tf_keras.applications, name)(weights=None, input_shape=(SIZE, SIZE, 3), classes=10)
-    path = root / f"{name}.h5"
-    model.save(path)
     x, _ = _digits(SIZE)
     x = getattr(tf_keras.applications, module).preprocess_input(x.copy())
+    _estimate_batchnorm(model, np.asarray(x[:64], np.float32))
+    path = root / f"{name}.h5"
+    model.save(path)
     npz = root / f"{name}.npz"
     np.savez(npz, x=np.asarray(x, np.float32))
     params = int(model.count_params())
     tf_keras.backend.clear_session()
     return path, npz, params
+
+
+def _estimate_batchnorm(model: Any, x: np.ndarray) -> None:
+    """Set every BatchNorm's statistics from one forward pass over `x` (no gradient step).
+
+    With weights=None the statistics are the initial 0/1, and activations shrink layer after layer: the
+    logits of a random MobileNet reach a scale of 1e-8, below what TFLite Micro's int8 Softmax accepts (it
+    aborts in Prepare). Real trained models never look like that; estimated statistics keep every layer's
+    output at unit scale, as training would.
+    """
+    import tf_keras
+
+    norms = [layer for layer in model.submodules if isinstance(layer, tf_keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(x, training=True)
+    for layer in norms:
+        layer.momentum = 0.99
 
 
 def _target_row(report: dict[str, Any]) -> dict[str, Any]:
