@@ -226,6 +226,8 @@ def _cell(target: str, row: dict[str, Any]) -> str:
             f"NPU {_pct(row['vela_npu_fraction'])}"
             + (f" (CPU: {', '.join(row['vela_cpu_ops'])})" if row.get("vela_cpu_ops") else "")
         )
+    if row.get("agreement") is not None:
+        parts.append(f"top-1 agreement with float {_pct(row['agreement'])}")
     if row.get("float32_bytes"):
         parts.append(f"{row['size_bytes'] / row['float32_bytes']:.3f}x fp32")
     return "; ".join(parts)
