@@ -110,7 +110,7 @@ def _check(report: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def _within_float(report: dict[str, Any]) -> None:
     accuracy = report["validation"]["accuracy"]
-    assert accuracy["reference_top1"] > 0.7, accuracy  # the float model learned something
+    assert accuracy["reference_top1"] > 0.5, accuracy  # the float model learned something (chance: 0.1)
     assert accuracy["drop_points"] <= 2.0, (report["target"], accuracy)
 
 
