@@ -231,8 +231,8 @@ def render(apps: dict[str, dict[str, Any]]) -> str:
         "float model of an untrained network (near-equal logits flip easily), not task accuracy.",
         "",
         "| application | params | float16 size (mobile) | int8 size (mcu) | Edge TPU by its rules: ops / MACs mapped, "
-        "CPU from | mcu: tensor arena, budgets (1 MiB flash, 256 KiB RAM) | Ethos-U55: NPU ops, Vela arena | int8 agreement (mcu) "
-        "| checks failed | build s | peak RSS MiB |",
+        "CPU from | mcu: tensor arena, budgets (1 MiB flash, 256 KiB RAM) | Ethos-U55: NPU ops, Vela arena "
+        "| int8 agreement (mcu) | checks failed | build s | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in apps.items():
