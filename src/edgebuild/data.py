@@ -22,6 +22,7 @@ import numpy as np
 
 from edgebuild.errors import DataError
 from edgebuild.profiles.schema import DataSection
+from edgebuild.samples import Samples
 
 EARLY_STOPPING_FRACTION = 0.15
 MIN_EARLY_STOPPING_POOL = 40  # fewer samples left after calibration: no early-stopping split, all train
@@ -30,9 +31,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 @dataclass(frozen=True)
 class Dataset:
-    x: np.ndarray
+    x: np.ndarray  # the model's (first) input
     y: np.ndarray | None
     source: str
+    named: dict[str, np.ndarray] | None = None  # a multi-input model's inputs by name, in model order
+
+    @property
+    def inputs(self) -> Samples:
+        """What the build feeds the model: one array, or one array per input keyed by input name."""
+        return self.named if self.named is not None else self.x
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,14 @@ import numpy as np
 from edgebuild.accuracy import compare
 from edgebuild.artifact import TfliteArtifact
 from edgebuild.errors import ArtifactError
+from edgebuild.output_gates import output_checks
 from edgebuild.profiles import Profile
+from edgebuild.samples import Samples, count, for_artifact
 
 
 @dataclass(frozen=True)
 class ValidationData:
-    x: np.ndarray
+    x: Samples  # one array, or one per input keyed by input name (multi-input models)
     y: np.ndarray | None
     reference: list[np.ndarray] | None  # float model outputs on x, when a reference model exists
 
@@ -46,12 +48,13 @@ def validate_artifact(
     if data is not None:
         from edgebuild.runtime import LiteRTModel
 
-        litert_outputs = LiteRTModel(path).predict(data.x)
+        litert_outputs = LiteRTModel(path).predict(for_artifact(data.x, artifact))
         if data.reference is not None:
             in_model_order = [litert_outputs[i] for i in artifact.function_output_order()]
             accuracy = compare(data.reference, in_model_order, data.y, profile.validation.metric)
             result["accuracy"] = accuracy
             checks.append(_accuracy_check(accuracy, profile))
+            checks += output_checks(accuracy, profile.validation)
     if profile.validation.tflm:
         arena, tflm_check = _tflm_check(path, profile, data, litert_outputs, artifact)
         result["arena"] = arena
@@ -149,16 +152,16 @@ def _accuracy_check(accuracy: dict[str, Any], profile: Profile) -> dict[str, Any
                 f"top-1 agreement with the float model {100 * accuracy['agreement']:.1f}% is below "
                 f"{100 * gate.min_agreement:.1f}%"
             )
-    else:
-        snr = accuracy["min_snr_db"]
+    else:  # several outputs: this check is output 0's, output_checks has the others'
         first = accuracy["outputs"][0]
+        snr = accuracy["min_snr_db"] if len(accuracy["outputs"]) == 1 else first["snr_db"]
         summary = (
             f"output SNR {'exact' if snr is None else f'{snr:.1f} dB'} vs float (limit {gate.min_snr_db:g} dB; "
             f"not a classifier, so no top-1), relative error {first['relative_error']}, "
             f"cosine {first['cosine_similarity']}"
         )
         if snr is not None and snr < gate.min_snr_db:
-            worst = min((o for o in accuracy["outputs"] if o["snr_db"] is not None), key=lambda o: o["snr_db"])
+            worst = min((o for o in accuracy["outputs"][:1] if o["snr_db"] is not None), key=lambda o: o["snr_db"])
             problems.append(
                 f"output {worst['index']} SNR {snr:.1f} dB against the float model is below "
                 f"{gate.min_snr_db:g} dB (relative error {worst['relative_error']})"
@@ -219,14 +222,15 @@ def _tflm_check(
     if data is None:
         return arena, check
     try:
-        tflm_outputs = tflm_predict(path, data.x, recommended)
-        reference = LiteRTModel(path, reference_kernels=True).predict(data.x)
+        inputs = for_artifact(data.x, artifact)
+        tflm_outputs = tflm_predict(path, inputs, recommended)
+        reference = LiteRTModel(path, reference_kernels=True).predict(inputs)
     except ArtifactError as exc:
         arena["error"] = str(exc)
         return arena, {**check, "passed": False, "summary": str(exc)}
     steps = _quantization_steps(reference, tflm_outputs, artifact)
     arena["compared_with"] = "LiteRT reference kernels (BUILTIN_REF)"
-    arena["samples"] = len(data.x)
+    arena["samples"] = count(data.x)
     arena["litert_error_steps"] = {"max": steps["max"], "mean": steps["mean"]} if steps["max"] is not None else None
     arena["litert_max_abs_error"] = steps["max_abs_error"]
     arena["outputs"] = steps["outputs"]
@@ -237,16 +241,17 @@ def _tflm_check(
         )
 
     gate = profile.validation
-    classifier = _classifier_like(artifact, data, gate.metric, reference[0])
+    first = artifact.function_output_order()[0]  # the model's first output: the one labels and top-1 are about
+    classifier = _classifier_like(artifact, data, gate.metric, reference[first], first)
     problems = []
     agreement = None
     if classifier:
-        ref_pick, tflm_pick = reference[0].argmax(axis=-1), tflm_outputs[0].argmax(axis=-1)
+        ref_pick, tflm_pick = reference[first].argmax(axis=-1), tflm_outputs[first].argmax(axis=-1)
         agreement = float(np.mean(ref_pick == tflm_pick)) if ref_pick.size else 1.0
         # a flip between outputs the reference itself rates within _TIE_STEPS steps is a rounding tie, not a bug
-        step = steps["outputs"][0].get("step") or 0.0
+        step = steps["outputs"][first].get("step") or 0.0
         rows = np.arange(ref_pick.shape[0])
-        lead = reference[0][rows, ref_pick] - reference[0][rows, tflm_pick]
+        lead = reference[first][rows, ref_pick] - reference[first][rows, tflm_pick]
         decisive = int(np.sum((ref_pick != tflm_pick) & (lead > _TIE_STEPS * step)))
         arena["top1_decisive_flips"] = decisive
         if ref_pick.size and decisive / ref_pick.size > 1.0 - _MIN_TFLM_TOP1:
@@ -284,7 +289,7 @@ def _tflm_check(
         parts.append(f"max difference {steps['max']:.0f} quantization step(s), mean {steps['mean']:.3f}")
     if steps["float_rel_error"] is not None:
         parts.append(f"float outputs within {steps['float_rel_error']:.1e} of their range")
-    check["summary"] += f"; vs LiteRT reference kernels on {len(data.x)} samples: " + ", ".join(parts)
+    check["summary"] += f"; vs LiteRT reference kernels on {count(data.x)} samples: " + ", ".join(parts)
     return arena, check
 
 
@@ -296,13 +301,18 @@ _TIE_STEPS = 2.0
 _MAX_FLOAT_REL_ERROR = 1e-3
 
 
-def _classifier_like(artifact: TfliteArtifact, data: ValidationData, metric: str, output: np.ndarray) -> bool:
-    """Whether top-1 is meaningful for output 0: metric top1, labels given, or a softmax over >= 2 classes."""
+def _classifier_like(
+    artifact: TfliteArtifact, data: ValidationData, metric: str, output: np.ndarray, position: int = 0
+) -> bool:
+    """Whether top-1 is meaningful for the model's first output (at `position` among the artifact's outputs).
+
+    Metric top1, labels given, or a softmax over >= 2 classes.
+    """
     if metric == "snr" or output.ndim != 2 or output.shape[-1] < 2:
         return False
     if metric == "top1" or data.y is not None:
         return True
-    index = artifact.output_indices[0]
+    index = artifact.output_indices[position]
     while True:  # walk back through (de)quantize/reshape to the op that computed the output
         producer = next((op for op in artifact.ops if index in op.outputs), None)
         if producer is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from edgebuild.errors import EdgebuildError
 
 if TYPE_CHECKING:
@@ -40,9 +42,14 @@ def run_layers(ctx: TargetContext, state: TargetState) -> str:
     from edgebuild.quant_debug.render import short_name
 
     profile = ctx.profile
+    if ctx.shared.model.multi_input:  # the debugger's capture and the layer matching feed one input
+        message = "the per-layer analysis supports single-input models; this model has several inputs"
+        state.layers = {"error": {"type": "UnsupportedError", "message": message}}
+        return f"not measured: {message}"
     samples = ctx.validation_samples()
     assert state.blob is not None and samples is not None and ctx.calibration is not None
     x, y, key = samples
+    assert isinstance(x, np.ndarray) and isinstance(ctx.calibration, np.ndarray)
     float_blob = float_source(ctx, state)
     quant = profile.quantization
     try:
