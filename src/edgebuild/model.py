@@ -224,16 +224,23 @@ def _load_keras2(path: Path, fmt: ModelFormat) -> LoadedModel:
 def _from_keras2_model(model: Any, path: Path, fmt: ModelFormat) -> LoadedModel:
     specs = [InputSpec(_clean_name(t.name), tuple(t.shape), t.dtype.name) for t in model.inputs]
     _check_input_names(specs, path)
-    outputs = model.outputs
     return LoadedModel(
         source=path,
         format=fmt,
         inputs=specs,
-        output_names=[_clean_name(o.name) for o in outputs],
+        output_names=_keras_output_names(model),
         call=lambda xs: _as_list(model(xs[0] if len(xs) == 1 else xs, training=False)),
         keep_alive=model,
         keras_model=model,
     )
+
+
+def _keras_output_names(model: Any) -> list[str]:
+    """The output layers' names (`scores`, `box`) where Keras has them, else the output tensors' names."""
+    names = list(getattr(model, "output_names", None) or [])
+    if len(names) == len(model.outputs) and len(set(names)) == len(names):
+        return [str(n) for n in names]
+    return [_clean_name(o.name) for o in model.outputs]
 
 
 def _load_keras3(path: Path) -> LoadedModel:

@@ -21,7 +21,7 @@ def output_checks(accuracy: dict[str, Any], gate: ValidationSection) -> list[dic
 
 def _check(entry: dict[str, Any], gate: ValidationSection) -> dict[str, Any]:
     index, metric = entry["index"], entry.get("metric", "snr")
-    name = CHECK_NAME.format(index=index)
+    name = CHECK_NAME.format(index=index) + (f" '{entry['name']}'" if entry.get("name") else "")
     if metric == "top1":
         agreement = float(entry["agreement"])
         passed = agreement >= gate.min_agreement

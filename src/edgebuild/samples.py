@@ -53,3 +53,15 @@ def for_artifact(x: Samples, artifact: TfliteArtifact) -> np.ndarray | list[np.n
     if sorted(names) == sorted(x):
         return [x[name] for name in names]
     return list(x.values())
+
+
+def single(x: Samples, what: str) -> np.ndarray:
+    """`x` as one array, for passes that feed one input; UnsupportedError naming `what` for several inputs."""
+    if isinstance(x, dict):
+        from edgebuild.errors import UnsupportedError
+
+        raise UnsupportedError(
+            f"{what} supports single-input models; this model has {len(x)} inputs ({', '.join(x)}). "
+            "Build it with plain post-training quantization instead."
+        )
+    return x

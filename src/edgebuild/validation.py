@@ -27,6 +27,7 @@ class ValidationData:
     x: Samples  # one array, or one per input keyed by input name (multi-input models)
     y: np.ndarray | None
     reference: list[np.ndarray] | None  # float model outputs on x, when a reference model exists
+    output_names: tuple[str, ...] = ()  # the model's output names, in model order (for the per-output lines)
 
 
 def validate_artifact(
@@ -52,6 +53,8 @@ def validate_artifact(
         if data.reference is not None:
             in_model_order = [litert_outputs[i] for i in artifact.function_output_order()]
             accuracy = compare(data.reference, in_model_order, data.y, profile.validation.metric)
+            for entry, name in zip(accuracy["outputs"], data.output_names, strict=False):
+                entry["name"] = name
             result["accuracy"] = accuracy
             checks.append(_accuracy_check(accuracy, profile))
             checks += output_checks(accuracy, profile.validation)

@@ -24,7 +24,8 @@ def validate(ctx: TargetContext, artifact_path: Path, artifact: TfliteArtifact) 
     samples = ctx.validation_samples()
     if samples is not None:
         x, y, key = samples
-        data = ValidationData(x=x, y=y, reference=ctx.shared.reference_outputs(x, key))
+        reference = ctx.shared.reference_outputs(x, key)
+        data = ValidationData(x=x, y=y, reference=reference, output_names=tuple(ctx.shared.model.output_names))
     return validate_artifact(artifact_path, artifact, ctx.profile, data, check_budgets=False)
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from edgebuild.errors import EdgebuildError
+from edgebuild.samples import single
 
 if TYPE_CHECKING:
     from edgebuild.profiles.schema import Profile
@@ -49,14 +48,14 @@ def run_layers(ctx: TargetContext, state: TargetState) -> str:
     samples = ctx.validation_samples()
     assert state.blob is not None and samples is not None and ctx.calibration is not None
     x, y, key = samples
-    assert isinstance(x, np.ndarray) and isinstance(ctx.calibration, np.ndarray)
+    x, calibration = single(x, "the per-layer analysis"), single(ctx.calibration, "the per-layer analysis")
     float_blob = float_source(ctx, state)
     quant = profile.quantization
     try:
         analysis = analyze(
             state.blob,
             float_blob,
-            ctx.calibration,
+            calibration,
             x,
             io=quant.io,
             dense_per_channel=quant.dense_per_channel,
@@ -123,7 +122,7 @@ def _selective(
         profile=ctx.profile,
         float_blob=float_blob,
         artifact_blob=state.blob,
-        calibration=ctx.calibration,
+        calibration=single(ctx.calibration, "selective precision"),
         x=x,
         y=y,
         reference=reference,
