@@ -203,3 +203,19 @@ def test_bad_inputs_fail_early_with_one_paragraph(models, tmp_path, capsys, vari
     assert "np.savez" in err or "Reshape" in err
     assert "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_python_api_takes_the_arrays_by_name_or_in_keras_order(two_input_build, models, tmp_path) -> None:
+    """In-memory data as Keras' fit takes it ([image, hint], y) or as a dict of names: the CLI's artifact."""
+    import tf_keras
+
+    import edgebuild
+
+    model = tf_keras.models.load_model(models["two.keras"])
+    with np.load(models["two.npz"]) as data:
+        image, hint, y = data["image"], data["hint"], data["y"]
+    expected = (two_input_build / "edgetpu" / "model.tflite").read_bytes()
+    overrides = {"benchmark.runs": 3}
+    for i, given in enumerate((([image, hint], y), {"y": y, "hint": hint, "image": image})):
+        result = edgebuild.build(model, "edgetpu", given, out=tmp_path / str(i), overrides=overrides, progress=False)
+        assert result.passed and result["edgetpu"].artifact_bytes == expected, i
