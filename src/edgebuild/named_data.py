@@ -17,11 +17,14 @@ from edgebuild.data import Dataset, _checked, check_fits, load_dataset
 from edgebuild.errors import DataError
 
 if TYPE_CHECKING:
+    from edgebuild.artifact import TfliteArtifact
     from edgebuild.model import InputSpec
 
 
-def load_model_data(path: Path, inputs: list[InputSpec], image_range: str, model_label: str) -> Dataset:
-    """`path` read and checked against the model's inputs (all of them)."""
+def load_model_data(
+    path: Path, inputs: list[InputSpec], image_range: str, model_label: str, numbered: bool = True
+) -> Dataset:
+    """`path` read and checked against the model's inputs (all of them); `numbered`: accept x0, x1, ..."""
     if len(inputs) == 1:
         shape = inputs[0].shape
         return check_fits(load_dataset(path, shape, image_range), shape, model_label)
@@ -39,7 +42,7 @@ def load_model_data(path: Path, inputs: list[InputSpec], image_range: str, model
     except (ValueError, OSError) as exc:
         raise DataError(f"Cannot read {path}: {exc}. Write it again with numpy.savez.") from None
     y = arrays.pop("y", None)
-    named = _match_inputs(arrays, inputs, path, model_label)
+    named = _match_inputs(arrays, inputs, path, model_label, numbered)
     for spec in inputs:
         named[spec.name] = _fit(named[spec.name], spec, path, model_label)
     counts = {name: len(a) for name, a in named.items()}
@@ -56,13 +59,19 @@ def load_model_data(path: Path, inputs: list[InputSpec], image_range: str, model
 
 
 def _match_inputs(
-    arrays: dict[str, np.ndarray], inputs: list[InputSpec], path: Path, model_label: str
+    arrays: dict[str, np.ndarray], inputs: list[InputSpec], path: Path, model_label: str, allow_numbered: bool
 ) -> dict[str, np.ndarray]:
     """Arrays by input name: named after the inputs, or x0, x1, ... in model input order."""
     names = [spec.name for spec in inputs]
     numbered = [f"x{i}" for i in range(len(inputs))]
     by_name = [n for n in names if n in arrays]
     by_number = [n for n in numbered if n in arrays]
+    if by_number and not allow_numbered and set(names) != set(numbered):
+        raise DataError(
+            f"{path} numbers its arrays ({', '.join(by_number)}), but {model_label} is a converted model whose "
+            f"input order need not be the original model's (the converter may sort them by name). Name each "
+            f"array after its input instead: {', '.join(names)}. {_save_hint(path, inputs, numbered=False)}"
+        )
     if by_name and by_number and set(names) != set(numbered):
         raise DataError(
             f"{path} mixes arrays named after inputs ({', '.join(by_name)}) with numbered ones "
@@ -109,7 +118,42 @@ def _describe_all(inputs: list[InputSpec]) -> str:
     return ", ".join(f"'{s.name}' {_describe(s)}" for s in inputs)
 
 
-def _save_hint(path: Path, inputs: list[InputSpec]) -> str:
-    named = ", ".join(f"{s.name}=..." for s in inputs)
-    numbered = ", ".join(f"x{i}=..." for i in range(len(inputs)))
-    return f"Save it with np.savez('{path.name}', {named}, y=labels) or np.savez('{path.name}', {numbered}, y=labels)."
+def _save_hint(path: Path, inputs: list[InputSpec], numbered: bool = True) -> str:
+    named = f"np.savez('{path.name}', {', '.join(f'{s.name}=...' for s in inputs)}, y=labels)"
+    if not numbered:
+        return f"Save it with {named}."
+    by_number = ", ".join(f"x{i}=..." for i in range(len(inputs)))
+    return f"Save it with {named} or np.savez('{path.name}', {by_number}, y=labels)."
+
+
+def artifact_specs(artifact: TfliteArtifact) -> list[InputSpec]:
+    """An artifact's inputs as data specs: signature names (x0, x1, ... where it has none), float data."""
+    from edgebuild.model import InputSpec
+
+    names = artifact.input_signature_names()
+    return [
+        InputSpec(name or f"x{i}", (None, *t.shape[1:]), "float32")
+        for i, (name, t) in enumerate(zip(names, artifact.inputs, strict=True))
+    ]
+
+
+def load_artifact_data(data: object, artifact: TfliteArtifact, image_range: str, label: str) -> Dataset:
+    """`--data` / `data=` for an existing .tflite (validate, bench): a path or an in-memory object, all inputs."""
+    from edgebuild.data import dataset_from_object
+
+    specs = artifact_specs(artifact)
+    if isinstance(data, (str, Path)) or hasattr(data, "__fspath__"):
+        has_names = all(artifact.input_signature_names())  # numbered arrays only where the artifact names none
+        return load_model_data(Path(data), specs, image_range, label, numbered=not has_names)
+    if len(specs) == 1:  # any single entry is the input, as before (no names to match)
+        return check_fits(dataset_from_object(data, label, input_rank=len(specs[0].shape)), specs[0].shape, label)
+    dataset = dataset_from_object(data, label, tuple(s.name for s in specs))
+    named = dataset.named or {}
+    missing = [s for s in specs if s.name not in named]
+    if missing:
+        raise DataError(
+            f"{label} takes {len(specs)} inputs ({_describe_all(specs)}) but the data has no array for "
+            f"'{missing[0].name}'. Pass a dict with one array per input name, plus 'y' for labels."
+        )
+    fitted = {s.name: _fit(named[s.name], s, Path(label), label) for s in specs}
+    return Dataset(x=fitted[specs[0].name], y=dataset.y, source=dataset.source, named=fitted)

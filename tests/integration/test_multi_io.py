@@ -20,7 +20,7 @@ import pytest
 
 from edgebuild.cli.main import main
 
-pytestmark = pytest.mark.tf
+pytestmark = [pytest.mark.tf, pytest.mark.slow]  # one all-target build with a firmware run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import multi_io_models  # noqa: E402
@@ -112,12 +112,19 @@ def test_calibration_fed_each_input_its_own_array(two_input_build, models) -> No
 
 
 def test_arrays_are_matched_by_name_not_position(two_input_build, models, tmp_path) -> None:
-    """Saved in another order, or numbered x0/x1 in model order: the same artifact, byte for byte."""
+    """Saved in another order: the same artifact, byte for byte; numbered x0/x1 (model order): the same arrays."""
+    from edgebuild.model import InputSpec
+    from edgebuild.named_data import load_model_data
+
     expected = (two_input_build / "edgetpu" / "model.tflite").read_bytes()
-    for variant in ("two_swapped", "two_numbered"):
-        out = tmp_path / variant
-        assert _build(models["two.keras"], models[variant + ".npz"], out, "edgetpu") == 0
-        assert (out / "edgetpu" / "model.tflite").read_bytes() == expected, variant
+    out = tmp_path / "swapped"
+    assert _build(models["two.keras"], models["two_swapped.npz"], out, "edgetpu") == 0
+    assert (out / "edgetpu" / "model.tflite").read_bytes() == expected
+    specs = [InputSpec("image", (None, 32, 32, 1), "float32"), InputSpec("hint", (None, 10), "float32")]
+    named, numbered = (load_model_data(models[f], specs, "0-1", "the model") for f in ("two.npz", "two_numbered.npz"))
+    assert named.named is not None and numbered.named is not None and list(numbered.named) == ["image", "hint"]
+    for name in ("image", "hint"):
+        np.testing.assert_array_equal(named.named[name], numbered.named[name])
 
 
 def test_firmware_runs_both_inputs_and_matches_litert(two_input_build) -> None:
@@ -205,17 +212,40 @@ def test_bad_inputs_fail_early_with_one_paragraph(models, tmp_path, capsys, vari
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_python_api_takes_the_arrays_by_name_or_in_keras_order(two_input_build, models, tmp_path) -> None:
-    """In-memory data as Keras' fit takes it ([image, hint], y) or as a dict of names: the CLI's artifact."""
+def test_python_api_takes_the_arrays_in_keras_order_or_by_name(two_input_build, models, tmp_path) -> None:
+    """In-memory data as Keras' fit takes it ([image, hint], y): the CLI's artifact; a dict by name: the same data."""
     import tf_keras
 
     import edgebuild
+    from edgebuild.data import dataset_from_object
 
     model = tf_keras.models.load_model(models["two.keras"])
     with np.load(models["two.npz"]) as data:
         image, hint, y = data["image"], data["hint"], data["y"]
     expected = (two_input_build / "edgetpu" / "model.tflite").read_bytes()
     overrides = {"benchmark.runs": 3}
-    for i, given in enumerate((([image, hint], y), {"y": y, "hint": hint, "image": image})):
-        result = edgebuild.build(model, "edgetpu", given, out=tmp_path / str(i), overrides=overrides, progress=False)
-        assert result.passed and result["edgetpu"].artifact_bytes == expected, i
+    result = edgebuild.build(model, "edgetpu", ([image, hint], y), out=tmp_path, overrides=overrides, progress=False)
+    assert result.passed and result["edgetpu"].artifact_bytes == expected
+    names = ("image", "hint")
+    as_list = dataset_from_object(([image, hint], y), "list", names)
+    as_dict = dataset_from_object({"y": y, "hint": hint, "image": image}, "dict", names)
+    assert as_list.named is not None and as_dict.named is not None and list(as_dict.named) == list(names)
+    for name in names:
+        np.testing.assert_array_equal(as_list.named[name], as_dict.named[name])
+
+
+def test_validate_and_bench_a_built_multi_input_artifact(two_input_build, models, capsys) -> None:
+    """`edgebuild validate` / `bench` of the .tflite: arrays matched to the artifact's signature names."""
+    artifact = str(two_input_build / "mcu" / "model.tflite")
+    args = ["--data", str(models["two_swapped.npz"])]
+    reference = ["--reference", str(models["two.keras"])]
+    capsys.readouterr()
+    assert main(["validate", artifact, "--target", "mcu", *args, *reference, "--json"]) == 0
+    validation = json.loads(capsys.readouterr().out)
+    assert validation["passed"] and validation["accuracy"]["drop_points"] <= 2.0
+    assert validation["arena"]["samples"] == validation["accuracy"]["samples"] > 0
+    assert main(["bench", artifact, *args, "--runs", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threads"]
+    # numbered arrays are refused for a converted model: its input order is the converter's
+    assert main(["validate", artifact, "--target", "mcu", "--data", str(models["two_numbered.npz"])]) == 5
+    assert "Name each array after its input" in " ".join(capsys.readouterr().err.split())
