@@ -288,6 +288,12 @@ def _split_element(obj: object, source: str, input_names: tuple[str, ...]) -> tu
                 f"{source} has no inputs (keys: {', '.join(map(str, obj)) or 'none'}). "
                 "Give {'x': inputs, 'y': labels}."
             )
+        if input_names and len(inputs) != len(input_names):
+            raise DataError(
+                f"{source} has arrays for {len(inputs)} inputs ({', '.join(map(str, inputs))}) but the model takes "
+                f"{len(input_names)} ({', '.join(input_names)}). Give one array per model input, named after it "
+                "(or 'x' for a single-input model), plus 'y' for labels."
+            )
         return _named_inputs(inputs, input_names), y
     if isinstance(obj, (tuple, list)) and not _is_numeric_sequence(obj):
         if len(input_names) > 1 and len(obj) in (1, 2, 3) and isinstance(obj[0], (tuple, list)):
