@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from edgebuild.converters.distill import distillation_loss_reference
+from edgebuild.converters.distillation import distillation_loss_reference
 from edgebuild.converters.pruning import ChannelGraph, PruningOptions, check_ratio, keep_count, select
 from edgebuild.errors import ProfileError
 from edgebuild.profiles.schema import PruningSection
