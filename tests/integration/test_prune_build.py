@@ -186,7 +186,9 @@ def test_bench_command_loads_image_folders_with_the_profiles_image_range(
     monkeypatch.setattr(
         importlib.import_module("edgebuild.artifact"),
         "read_artifact",
-        lambda path: SimpleNamespace(inputs=[SimpleNamespace(shape=(1, 32, 32, 1))]),
+        lambda path: SimpleNamespace(
+            inputs=[SimpleNamespace(shape=(1, 32, 32, 1))], input_signature_names=lambda: ["image"]
+        ),
     )
     monkeypatch.setattr(
         importlib.import_module("edgebuild.bench"),
