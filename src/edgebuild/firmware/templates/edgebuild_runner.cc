@@ -225,7 +225,9 @@ int main() {
   Print("EDGEBUILD_FW outputs=%u\n", static_cast<unsigned>(interpreter.outputs_size()));
 
   for (int k = 0; k < kSampleCount; ++k) {
-    interpreter.Reset();  // independent samples: zero variable tensors (a fused LSTM's state)
+    // Independent samples: zero variable tensors (a fused LSTM's state). Reset() zeroes resource variables
+    // too, so a streaming model (state in resource variables) runs its samples in order, as LiteRT does.
+    if (kNumResourceVariables == 0) interpreter.Reset();
     for (int i = 0; i < kSampleInputs; ++i) {
       const size_t bytes = static_cast<size_t>(g_sample_input_bytes[i]);
       memcpy(interpreter.input(i)->data.raw, g_sample_inputs[i] + bytes * k, bytes);
