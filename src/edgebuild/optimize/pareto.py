@@ -43,11 +43,12 @@ def markdown(trials: Sequence[dict[str, Any]], latency_source: str) -> str:
     ]
     for t in trials:
         m = t.get("metrics")
+        label = t["candidate"] + (f" @{t['fidelity']:.0%} epochs" if t["fidelity"] < 1.0 else "")
         if m is None:
-            lines.append(f"| {t['candidate']} | - | - | - | - | - | - | - | {t['status']} | |")
+            lines.append(f"| {label} | - | - | - | - | - | - | - | {t['status']} | |")
             continue
         lines.append(
-            f"| {t['candidate']}{' (chosen)' if t.get('chosen') else ''} | {m['size_bytes']:,} | {m['flash_bytes']:,} "
+            f"| {label}{' (chosen)' if t.get('chosen') else ''} | {m['size_bytes']:,} | {m['flash_bytes']:,} "
             f"| {_n(m['ram_bytes'])} | {_n(m['arena_bytes'])} | {_pct(m['accuracy'])} | {_f(m['drop_points'])} "
             f"| {_f(m['latency_ms'], 3)} | {t['status']} | {'yes' if t.get('on_front') else ''} |"
         )
