@@ -62,7 +62,7 @@ def _meets(report: dict) -> bool:
 
 
 def test_optimize_chooses_the_smallest_candidate_meeting_the_budgets(optimized):
-    root, search, best, lines = optimized
+    root, _search, best, lines = optimized
     summary = json.loads((root / "front.json").read_text())
     finals = [c for c in summary["candidates"] if c["fidelity"] == 1.0 and c["metrics"] is not None]
     reports = {c["candidate"]: json.loads((root / c["folder"] / "report.json").read_text()) for c in finals}
