@@ -98,7 +98,7 @@ def _latencies(paths: dict[str, Path]) -> None:
 
 def _prune_and_recover(teacher, train, val, recovery) -> tuple:
     """(plain fine-tuned pruned model, distilled pruned model, {name: (epochs, seconds)})."""
-    from edgebuild.converters.distill import distill
+    from edgebuild.converters.distillation import distill
     from edgebuild.converters.pruning import PruningOptions, prune_structured
     from edgebuild.converters.train import fit
     from edgebuild.profiles.schema import DistillationSection

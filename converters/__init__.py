@@ -31,14 +31,16 @@ _INTERFACE = {
     "PruningOptions": ("pruning", "PruningOptions"),
     "prune_file": ("pruning", "prune_file"),
     "run_sparsity": ("sparsity", "run_sparsity"),
-    # distillation (distill); `distill` is also the module's name, so the pass is exported as run_distillation
-    "run_distillation": ("distill", "distill"),
-    "make_student": ("distill", "make_student"),
-    "load_keras": ("distill", "load_keras"),
-    "distill_files": ("distill", "distill_files"),
+    # distillation (distill); exported as run_distillation, the name of the pass rather than its verb
+    "run_distillation": ("distillation", "distill"),
+    "make_student": ("distillation", "make_student"),
+    "load_keras": ("distillation", "load_keras"),
+    "distill_files": ("distillation", "distill_files"),
+    "Augmentation": ("distillation", "Augmentation"),
 }
 
 __all__ = [
+    "Augmentation",
     "PruningOptions",
     "TrainingResult",
     "convert",
@@ -57,8 +59,8 @@ __all__ = [
 ]  # the keys of _INTERFACE (tests/unit/test_converters_interface.py checks)
 
 if TYPE_CHECKING:
-    from .distill import distill as run_distillation
-    from .distill import distill_files, load_keras, make_student
+    from .distillation import Augmentation, distill_files, load_keras, make_student
+    from .distillation import distill as run_distillation
     from .pruning import PruningOptions, prune_file, run_structured_pruning
     from .ptq import convert, dense_quantization_note, trace_keras
     from .qat import model_for_training, run_qat

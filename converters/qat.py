@@ -370,11 +370,14 @@ def run_qat(
             f"quantization.method = 'qat' produces full-integer int8 models, but scheme = '{quant.scheme}'. "
             "Use --set quantization.scheme=int8, or --set quantization.method=ptq for other schemes."
         )
-    check_training_data(train, val, num_classes_of(keras_model))
+    y, val_y = check_training_data(train, val, num_classes_of(keras_model))  # before wrapping; `fit` trusts it
+    checked_val = None if val is None else (val[0], val_y)
     audit = audit_layers(keras_model)
     qat_model = quantize_aware(precision.to_float32(keras_model), audit)
     section = training.model_copy(update={"mixed_precision": "off"}) if training.mixed_precision != "off" else training
-    result = fit(qat_model, train, val, section, progress=progress, seed=seed, cancel=cancel)
+    result = fit(
+        qat_model, (train[0], y), checked_val, section, progress=progress, seed=seed, cancel=cancel, labels_checked=True
+    )
     if result.cancelled:  # Ctrl-C: no conversion; the stage raises BuildCancelled
         return QatOutcome(model=qat_model, blob=b"", training=result, audit=audit)
     if calibration is None:  # ranges for tensors no quantizer covers; training inputs are fair for that

@@ -246,7 +246,8 @@ def run_sparsity(
     from edgebuild.converters.train import check_training_data, fit, num_classes_of
 
     options = pruning if isinstance(pruning, SparsityOptions) else SparsityOptions.from_section(pruning)
-    check_training_data(train, val, num_classes_of(model))
+    y, val_y = check_training_data(train, val, num_classes_of(model))  # before wrapping; `fit` trusts it
+    checked_val = None if val is None else (val[0], val_y)
     steps_per_epoch = math.ceil(len(train[0]) / training.batch_size)
     wrapped, names, skipped = wrap(model, options, steps_per_epoch)
     section = (
@@ -256,13 +257,14 @@ def run_sparsity(
     )
     result = fit(
         wrapped,
-        train,
-        val,
+        (train[0], y),
+        checked_val,
         section,
         progress=progress,
         seed=seed,
         callbacks=(_tfmot().sparsity.keras.UpdatePruningStep(),),
         cancel=cancel,
+        labels_checked=True,
     )  # the schedule's clock
     if result.cancelled:
         return SparsityOutcome(wrapped, options, names, {}, {}, result, skipped)

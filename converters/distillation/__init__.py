@@ -3,8 +3,8 @@
 Modules: `loss` (the loss with T^2 scaling, NumPy reference and TF; the logits of softmax models),
 `students` (width:F copies, pruned or given students, shape checks), `oracle` (augmented views and
 unlabelled inputs labelled by the teacher), `core` (the pass, `distill`) and `command` (`edgebuild
-distill`: splits, labels-only baseline, gap closure, files). `edgebuild.converters.distill` re-exports
-all of this for older imports. See docs/distillation.md for the defaults and the grid that chose them.
+distill`: splits, labels-only baseline, gap closure, files). The core reaches it through
+`edgebuild.converters`' interface. See docs/distillation.md for the defaults and the grid that chose them.
 """
 
 from .command import BASELINES, distill_files, gap_closure, labels_only_baseline, load_splits

@@ -133,7 +133,7 @@ def _distill(
     progress: Any,
     cancel: Any,
 ) -> Any:
-    from ..distill import distill
+    from ..distillation import distill
 
     section = distillation if distillation is not None else DistillationSection(enabled=True)
     return distill(

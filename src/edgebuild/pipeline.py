@@ -7,11 +7,8 @@ the previous result untouched and never a partial artifact.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,16 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgebuild import partials
+from edgebuild.cached_builds import cache_keys, restore_cached
 from edgebuild.data import check_fits, check_labels, load_dataset
 from edgebuild.errors import EdgebuildError, GateFailed
 from edgebuild.partials import clean_stale_partials as clean_stale_partials  # public: the API and tests use it
 from edgebuild.plan import TargetPlan, make_plan, needs_baseline
-from edgebuild.profiles import Profile, resolve, to_toml
-from edgebuild.report import write_json
+from edgebuild.profiles import Profile, resolve
 from edgebuild.stages.context import BuildCancelled, Progress, SharedInputs, SilentProgress, TargetContext
+from edgebuild.watchdog import Running, stage_timeout, supervise
 
 if TYPE_CHECKING:
-    from edgebuild.cache import BuildCache
     from edgebuild.device import DeviceBenchOptions
     from edgebuild.model import LoadedModel
 
@@ -119,100 +116,11 @@ def build(request: BuildRequest, progress: Progress | None = None) -> list[Targe
     """
     progress = progress or SilentProgress()
     plans = plan_build(request)
-    cancelled = threading.Event()
-    running: dict[str, tuple[str, float]] = {}
-    results: list[list[TargetResult]] = []  # the worker's one result, handed to this thread
-    failure: list[BaseException] = []
-    terminated: list[float] = []
-    timeout = _stage_timeout(request)
 
-    def work() -> None:
-        try:
-            results.append(_build_all(request, plans, progress, cancelled, running))
-        except BaseException as exc:  # handed to the main thread
-            failure.append(exc)
+    def work(cancelled: threading.Event, running: Running) -> list[TargetResult]:
+        return _build_all(request, plans, progress, cancelled, running)
 
-    def on_interrupt(signum: int, frame: object) -> None:
-        if cancelled.is_set() and signum == signal.SIGINT:
-            _abandon(130)
-        cancelled.set()
-        if signum == signal.SIGTERM:
-            terminated.append(time.monotonic())
-        progress.message("interrupted: stopping every target at its next stage boundary (Ctrl-C again to quit now)...")
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = (
-        {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
-    )
-    runner = threading.Thread(target=work, name="edgebuild-build", daemon=True)
-    try:
-        runner.start()
-        while runner.is_alive():
-            runner.join(0.2)
-            if terminated and time.monotonic() - terminated[0] > SIGTERM_GRACE_S:
-                _abandon(143)
-            stuck = _stuck_stage(running, timeout)
-            if stuck is not None:
-                cancelled.set()
-                raise _stage_timeout_error(stuck, timeout)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if cancelled.is_set():
-        raise KeyboardInterrupt
-    if failure:
-        raise failure[0]
-    return results[0]
-
-
-SIGTERM_GRACE_S = 5.0
-DEFAULT_STAGE_TIMEOUT_S = 1800.0
-UNTIMED_STAGES = {"prune", "distill", "train", "device", "firmware"}  # own budgets / tool timeouts
-
-
-def _stage_timeout(request: BuildRequest) -> float:
-    if request.stage_timeout is not None:
-        return request.stage_timeout
-    try:
-        return float(os.environ.get("EDGEBUILD_STAGE_TIMEOUT", DEFAULT_STAGE_TIMEOUT_S))
-    except ValueError:
-        return DEFAULT_STAGE_TIMEOUT_S
-
-
-def _stuck_stage(running: dict[str, tuple[str, float]], timeout: float) -> tuple[str, str, float] | None:
-    now = time.monotonic()
-    for target, (stage, started) in list(running.items()):
-        if stage not in UNTIMED_STAGES and now - started > timeout:
-            return target, stage, now - started
-    return None
-
-
-def _stage_timeout_error(stuck: tuple[str, str, float], timeout: float) -> EdgebuildError:
-    """Dump every thread's stack for a bug report, remove partial folders, and name the stage."""
-    import faulthandler
-    import tempfile
-
-    from edgebuild.errors import StageTimeout
-
-    target, stage, seconds = stuck
-    fd, stacks = tempfile.mkstemp(prefix="edgebuild-stuck-", suffix=".txt")
-    with os.fdopen(fd, "w") as handle:
-        faulthandler.dump_traceback(handle, all_threads=True)
-    partials.remove_active_partials()
-    return StageTimeout(
-        f"Target '{target}' spent {seconds:.0f} s in its '{stage}' stage, past the {timeout:.0f} s stage limit, "
-        f"so the build was stopped instead of waiting forever. Thread stacks are in {stacks}: please attach "
-        "them to a bug report. Retry with -j 1 to rule out a parallel-build problem, or raise the limit with "
-        "EDGEBUILD_STAGE_TIMEOUT=SECONDS for a model that is just slow. No partial artifacts were left behind."
-    )
-
-
-def _abandon(exit_code: int) -> None:
-    """Exit now, without waiting for stage boundaries, leaving no partial folders behind."""
-    partials.remove_active_partials()
-    sys.stderr.write("edgebuild: interrupted; no partial artifacts were left behind\n")
-    sys.stderr.flush()
-    os._exit(exit_code)
+    return supervise(work, progress, stage_timeout(request.stage_timeout))
 
 
 def _build_all(
@@ -228,13 +136,13 @@ def _build_all(
     for stale in partials.clean_stale_partials(out_root):
         progress.message(f"removed {stale.name} left by an interrupted build")
     model_sha = hash_path(request.model)  # once: the cache key and every report use it
-    cache, keys = _cache_keys(request, plans, model_sha)
+    cache, keys = cache_keys(request, plans, model_sha)
     results: dict[str, TargetResult] = {}
     pending = []
     for plan in plans:
-        restored = _restore_cached(cache, keys.get(plan.target), plan, request, out_root, progress)
+        restored = restore_cached(cache, keys.get(plan.target), plan.target, out_root, progress)
         if restored is not None:
-            results[plan.target] = restored
+            results[plan.target] = _gated(TargetResult(plan.target, *restored, cached=True), request.gates)
         else:
             pending.append(plan)
     if pending:
@@ -302,71 +210,6 @@ def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
         shared.float_baseline(baseline_plans[0].profile.model.batch)
 
 
-def _cache_keys(
-    request: BuildRequest, plans: list[TargetPlan], model_sha: str
-) -> tuple[BuildCache | None, dict[str, str]]:
-    if not request.use_cache or request.bench_device is not None:  # device numbers are measured fresh each time
-        return None, {}
-    from edgebuild.cache import BuildCache, build_key, default_cache_dir, referenced_files, stack_fingerprint
-    from edgebuild.hashing import hash_path
-
-    cache = BuildCache(request.cache_dir or default_cache_dir())
-    data = {
-        "data": hash_path(request.data) if request.data else None,
-        "val_data": hash_path(request.val_data) if request.val_data else None,
-    }
-    flags = {"random_calibration": request.random_calibration}
-    versions = stack_fingerprint()
-    keys = {
-        plan.target: build_key(
-            model_sha256=model_sha,
-            profile_toml=to_toml(plan.profile),
-            data_sha256=data,
-            flags=flags,
-            versions=versions,
-            files=referenced_files(plan.profile),
-        )
-        for plan in plans
-    }
-    return cache, keys
-
-
-def _restore_cached(
-    cache: BuildCache | None,
-    key: str | None,
-    plan: TargetPlan,
-    request: BuildRequest,
-    out_root: Path,
-    progress: Progress,
-) -> TargetResult | None:
-    if cache is None or key is None:
-        return None
-    entry, note = cache.lookup(key)
-    if note:
-        progress.message(f"  {plan.target:<10} {note}")
-    if entry is None:
-        return None
-    started = time.perf_counter()
-    out_root.mkdir(parents=True, exist_ok=True)
-    work_dir = partials.new_partial_dir(out_root, plan.target)
-    try:
-        cache.restore(entry, work_dir)
-        report = json.loads((work_dir / "report.json").read_text())
-        report["cache"] = {"hit": True, "key": key}
-        write_json(work_dir / "report.json", report)
-        final_dir = out_root / plan.target
-        partials.move_into_place(work_dir, final_dir)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        partials.ACTIVE_PARTIALS.discard(work_dir)
-    progress.stage_finished(plan.target, "cached", time.perf_counter() - started, f"restored {key[:12]}")
-    result = TargetResult(plan.target, final_dir, report, cached=True)
-    validation = report.get("validation")
-    if validation is not None and not validation["passed"] and request.gates:
-        result.error = GateFailed(_gate_message(plan.target, final_dir, validation))
-    return result
-
-
 def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progress, model_sha: str) -> SharedInputs:
     from edgebuild.model import check_static_shape, load_model
 
@@ -423,11 +266,7 @@ def _build_target(
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)  # gone already after a successful move
         partials.ACTIVE_PARTIALS.discard(work_dir)
-    result = TargetResult(profile.name, final_dir, report)
-    validation = report.get("validation")
-    if validation is not None and not validation["passed"] and request.gates:
-        result.error = GateFailed(_gate_message(profile.name, final_dir, validation))
-    return result
+    return _gated(TargetResult(profile.name, final_dir, report), request.gates)
 
 
 def _run_stages(ctx: TargetContext, plan: TargetPlan, request: BuildRequest, cache_key: str | None) -> dict[str, Any]:
@@ -442,13 +281,19 @@ def _run_stages(ctx: TargetContext, plan: TargetPlan, request: BuildRequest, cac
     return state.report
 
 
-def _gate_message(target: str, out_dir: Path, validation: dict[str, Any]) -> str:
+def _gated(result: TargetResult, gates: bool) -> TargetResult:
+    """With gates on, a target whose validation failed carries a GateFailed error naming the failed checks."""
+    validation = result.report.get("validation")
+    if validation is None or validation["passed"] or not gates:
+        return result
     failed = [c for c in validation.get("checks", []) if not c.get("passed", True)]
     reasons = "; ".join(c.get("summary", c.get("name", "")).rstrip(". ") for c in failed) or "see the report"
-    return (
-        f"Target '{target}' failed validation: {reasons}. The artifact and report are kept in {out_dir} "
-        "for inspection (see report.md). Fix the cause, or pass --no-gates to report without failing."
+    result.error = GateFailed(
+        f"Target '{result.target}' failed validation: {reasons}. The artifact and report are kept in "
+        f"{result.out_dir} for inspection (see report.md). Fix the cause, or build without gates to report "
+        "without failing (--no-gates; gates=False in the Python API)."
     )
+    return result
 
 
 __all__ = ["BuildRequest", "Progress", "SilentProgress", "TargetResult", "build", "default_out_dir", "plan_build"]

@@ -37,7 +37,7 @@ def teacher(keras2, split):
 
 
 def test_tf_loss_matches_the_hand_checked_example() -> None:
-    from edgebuild.converters.distill import distillation_loss, distillation_loss_reference
+    from edgebuild.converters.distillation import distillation_loss, distillation_loss_reference
 
     teacher, student, labels = np.array([[math.log(3), 0.0]]), np.zeros((1, 2)), np.array([0])
     r3 = math.sqrt(3)
@@ -55,7 +55,7 @@ def test_tf_loss_matches_the_hand_checked_example() -> None:
 
 def test_softmax_outputs_give_logits_equivalent_to_the_true_ones(keras2, teacher) -> None:
     """log(p) differs from the pre-softmax logits by a per-sample constant: the loss is the same."""
-    from edgebuild.converters.distill import distillation_loss_reference, logits_view
+    from edgebuild.converters.distillation import distillation_loss_reference, logits_view
 
     x = np.random.default_rng(2).random((16, 32, 32, 1), dtype=np.float32)
     logits, how = logits_view(teacher)
@@ -75,7 +75,7 @@ def test_softmax_outputs_give_logits_equivalent_to_the_true_ones(keras2, teacher
 
 
 def test_distill_into_pruned_student_with_and_without_labels(keras2, teacher, split) -> None:
-    from edgebuild.converters.distill import distill
+    from edgebuild.converters.distillation import distill
     from edgebuild.converters.pruning import PruningOptions, prune_structured, top1
     from edgebuild.profiles.schema import DistillationSection, TrainingSection
 
@@ -106,7 +106,7 @@ def test_distill_into_pruned_student_with_and_without_labels(keras2, teacher, sp
 
 
 def test_width_scaled_student(teacher) -> None:
-    from edgebuild.converters.distill import make_student
+    from edgebuild.converters.distillation import make_student
     from edgebuild.converters.macs import summary
 
     student, what = make_student(teacher, "width:0.5")
@@ -120,7 +120,7 @@ def test_width_scaled_student(teacher) -> None:
 
 
 def test_mismatched_student_is_a_clear_error(keras2, teacher, split) -> None:
-    from edgebuild.converters.distill import distill
+    from edgebuild.converters.distillation import distill
     from edgebuild.profiles.schema import DistillationSection, TrainingSection
 
     layers = keras2.layers
@@ -270,6 +270,7 @@ def test_distill_command_reports_teacher_baseline_student_and_gap(teacher, digit
     from edgebuild.converters import distillation
 
     assert (command.TEMPERATURE, command.ALPHA) == (distillation.DEFAULT_TEMPERATURE, distillation.DEFAULT_ALPHA)
+    assert command.AUGMENT_CHOICES == distillation.AUGMENT_KINDS and command.BASELINE_CHOICES == distillation.BASELINES
     path = tmp_path / "teacher.keras"
     teacher.save(path)
     extra = tmp_path / "extra.npz"

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from edgebuild.converters.distill import distillation_loss_reference
+from edgebuild.converters.distillation import distillation_loss_reference
 from edgebuild.converters.pruning import ChannelGraph, PruningOptions, check_ratio, keep_count, select
 from edgebuild.errors import ProfileError
 from edgebuild.profiles.schema import PruningSection
@@ -153,7 +153,7 @@ def test_this_module_needs_no_tensorflow() -> None:
     import subprocess
 
     code = (
-        "import sys; import edgebuild.converters.pruning, edgebuild.converters.distill, "
+        "import sys; import edgebuild.converters.pruning, edgebuild.converters.distillation, "
         "edgebuild.converters.sparsity, edgebuild.converters.macs; print('tensorflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

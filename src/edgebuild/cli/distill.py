@@ -11,6 +11,8 @@ import typer
 # tests/integration/test_distill.py checks they equal edgebuild.converters.distillation's).
 TEMPERATURE, ALPHA = 4.0, 0.5
 EPOCHS, PATIENCE, LEARNING_RATE, BATCH_SIZE, SCHEDULE = 300, 20, 4e-3, 64, "plateau"
+AUGMENT_CHOICES = ("auto", "none", "image", "sequence", "vector")  # the pass's AUGMENT_KINDS (checked by a test)
+BASELINE_CHOICES = ("auto", "on", "off")  # the pass's BASELINES (checked by a test)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,14 +58,14 @@ def distill(
 ) -> int:
     """Train a smaller student on a teacher's softened outputs (Hinton et al. 2015) and save it."""
     from edgebuild.cli.render import out as console
-    from edgebuild.converters.distillation import AUGMENT_KINDS, BASELINES, Augmentation, distill_files
+    from edgebuild.converters import Augmentation, distill_files
     from edgebuild.errors import UsageError
     from edgebuild.profiles.schema import DistillationSection, TrainingSection
 
-    if augment not in AUGMENT_KINDS:
-        raise UsageError(f"--augment {augment!r}: choose one of {', '.join(AUGMENT_KINDS)}.")
-    if baseline not in BASELINES:
-        raise UsageError(f"--baseline {baseline!r}: choose one of {', '.join(BASELINES)}.")
+    if augment not in AUGMENT_CHOICES:
+        raise UsageError(f"--augment {augment!r}: choose one of {', '.join(AUGMENT_CHOICES)}.")
+    if baseline not in BASELINE_CHOICES:
+        raise UsageError(f"--baseline {baseline!r}: choose one of {', '.join(BASELINE_CHOICES)}.")
     try:
         section = DistillationSection(enabled=True, temperature=temperature, alpha=alpha)
     except ValueError:

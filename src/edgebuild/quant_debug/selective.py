@@ -297,12 +297,12 @@ def evaluate(blob: bytes, inputs: Inputs) -> Evaluation:
     from edgebuild.accuracy import compare
     from edgebuild.artifact import parse_artifact
     from edgebuild.runtime import LiteRTModel
-    from edgebuild.validation import _accuracy_check
+    from edgebuild.validation import accuracy_check
 
     outputs = LiteRTModel(blob).predict(inputs.x)
     order = parse_artifact(blob).function_output_order()
     accuracy = compare(inputs.reference, [outputs[i] for i in order], inputs.y, inputs.profile.validation.metric)
-    check = _accuracy_check(accuracy, inputs.profile)
+    check = accuracy_check(accuracy, inputs.profile)
     return Evaluation(accuracy, bool(check["passed"]), check["summary"])
 
 

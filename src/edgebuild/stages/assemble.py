@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from edgebuild.profiles import to_toml
-from edgebuild.report import build_report, render_markdown, write_json
+from edgebuild.report import build_report, write_json
+from edgebuild.report_md import render_markdown
 
 if TYPE_CHECKING:
     from edgebuild.stages.context import TargetContext
