@@ -50,7 +50,7 @@ class LocalExecutor:
         return [o for o in outcomes if o is not None]
 
     def close(self) -> None:
-        """Stop the workers; one that does not leave in time (TensorFlow's threads at exit) is terminated."""
+        """Stop the workers; one that does not leave in time is killed."""
         if self._pool is None:
             return
         processes = list(self._pool._processes.values())  # no public handle before Python 3.14
@@ -60,7 +60,7 @@ class LocalExecutor:
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                process.terminate()
+                process.kill()
                 process.join(EXIT_GRACE_S)
 
 
@@ -68,12 +68,19 @@ EXIT_GRACE_S = 5.0
 
 
 def _worker_init() -> None:
-    """Ctrl-C is the driver's to handle; SIGTERM (from `close`) stops the worker's own TFLite Micro child first."""
+    """Ctrl-C is the driver's to handle; at exit the worker ends its own children and leaves at once."""
+    from multiprocessing.util import Finalize
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_terminate)
+    Finalize(None, _leave_now, exitpriority=100)
 
 
-def _on_terminate(signum: int, frame: object) -> None:
-    if "edgebuild.runtime.tflm_pool" in sys.modules:  # only if a task used TFLite Micro
-        sys.modules["edgebuild.runtime.tflm_pool"].shutdown()
-    os._exit(0)  # TensorFlow's threads would hold up a normal interpreter exit
+def _leave_now() -> None:
+    """Run first among the exit finalizers: a worker would otherwise wait forever for its TFLite Micro process
+    (whose shutdown is registered with atexit, which multiprocessing children skip) and TensorFlow's threads."""
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join(EXIT_GRACE_S)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
