@@ -16,6 +16,7 @@ import numpy as np
 from edgebuild.errors import ConversionError
 from edgebuild.profiles.schema import QuantizationSection
 
+Calibration = np.ndarray | dict[str, np.ndarray]  # one array, or one per input keyed by input name
 _IO_DTYPES = {"int8": "int8", "uint8": "uint8", "int16": "int16"}
 
 
@@ -39,7 +40,7 @@ def new_converter(source: Any, keep_alive: Any) -> Any:
         return lite.TFLiteConverter.from_concrete_functions([source], keep_alive)
 
 
-def convert(source: Any, keep_alive: Any, quant: QuantizationSection, calibration: np.ndarray | None) -> bytes:
+def convert(source: Any, keep_alive: Any, quant: QuantizationSection, calibration: Calibration | None) -> bytes:
     """Convert one model according to the profile's quantization scheme.
 
     `source` is an exported SavedModel folder (a Path: how the build's shared model is converted, see
@@ -74,7 +75,7 @@ def trace_keras(keras_model: Any, input_shape: tuple[int, ...]) -> Any:
     ).get_concrete_function()
 
 
-def _configure(converter: Any, tensorflow: Any, quant: QuantizationSection, calibration: np.ndarray | None) -> None:
+def _configure(converter: Any, tensorflow: Any, quant: QuantizationSection, calibration: Calibration | None) -> None:
     ops = tensorflow.lite.OpsSet
     if quant.scheme == "none":
         return
@@ -149,8 +150,16 @@ def dense_quantization_note(quant: QuantizationSection) -> str | None:
     )
 
 
-def _representative(samples: np.ndarray) -> Iterator[list[np.ndarray]]:
-    """Calibration samples one at a time, in a fixed order (keeps conversion deterministic)."""
+def _representative(samples: Calibration) -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
+    """Calibration samples one at a time, in a fixed order (keeps conversion deterministic).
+
+    A multi-input model's samples are a dict keyed by input name: the converter matches each entry to the
+    signature input of that name, whatever order it lists the inputs in.
+    """
+    if isinstance(samples, dict):
+        for i in range(len(next(iter(samples.values())))):
+            yield {name: array[i : i + 1].astype(np.float32) for name, array in samples.items()}
+        return
     for sample in samples:
         yield [sample[None, ...].astype(np.float32)]
 

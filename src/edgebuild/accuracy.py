@@ -52,7 +52,12 @@ def choose_metric(reference: list[np.ndarray], labels: np.ndarray | None, reques
 def compare(
     reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None, metric: str = "auto"
 ) -> dict[str, Any]:
-    """The accuracy block of report.json (fractions in 0..1; the first output decides top-1)."""
+    """The accuracy block of report.json (fractions in 0..1).
+
+    The first output decides top-1 (labels belong to it); every output also gets its own metric in
+    `outputs[i]` (`metric`, and `agreement` for top-1 outputs), so a detection model's boxes are judged by
+    SNR and its class scores by top-1 agreement, and the gate checks each.
+    """
     ref, cand = reference[0], candidate[0]
     chosen = choose_metric(reference, labels, metric)
     result: dict[str, Any] = {"samples": len(ref), "metric": chosen}
@@ -65,9 +70,26 @@ def compare(
             result["artifact_top1"] = float((cand_top1 == labels).mean())
             result["drop_points"] = round(100.0 * (result["reference_top1"] - result["artifact_top1"]), 3)
     result["outputs"] = [_closeness(i, r, c) for i, (r, c) in enumerate(zip(reference, candidate, strict=False))]
+    for i, entry in enumerate(result["outputs"]):
+        entry["metric"] = chosen if i == 0 else output_metric(reference[i])
+        if entry["metric"] == "top1":
+            entry["agreement"] = result.get("agreement") if i == 0 else _agreement(reference[i], candidate[i])
     finite = [o["snr_db"] for o in result["outputs"] if o["snr_db"] is not None]
     result["min_snr_db"] = min(finite) if finite else None  # None: every output identical
     return result
+
+
+def output_metric(reference: np.ndarray) -> Metric:
+    """The metric of an output after the first (labels belong to the first): top-1 agreement for a
+    probability vector (class scores), closeness (SNR) for anything else (boxes, regressions, logits)."""
+    return "top1" if is_probability_vector(reference) else "snr"
+
+
+def _agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Top-1 agreement over every class vector of the output (a detection head scores N boxes per sample)."""
+    ref = reference.reshape(-1, reference.shape[-1]).argmax(axis=-1)
+    cand = candidate.reshape(-1, candidate.shape[-1]).argmax(axis=-1)
+    return float((ref == cand).mean()) if ref.size else 1.0
 
 
 def _closeness(index: int, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:

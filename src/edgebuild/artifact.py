@@ -82,6 +82,7 @@ class TfliteArtifact:
     output_indices: tuple[int, ...]
     subgraph_count: int
     signature_outputs: tuple[tuple[str, int], ...] = ()  # (signature output name, tensor index)
+    signature_inputs: tuple[tuple[str, int], ...] = ()  # (signature input name, tensor index)
     operator_codes: tuple[tuple[str, bool], ...] = ()  # (op name, custom) of every subgraph, model-wide
 
     @property
@@ -121,6 +122,11 @@ class TfliteArtifact:
         return (
             order if sorted(order) == list(range(len(self.output_indices))) else list(range(len(self.output_indices)))
         )
+
+    def input_signature_names(self) -> list[str]:
+        """The signature's name of each input, in the artifact's input order ("" where it has none)."""
+        names = {tensor: name for name, tensor in self.signature_inputs}
+        return [names.get(i, "") for i in self.input_indices]
 
     @cached_property
     def dynamic_roots(self) -> dict[int, TensorInfo]:
@@ -258,17 +264,18 @@ def parse_artifact(data: bytes, source: str = "<bytes>") -> TfliteArtifact:
         input_indices=inputs,
         output_indices=outputs,
         subgraph_count=len(model.subgraphs),
-        signature_outputs=_signature_outputs(model),
+        signature_outputs=_signature_tensors(model, "outputs"),
+        signature_inputs=_signature_tensors(model, "inputs"),
         operator_codes=tuple(_code_name(code) for code in model.operatorCodes or []),
     )
 
 
-def _signature_outputs(model: Any) -> tuple[tuple[str, int], ...]:
+def _signature_tensors(model: Any, kind: str) -> tuple[tuple[str, int], ...]:
     for signature in model.signatureDefs or []:
         if signature.subgraphIndex == 0:
             return tuple(
                 (t.name.decode() if isinstance(t.name, bytes) else str(t.name), int(t.tensorIndex))
-                for t in signature.outputs or []
+                for t in getattr(signature, kind) or []
             )
     return ()
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from edgebuild.errors import DataError
 from edgebuild.profiles.schema import DataSection
+from edgebuild.samples import Samples
 
 EARLY_STOPPING_FRACTION = 0.15
 MIN_EARLY_STOPPING_POOL = 40  # fewer samples left after calibration: no early-stopping split, all train
@@ -30,9 +31,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 @dataclass(frozen=True)
 class Dataset:
-    x: np.ndarray
+    x: np.ndarray  # the model's (first) input
     y: np.ndarray | None
     source: str
+    named: dict[str, np.ndarray] | None = None  # a multi-input model's inputs by name, in model order
+
+    @property
+    def inputs(self) -> Samples:
+        """What the build feeds the model: one array, or one array per input keyed by input name."""
+        return self.named if self.named is not None else self.x
 
 
 @dataclass(frozen=True)
@@ -215,8 +222,14 @@ def dataset_from_object(
         x, y = _from_tf_dataset(obj, source, input_names, input_rank)
     else:
         x_obj, y_obj = _split_element(obj, source, input_names)
-        x = _as_array(x_obj, source, "x")
         y = None if y_obj is None else _as_array(y_obj, source, "y")
+        if isinstance(x_obj, dict):  # a multi-input model's arrays by name; checked against the model at build
+            named = {name: _as_array(v, source, name) for name, v in x_obj.items()}
+            for name, array in named.items():
+                _checked(Dataset(x=array, y=None, source=f"{source} (input '{name}')"))
+            first = next(iter(named.values()))
+            return Dataset(x=first, y=_checked(Dataset(x=first, y=y, source=source)).y, source=source, named=named)
+        x = _as_array(x_obj, source, "x")
     return _checked(Dataset(x=x, y=y, source=source))
 
 
@@ -228,7 +241,9 @@ def write_npz(path: Path, data: Dataset) -> Path:
     """
     import zipfile
 
-    arrays = {"x": data.x} if data.y is None else {"x": data.x, "y": data.y}
+    arrays = dict(data.named) if data.named is not None else {"x": data.x}
+    if data.y is not None:
+        arrays["y"] = data.y
     path = Path(path)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, array in arrays.items():
@@ -273,19 +288,31 @@ def _split_element(obj: object, source: str, input_names: tuple[str, ...]) -> tu
                 f"{source} has no inputs (keys: {', '.join(map(str, obj)) or 'none'}). "
                 "Give {'x': inputs, 'y': labels}."
             )
-        from edgebuild.errors import UnsupportedError
-
-        raise UnsupportedError(
-            f"{source} has arrays for {len(inputs)} inputs ({', '.join(map(str, inputs))}); edgebuild builds "
-            "single-input models. Wrap the model so it takes one input tensor, and pass that tensor's data."
-        )
+        if input_names and len(inputs) != len(input_names):
+            raise DataError(
+                f"{source} has arrays for {len(inputs)} inputs ({', '.join(map(str, inputs))}) but the model takes "
+                f"{len(input_names)} ({', '.join(input_names)}). Give one array per model input, named after it "
+                "(or 'x' for a single-input model), plus 'y' for labels."
+            )
+        return _named_inputs(inputs, input_names), y
     if isinstance(obj, (tuple, list)) and not _is_numeric_sequence(obj):
+        if len(input_names) > 1 and len(obj) in (1, 2, 3) and isinstance(obj[0], (tuple, list)):
+            # ([x0, x1, ...], y) as Keras' fit takes a multi-input model's data: inputs in model order
+            arrays = dict(zip(input_names, obj[0], strict=False))
+            return _named_inputs(arrays, input_names), (obj[1] if len(obj) > 1 else None)
         if len(obj) == 1:
             return obj[0], None
         if len(obj) in (2, 3):  # (x, y) or Keras' (x, y, sample_weight)
             return obj[0], obj[1]
         raise DataError(f"{source} is a sequence of {len(obj)} items; give x, (x,) or (x, y).")
     return obj, None
+
+
+def _named_inputs(inputs: dict[str, Any], input_names: tuple[str, ...]) -> dict[str, Any]:
+    """A multi-input model's arrays by name, in model order when the names are known (the build checks them)."""
+    if input_names and set(inputs) == set(input_names):
+        return {name: inputs[name] for name in input_names}
+    return {str(k): v for k, v in inputs.items()}
 
 
 def _is_numeric_sequence(obj: tuple[Any, ...] | list[Any]) -> bool:
@@ -325,6 +352,13 @@ def _from_tf_dataset(
     batched: bool | None = None
     for element in dataset.as_numpy_iterator():  # type: ignore[attr-defined]
         x, y = _split_element(element, source, input_names)
+        if isinstance(x, dict):
+            from edgebuild.errors import UnsupportedError
+
+            raise UnsupportedError(
+                f"{source} is a tf.data.Dataset of several inputs ({', '.join(x)}). For a multi-input model pass "
+                "the arrays themselves: {'<input name>': array, ..., 'y': labels}, or an .npz file."
+            )
         x = _as_array(x, source, "x")
         if batched is None:
             batched = _looks_batched(dataset, x, input_rank)

@@ -1,8 +1,8 @@
 """Detect and load the user's model once, and trace it once per batch size.
 
 Every input format (SavedModel, Keras 2 `.keras`/`.h5`, Keras 3 `.keras`)
-ends up as the same thing: a TensorFlow function with a single input, whose
-outputs are an ordered list. Conversion, reference predictions and every
+ends up as the same thing: a TensorFlow function with one or more named
+inputs, whose outputs are an ordered list. Conversion, reference predictions and every
 target of a build reuse it, so the graph is traced once per batch size.
 """
 
@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgebuild.errors import ModelError, UnsupportedError
+from edgebuild.samples import Samples
 
 ModelFormat = Literal["savedmodel", "keras2", "keras3", "h5", "tflite"]
 
@@ -62,17 +63,24 @@ def _keras_zip_version(path: Path) -> ModelFormat:
     return "keras3" if not major.isdigit() or int(major) >= 3 else "keras2"
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: its name (what `--data` arrays are matched by), shape (batch first) and dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+
 @dataclass
 class LoadedModel:
-    """A model ready to trace: one input, an ordered list of outputs."""
+    """A model ready to trace: its inputs in model order, an ordered list of outputs."""
 
     source: Path
     format: ModelFormat
-    input_name: str
-    input_shape: tuple[int | None, ...]  # batch first, as the model declares it
-    input_dtype: str
+    inputs: list[InputSpec]
     output_names: list[str]
-    call: Callable[[Any], list[Any]]  # tensor -> list of tensors, inference mode
+    call: Callable[[list[Any]], list[Any]]  # one tensor per input -> list of tensors, inference mode
     keep_alive: Any  # the object that owns the variables (needed by the converter)
     keras_model: Any = None  # the tf_keras model when there is one (training passes use it)
     _traced: dict[int | None, Any] = field(default_factory=dict, repr=False)
@@ -82,19 +90,42 @@ class LoadedModel:
     def name(self) -> str:
         return self.source.stem if self.source.is_file() else self.source.name
 
+    @property
+    def input_name(self) -> str:
+        return self.inputs[0].name
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The first input's shape (the only one of a single-input model), batch first."""
+        return self.inputs[0].shape
+
+    @property
+    def input_dtype(self) -> str:
+        return self.inputs[0].dtype
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec.name for spec in self.inputs]
+
+    @property
+    def multi_input(self) -> bool:
+        return len(self.inputs) > 1
+
     def fixed_input_shape(self, batch: int) -> tuple[int, ...]:
-        rest = [d for d in self.input_shape[1:] if d is not None]
-        assert len(rest) == len(self.input_shape) - 1, "a free dimension after the batch (check_static_shape first)"
-        return (batch, *rest)
+        return fixed_shape(self.input_shape, batch)
 
     def concrete_function(self, batch: int | None) -> Any:
-        """The model traced with a fixed batch (or None for any batch), cached per batch."""
+        """The model traced with a fixed batch (or None for any batch), cached per batch.
+
+        Each input keeps its name in the signature, so the converted artifact's signature names its inputs
+        as the model does (how calibration and validation data find their input).
+        """
         if batch not in self._traced:
             from edgebuild._tf import tf
 
             tensorflow = tf()
-            spec = tensorflow.TensorSpec((batch, *self.input_shape[1:]), self.input_dtype, name=self.input_name)
-            fn = tensorflow.function(lambda x: self.call(x), input_signature=[spec], autograph=False)
+            specs = [tensorflow.TensorSpec((batch, *s.shape[1:]), s.dtype, name=s.name) for s in self.inputs]
+            fn = tensorflow.function(lambda *xs: self.call(list(xs)), input_signature=specs, autograph=False)
             self._traced[batch] = fn.get_concrete_function()
         return self._traced[batch]
 
@@ -131,25 +162,33 @@ class LoadedModel:
             self._exported[batch] = export_dir
         return self._exported[batch]
 
-    def predict(self, x: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
+    def predict(self, x: Samples, batch_size: int = 64) -> list[np.ndarray]:
         """Float reference outputs, run in TensorFlow in batches (one sample at a time when the batch is fixed).
 
-        A model that declares its batch (a streaming model with `batch_size=1`, a SavedModel whose signature
-        says (1, ...)) cannot take more samples per call, and a stateful one must see them in order.
+        `x` is one array, or one array per input keyed by input name. A model that declares its batch (a
+        streaming model with `batch_size=1`, a SavedModel whose signature says (1, ...)) cannot take more
+        samples per call, and a stateful one must see them in order.
         """
         fixed = self.input_shape[0]
         if fixed is not None:
             batch_size = fixed
         fn = self.concrete_function(fixed)
+        arrays = [x[s.name] for s in self.inputs] if isinstance(x, dict) else [x]
         chunks: list[list[np.ndarray]] = []
-        for start in range(0, len(x), batch_size):
-            chunk = x[start : start + batch_size].astype(self.input_dtype)
-            short = batch_size - len(chunk) if fixed is not None else 0
+        for start in range(0, len(arrays[0]), batch_size):
+            parts = [a[start : start + batch_size].astype(s.dtype) for a, s in zip(arrays, self.inputs, strict=True)]
+            short = batch_size - len(parts[0]) if fixed is not None else 0
             if short:  # a fixed batch the samples do not fill: pad with the last sample, drop its outputs
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], short, axis=0)])
-            outputs = fn(chunk)
+                parts = [np.concatenate([p, np.repeat(p[-1:], short, axis=0)]) for p in parts]
+            outputs = fn(*parts)
             chunks.append([np.asarray(o)[: batch_size - short] for o in outputs])
         return [np.concatenate([c[i] for c in chunks]) for i in range(len(self.output_names))]
+
+
+def fixed_shape(shape: tuple[int | None, ...], batch: int) -> tuple[int, ...]:
+    rest = [d for d in shape[1:] if d is not None]
+    assert len(rest) == len(shape) - 1, "a free dimension after the batch (check_static_shape first)"
+    return (batch, *rest)
 
 
 def load_model(path: Path) -> LoadedModel:
@@ -183,23 +222,25 @@ def _load_keras2(path: Path, fmt: ModelFormat) -> LoadedModel:
 
 
 def _from_keras2_model(model: Any, path: Path, fmt: ModelFormat) -> LoadedModel:
-    if len(model.inputs) != 1:
-        raise UnsupportedError(
-            f"{path} has {len(model.inputs)} inputs ({', '.join(t.name for t in model.inputs)}); "
-            "edgebuild builds single-input models. Wrap the model so it takes one input tensor."
-        )
-    outputs = model.outputs
+    specs = [InputSpec(_clean_name(t.name), tuple(t.shape), t.dtype.name) for t in model.inputs]
+    _check_input_names(specs, path)
     return LoadedModel(
         source=path,
         format=fmt,
-        input_name=_clean_name(model.inputs[0].name),
-        input_shape=tuple(model.inputs[0].shape),
-        input_dtype=model.inputs[0].dtype.name,
-        output_names=[_clean_name(o.name) for o in outputs],
-        call=lambda x: _as_list(model(x, training=False)),
+        inputs=specs,
+        output_names=_keras_output_names(model),
+        call=lambda xs: _as_list(model(xs[0] if len(xs) == 1 else xs, training=False)),
         keep_alive=model,
         keras_model=model,
     )
+
+
+def _keras_output_names(model: Any) -> list[str]:
+    """The output layers' names (`scores`, `box`) where Keras has them, else the output tensors' names."""
+    names = list(getattr(model, "output_names", None) or [])
+    if len(names) == len(model.outputs) and len(set(names)) == len(names):
+        return [str(n) for n in names]
+    return [_clean_name(o.name) for o in model.outputs]
 
 
 def _load_keras3(path: Path) -> LoadedModel:
@@ -238,32 +279,47 @@ def _load_savedmodel(path: Path, fmt: ModelFormat) -> LoadedModel:
             "tf.saved_model.save(model, path, signatures=...)."
         )
     inputs = signature.structured_input_signature[1]
-    if len(inputs) != 1:
-        raise UnsupportedError(
-            f"SavedModel {path} has {len(inputs)} inputs ({', '.join(sorted(inputs))}); "
-            "edgebuild builds single-input models. Export a signature that takes one input tensor."
-        )
-    ((input_key, spec),) = inputs.items()
+    keys = list(inputs)  # a signature's inputs have names, no order of their own
+    specs = [InputSpec(key, tuple(inputs[key].shape), inputs[key].dtype.name) for key in keys]
+    _check_input_names(specs, path)
     output_keys = sorted(signature.structured_outputs)
     return LoadedModel(
         source=path,
         format=fmt,
-        input_name=_clean_name(input_key),
-        input_shape=tuple(spec.shape),
-        input_dtype=spec.dtype.name,
+        inputs=specs,
         output_names=output_keys,
-        call=lambda x: [signature(**{input_key: x})[k] for k in output_keys],
+        call=lambda xs: [signature(**dict(zip(keys, xs, strict=True)))[k] for k in output_keys],
         keep_alive=obj,
     )
 
 
 def check_static_shape(model: LoadedModel) -> None:
-    dynamic = [i for i, d in enumerate(model.input_shape) if d is None and i > 0]
-    if dynamic:
+    for spec in model.inputs:
+        dynamic = [i for i, d in enumerate(spec.shape) if d is None and i > 0]
+        if dynamic:
+            which = f"input '{spec.name}'" if model.multi_input else "input"
+            raise UnsupportedError(
+                f"Model {model.source} has a dynamic {which} dimension at axis {dynamic[0]} (shape "
+                f"{_shape_text(spec.shape)}). Edge targets need static shapes: re-export the model "
+                "with a fixed input size, e.g. keras.Input(shape=(32, 32, 1))."
+            )
+    batches = {spec.shape[0] for spec in model.inputs}
+    if len(batches) > 1:
         raise UnsupportedError(
-            f"Model {model.source} has a dynamic input dimension at axis {dynamic[0]} (shape "
-            f"{_shape_text(model.input_shape)}). Edge targets need static shapes: re-export the model "
-            "with a fixed input size, e.g. keras.Input(shape=(32, 32, 1))."
+            f"Model {model.source}'s inputs declare different batch sizes "
+            f"({', '.join(f'{s.name} {_shape_text(s.shape)}' for s in model.inputs)}). "
+            "Every edge runtime feeds all inputs one batch at a time: give them the same batch (or none)."
+        )
+
+
+def _check_input_names(specs: list[InputSpec], path: Path) -> None:
+    """Multi-input data is matched to inputs by name: the names must be distinct and not 'y' (the labels)."""
+    names = [s.name for s in specs]
+    if len(specs) > 1 and (len(set(names)) != len(names) or "y" in names or any(not n for n in names)):
+        raise UnsupportedError(
+            f"{path} has inputs named {', '.join(repr(n) for n in names)}. edgebuild matches each --data "
+            "array to an input by name, so the names must be distinct, non-empty and not 'y' (the labels): "
+            "name them, e.g. keras.Input(shape=..., name='image')."
         )
 
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from edgebuild import partials
 from edgebuild.cached_builds import cache_keys, restore_cached
-from edgebuild.data import check_fits, check_labels, load_dataset
-from edgebuild.errors import EdgebuildError, GateFailed
+from edgebuild.data import check_labels
+from edgebuild.errors import EdgebuildError, GateFailed, UnsupportedError
 from edgebuild.partials import clean_stale_partials as clean_stale_partials  # public: the API and tests use it
 from edgebuild.plan import TargetPlan, make_plan, needs_baseline
 from edgebuild.profiles import Profile, resolve
@@ -212,25 +212,45 @@ def _trace_once(shared: SharedInputs, plans: list[TargetPlan]) -> None:
 
 def _load_shared(request: BuildRequest, plans: list[TargetPlan], progress: Progress, model_sha: str) -> SharedInputs:
     from edgebuild.model import check_static_shape, load_model
+    from edgebuild.named_data import load_model_data
 
     started = time.perf_counter()
     progress.stage_started("*", "load")
     model = load_model(request.model)
     check_static_shape(model)
+    if model.multi_input:
+        _check_multi_input_plans(model, plans)
     image_range = plans[0].profile.data.image_range
     datasets = []
     classes = _num_classes(model) if request.data or request.val_data else None  # traces the any-batch function
     for path in (request.data, request.val_data):
         dataset = None
         if path is not None:
-            dataset = check_fits(
-                load_dataset(path, model.input_shape, image_range), model.input_shape, str(request.model)
-            )
+            dataset = load_model_data(path, model.inputs, image_range, str(request.model))
             check_labels(dataset, classes)
         datasets.append(dataset)
     shared = SharedInputs(model=model, model_sha256=model_sha, dataset=datasets[0], val_dataset=datasets[1])
-    progress.stage_finished("*", "load", time.perf_counter() - started, f"{model.format}, input {model.input_shape}")
+    shapes = ", ".join(f"{s.name} {s.shape}" for s in model.inputs) if model.multi_input else str(model.input_shape)
+    progress.stage_finished("*", "load", time.perf_counter() - started, f"{model.format}, input {shapes}")
     return shared
+
+
+TRAINING_STAGES = ("prune", "distill", "train")
+
+
+def _check_multi_input_plans(model: LoadedModel, plans: list[TargetPlan]) -> None:
+    """Before any work: the passes that train or re-quantize a model take single-input models only."""
+    for plan in plans:
+        quant = plan.profile.quantization
+        training = [s.name for s in plan.stages if s.name in TRAINING_STAGES]
+        if training or quant.selective != "off" or quant.keep:
+            what = f"the '{training[0]}' pass" if training else "selective precision (quantization.selective/keep)"
+            raise UnsupportedError(
+                f"Model {model.source} has {len(model.inputs)} inputs ({', '.join(model.input_names)}); "
+                f"target '{plan.target}' asks for {what}, which supports single-input models only. "
+                "Build it with post-training quantization (the default: drop the pruning/QAT/distillation or "
+                "selective settings), or train those steps yourself and build the result."
+            )
 
 
 def _num_classes(model: LoadedModel) -> int | None:

@@ -55,6 +55,8 @@ def build_report(
             "format": model.format,
             "sha256": model_sha256,
             "input_shape": [d for d in model.input_shape],
+            "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in model.inputs],
+            "outputs": list(model.output_names),
         },
         "artifact": artifact_block(artifact, artifact_file),
         "float_reference": float_reference,

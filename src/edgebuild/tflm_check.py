@@ -10,6 +10,7 @@ import numpy as np
 from edgebuild.artifact import TfliteArtifact
 from edgebuild.errors import ArtifactError
 from edgebuild.profiles import Profile
+from edgebuild.samples import count, for_artifact
 
 if TYPE_CHECKING:
     from edgebuild.validation import ValidationData
@@ -66,14 +67,15 @@ def tflm_check(
     if data is None:
         return arena, check
     try:
-        tflm_outputs = tflm_predict(path, data.x, recommended)
-        reference = LiteRTModel(path, reference_kernels=True).predict(data.x)
+        inputs = for_artifact(data.x, artifact)
+        tflm_outputs = tflm_predict(path, inputs, recommended)
+        reference = LiteRTModel(path, reference_kernels=True).predict(inputs)
     except ArtifactError as exc:
         arena["error"] = str(exc)
         return arena, {**check, "passed": False, "summary": str(exc)}
     steps = _quantization_steps(reference, tflm_outputs, artifact)
     arena["compared_with"] = "LiteRT reference kernels (BUILTIN_REF)"
-    arena["samples"] = len(data.x)
+    arena["samples"] = count(data.x)
     arena["litert_error_steps"] = {"max": steps["max"], "mean": steps["mean"]} if steps["max"] is not None else None
     arena["litert_max_abs_error"] = steps["max_abs_error"]
     arena["outputs"] = steps["outputs"]
@@ -84,16 +86,17 @@ def tflm_check(
         )
 
     gate = profile.validation
-    classifier = _classifier_like(artifact, data, gate.metric, reference[0])
+    first = artifact.function_output_order()[0]  # the model's first output: the one labels and top-1 are about
+    classifier = _classifier_like(artifact, data, gate.metric, reference[first], first)
     problems = []
     agreement = None
     if classifier:
-        ref_pick, tflm_pick = reference[0].argmax(axis=-1), tflm_outputs[0].argmax(axis=-1)
+        ref_pick, tflm_pick = reference[first].argmax(axis=-1), tflm_outputs[first].argmax(axis=-1)
         agreement = float(np.mean(ref_pick == tflm_pick)) if ref_pick.size else 1.0
         # a flip between outputs the reference itself rates within _TIE_STEPS steps is a rounding tie, not a bug
-        step = steps["outputs"][0].get("step") or 0.0
+        step = steps["outputs"][first].get("step") or 0.0
         rows = np.arange(ref_pick.shape[0])
-        lead = reference[0][rows, ref_pick] - reference[0][rows, tflm_pick]
+        lead = reference[first][rows, ref_pick] - reference[first][rows, tflm_pick]
         decisive = int(np.sum((ref_pick != tflm_pick) & (lead > _TIE_STEPS * step)))
         arena["top1_decisive_flips"] = decisive
         if ref_pick.size and decisive / ref_pick.size > 1.0 - _MIN_TFLM_TOP1:
@@ -131,7 +134,7 @@ def tflm_check(
         parts.append(f"max difference {steps['max']:.0f} quantization step(s), mean {steps['mean']:.3f}")
     if steps["float_rel_error"] is not None:
         parts.append(f"float outputs within {steps['float_rel_error']:.1e} of their range")
-    check["summary"] += f"; vs LiteRT reference kernels on {len(data.x)} samples: " + ", ".join(parts)
+    check["summary"] += f"; vs LiteRT reference kernels on {count(data.x)} samples: " + ", ".join(parts)
     return arena, check
 
 
@@ -143,13 +146,18 @@ _TIE_STEPS = 2.0
 _MAX_FLOAT_REL_ERROR = 1e-3
 
 
-def _classifier_like(artifact: TfliteArtifact, data: ValidationData, metric: str, output: np.ndarray) -> bool:
-    """Whether top-1 is meaningful for output 0: metric top1, labels given, or a softmax over >= 2 classes."""
+def _classifier_like(
+    artifact: TfliteArtifact, data: ValidationData, metric: str, output: np.ndarray, position: int = 0
+) -> bool:
+    """Whether top-1 is meaningful for the model's first output (at `position` among the artifact's outputs).
+
+    Metric top1, labels given, or a softmax over >= 2 classes.
+    """
     if metric == "snr" or output.ndim != 2 or output.shape[-1] < 2:
         return False
     if metric == "top1" or data.y is not None:
         return True
-    index = artifact.output_indices[0]
+    index = artifact.output_indices[position]
     while True:  # walk back through (de)quantize/reshape to the op that computed the output
         producer = next((op for op in artifact.ops if index in op.outputs), None)
         if producer is None:

@@ -17,7 +17,9 @@ import numpy as np
 from edgebuild.accuracy import compare
 from edgebuild.artifact import TfliteArtifact
 from edgebuild.budgets import budget_check
+from edgebuild.output_gates import output_checks
 from edgebuild.profiles import Profile
+from edgebuild.samples import Samples, for_artifact
 from edgebuild.tflm_check import tflm_check
 
 
@@ -25,9 +27,10 @@ from edgebuild.tflm_check import tflm_check
 class ValidationData:
     """Validation samples, labels when known, and the float model's outputs to compare with."""
 
-    x: np.ndarray
+    x: Samples  # one array, or one per input keyed by input name (multi-input models)
     y: np.ndarray | None
     reference: list[np.ndarray] | None  # float model outputs on x, when a reference model exists
+    output_names: tuple[str, ...] = ()  # the model's output names, in model order (for the per-output lines)
 
 
 def validate_artifact(
@@ -49,12 +52,15 @@ def validate_artifact(
     if data is not None:
         from edgebuild.runtime import LiteRTModel
 
-        litert_outputs = LiteRTModel(path).predict(data.x)
+        litert_outputs = LiteRTModel(path).predict(for_artifact(data.x, artifact))
         if data.reference is not None:
             in_model_order = [litert_outputs[i] for i in artifact.function_output_order()]
             accuracy = compare(data.reference, in_model_order, data.y, profile.validation.metric)
+            for entry, name in zip(accuracy["outputs"], data.output_names, strict=False):
+                entry["name"] = name
             result["accuracy"] = accuracy
             checks.append(accuracy_check(accuracy, profile))
+            checks += output_checks(accuracy, profile.validation)
     if profile.validation.tflm:
         arena, tflm_result = tflm_check(path, profile, data, litert_outputs, artifact)
         result["arena"] = arena
@@ -152,16 +158,16 @@ def accuracy_check(accuracy: dict[str, Any], profile: Profile) -> dict[str, Any]
                 f"top-1 agreement with the float model {100 * accuracy['agreement']:.1f}% is below "
                 f"{100 * gate.min_agreement:.1f}%"
             )
-    else:
-        snr = accuracy["min_snr_db"]
+    else:  # several outputs: this check is output 0's, output_checks has the others'
         first = accuracy["outputs"][0]
+        snr = accuracy["min_snr_db"] if len(accuracy["outputs"]) == 1 else first["snr_db"]
         summary = (
             f"output SNR {'exact' if snr is None else f'{snr:.1f} dB'} vs float (limit {gate.min_snr_db:g} dB; "
             f"not a classifier, so no top-1), relative error {first['relative_error']}, "
             f"cosine {first['cosine_similarity']}"
         )
         if snr is not None and snr < gate.min_snr_db:
-            worst = min((o for o in accuracy["outputs"] if o["snr_db"] is not None), key=lambda o: o["snr_db"])
+            worst = min((o for o in accuracy["outputs"][:1] if o["snr_db"] is not None), key=lambda o: o["snr_db"])
             problems.append(
                 f"output {worst['index']} SNR {snr:.1f} dB against the float model is below "
                 f"{gate.min_snr_db:g} dB (relative error {worst['relative_error']})"

@@ -77,15 +77,20 @@ def test_folder_that_is_not_a_savedmodel(tmp_path: Path, capsys) -> None:
     assert got == 4 and "has no saved_model.pb" in err
 
 
-def test_multi_input_model_is_refused_clearly(tmp_path: Path, capsys) -> None:
+def test_multi_input_model_asking_for_training_is_refused_clearly(tmp_path: Path, capsys) -> None:
+    """Multi-input models build (tests/integration/test_multi_io.py); the passes that feed one input refuse them."""
+    import numpy as np
     import tf_keras
 
     a, b = tf_keras.Input(shape=(4,), name="a"), tf_keras.Input(shape=(4,), name="b")
     model = tf_keras.Model([a, b], tf_keras.layers.Dense(2)(tf_keras.layers.Concatenate()([a, b])))
-    path = tmp_path / "two.keras"
+    path, data = tmp_path / "two.keras", tmp_path / "two.npz"
     model.save(path)
-    got, err = _build([str(path), "-t", "mobile"], tmp_path / "out", capsys)
-    assert got == 6 and "has 2 inputs (a, b)" in err and "single-input" in err
+    np.savez(data, a=np.ones((8, 4), np.float32), b=np.ones((8, 4), np.float32), y=np.zeros(8, np.int64))
+    args = [str(path), "-t", "mcu", "--data", str(data), "--set", "quantization.method=qat"]
+    got, err = _build(args, tmp_path / "out", capsys)
+    assert got == 6 and "has 2 inputs (a, b)" in err and "single-input models only" in err
+    assert _no_artifacts(tmp_path / "out")
 
 
 def test_multi_output_model_builds(tmp_path: Path, capsys) -> None:

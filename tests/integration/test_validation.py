@@ -157,6 +157,8 @@ def test_flash_budget_failure_names_both_numbers(keras2_cnn, digits_data, tmp_pa
             str(tmp_path),
             "--set",
             'budget.flash="4KiB"',
+            "--set",
+            "mcu.firmware=false",  # the model array's budget; test_firmware checks the linked image's
             *NO_BENCH,
         ]
     )

@@ -20,7 +20,7 @@ import pytest
 import edgebuild
 from edgebuild.api import BuildResult, Report, TargetBuild, _override_strings
 from edgebuild.data import dataset_from_object, load_dataset, write_npz
-from edgebuild.errors import DataError, ModelError, ProfileError, UnsupportedError, UsageError
+from edgebuild.errors import DataError, ModelError, ProfileError, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "api-reference.md"
@@ -92,7 +92,11 @@ def test_in_memory_data_forms_and_deterministic_npz(tmp_path: Path) -> None:
     [
         ({"x": np.zeros((2, 3)), "y": np.zeros(2, int), "label": np.zeros(2, int)}, DataError, "several label entries"),
         ({"image": np.zeros((2, 3))}, DataError, "names an input 'image', but the model's input is 'input_1'"),
-        ({"a": np.zeros((2, 3)), "b": np.zeros((2, 3))}, UnsupportedError, "has arrays for 2 inputs (a, b)"),
+        (
+            {"a": np.zeros((2, 3)), "b": np.zeros((2, 3))},
+            DataError,
+            "has arrays for 2 inputs (a, b) but the model takes 1",
+        ),
         ({"x": np.zeros((2, 3)), "z": np.zeros((2, 3))}, DataError, "has 'x' and also z"),
         ((np.zeros((2, 3)),) * 4, DataError, "sequence of 4 items"),
         (np.array(["a", "b"]), DataError, "not numbers"),

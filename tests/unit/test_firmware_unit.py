@@ -242,7 +242,7 @@ def test_top1_agreement_only_for_class_vectors() -> None:
     from edgebuild.firmware.stage import compare_with_reference
 
     out = SimpleNamespace(dtype="int8", scale=[0.5], zero_point=[0])
-    artifact = SimpleNamespace(outputs=[out])
+    artifact = SimpleNamespace(outputs=[out], function_output_order=lambda: [0])
     device = [np.array([[1, 5, 2], [4, 0, 0]], np.int8)]
     reference = [np.array([[0.5, 2.0, 1.5], [0.0, 2.0, 0.0]])]  # integers [1, 4, 3] and [0, 4, 0]
     guessed = compare_with_reference(device, reference, artifact, max_steps=16)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgebuild.api.forms import _is_path, _override_strings, _path_options
-from edgebuild.api.inputs import _data_label, _Inputs, _keras_flavor
+from edgebuild.api.inputs import _Inputs, _keras_flavor
 from edgebuild.api.reports import BenchmarkReport, ValidationReport
 from edgebuild.api.results import TargetBuild
 from edgebuild.errors import EdgebuildError, GateFailed, UsageError
@@ -18,6 +18,7 @@ from edgebuild.errors import EdgebuildError, GateFailed, UsageError
 if TYPE_CHECKING:
     from edgebuild.api import ArtifactLike, DataLike, ModelLike, Overrides
     from edgebuild.profiles import Profile
+    from edgebuild.samples import Samples
 
 
 def validate(
@@ -40,8 +41,9 @@ def validate(
         gates: raise `GateFailed` when a check fails (the report is `exc.result`); False returns it.
     """
     from edgebuild.artifact import read_artifact
-    from edgebuild.data import check_fits, load_dataset
+    from edgebuild.named_data import load_artifact_data
     from edgebuild.profiles import resolve
+    from edgebuild.samples import count, take
     from edgebuild.validation import ValidationData, validate_artifact
 
     profile = resolve(str(target), tuple(_override_strings(overrides)))
@@ -52,16 +54,10 @@ def validate(
             artifact = read_artifact(path)
             vdata = None
             if data is not None:
-                shape = (None, *artifact.inputs[0].shape[1:])
-                if _is_path(data):
-                    dataset = load_dataset(Path(data), shape, profile.data.image_range)
-                else:
-                    from edgebuild.data import dataset_from_object
-
-                    dataset = dataset_from_object(data, _data_label(data, "data"), input_rank=len(shape))
-                dataset = check_fits(dataset, shape, label)
-                x = dataset.x[: profile.data.max_validation_samples]
-                y = dataset.y[: len(x)] if dataset.y is not None else None
+                source = Path(data) if _is_path(data) else data
+                dataset = load_artifact_data(source, artifact, profile.data.image_range, label)
+                x = take(dataset.inputs, slice(0, profile.data.max_validation_samples))
+                y = dataset.y[: count(x)] if dataset.y is not None else None
                 reference_outputs = _reference_outputs(reference, x) if reference is not None else None
                 vdata = ValidationData(x=x, y=y, reference=reference_outputs)
             raw = validate_artifact(path, artifact, profile, vdata)
@@ -109,20 +105,16 @@ def bench(
             return BenchmarkReport.from_dict(raw)
         from edgebuild.artifact import read_artifact
         from edgebuild.bench import benchmark_threads
-        from edgebuild.data import check_fits, load_dataset
+        from edgebuild.named_data import load_artifact_data
+        from edgebuild.samples import for_artifact
 
         try:
             x = None
             if data is not None:
                 artifact = read_artifact(path)
-                shape = (None, *artifact.inputs[0].shape[1:])
-                if _is_path(data):
-                    dataset = load_dataset(Path(data), shape)
-                else:
-                    from edgebuild.data import dataset_from_object
-
-                    dataset = dataset_from_object(data, _data_label(data, "data"), input_rank=len(shape))
-                x = check_fits(dataset, shape, inputs.artifact_label or str(path)).x
+                source = Path(data) if _is_path(data) else data
+                dataset = load_artifact_data(source, artifact, "0-255", inputs.artifact_label or str(path))
+                x = for_artifact(dataset.inputs, artifact)
             raw = benchmark_threads(path, thread_list, runs=runs, warmup=warmup, inputs=x)
         except EdgebuildError as exc:
             raise inputs.relabel_error(exc) from None
@@ -177,7 +169,7 @@ def resolve_profile(name: str | os.PathLike[str], overrides: Overrides = None) -
     return resolve(str(name), tuple(_override_strings(overrides)))
 
 
-def _reference_outputs(reference: ModelLike, x: np.ndarray) -> list[np.ndarray]:
+def _reference_outputs(reference: ModelLike, x: Samples) -> list[np.ndarray]:
     """Float model outputs on x, in the model's output order (dict outputs by sorted key, as builds do)."""
     if _is_path(reference):
         from edgebuild.model import load_model

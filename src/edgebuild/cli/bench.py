@@ -76,14 +76,15 @@ def bench(
     from edgebuild.artifact import read_artifact
     from edgebuild.bench import benchmark_threads
     from edgebuild.cli.prune import target_profile
-    from edgebuild.data import check_fits, load_dataset
+    from edgebuild.named_data import load_artifact_data
+    from edgebuild.samples import for_artifact
 
     image_range = target_profile(target, set_).data.image_range  # as a build loads --data
     artifact = read_artifact(artifact_path)
     inputs = None
     if data is not None:
-        shape = (None, *artifact.inputs[0].shape[1:])
-        inputs = check_fits(load_dataset(data, shape, image_range), shape, str(artifact_path)).x
+        dataset = load_artifact_data(data, artifact, image_range, str(artifact_path))
+        inputs = for_artifact(dataset.inputs, artifact)
     result = benchmark_threads(artifact_path, threads, runs=runs, warmup=warmup, inputs=inputs)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -84,11 +84,17 @@ def analyse(
     from edgebuild.quant_debug.analysis import analyze
     from edgebuild.quant_debug.selective import Inputs, run
     from edgebuild.quant_debug.sweep import calibration_sweep
+    from edgebuild.samples import single
     from edgebuild.stages.context import SharedInputs, SilentProgress, TargetContext
 
     progress(f"loading {model_path}")
     loaded = load_model(model_path)
     check_static_shape(loaded)
+    if loaded.multi_input:
+        raise UnsupportedError(
+            f"{model_path} has {len(loaded.inputs)} inputs ({', '.join(loaded.input_names)}); debug-quant's "
+            "per-layer analysis feeds single-input models only. `edgebuild build` builds and validates it."
+        )
     dataset = check_fits(
         load_dataset(data, loaded.input_shape, profile.data.image_range), loaded.input_shape, str(model_path)
     )
@@ -100,6 +106,7 @@ def analyse(
         if validation is None or ctx.calibration is None:
             raise DataError(f"{data} leaves no validation samples after the calibration split: pass more data.")
         x, y, key = validation
+        x, calibration = single(x, "debug-quant"), single(ctx.calibration, "debug-quant")
         batch = profile.model.batch
         progress(f"converting: float32 and int8 ({len(ctx.calibration)} calibration samples)")
         shared.float_baseline(batch)
@@ -109,7 +116,7 @@ def analyse(
         analysis = analyze(
             artifact,
             shared.float_blob,
-            ctx.calibration,
+            calibration,
             x,
             io=quant.io,
             dense_per_channel=quant.dense_per_channel,
@@ -120,7 +127,7 @@ def analyse(
             profile=profile,
             float_blob=shared.float_blob,
             artifact_blob=artifact,
-            calibration=ctx.calibration,
+            calibration=calibration,
             x=x,
             y=y,
             reference=shared.reference_outputs(x, key),

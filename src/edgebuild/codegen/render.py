@@ -12,6 +12,7 @@ from string import Template
 
 import edgebuild
 from edgebuild.artifact import TensorInfo, TfliteArtifact
+from edgebuild.codegen.io_names import input_c_names
 from edgebuild.codegen.ops import resolver_methods
 
 BYTES_PER_LINE = 12  # what `xxd -i` writes
@@ -182,9 +183,44 @@ def _io_section(kind: str, i: int, t: TensorInfo) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _named_input_section(i: int, t: TensorInfo, stem: str, name: str) -> str:
+    """A multi-input model's input by its own name: index, element count and quantize helper."""
+    base = f"kInput{_suffix(i)}"
+    lines = [
+        "",
+        f"// Input '{_comment_text(name)}' is interpreter.input({i}).",
+        f"constexpr int k{stem}InputIndex = {i};",
+        f"constexpr int k{stem}Elements = {base}Elements;",
+    ]
+    if _quantized(t):
+        ctype = QUANTIZED_C_TYPES[t.dtype][0]
+        lines += [
+            f"constexpr float k{stem}Scale = {base}Scale;",
+            f"constexpr int k{stem}ZeroPoint = {base}ZeroPoint;",
+            f"inline {ctype} Quantize{stem}(float x) {{ return QuantizeInput{_suffix(i)}(x); }}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _model_order_section(artifact: TfliteArtifact) -> str:
+    """Where each of the model's outputs sits among the interpreter's (the converter may reorder them)."""
+    order = artifact.function_output_order()
+    lines = ["", "// The model's outputs in its own order: interpreter.output(kModelOutput<k>Index) is output k."]
+    lines += [f"constexpr int kModelOutput{k}Index = {position};" for k, position in enumerate(order)]
+    return "\n".join(lines) + "\n"
+
+
 def model_settings_h(tflite_bytes: bytes, artifact: TfliteArtifact, symbol: str, arena_bytes: int) -> str:
     sections = [_io_section("Input", i, t) for i, t in enumerate(artifact.inputs)]
+    if len(artifact.inputs) > 1:
+        names = artifact.input_signature_names()
+        sections += [
+            _named_input_section(i, t, stem, names[i] or stem)
+            for i, (t, stem) in enumerate(zip(artifact.inputs, input_c_names(artifact), strict=True))
+        ]
     sections += [_io_section("Output", i, t) for i, t in enumerate(artifact.outputs)]
+    if len(artifact.outputs) > 1:
+        sections.append(_model_order_section(artifact))
     return _render(
         "model_settings.h.tmpl",
         banner=_banner("model_settings.h", tflite_bytes, artifact),
@@ -223,30 +259,48 @@ def _resource_variables_section(tflite_bytes: bytes, artifact: TfliteArtifact) -
     )
 
 
+def _fill_input(i: int, t: TensorInfo) -> str:
+    """main.cc's lines that fill input i (quantizing placeholder floats where the input is quantized)."""
+    var = "input" if i == 0 else f"input{i}"
+    lines = [f"  TfLiteTensor* {var} = interpreter.input({i});"]
+    if _quantized(t):
+        member = QUANTIZED_C_TYPES[t.dtype][3]
+        lines.append(
+            f"  for (int i = 0; i < kInput{_suffix(i)}Elements; ++i) {{\n"
+            f"    {var}->data.{member}[i] = QuantizeInput{_suffix(i)}(0.0f);  // replace 0.0f with real input data\n"
+            "  }"
+        )
+    elif t.dtype == "float32":
+        lines.append(
+            f"  for (int i = 0; i < kInput{_suffix(i)}Elements; ++i) {{\n"
+            f"    {var}->data.f[i] = 0.0f;  // replace with real input data\n"
+            "  }"
+        )
+    else:
+        lines.append(f"  std::memset({var}->data.raw, 0, {var}->bytes);  // replace with real input data")
+    return "\n".join(lines)
+
+
+def _read_output(i: int, t: TensorInfo) -> str:
+    """main.cc's lines that read output i's first value (dequantized where the output is quantized)."""
+    var = "output" if i == 0 else f"output{i}"
+    lines = [f"  TfLiteTensor* {var} = interpreter.output({i});"]
+    if _quantized(t):
+        member = QUANTIZED_C_TYPES[t.dtype][3]
+        lines.append(
+            f"  const float y{i} = DequantizeOutput{_suffix(i)}({var}->data.{member}[0]);\n"
+            f'  MicroPrintf("Output {i}, first value: %f", static_cast<double>(y{i}));'
+        )
+    elif t.dtype == "float32":
+        lines.append(f'  MicroPrintf("Output {i}, first value: %f", static_cast<double>({var}->data.f[0]));')
+    else:
+        lines.append(f'  MicroPrintf("Output {i}, first byte: %d", static_cast<int>({var}->data.uint8[0]));')
+    return "\n".join(lines)
+
+
 def main_cc(tflite_bytes: bytes, artifact: TfliteArtifact, symbol: str) -> str:
-    fill = "  std::memset(input->data.raw, 0, input->bytes);  // replace with real input data"
-    if artifact.inputs and _quantized(artifact.inputs[0]):
-        member = QUANTIZED_C_TYPES[artifact.inputs[0].dtype][3]
-        fill = (
-            "  for (int i = 0; i < kInputElements; ++i) {\n"
-            f"    input->data.{member}[i] = QuantizeInput(0.0f);  // replace 0.0f with real input data\n"
-            "  }"
-        )
-    elif artifact.inputs and artifact.inputs[0].dtype == "float32":
-        fill = (
-            "  for (int i = 0; i < kInputElements; ++i) {\n"
-            "    input->data.f[i] = 0.0f;  // replace with real input data\n"
-            "  }"
-        )
-    read = '  MicroPrintf("Output 0, first byte: %d", static_cast<int>(output->data.uint8[0]));'
-    if artifact.outputs and _quantized(artifact.outputs[0]):
-        member = QUANTIZED_C_TYPES[artifact.outputs[0].dtype][3]
-        read = (
-            f"  const float y0 = DequantizeOutput(output->data.{member}[0]);\n"
-            '  MicroPrintf("Output 0, first value: %f", static_cast<double>(y0));'
-        )
-    elif artifact.outputs and artifact.outputs[0].dtype == "float32":
-        read = '  MicroPrintf("Output 0, first value: %f", static_cast<double>(output->data.f[0]));'
+    fill = "\n".join(_fill_input(i, t) for i, t in enumerate(artifact.inputs))
+    read = "\n".join(_read_output(i, t) for i, t in enumerate(artifact.outputs))
     interpreter = (
         "  static tflite::MicroInterpreter interpreter(model, resolver, tensor_arena,\n"
         "                                              kTensorArenaSize);"

@@ -60,6 +60,7 @@ def compare_with_reference(
     means nothing).
     """
     ints = requantize(reference, artifact)
+    first = artifact.function_output_order()[0] if artifact.outputs else 0  # the model's output 0
     outputs, all_steps, ok = [], [], True
     agreement = None
     for i, (dev, ref) in enumerate(zip(device, reference, strict=False)):
@@ -84,7 +85,7 @@ def compare_with_reference(
             span = float(np.abs(ref).max()) if ref.size else 0.0
             entry["rel_error"] = float(diff.max() / span) if span > 0 else float(diff.max() if diff.size else 0.0)
             ok = ok and entry["rel_error"] <= 1e-4
-        if i == 0 and ref.ndim == 2 and ref.shape[1] > 1 and classifier is not False:
+        if i == first and ref.ndim == 2 and ref.shape[1] > 1 and classifier is not False:
             dev_pick = dev.argmax(axis=-1)
             ref_pick = (exact if exact is not None else ref).argmax(axis=-1)
             agreement = float(np.mean(dev_pick == ref_pick)) if ref_pick.size else 1.0
@@ -120,12 +121,12 @@ def dequantized(device: list[np.ndarray], artifact: TfliteArtifact) -> list[list
 
 def reference_first_output(artifact_path: Path, artifact: TfliteArtifact) -> tuple[float | None, float | None]:
     """LiteRT reference kernels' output 0, first value, on the all-zero input the generated main.cc feeds."""
-    if len(artifact.inputs) != 1:
+    if not artifact.inputs:
         return None, None
     from edgebuild.runtime import LiteRTModel
 
     ref = LiteRTModel(artifact_path, reference_kernels=True)
-    x = np.zeros((1, *artifact.inputs[0].shape[1:]), np.float32)
+    x = [np.zeros((1, *t.shape[1:]), np.float32) for t in artifact.inputs]  # every input, as main.cc fills them
     first = float(np.asarray(ref.predict(x)[0]).reshape(-1)[0])
     t = artifact.outputs[0]
     scale = t.scale[0] if t.dtype in ("int8", "uint8", "int16") and len(t.scale) == 1 and t.scale[0] else None

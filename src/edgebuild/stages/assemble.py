@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def write_report(ctx: TargetContext, state: TargetState) -> dict[str, Any]:
     """report.json, report.md and profile.resolved.toml into the work folder; returns the report."""
     from edgebuild.converters import dense_quantization_note
+    from edgebuild.detection import postprocess_block
     from edgebuild.firmware.render import report_flash
     from edgebuild.stages.emit import NO_CROSS_COMPILER
 
@@ -51,6 +52,10 @@ def write_report(ctx: TargetContext, state: TargetState) -> dict[str, Any]:
     if state.firmware is not None:
         report["firmware"] = state.firmware
     report.update({"layers": state.layers} if state.layers is not None else {})  # issue 15: per-layer error
+    kind = "ethos-u" if state.compiled.vela is not None else profile.validation.rules
+    detection = postprocess_block(state.artifact, kind)
+    if detection is not None:
+        report["detection_postprocess"] = detection
     (work_dir / "profile.resolved.toml").write_text(to_toml(profile))
     write_json(work_dir / "report.json", report)
     (work_dir / "report.md").write_text(render_markdown(report))

@@ -19,7 +19,9 @@ import numpy as np
 
 from edgebuild.artifact import parse_artifact
 from edgebuild.data import Dataset, Splits, random_calibration, split
+from edgebuild.model import fixed_shape
 from edgebuild.profiles import Profile
+from edgebuild.samples import Samples, take
 
 if TYPE_CHECKING:
     from edgebuild.model import LoadedModel
@@ -104,7 +106,7 @@ class SharedInputs:
     cpu: CpuGate = field(default_factory=CpuGate)
     running: dict[str, tuple[str, float]] = field(default_factory=dict)  # target -> (stage, monotonic start)
 
-    def reference_outputs(self, x: np.ndarray, key: str) -> list[np.ndarray]:
+    def reference_outputs(self, x: Samples, key: str) -> list[np.ndarray]:
         """Float model outputs on x, computed once per build (targets usually validate on the same samples)."""
         with self.lock:
             if key not in self.reference_cache:
@@ -134,7 +136,7 @@ class TargetContext:
     work_dir: Path
     progress: Progress
     splits: Splits | None = None
-    calibration: np.ndarray | None = None
+    calibration: Samples | None = None  # one array per input (by name) for a multi-input model
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -172,23 +174,29 @@ class TargetContext:
         if not quant.needs_calibration:
             return
         if self.splits is not None and shared.dataset is not None and len(self.splits.calibration) > 0:
-            self.calibration = shared.dataset.x[self.splits.calibration]
+            self.calibration = take(shared.dataset.inputs, self.splits.calibration)
+        elif shared.model.multi_input:
+            self.calibration = {
+                spec.name: random_calibration(fixed_shape(spec.shape, 1), quant.calibration_samples, seed)
+                for seed, spec in enumerate(shared.model.inputs, start=self.profile.data.seed)
+            }
         else:
             shape = shared.model.fixed_input_shape(1)
             self.calibration = random_calibration(shape, quant.calibration_samples, self.profile.data.seed)
 
-    def validation_samples(self) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+    def validation_samples(self) -> tuple[Samples, np.ndarray | None, str] | None:
         """(x, y, cache key) of the validation samples: `--val-data`, else the held-out split of `--data`."""
         shared = self.shared
         if shared.val_dataset is not None:
             limit = self.profile.data.max_validation_samples
             val = shared.val_dataset
-            return val.x[:limit], (val.y[:limit] if val.y is not None else None), f"val-data/{limit}"
+            y = val.y[:limit] if val.y is not None else None
+            return take(val.inputs, slice(0, limit)), y, f"val-data/{limit}"
         if shared.dataset is None or self.splits is None or len(self.splits.validation) == 0:
             return None
         indices = self.splits.validation
         y = shared.dataset.y[indices] if shared.dataset.y is not None else None
-        return shared.dataset.x[indices], y, ",".join(map(str, indices[:8])) + f"/{len(indices)}"
+        return take(shared.dataset.inputs, indices), y, ",".join(map(str, indices[:8])) + f"/{len(indices)}"
 
     def data_block(self) -> dict[str, Any]:
         """The report's `data` block: sources, sample counts and the split."""

@@ -32,7 +32,7 @@ def run_firmware(
             "(validation.tflm = false), so model_settings.h declares none",
         }
         return block, stage_note(block)
-    samples, labels = _samples(ctx, mcu.firmware_samples)
+    samples, labels = _samples(ctx, mcu.firmware_samples, artifact_path)
     block = run_firmware_stage(
         artifact_path,
         ctx.work_dir / "c",
@@ -54,13 +54,20 @@ def run_firmware(
     return block, stage_note(block)
 
 
-def _samples(ctx: TargetContext, count: int) -> tuple[object, object]:
-    """The first `count` validation samples and their labels (None, None without data: one all-zero input)."""
+def _samples(ctx: TargetContext, count: int, artifact_path: Path) -> tuple[object, object]:
+    """The first `count` validation samples (in the artifact's input order) and their labels.
+
+    (None, None) without data: one all-zero input.
+    """
     chosen = ctx.validation_samples()
     if chosen is None:
         return None, None
+    from edgebuild.artifact import parse_artifact
+    from edgebuild.samples import for_artifact, take
+
     x, y, _ = chosen
-    return x[:count], (y[:count] if y is not None else None)
+    artifact = parse_artifact(artifact_path.read_bytes())
+    return for_artifact(take(x, slice(0, count)), artifact), (y[:count] if y is not None else None)
 
 
 def _is_classifier(validation: dict[str, Any]) -> bool | None:

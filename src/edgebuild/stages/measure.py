@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from edgebuild.artifact import TfliteArtifact
+from edgebuild.artifact import TfliteArtifact, parse_artifact
+from edgebuild.samples import Samples, for_artifact
 from edgebuild.stages.context import TargetContext
 
 if TYPE_CHECKING:
@@ -25,7 +24,8 @@ def validate(ctx: TargetContext, artifact_path: Path, artifact: TfliteArtifact) 
     samples = ctx.validation_samples()
     if samples is not None:
         x, y, key = samples
-        data = ValidationData(x=x, y=y, reference=ctx.shared.reference_outputs(x, key))
+        reference = ctx.shared.reference_outputs(x, key)
+        data = ValidationData(x=x, y=y, reference=reference, output_names=tuple(ctx.shared.model.output_names))
     return validate_artifact(artifact_path, artifact, ctx.profile, data, check_budgets=False)
 
 
@@ -34,10 +34,11 @@ def benchmark(ctx: TargetContext, artifact_path: Path) -> dict[str, Any]:
     from edgebuild.bench import benchmark_threads
 
     samples = ctx.validation_samples()
-    inputs = samples[0] if samples is not None else None
+    x = samples[0] if samples is not None else None
+    inputs = None if x is None else for_artifact(x, parse_artifact(artifact_path.read_bytes()))
     bench = ctx.profile.benchmark
     result = benchmark_threads(artifact_path, bench.threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs)
-    result["vs_float32"] = never_slower(ctx, result, inputs)
+    result["vs_float32"] = never_slower(ctx, result, x)
     result["scope"] = (
         "host"
         if bench.host_representative
@@ -46,7 +47,7 @@ def benchmark(ctx: TargetContext, artifact_path: Path) -> dict[str, Any]:
     return result
 
 
-def never_slower(ctx: TargetContext, result: dict[str, Any], inputs: np.ndarray | None) -> dict[str, Any] | None:
+def never_slower(ctx: TargetContext, result: dict[str, Any], x: Samples | None) -> dict[str, Any] | None:
     """Compare with the plain float32 model on this host (measured once per build and thread count).
 
     An optimized artifact that runs slower than float32 here (dynamic-range models on x86, float16 without
@@ -61,6 +62,7 @@ def never_slower(ctx: TargetContext, result: dict[str, Any], inputs: np.ndarray 
     key = (threads, bench.runs)
     with shared.lock:
         if key not in shared.float_latency:
+            inputs = None if x is None else for_artifact(x, parse_artifact(shared.float_blob))
             shared.float_latency[key] = run_benchmark(
                 shared.float_blob, threads=threads, runs=bench.runs, warmup=bench.warmup, inputs=inputs
             )["p50_ms"]

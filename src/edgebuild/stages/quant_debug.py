@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from edgebuild.errors import EdgebuildError
+from edgebuild.samples import single
 
 if TYPE_CHECKING:
     from edgebuild.profiles.schema import Profile
@@ -40,16 +41,21 @@ def run_layers(ctx: TargetContext, state: TargetState) -> str:
     from edgebuild.quant_debug.render import short_name
 
     profile = ctx.profile
+    if ctx.shared.model.multi_input:  # the debugger's capture and the layer matching feed one input
+        message = "the per-layer analysis supports single-input models; this model has several inputs"
+        state.layers = {"error": {"type": "UnsupportedError", "message": message}}
+        return f"not measured: {message}"
     samples = ctx.validation_samples()
     assert state.blob is not None and samples is not None and ctx.calibration is not None
     x, y, key = samples
+    x, calibration = single(x, "the per-layer analysis"), single(ctx.calibration, "the per-layer analysis")
     float_blob = float_source(ctx, state)
     quant = profile.quantization
     try:
         analysis = analyze(
             state.blob,
             float_blob,
-            ctx.calibration,
+            calibration,
             x,
             io=quant.io,
             dense_per_channel=quant.dense_per_channel,
@@ -116,7 +122,7 @@ def _selective(
         profile=ctx.profile,
         float_blob=float_blob,
         artifact_blob=state.blob,
-        calibration=ctx.calibration,
+        calibration=single(ctx.calibration, "selective precision"),
         x=x,
         y=y,
         reference=reference,

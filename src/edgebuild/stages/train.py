@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from edgebuild.errors import DataError
+from edgebuild.samples import single
 from edgebuild.stages.context import BuildCancelled, TargetContext
 
 Arrays = tuple[np.ndarray, np.ndarray | None]  # (x, y): y is None for unlabelled data
@@ -37,7 +38,7 @@ def training_sets(ctx: TargetContext, labels_required: bool = True) -> tuple[Arr
 def gate_samples(ctx: TargetContext) -> Arrays | None:
     """(x, y) of the accuracy gate's validation samples, for reporting accuracy only; None without any."""
     samples = ctx.validation_samples()
-    return (samples[0], samples[1]) if samples is not None else None
+    return (single(samples[0], "training"), samples[1]) if samples is not None else None
 
 
 def _stop_if_cancelled(ctx: TargetContext) -> None:
@@ -150,7 +151,7 @@ def train_qat(ctx: TargetContext, keras_model: Any = None) -> tuple[bytes, dict[
         batch=profile.model.batch,
         seed=profile.data.seed,
         progress=epoch_done,
-        calibration=ctx.calibration,
+        calibration=None if ctx.calibration is None else single(ctx.calibration, "quantization-aware training"),
         cancel=shared.cancelled,
     )
     _stop_if_cancelled(ctx)
