@@ -56,15 +56,6 @@ def _tflm_call(name: str, model_path: Path | str, *args: Any) -> Any:
             ) from None
 
 
-def shutdown() -> None:
-    """Stop the worker: a process ending through multiprocessing skips atexit, and would wait for it forever."""
-    global _TFLM_POOL
-    with _TFLM_POOL_LOCK:
-        if _TFLM_POOL is not None:
-            _TFLM_POOL.shutdown(wait=True, cancel_futures=True)
-            _TFLM_POOL = None
-
-
 def _ignore_sigint() -> None:
     """Ctrl-C reaches the whole process group; the build (parent) decides how to stop, not the worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
