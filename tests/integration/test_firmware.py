@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tflm_tree import tflm_tree
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -30,19 +31,6 @@ ARM_TOOLS = ("arm-none-eabi-g++", "arm-none-eabi-gcc", "arm-none-eabi-size", "ar
 INSTALL = (
     "`make install` (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)"
 )
-
-
-def tflm_tree() -> Path | None:
-    """$EDGEBUILD_TFLM_DIR, else ../shared/tflm/tflm_tree beside the repo (CI), else /work/shared/tflm/tflm_tree."""
-    candidates = [
-        os.environ.get("EDGEBUILD_TFLM_DIR"),
-        REPO.parent / "shared/tflm/tflm_tree",
-        Path("/work/shared/tflm/tflm_tree"),
-    ]
-    for c in candidates:
-        if c and (Path(c) / "tensorflow/lite/micro/micro_interpreter.h").is_file():
-            return Path(c)
-    return None
 
 
 def tflm_cache() -> Path:

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]  # one all-target build with a f
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import multi_io_models  # noqa: E402
+from tflm_tree import tree_args  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def _build(model: Path, data: Path, out: Path, *targets: str, extra: tuple[str, 
 @pytest.fixture(scope="module")
 def two_input_build(models, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("two-all")
-    assert _build(models["two.keras"], models["two.npz"], out, "all") == 0
+    assert _build(models["two.keras"], models["two.npz"], out, "all", extra=tree_args()) == 0
     return out
 
 
