@@ -67,6 +67,16 @@ def _stop_cluster(temp_dir: str) -> None:
             time.sleep(0.2)
 
 
+def _ray_start(command: list[str], env: dict[str, str]) -> None:
+    """`ray start`, once more after a failure (a port taken meanwhile on this shared machine); its output on failure."""
+    for _attempt in range(2):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+        if result.returncode == 0:
+            return
+        time.sleep(2)
+    raise AssertionError(f"{' '.join(command)} failed twice:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[tuple[str, str]]:
     """(address, temp dir) of a head and a worker node started by `ray start`, one CPU each."""
@@ -75,33 +85,10 @@ def ray_cluster() -> Iterator[tuple[str, str]]:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", str(200 * 1024**2)]
     ray_bin = str(Path(os.sys.executable).parent / "ray")
+    head = [ray_bin, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp_dir]
     try:
-        subprocess.run(
-            [
-                ray_bin,
-                "start",
-                "--head",
-                "--port",
-                str(port),
-                "--include-dashboard",
-                "false",
-                "--temp-dir",
-                temp_dir,
-                "--disable-usage-stats",
-                *common,
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=180,
-        )
-        subprocess.run(
-            [ray_bin, "start", "--address", f"127.0.0.1:{port}", *common],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=180,
-        )
+        _ray_start([*head, "--disable-usage-stats", *common], env)
+        _ray_start([ray_bin, "start", "--address", f"127.0.0.1:{port}", *common], env)
         yield f"127.0.0.1:{port}", temp_dir
     finally:
         if ray.is_initialized():
