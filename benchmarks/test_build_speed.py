@@ -63,9 +63,10 @@ def _edgebuild(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module", params=["small", "mobilenetv2"])
+@pytest.fixture(scope="module", params=["small", "mobilenetv2", "mobilenetv2_224"])
 def model_and_data(request, tmp_path_factory) -> tuple[str, Path, Path]:
-    """A digits-sized CNN and a MobileNetV2 (96x96, alpha 0.35, random weights: timing only)."""
+    """A digits-sized CNN, a MobileNetV2 (96x96, alpha 0.35) and the full MobileNetV2 (224x224, alpha 1.0, 3.5 M
+    parameters: issue 16's size), random weights: timing only."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tf_keras
 
@@ -76,8 +77,10 @@ def model_and_data(request, tmp_path_factory) -> tuple[str, Path, Path]:
         import digits
 
         model, shape = digits.build_cnn(tf_keras), (32, 32, 1)
-    else:
+    elif request.param == "mobilenetv2":
         model, shape = tf_keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None), (96, 96, 3)
+    else:
+        model, shape = tf_keras.applications.MobileNetV2(input_shape=(224, 224, 3), weights=None), (224, 224, 3)
     path = root / "model.keras"
     model.save(path)
     data = root / "data.npz"

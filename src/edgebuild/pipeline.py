@@ -148,7 +148,9 @@ def _build_all(
     if pending:
         shared = _load_shared(request, pending, progress, model_sha)
         shared.cancelled, shared.running = cancelled, running
-        _trace_once(shared, pending)
+        pending = _preflight(request, shared, pending, out_root, results)
+        if pending:
+            _trace_once(shared, pending)
 
         def build_one(plan: TargetPlan) -> TargetResult:
             try:
@@ -166,6 +168,21 @@ def _build_all(
 
     write_summary(out_root, {r.target: r.report for r in ordered if r.report})
     return ordered
+
+
+def _preflight(
+    request: BuildRequest,
+    shared: SharedInputs,
+    plans: list[TargetPlan],
+    out_root: Path,
+    results: dict[str, TargetResult],
+) -> list[TargetPlan]:
+    """Targets the model's layers alone rule out fail here, before tracing and conversion; returns the rest."""
+    from edgebuild.checks.preflight import check
+
+    for target, error in check(shared.model.keras_model, [p.profile for p in plans], str(request.model)).items():
+        results[target] = TargetResult(target, out_root / target, {}, error=error)
+    return [plan for plan in plans if plan.target not in results]
 
 
 def default_jobs(requested: int | None, targets: int) -> int:

@@ -13,7 +13,7 @@ from edgebuild.errors import ProfileError
 
 from . import edgetpu, mcu, mobile
 from .findings import Finding, RuleReport
-from .rules import REGISTRY, Rule
+from .rules import REGISTRY, Rule, with_layers
 
 RULE_SETS = ("edgetpu", "mcu", "mobile", "none")
 
@@ -29,11 +29,13 @@ def check_rules(
 ) -> RuleReport:
     """Check `artifact` against the rule set `rules`; `passed` is False if any finding is an error."""
     if rules == "edgetpu":
-        return edgetpu.check(artifact, runtime=edgetpu_runtime, accept_cpu_fallback=edgetpu_accept_cpu_fallback)
+        return with_layers(
+            edgetpu.check(artifact, runtime=edgetpu_runtime, accept_cpu_fallback=edgetpu_accept_cpu_fallback), artifact
+        )
     if rules == "mcu":
-        return mcu.check(artifact)
+        return with_layers(mcu.check(artifact), artifact)
     if rules == "mobile":
-        return mobile.check(artifact)
+        return with_layers(mobile.check(artifact), artifact)
     if rules == "none":
         return RuleReport("none", "", [])
     raise ProfileError(f"Unknown rule set '{rules}' in validation.rules. Valid values: {', '.join(RULE_SETS)}.")

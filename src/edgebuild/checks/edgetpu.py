@@ -31,6 +31,7 @@ from .tables import load_table, tflm_only_custom_op
 DEFAULT_RUNTIME = 14
 EIGHT_BIT = {"int8", "uint8"}
 CONSTANT_INTS = {"int32", "int64"}  # biases and shape/axis/padding operands
+LSTM_OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM"}
 
 
 # ---- tensor rules (every op) -------------------------------------------------------
@@ -42,9 +43,14 @@ CONSTANT_INTS = {"int32", "int64"}  # biases and shape/axis/padding operands
     '(quantization.scheme = "int8" with a representative dataset) so every activation and weight is 8-bit.',
 )
 def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
-    """Edge TPU tensors must be 8-bit integers (int8/uint8); only constant biases and shape operands may be int32."""
+    """Edge TPU tensors must be 8-bit integers (int8/uint8); only constant biases and shape operands may be int32.
+
+    A full-integer UNIDIRECTIONAL_SEQUENCE_LSTM keeps its cell state and gate
+    intermediates in int16 by TFLite's quantization spec (8x8_16): those are the op's own.
+    """
+    lstm = op.name in LSTM_OPS
     for t in op_tensors(artifact, op):
-        ok = t.dtype in EIGHT_BIT or (t.is_constant and t.dtype in CONSTANT_INTS)
+        ok = t.dtype in EIGHT_BIT or (t.is_constant and t.dtype in CONSTANT_INTS) or (lstm and t.dtype == "int16")
         if not ok:
             yield Violation(f"Tensor '{t.name}' is {t.dtype}.", t)
             return  # one per op: the op cannot map either way

@@ -23,11 +23,13 @@ class Finding:
     message: str
     fix: str
     severity: Severity = "error"
+    layer: str | None = None  # the Keras layer the op came from, when its tensor names say (see rules.keras_layer)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "op_index": self.op_index,
             "op": self.op,
+            "layer": self.layer,
             "tensor": self.tensor,
             "rule": self.rule,
             "severity": self.severity,

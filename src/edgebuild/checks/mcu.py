@@ -125,11 +125,26 @@ def int8_tensors(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
 
 @rule("mcu.int16_activations", fix="Use int8 activations unless you checked that every kernel here supports 16x8.")
 def int16_activations(artifact: TfliteArtifact, op: OpInfo) -> Iterator[Violation]:
-    """int16 (16x8) tensors run on only a subset of TFLite Micro kernels."""
+    """int16 (16x8) tensors run on only a subset of TFLite Micro kernels.
+
+    An int8 UNIDIRECTIONAL_SEQUENCE_LSTM's int16 cell state and intermediates are what
+    TFLite Micro's int8 LSTM kernel (8x8_16) expects, so they are not flagged.
+    """
+    if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and _int8_activations(artifact, op):
+        return
     for t in op_tensors(artifact, op):
         if t.dtype == "int16" and custom_kernel_for(artifact, t) is None:
             yield Violation(f"Tensor '{t.name}' is int16.", t)
             return
+
+
+def _int8_activations(artifact: TfliteArtifact, op: OpInfo) -> bool:
+    """The op reads and writes int8 activations (its first input and output), whatever its internal state."""
+    ends = [
+        artifact.tensor(op.inputs[0]) if op.inputs else None,
+        artifact.tensor(op.outputs[0]) if op.outputs else None,
+    ]
+    return all(t is not None and t.dtype == "int8" for t in ends)
 
 
 @rule(

@@ -9,6 +9,7 @@ show`, generated docs); `fix` says what to change. Rule ids are
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import TypeVar
 
 from edgebuild.artifact import OpInfo, TensorInfo, TfliteArtifact
 
-from .findings import Finding, Severity
+from .findings import Finding, RuleReport, Severity
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,29 @@ def only_batch_dynamic(tensor: TensorInfo) -> bool:
 
 def shape_str(tensor: TensorInfo) -> str:
     return "[" + ", ".join(str(d) for d in tensor.shape_signature) + "]"
+
+
+def keras_layer(artifact: TfliteArtifact, op: OpInfo) -> str | None:
+    """The Keras layer an op came from, read from its tensors' names (`model/layer/...`), when they say.
+
+    The converter names an op's output after the TensorFlow ops it fused (`model_6/dense_6/Tensordot;...`),
+    whose second path component is the Keras layer; tensors it made up itself (`tfl.quantize`) say nothing.
+    """
+    for index in (*op.outputs, *op.inputs):
+        if index < 0:
+            continue
+        parts = artifact.tensors[index].name.split(";")[0].split("/")
+        if len(parts) >= 3 and not parts[0].startswith("tfl."):
+            return parts[1]
+    return None
+
+
+def with_layers(report: RuleReport, artifact: TfliteArtifact) -> RuleReport:
+    """Name the Keras layer behind every op finding, in the finding and at the end of its message."""
+    findings = []
+    for f in report.findings:
+        layer = keras_layer(artifact, artifact.ops[f.op_index]) if f.op_index is not None else None
+        if layer is not None:
+            f = dataclasses.replace(f, layer=layer, message=f"{f.message} (Keras layer '{layer}')")
+        findings.append(f)
+    return dataclasses.replace(report, findings=findings)

@@ -32,6 +32,8 @@ from edgebuild.firmware.store import (
 )
 from edgebuild.firmware.tree import load_tree
 
+RESOLVER_VERSION = 2  # bump when `resolve` picks sources differently (2: C tables such as sigmoid_table_uint16)
+
 
 # ------------------------------------------------------------------------------------------ the library
 @dataclass
@@ -203,7 +205,7 @@ class LibraryBuilder:
                     if by_stem[how[1]] not in found:
                         found.append(by_stem[how[1]])
                     continue
-                how = ("regex", rf"\b{re.escape(how[1])}\s*\(")
+                how = ("regex", rf"\b{re.escape(how[1])}\s*[\(\[=]")  # a function, or a table (`x[256] = {`)
             pattern = re.compile(rf"(?m)^[A-Za-z_][^;\n]*{how[1]}[^;\n]*$")
             for group in (helpers, kernels):
                 hits = [r for r in group if pattern.search(self.tree.text(r))]
@@ -265,6 +267,7 @@ class LibraryBuilder:
             plan_key = _sha(
                 {
                     "layout": CACHE_LAYOUT,
+                    "resolver": RESOLVER_VERSION,
                     "tree": self.tree.fingerprint,
                     "flavor": self.flavor.name,
                     "flags": self.flavor.base_flags(),

@@ -118,6 +118,7 @@ class KeptModel:
         """Invoke on one sample (each array with the batch axis), converting float data to the input dtypes."""
         for detail, spec, value in zip(self.input_details, self.in_specs, inputs, strict=True):
             self.interpreter.set_tensor(detail["index"], to_input_dtype(value, spec))
+        self.interpreter.reset_all_variables()  # independent samples (a fused LSTM's state is a variable tensor)
         self.interpreter.invoke()
 
     def value(self, index: int) -> np.ndarray:

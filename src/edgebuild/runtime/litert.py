@@ -170,6 +170,8 @@ class LiteRTModel:
                         pad = np.zeros((chunk - count, *part.shape[1:]), part.dtype)
                         part = np.concatenate([part, pad], axis=0)
                     self.interpreter.set_tensor(d["index"], part)
+                # Samples are independent: a fused LSTM keeps its state in variable tensors across invokes
+                self.interpreter.reset_all_variables()
                 self.interpreter.invoke()
                 chunks.append(
                     [

@@ -380,6 +380,7 @@ class TflmModel:
                             pad = np.zeros((chunk - count, *part.shape[1:]), part.dtype)
                             part = np.concatenate([part, pad], axis=0)
                         interp.set_input(np.ascontiguousarray(part), i)
+                    interp.reset()  # independent samples: zero the LSTM state variable tensors
                     interp.invoke()
                     chunks.append(
                         [from_output(np.array(interp.get_output(i))[:count], s) for i, s in enumerate(out_specs)]

@@ -97,6 +97,10 @@ def add_compiler_checks(validation: dict[str, Any], compiled: Compilation, profi
     edgebuild's own Edge TPU rules predict (ops before the first one the compiler cannot map). The check
     says which number it used.
     """
+    if compiled.vela is not None:
+        from edgebuild.stages.npu_ops import reconcile
+
+        reconcile(validation, compiled.vela)
     edgetpu = compiled.edgetpu
     if edgetpu is None:
         return

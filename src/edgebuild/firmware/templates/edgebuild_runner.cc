@@ -225,6 +225,7 @@ int main() {
   Print("EDGEBUILD_FW outputs=%u\n", static_cast<unsigned>(interpreter.outputs_size()));
 
   for (int k = 0; k < kSampleCount; ++k) {
+    interpreter.Reset();  // independent samples: zero variable tensors (a fused LSTM's state)
     for (int i = 0; i < kSampleInputs; ++i) {
       const size_t bytes = static_cast<size_t>(g_sample_input_bytes[i]);
       memcpy(interpreter.input(i)->data.raw, g_sample_inputs[i] + bytes * k, bytes);
