@@ -41,6 +41,7 @@ def _register() -> None:
         distill,
         doctor,
         flash,
+        optimize,
         plan,
         prune,
         targets,
@@ -61,6 +62,7 @@ def _register() -> None:
         doctor,
         cache,
         debug_quant,
+        optimize,
     ):
         module.register(app)
 

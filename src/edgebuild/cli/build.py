@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 
 def build(
-    model: Path = typer.Argument(..., help="SavedModel folder, .keras (Keras 2 or 3) or .h5 file."),
+    model: Path | None = typer.Argument(None, help="SavedModel folder, .keras (Keras 2 or 3) or .h5 file."),
     target: list[str] = typer.Option(
         [], "--target", "-t", help="Built-in target name, a profile .toml, or 'all'. Repeats."
     ),
@@ -59,12 +59,37 @@ def build(
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="Cache location (default: $XDG_CACHE_HOME/edgebuild)."
     ),
+    matrix: Path | None = typer.Option(
+        None, "--matrix", help="Build every cell of a matrix file (edgebuild.toml: models x targets x variants)."
+    ),
+    executor: str = typer.Option("local", "--executor", help="Where --matrix builds run: local or ray."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: a local Ray)."
+    ),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Local executor processes (default: cores)."),
 ) -> int:
     """Convert, validate and benchmark MODEL for each target; write OUT/<target>/."""
     from edgebuild.api import build as api_build
     from edgebuild.cli.render import StageProgress
     from edgebuild.errors import EdgebuildError
 
+    if matrix is not None:
+        if model is not None or target or data is not None:
+            raise UsageError("--matrix takes models, targets and data from the file; drop MODEL, --target and --data.")
+        from edgebuild.cli.matrix import build_matrix
+
+        return build_matrix(
+            matrix,
+            executor=executor,
+            ray_address=ray_address,
+            workers=workers,
+            overrides=tuple(set_),
+            gates=not no_gates,
+            use_cache=not no_cache,
+            cache_dir=cache_dir,
+        )
+    if model is None:
+        raise UsageError("No model given. Pass MODEL (a .keras, .h5 or SavedModel folder) or --matrix edgebuild.toml.")
     if not target:
         raise UsageError("No target given. Pass --target mobile|edgetpu|mcu|all (see `edgebuild targets`).")
     if calibration not in {"data", "random"}:

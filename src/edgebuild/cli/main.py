@@ -25,6 +25,7 @@ COMMANDS = {
     "doctor",
     "cache",
     "debug-quant",
+    "optimize",
 }
 ROOT_FLAGS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
 

@@ -232,6 +232,24 @@ class TrainingSection(Section):
     recovery_schedule: Literal["constant", "cosine", "plateau"] = "plateau"
 
 
+class OptimizeSection(Section):
+    """The search space of `edgebuild optimize` (edgebuild.optimize): every combination is one candidate build."""
+
+    pruning_ratios: list[Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
+        [0.0, 0.25, 0.5, 0.75], min_length=1, description="structured pruning ratios (0 = unpruned)"
+    )
+    widths: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+        [1.0], min_length=1, description="width multipliers below 1 train a narrower student by distillation"
+    )
+    precisions: list[Literal["float16", "int8", "int16x8"]] = Field(["int8"], min_length=1)
+    methods: list[Literal["ptq", "qat"]] = Field(["ptq"], min_length=1)
+    distillation: list[bool] = Field([False], min_length=1, description="recover pruned models by distillation")
+    fidelities: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+        [0.25, 1.0], min_length=1, description="successive halving: share of the training epochs per rung"
+    )
+    eta: int = Field(2, ge=2, description="successive halving keeps the best 1/eta of each rung")
+
+
 class Profile(Section):
     """A fully resolved target profile: what one build of one target does."""
 
@@ -250,6 +268,7 @@ class Profile(Section):
     pruning: PruningSection = PruningSection()
     distillation: DistillationSection = DistillationSection()
     training: TrainingSection = TrainingSection()
+    optimize: OptimizeSection = OptimizeSection()
 
     @model_validator(mode="after")
     def _name_is_safe(self) -> Profile:
