@@ -22,6 +22,8 @@ _IO_DTYPES = {"int8": "int8", "uint8": "uint8", "int16": "int16"}
 
 _CONSTRUCTION = threading.Lock()
 
+_VARIABLE_FLAG = "_experimental_variable_quantization"  # private in TF 2.21 (lite.py, TFLiteConverterBase)
+
 
 def new_converter(source: Any, keep_alive: Any) -> Any:
     """A TFLiteConverter for an exported SavedModel folder (a Path) or a concrete function owned by `keep_alive`.
@@ -89,6 +91,11 @@ def _configure(converter: Any, tensorflow: Any, quant: QuantizationSection, cali
             raise ConversionError(f"Scheme '{quant.scheme}' needs calibration data; none was given.")
         converter.representative_dataset = lambda: _representative(calibration)
         set_dense_granularity(converter, quant)
+        if quant.scheme == "int8" and hasattr(converter, _VARIABLE_FLAG):
+            # A streaming model's state (resource variables) in int8 too: without this the converter keeps it
+            # float32 behind QUANTIZE/DEQUANTIZE, which int8-only targets refuse. No-op without variables
+            # (the digits CNN converts to identical bytes either way).
+            setattr(converter, _VARIABLE_FLAG, True)
         converter.target_spec.supported_ops = [
             ops.TFLITE_BUILTINS_INT8
             if quant.scheme == "int8"
