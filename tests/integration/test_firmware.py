@@ -519,3 +519,5 @@ def test_a_stateful_streaming_model_keeps_its_resource_variables_on_the_device(t
     # the state itself is int8 (variable quantization): no QUANTIZE/DEQUANTIZE around it, every check passes
     assert "DEQUANTIZE" not in report["artifact"]["ops"] and rules["passed"], rules["findings"]
     assert report["validation"]["passed"], [c["summary"] for c in report["validation"]["checks"] if not c["passed"]]
+    # the resource handle has no values: no NaN in report.json's per-layer rows, and report.html is written
+    assert "NaN" not in (out / "mcu/report.json").read_text() and (out / "report.html").is_file()

@@ -82,6 +82,9 @@ class Analysis:
         return block
 
 
+NON_NUMERIC = {"resource", "variant", "string"}
+
+
 def analyze(
     artifact_blob: bytes,
     float_blob: bytes,
@@ -150,6 +153,8 @@ def analyze(
 
     rows = []
     for p in pairs:
+        if p.tensor.dtype.name in NON_NUMERIC:  # a VAR_HANDLE's resource handle: no values to compare
+            continue
         stats = cumulative[p.tensor.name]
         metrics = stats.finish()
         row: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,8 @@ def _pct(v: float | None, digits: int = 1) -> str:
 
 
 def _num(v: Any) -> TypeIs[int | float]:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite number (NaN and infinity are not drawn or formatted as numbers)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _cell(text: str, value: Any = None, field: str | None = None, cls: str = "") -> str:
