@@ -82,7 +82,6 @@ class Analysis:
         return block
 
 
-NON_NUMERIC = {"resource", "variant", "string"}
 
 
 def analyze(
@@ -153,7 +152,7 @@ def analyze(
 
     rows = []
     for p in pairs:
-        if p.tensor.dtype.name in NON_NUMERIC:  # a VAR_HANDLE's resource handle: no values to compare
+        if p.op.name == "VAR_HANDLE" or p.tensor.dtype.kind not in "biuf":  # a resource handle: no values
             continue
         stats = cumulative[p.tensor.name]
         metrics = stats.finish()
