@@ -82,8 +82,6 @@ class Analysis:
         return block
 
 
-
-
 def analyze(
     artifact_blob: bytes,
     float_blob: bytes,
