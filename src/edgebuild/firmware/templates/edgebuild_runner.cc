@@ -227,7 +227,9 @@ int main() {
   for (int k = 0; k < kSampleCount; ++k) {
     // Independent samples: zero variable tensors (a fused LSTM's state). Reset() zeroes resource variables
     // too, so a streaming model (state in resource variables) runs its samples in order, as LiteRT does.
-    if (kNumResourceVariables == 0) interpreter.Reset();
+#ifndef EDGEBUILD_HAS_RESOURCE_VARIABLES
+    interpreter.Reset();
+#endif
     for (int i = 0; i < kSampleInputs; ++i) {
       const size_t bytes = static_cast<size_t>(g_sample_input_bytes[i]);
       memcpy(interpreter.input(i)->data.raw, g_sample_inputs[i] + bytes * k, bytes);
