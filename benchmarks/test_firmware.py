@@ -25,19 +25,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "examples"))
+from tflm_tree import tflm_tree  # noqa: E402
+
 RESULTS: dict[str, dict] = {}
 SAMPLES = 10
-
-
-def _tree() -> Path | None:
-    for c in (
-        os.environ.get("EDGEBUILD_TFLM_DIR"),
-        REPO.parent / "shared/tflm/tflm_tree",
-        Path("/work/shared/tflm/tflm_tree"),
-    ):
-        if c and (Path(c) / "tensorflow/lite/micro/micro_interpreter.h").is_file():
-            return Path(c)
-    return None
 
 
 def _cache() -> Path:
@@ -46,7 +37,7 @@ def _cache() -> Path:
 
 _MISSING = [t for t in ("arm-none-eabi-g++", "qemu-system-arm", "make") if shutil.which(t) is None]
 pytestmark = pytest.mark.skipif(
-    _tree() is None or bool(_MISSING),
+    tflm_tree() is None or bool(_MISSING),
     reason=f"needs the shared TFLM tree, {', '.join(_MISSING) or 'tools'} (make install)",
 )
 
@@ -133,7 +124,7 @@ def test_firmware_cmsis_nn_vs_reference(name: str, emitted, benchmark) -> None:
             root / f"firmware-{kernels}",
             samples,
             "mps2-an386",
-            _tree(),
+            tflm_tree(),
             arena,
             kernels=kernels,
             host_check=False,
@@ -145,7 +136,7 @@ def test_firmware_cmsis_nn_vs_reference(name: str, emitted, benchmark) -> None:
         from edgebuild.firmware.stage import firmware_for_artifact
 
         return firmware_for_artifact(
-            model, root / "alone", samples, "mps2-an386", _tree(), host_check=False, cache_dir=_cache(), log=print
+            model, root / "alone", samples, "mps2-an386", tflm_tree(), host_check=False, cache_dir=_cache(), log=print
         )
 
     reference = stage("reference")

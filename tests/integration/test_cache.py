@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tflm_tree import tflm_tree
 from vela_boards import board_ini
 
 from edgebuild.cache import BuildCache, build_key
@@ -280,9 +281,8 @@ def test_the_tflm_tree_is_part_of_the_key_by_content(tmp_path: Path, monkeypatch
     from edgebuild.cache import referenced_files
     from edgebuild.profiles import resolve
 
-    shared = Path(__file__).resolve().parents[3] / "shared/tflm/tflm_tree"
-    if not shared.is_dir():
-        shared = Path("/work/shared/tflm/tflm_tree")
+    shared = tflm_tree()
+    assert shared is not None, "needs a TensorFlow Lite Micro tree (tests/tflm_tree.py says where it is looked for)"
     tree = tmp_path / "tree"
     for top in ("tensorflow", "third_party", "signal"):
         if (shared / top).is_dir():

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tflm_tree import tflm_tree
 
 from edgebuild.artifact import OpInfo, TensorInfo, TfliteArtifact
 from edgebuild.checks import REGISTRY, RULE_SETS, check_rules, rules_for
@@ -88,15 +89,6 @@ def test_mcu_table_matches_the_installed_tflite_micro():
 # ---- TFLite Micro custom ops: one list, shared by the rules and the code generator ---
 
 
-def _tflm_tree() -> Path | None:
-    """The TFLM source tree shared beside the repository (CI: ../shared), if present."""
-    for root in (Path(__file__).resolve().parents[2].parent / "shared", Path("/work/shared")):
-        tree = root / "tflm" / "tflm_tree"
-        if (tree / "tensorflow" / "lite" / "micro" / "micro_mutable_op_resolver.h").is_file():
-            return tree
-    return None
-
-
 def test_every_custom_op_the_rules_accept_has_a_resolver_method():
     from edgebuild.checks.mcu import CUSTOM_KERNEL_DTYPES
     from edgebuild.codegen.ops import CUSTOM_METHODS, resolver_method
@@ -115,7 +107,7 @@ def test_custom_methods_match_the_tflm_op_resolver_header():
 
     from edgebuild.codegen.ops import CUSTOM_METHODS
 
-    tree = _tflm_tree()
+    tree = tflm_tree()
     if tree is None:
         pytest.skip("TFLM source tree (../shared/tflm/tflm_tree) not present")
     header = (tree / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
@@ -135,7 +127,7 @@ def test_custom_kernel_dtypes_match_the_kernel_sources():
 
     from edgebuild.checks.mcu import CUSTOM_KERNEL_DTYPES
 
-    tree = _tflm_tree()
+    tree = tflm_tree()
     if tree is None:
         pytest.skip("TFLM source tree (../shared/tflm/tflm_tree) not present")
     signal = tree / "signal/micro/kernels"
