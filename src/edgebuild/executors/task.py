@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebuild import errors
+from edgebuild.partials import move_into_place
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,7 @@ def write_outcome(outcome: TaskOutcome, out: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(blob)
     tmp.mkdir(parents=True, exist_ok=True)
-    old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    move_into_place(tmp, out)
 
 
 def _collect(folder: Path, renames: dict[str, str]) -> dict[str, bytes]:

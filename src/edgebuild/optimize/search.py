@@ -19,6 +19,7 @@ from edgebuild.executors import BuildTask, Executor, TaskOutcome
 from edgebuild.executors.task import write_outcome
 from edgebuild.optimize.measure import Budgets, Metrics, metrics
 from edgebuild.optimize.space import Candidate, Measured, candidates, lower_bounds
+from edgebuild.partials import move_into_place
 from edgebuild.profiles.schema import Profile
 
 
@@ -183,7 +184,5 @@ def copy_best(search: Search, best: Trial) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(search.out / best.key, tmp)
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    move_into_place(tmp, dest)
     return dest
