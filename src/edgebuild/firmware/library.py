@@ -98,27 +98,26 @@ class LibraryBuilder:
     def _ensure_objects(self, sources: Sequence[str], what: str) -> dict[str, Path]:
         """Objects for `sources`, compiling the ones the cache lacks (in parallel, with progress)."""
         found: dict[str, Path] = {}
-        todo: list[str] = []
-        for rel in sources:
-            obj = self.objects.lookup(rel)
-            if obj is None:
-                todo.append(rel)
-            else:
-                found[rel] = obj
+        todo = self._take_cached(sources, found)
         if not todo:
             return found
         lock = self.root / "locks" / f"{self.flavor.name}-{self.tree.fingerprint[:16]}.lock"
         with _file_lock(lock, self.log, f"TFLite Micro for {self.flavor.name}"):
-            still = []
-            for rel in todo:  # another process may have compiled them while we waited
-                obj = self.objects.lookup(rel)
-                if obj is None:
-                    still.append(rel)
-                else:
-                    found[rel] = obj
+            still = self._take_cached(todo, found)  # another process may have compiled some while we waited
             if still:
                 found.update(self._compile_all(still, what))
         return found
+
+    def _take_cached(self, sources: Sequence[str], found: dict[str, Path]) -> list[str]:
+        """Put the cached objects of `sources` into `found`; return the sources still to compile."""
+        missing = []
+        for rel in sources:
+            obj = self.objects.lookup(rel)
+            if obj is None:
+                missing.append(rel)
+            else:
+                found[rel] = obj
+        return missing
 
     def _compile_all(self, todo: list[str], what: str) -> dict[str, Path]:
         total = len(todo)
